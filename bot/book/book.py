@@ -1,0 +1,193 @@
+"""An L2 order book built from snapshots, deltas and best-bid/ask updates.
+
+Why this shape: each side is a dict (price -> size) for O(1) updates plus a sorted list of
+prices for the best levels. Real books change mostly near the touch, so ``bisect`` inserts into
+a list of a few thousand floats cost less than a tree in pure Python.
+
+Best-bid/ask updates (Binance ``bookTicker``) arrive about ten times as often as depth diffs.
+When one is newer than the last diff (by exchange update id) it is overlaid on the book: levels
+better than the new best are removed (they were consumed) and the best level's size is set.
+A later diff that is older than the last overlay is applied and the overlay re-applied, so the
+book never goes back in time.
+
+The book refuses to be used while it is unsound: before its first snapshot or after a
+:class:`~bot.core.events.BookInvalidated` (``RESYNC``), or while best bid >= best ask
+(``CROSSED``, counted in ``crossed_events``). Staleness is a question of time and is answered by
+:meth:`OrderBook.age_ns` against the caller's clock.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, insort
+from enum import Enum
+
+from bot.core.events import BestBidAsk, BookDelta, BookInvalidated, BookSnapshot, Level, MarketEvent, Trade
+
+NAN = float("nan")
+
+
+class BookStatus(str, Enum):
+    SOUND = "sound"
+    RESYNC = "resync"
+    CROSSED = "crossed"
+
+
+class OrderBook:
+    """Price-level book for one symbol."""
+
+    __slots__ = (
+        "_bids", "_asks", "_bid_prices", "_ask_prices", "status", "depth_sequence",
+        "_last_bbo", "last_update_ts", "crossed_events", "resyncs", "updates",
+    )
+
+    def __init__(self) -> None:
+        self._bids: dict[float, float] = {}
+        self._asks: dict[float, float] = {}
+        self._bid_prices: list[float] = []  # ascending; best bid is the last
+        self._ask_prices: list[float] = []  # ascending; best ask is the first
+        self.status = BookStatus.RESYNC
+        self.depth_sequence = 0
+        self._last_bbo: BestBidAsk | None = None
+        self.last_update_ts = 0
+        self.crossed_events = 0
+        self.resyncs = 0
+        self.updates = 0
+
+    # ------------------------------------------------------------------ updates
+    def apply(self, event: MarketEvent) -> bool:
+        """Apply one event; return True when the book's levels may have changed."""
+        if isinstance(event, BestBidAsk):
+            return self._apply_bbo(event)
+        if isinstance(event, BookDelta):
+            if self.status is BookStatus.RESYNC:
+                return False
+            self._set_levels(event.bids, self._bids, self._bid_prices)
+            self._set_levels(event.asks, self._asks, self._ask_prices)
+            self.depth_sequence = event.last_seq or self.depth_sequence
+            bbo = self._last_bbo
+            if bbo is not None and bbo.sequence > self.depth_sequence:
+                self._overlay(bbo)
+            self._touched(event.ts_local)
+            return True
+        if isinstance(event, BookSnapshot):
+            self._bids.clear()
+            self._asks.clear()
+            self._bid_prices.clear()
+            self._ask_prices.clear()
+            self._set_levels(event.bids, self._bids, self._bid_prices)
+            self._set_levels(event.asks, self._asks, self._ask_prices)
+            self.depth_sequence = event.sequence
+            self._last_bbo = None
+            self.status = BookStatus.SOUND
+            self._touched(event.ts_local)
+            return True
+        if isinstance(event, BookInvalidated):
+            if self.status is not BookStatus.RESYNC:
+                self.resyncs += 1
+            self.status = BookStatus.RESYNC
+            return True
+        if isinstance(event, Trade):
+            return False
+        raise TypeError(f"not a market event: {type(event).__name__}")
+
+    def _apply_bbo(self, bbo: BestBidAsk) -> bool:
+        if self.status is BookStatus.RESYNC:
+            return False
+        if bbo.sequence and bbo.sequence <= self.depth_sequence:
+            return False  # older than the depth we already hold
+        self._last_bbo = bbo
+        self._overlay(bbo)
+        self._touched(bbo.ts_local)
+        return True
+
+    def _overlay(self, bbo: BestBidAsk) -> None:
+        bids, bid_prices = self._bids, self._bid_prices
+        while bid_prices and bid_prices[-1] > bbo.bid_price:
+            del bids[bid_prices.pop()]
+        asks, ask_prices = self._asks, self._ask_prices
+        while ask_prices and ask_prices[0] < bbo.ask_price:
+            del asks[ask_prices.pop(0)]
+        self._set_levels(((bbo.bid_price, bbo.bid_size),), bids, bid_prices)
+        self._set_levels(((bbo.ask_price, bbo.ask_size),), asks, ask_prices)
+
+    @staticmethod
+    def _set_levels(levels: tuple[Level, ...], sizes: dict[float, float], prices: list[float]) -> None:
+        for price, size in levels:
+            if size > 0.0:
+                if price not in sizes:
+                    insort(prices, price)
+                sizes[price] = size
+            elif price in sizes:
+                del sizes[price]
+                del prices[bisect_left(prices, price)]
+
+    def _touched(self, ts: int) -> None:
+        self.last_update_ts = ts
+        self.updates += 1
+        if self._bid_prices and self._ask_prices and self._bid_prices[-1] >= self._ask_prices[0]:
+            if self.status is not BookStatus.CROSSED:
+                self.crossed_events += 1
+            self.status = BookStatus.CROSSED
+        else:
+            self.status = BookStatus.SOUND
+
+    # ------------------------------------------------------------------ reads
+    @property
+    def is_sound(self) -> bool:
+        """Synced and not crossed, with both sides present."""
+        return self.status is BookStatus.SOUND and bool(self._bid_prices) and bool(self._ask_prices)
+
+    def age_ns(self, now: int) -> int:
+        """Time since the last update, by the caller's clock (replay or wall time)."""
+        return now - self.last_update_ts if self.last_update_ts else 1 << 62
+
+    @property
+    def best_bid(self) -> float:
+        return self._bid_prices[-1] if self._bid_prices else NAN
+
+    @property
+    def best_ask(self) -> float:
+        return self._ask_prices[0] if self._ask_prices else NAN
+
+    @property
+    def best_bid_size(self) -> float:
+        return self._bids[self._bid_prices[-1]] if self._bid_prices else 0.0
+
+    @property
+    def best_ask_size(self) -> float:
+        return self._asks[self._ask_prices[0]] if self._ask_prices else 0.0
+
+    @property
+    def mid(self) -> float:
+        return (self.best_bid + self.best_ask) * 0.5
+
+    @property
+    def spread(self) -> float:
+        return self.best_ask - self.best_bid
+
+    @property
+    def microprice(self) -> float:
+        """Size-weighted mid: leans toward the side with less size (the one likely to move)."""
+        bq, aq = self.best_bid_size, self.best_ask_size
+        if bq + aq <= 0.0:
+            return self.mid
+        return (self.best_bid * aq + self.best_ask * bq) / (bq + aq)
+
+    def bids(self, n: int) -> list[Level]:
+        """Top ``n`` bid levels, best first."""
+        prices, sizes = self._bid_prices, self._bids
+        return [(p, sizes[p]) for p in prices[: -n - 1 if n < len(prices) else None : -1]] if n > 0 else []
+
+    def asks(self, n: int) -> list[Level]:
+        """Top ``n`` ask levels, best first."""
+        sizes = self._asks
+        return [(p, sizes[p]) for p in self._ask_prices[:n]]
+
+    def depth(self, side: str, n: int) -> float:
+        """Total size of the top ``n`` levels of ``side`` (``"bid"`` or ``"ask"``)."""
+        levels = self.bids(n) if side == "bid" else self.asks(n)
+        return math.fsum(size for _, size in levels)
+
+    def level_count(self) -> tuple[int, int]:
+        return len(self._bid_prices), len(self._ask_prices)

@@ -1,0 +1,250 @@
+"""Typed settings for every part of the bot, loaded from a TOML file plus the environment.
+
+Precedence (highest first): environment variables ``BOT__SECTION__KEY`` (e.g.
+``BOT__RISK__MAX_DRAWDOWN=0.05``), then a ``.env`` file in the working directory, then the TOML
+file. Unknown keys are errors, not silently ignored, because a typo in a risk limit must not
+leave the default in force. API secrets are ``SecretStr`` and are accepted only from the
+environment or ``.env`` (``BOT__EXCHANGE__API_KEY``, ``BOT__EXCHANGE__API_SECRET``): a TOML file
+that contains them is refused, so secrets never end up in a committed file or a run's stored
+config snapshot.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+SECRET_KEYS = ("api_key", "api_secret", "password")
+
+
+class ConfigError(Exception):
+    """A configuration problem. ``problems`` lists ``(key path, message)`` pairs."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]):
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {key}: {msg}" for key, msg in problems)
+        super().__init__(f"invalid configuration {source}:\n{lines}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunSection(_Section):
+    """Which world the engine runs in and where it keeps its state."""
+
+    mode: Literal["backtest", "paper", "live"] = "backtest"
+    name: str = "default"
+    db: str = "data/bot.db"
+    log_dir: str = "logs"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    console_log_level: Literal["debug", "info", "warning", "error"] = "warning"
+
+
+class MarketSection(_Section):
+    """The traded symbol and its exchange rules (live mode takes them from the exchange instead)."""
+
+    exchange: str = "binance"
+    symbol: str = "BTC/USDT"
+    type: Literal["spot", "future"] = "spot"
+    tick_size: Decimal = Field(Decimal("0.01"), gt=0)
+    lot_size: Decimal = Field(Decimal("0.00001"), gt=0)
+    min_qty: Decimal = Field(Decimal("0.00001"), ge=0)
+    min_notional: Decimal = Field(Decimal("5"), ge=0)
+
+
+class SignalSection(_Section):
+    """Imbalance features and how they combine into one score in [-1, 1]."""
+
+    depth_levels: int = Field(5, ge=1, le=100, description="levels per side for book imbalance")
+    distance_weighted: bool = Field(False, description="weight level i by 1/(i+1) in book imbalance")
+    ofi_window_s: float = Field(1.0, gt=0, description="rolling window for summed OFI")
+    ofi_scale: float = Field(5.0, gt=0, description="OFI (base units) mapped to ~0.76 by tanh(ofi/scale)")
+    weight_book_imbalance: float = 0.3
+    weight_ofi: float = 0.4
+    weight_microprice: float = 0.3
+
+
+class StrategySection(_Section):
+    """Thresholds that turn the score into enter / exit decisions."""
+
+    enter_threshold: float = Field(0.6, gt=0, le=1)
+    exit_threshold: float = Field(0.0, ge=-1, le=1, description="exit a long when score < this (short: > -this)")
+    cooldown_s: float = Field(1.0, ge=0, description="minimum time between entries")
+    max_holding_s: float = Field(60.0, gt=0, description="time stop: exit after this long in a position")
+    allow_short: bool = True
+
+    @model_validator(mode="after")
+    def _exit_below_enter(self) -> "StrategySection":
+        if self.exit_threshold >= self.enter_threshold:
+            raise ValueError("exit_threshold must be below enter_threshold")
+        return self
+
+
+class RiskSection(_Section):
+    """Sizing and the limits that flatten and halt trading."""
+
+    initial_equity: float = Field(10_000.0, gt=0, description="quote currency, backtest/paper")
+    risk_per_trade: float = Field(0.001, gt=0, le=0.1, description="fraction of equity lost if the stop is hit")
+    stop_loss_bps: float = Field(10.0, gt=0)
+    take_profit_bps: float = Field(15.0, gt=0)
+    max_position_notional: float = Field(2_000.0, gt=0)
+    max_order_notional: float = Field(1_000.0, gt=0)
+    max_depth_fraction: float = Field(0.2, gt=0, le=1, description="of visible top-N depth on the side taken")
+    daily_loss_limit: float = Field(0.02, gt=0, le=1, description="fraction of start-of-day equity")
+    max_drawdown: float = Field(0.05, gt=0, le=1, description="fraction of peak equity")
+    max_book_age_s: float = Field(5.0, gt=0, description="book older than this is stale: no trading")
+    kill_switch: bool = Field(False, description="true: flatten and never trade")
+
+
+class ExecutionSection(_Section):
+    """Fill model for backtest and paper; fees apply to every mode's accounting."""
+
+    taker_fee_bps: float = Field(10.0, ge=0)
+    maker_fee_bps: float = Field(10.0, ge=0)
+    latency_ms: float = Field(50.0, ge=0, description="decision to fill; the fill sees the book after it")
+
+
+class StoreSection(_Section):
+    batch_size: int = Field(500, ge=1)
+    equity_interval_s: float = Field(1.0, gt=0, description="equity curve sampling; Sharpe uses these returns")
+
+
+class ExchangeSection(_Section):
+    """Exchange connection. Secrets come only from the environment or ``.env``."""
+
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    sandbox: bool = False
+    rest_url: str | None = Field(None, description="override the REST base URL (e.g. the local emulator)")
+    ws_url: str | None = None
+
+
+class SimSection(_Section):
+    """The built-in order book simulator used by ``make demo`` (see bot.data.sim)."""
+
+    seed: int = 7
+    duration_s: float = Field(600.0, gt=0)
+    start_price: float = Field(30_000.0, gt=0)
+    levels: int = Field(20, ge=5, le=200)
+    event_rate_hz: float = Field(50.0, gt=0)
+    imbalance_sensitivity: float = Field(0.35, ge=0, le=0.5)
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with :func:`load_settings`, not directly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BOT__",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    run: RunSection = RunSection()
+    market: MarketSection = MarketSection()
+    signal: SignalSection = SignalSection()
+    strategy: StrategySection = StrategySection()
+    risk: RiskSection = RiskSection()
+    execution: ExecutionSection = ExecutionSection()
+    store: StoreSection = StoreSection()
+    exchange: ExchangeSection = ExchangeSection()
+    sim: SimSection = SimSection()
+
+    @model_validator(mode="after")
+    def _live_needs_keys(self) -> "Settings":
+        if self.run.mode == "live":
+            missing = [k for k in ("api_key", "api_secret") if getattr(self.exchange, k) is None]
+            if missing:
+                raise ValueError(
+                    "live mode needs " + " and ".join(f"exchange.{k}" for k in missing)
+                    + " from the environment (BOT__EXCHANGE__API_KEY / BOT__EXCHANGE__API_SECRET) or .env"
+                )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        file_data = _FILE_DATA.get()
+        return (init_settings, env_settings, dotenv_settings, InitSettingsSource(settings_cls, file_data))
+
+    def snapshot(self) -> dict[str, Any]:
+        """The config as plain JSON-able data with secrets removed: stored with every run."""
+        data = self.model_dump(mode="json", exclude={"exchange": {"api_key", "api_secret"}})
+        data["exchange"]["api_key_set"] = self.exchange.api_key is not None
+        return data
+
+
+_FILE_DATA: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("bot_config_file", default={})
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [("<file>", f"cannot read: {exc.strerror or exc}")]) from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [("<toml>", str(exc))]) from exc
+    secret_problems = [
+        (f"{section}.{key}", "secrets are not allowed in config files; set BOT__" f"{section.upper()}__{key.upper()} in the environment or .env")
+        for section, body in data.items()
+        if isinstance(body, dict)
+        for key in body
+        if key in SECRET_KEYS
+    ]
+    if secret_problems:
+        raise ConfigError(str(path), secret_problems)
+    return data
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    out = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "<root>"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling against the config reference in README.md)"
+        elif "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], dict):
+            msg = f"{msg} (got {err['input']!r})"
+        out.append((key, msg))
+    return out
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from ``path`` (TOML) and the environment; raise :class:`ConfigError` on any problem.
+
+    ``overrides`` (section dicts) take precedence over everything: tests and the tuner use them.
+    """
+    data = _read_toml(Path(path)) if path is not None else {}
+    token = _FILE_DATA.set(data)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(str(path or "<defaults>"), _problems(exc)) from None
+    finally:
+        _FILE_DATA.reset(token)
+
+
+def validate_file(path: str | Path) -> list[tuple[str, str]]:
+    """Every problem in a config file as ``(key path, message)``; empty when it is valid."""
+    try:
+        load_settings(path)
+    except ConfigError as exc:
+        return exc.problems
+    return []
