@@ -1,1 +1,1 @@
-"""cli layer."""
+"""Command-line interface: ``bot backtest``, ``bot report``, ``bot config check``."""

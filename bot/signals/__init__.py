@@ -1,1 +1,6 @@
-"""signals layer."""
+"""Streaming imbalance features and the strategy that maps them to decisions."""
+
+from bot.signals.features import SignalEngine, SignalState
+from bot.signals.strategy import ThresholdStrategy
+
+__all__ = ["SignalEngine", "SignalState", "ThresholdStrategy"]

@@ -1,0 +1,150 @@
+"""The ``bot`` command.
+
+Exit codes: 0 success, 1 a problem with the user's input (config, data, database) explained on
+stderr, 2 wrong command-line usage. Results go to stdout (one JSON object with ``--json``),
+logs to stderr and ``logs/bot.log``, so scripts can parse stdout safely.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from bot.config.settings import ConfigError, load_settings, validate_file
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    from bot.store.report import format_summary
+
+    if as_json:
+        print(json.dumps(summary, default=str))
+    else:
+        print(format_summary(summary))
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from bot.data.binance import RecordingError, ReaderStats, read_binance
+    from bot.data.sim import simulate
+    from bot.engine.runner import run_backtest
+    from bot.log import configure
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    if not args.data and not args.sim:
+        return _fail("give recordings with --data FILE [FILE...] or use the built-in simulator with --sim")
+    if args.data and args.sim:
+        return _fail("--data and --sim are exclusive: replay recordings or simulate, not both")
+    configure(settings.run.log_dir, settings.run.log_level, settings.run.console_log_level)
+    db = args.db or settings.run.db
+
+    if args.sim:
+        events = simulate(settings.sim, settings.market)
+        files: list[str] = []
+        source_stats = lambda: {"source": "sim", "seed": settings.sim.seed, "duration_s": settings.sim.duration_s}  # noqa: E731
+    else:
+        missing = [f for f in args.data if not Path(f).is_file()]
+        if missing:
+            return _fail("data file not found: " + ", ".join(missing))
+        stats = ReaderStats()
+        events = _checked_symbol(read_binance(args.data, stats), stats, settings.market.symbol)
+        files = [str(f) for f in args.data]
+        source_stats = stats.as_dict
+    try:
+        summary = run_backtest(settings, events, db_path=db, data_files=files, source_stats=source_stats)
+    except (RecordingError, SymbolMismatch) as exc:
+        return _fail(str(exc))
+    _print_summary(summary, args.json)
+    if not args.json and not args.sim:
+        src = summary.get("stats", {}).get("source", {})
+        for problem in src.get("problems", [])[:20]:
+            print(f"data problem: {problem}", file=sys.stderr)
+    return 0 if summary.get("status") == "completed" else 1
+
+
+class SymbolMismatch(Exception):
+    pass
+
+
+def _checked_symbol(events, stats, configured: str):  # type: ignore[no-untyped-def]
+    """Refuse to replay a recording of another symbol than the config's market (wrong lot sizes)."""
+    wanted = configured.replace("/", "").upper()
+    checked = False
+    for event in events:
+        if not checked and stats.symbol:
+            if stats.symbol.upper() != wanted:
+                raise SymbolMismatch(
+                    f"recording is {stats.symbol} but market.symbol is {configured}: use a config whose [market] matches the data"
+                )
+            checked = True
+        yield event
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bot.store.report import summarize
+
+    if not Path(args.db).is_file():
+        return _fail(f"database not found: {args.db}")
+    try:
+        summary = summarize(args.db, args.run)
+    except LookupError as exc:
+        return _fail(str(exc))
+    _print_summary(summary, args.json)
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    problems = validate_file(args.file)
+    if not problems:
+        print(f"{args.file}: ok")
+        return 0
+    for key, message in problems:
+        print(f"{args.file}: {key}: {message}")
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bot", description="Order-book-imbalance trading bot.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    bt = sub.add_parser("backtest", help="replay recordings (or the built-in simulator) through the engine")
+    bt.add_argument("--config", required=True, help="TOML config, e.g. config/backtest.toml")
+    bt.add_argument("--data", nargs="+", metavar="FILE", help="Binance raw-stream recordings (.gz); a split recording is given as all its files")
+    bt.add_argument("--sim", action="store_true", help="use the built-in order book simulator ([sim] section)")
+    bt.add_argument("--db", help="SQLite database (default: run.db of the config)")
+    bt.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    bt.set_defaults(func=cmd_backtest)
+
+    rp = sub.add_parser("report", help="print a run's summary from the database")
+    rp.add_argument("--db", required=True)
+    rp.add_argument("--run", help="run id (default: the latest run)")
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(func=cmd_report)
+
+    cfg = sub.add_parser("config", help="configuration tools")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
+    check = cfg_sub.add_parser("check", help="validate a config file; exit 1 listing every problem")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_config_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,226 @@
+"""One engine for every world: feed -> book -> signals -> strategy -> risk -> venue -> portfolio -> store.
+
+The engine is synchronous and driven by events: each market event is applied to the book, due
+orders are executed by the venue against the new book, signals update, and at most one new
+decision is made. The clock is the event's local timestamp, so a replay is deterministic and a
+recorded live session replays to the same decisions.
+
+One order is in flight at a time: while the venue holds a pending order no new decision is made,
+so an exit can never race the entry it closes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from bot.book.book import OrderBook
+from bot.config.settings import Settings
+from bot.core.events import MarketEvent
+from bot.core.market import Market
+from bot.core.orders import Fill, Intent, IntentKind, Order, OrderStatus, Reject
+from bot.core.portfolio import Portfolio
+from bot.log import get_logger
+from bot.risk.manager import RiskManager
+from bot.signals.features import SignalEngine
+from bot.signals.strategy import ThresholdStrategy
+from bot.store.store import Store
+
+
+class Venue(Protocol):
+    """What the engine needs from a venue (paper, backtest or live)."""
+
+    @property
+    def has_pending(self) -> bool: ...
+
+    def submit(self, order: Order, now: int) -> None: ...
+
+    def on_book(self, book: OrderBook, now: int) -> list[tuple[Order, list[Fill]]]: ...
+
+
+def market_from_settings(settings: Settings) -> Market:
+    m = settings.market
+    base, _, quote = m.symbol.partition("/")
+    return Market(m.symbol, m.tick_size, m.lot_size, m.min_qty, m.min_notional, base, quote)
+
+
+@dataclass(slots=True)
+class EngineStats:
+    events: int = 0
+    book_updates: int = 0
+    decisions: int = 0
+    orders: int = 0
+    rejects: int = 0
+    fills: int = 0
+    halts: int = 0
+    unsound_periods: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class Engine:
+    """Runs the strategy for one symbol against one venue and records everything in the store."""
+
+    def __init__(self, settings: Settings, market: Market, venue: Venue, store: Store, run_id: str):
+        self.settings = settings
+        self.market = market
+        self.venue = venue
+        self.store = store
+        self.run_id = run_id
+        self.log = get_logger("bot.engine")
+        self.book = OrderBook()
+        self.signals = SignalEngine(settings.signal)
+        self.strategy = ThresholdStrategy(settings.strategy)
+        self.risk = RiskManager(
+            settings.risk,
+            market,
+            depth_levels=settings.signal.depth_levels,
+            taker_fee_bps=settings.execution.taker_fee_bps,
+        )
+        self.portfolio = Portfolio.start(Decimal(repr(settings.risk.initial_equity)))
+        self.stats = EngineStats()
+        self.last_mid = float("nan")
+        self.now = 0
+        self._order_seq = 0
+        self._equity_interval_ns = int(settings.store.equity_interval_s * 1e9)
+        self._next_equity_ts = 0
+        self._sound = False
+        self._halt_seen = None
+
+    # ------------------------------------------------------------------ event loop
+    def on_event(self, event: MarketEvent) -> None:
+        now = event.ts_local
+        self.now = now
+        self.stats.events += 1
+        book = self.book
+        changed = book.apply(event)
+        if book.is_sound != self._sound:
+            self._soundness_changed(now)
+        if self.venue.has_pending:
+            for order, fills in self.venue.on_book(book, now):
+                self._on_execution(order, fills, now)
+        if not changed:
+            return
+        self.stats.book_updates += 1
+        state = self.signals.update(book, now)
+        if not state.valid:
+            return
+        self.last_mid = state.mid
+        equity = self.portfolio.equity(state.mid)
+        if now >= self._next_equity_ts:
+            self._record_equity(now, equity)
+        if self.venue.has_pending:
+            return
+        intent = self.risk.on_mark(self.portfolio, equity, book.best_bid, book.best_ask, now)
+        if self.risk.halt is not self._halt_seen:
+            self._halt_changed(now)
+        if intent is None:
+            sign = 0 if self.portfolio.is_flat else (1 if self.portfolio.qty > 0 else -1)
+            intent = self.strategy.decide(state, sign, self.portfolio.open_ts, now)
+        if intent is not None:
+            self._decide(intent, equity, now)
+
+    def finish(self, reason: str = "end_of_data") -> None:
+        """Flatten any open position on the last book and record the final equity point."""
+        now = self.now
+        if not self.portfolio.is_flat and not self.venue.has_pending:
+            mid = self.last_mid
+            equity = self.portfolio.equity(mid) if mid == mid else float(self.portfolio.cash)
+            # the last update's own time: the book is as fresh as it will ever be
+            self._decide(Intent(IntentKind.EXIT, now, reason), equity, max(now, self.book.last_update_ts))
+        if self.venue.has_pending:
+            due = now + int(self.settings.execution.latency_ms * 1e6)
+            for order, fills in self.venue.on_book(self.book, due):
+                self._on_execution(order, fills, due)
+            self.now = now = max(now, due)
+        if self.last_mid == self.last_mid:
+            self._record_equity(now, self.portfolio.equity(self.last_mid))
+        self.store.flush()
+
+    # ------------------------------------------------------------------ decisions
+    def _next_client_order_id(self) -> str:
+        self._order_seq += 1
+        return f"{self.run_id}-{self._order_seq}"
+
+    def _decide(self, intent: Intent, equity: float, now: int) -> None:
+        self.stats.decisions += 1
+        result = self.risk.check(intent, self.portfolio, equity, self.book, now, self._next_client_order_id())
+        if isinstance(result, Reject):
+            self.stats.rejects += 1
+            if intent.kind is not IntentKind.EXIT:
+                self.strategy.cool_down(now)
+            self.store.record_risk_event(self.run_id, now, "reject", result.rule, f"{intent.kind.value}: {result.detail}")
+            self.log.info("order rejected", intent=intent.kind.value, reason=intent.reason, rule=result.rule, detail=result.detail, score=round(intent.score, 4))
+            return
+        order = result
+        self.stats.orders += 1
+        self.venue.submit(order, now)
+        self.store.record_order(self.run_id, order)
+        self.log.info(
+            "order sent",
+            client_order_id=order.client_order_id,
+            side=order.side.value,
+            amount=str(order.amount),
+            reason=order.reason,
+            score=round(intent.score, 4),
+            bid=self.book.best_bid,
+            ask=self.book.best_ask,
+        )
+
+    def _on_execution(self, order: Order, fills: list[Fill], now: int) -> None:
+        portfolio = self.portfolio
+        was_flat = portfolio.is_flat
+        for fill in fills:
+            self.stats.fills += 1
+            trip = portfolio.apply(fill)
+            self.store.record_fill(self.run_id, fill)
+            if trip is not None:
+                self.store.record_round_trip(self.run_id, trip)
+                self.log.info("round trip closed", side=trip.side, pnl_net=str(trip.pnl_net), fees=str(trip.fees))
+        if fills:
+            self.store.record_position(self.run_id, now, portfolio.qty, portfolio.avg_price, portfolio.realized_pnl, portfolio.cash, portfolio.fees)
+        if was_flat and not portfolio.is_flat:
+            stop, target = self.risk.protective_prices(portfolio.qty, portfolio.avg_price)
+            portfolio.stop_price, portfolio.take_profit_price = stop, target
+            order.stop_price, order.take_profit_price = stop, target
+            self.strategy.cool_down(now)
+        self.store.record_order(self.run_id, order)
+        self.log.info(
+            "order done",
+            client_order_id=order.client_order_id,
+            status=order.status.value,
+            filled=str(order.filled),
+            fills=len(fills),
+            avg_price=str(portfolio.avg_price),
+            position=str(portfolio.qty),
+        )
+        if order.status is OrderStatus.EXPIRED and order.filled < order.amount:
+            self.store.record_risk_event(self.run_id, now, "partial_fill", "book_depth", f"{order.client_order_id} filled {order.filled} of {order.amount}")
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _record_equity(self, now: int, equity: float) -> None:
+        self.store.record_equity(self.run_id, now, equity, self.last_mid, float(self.portfolio.qty), float(self.portfolio.cash))
+        self._next_equity_ts = now - now % self._equity_interval_ns + self._equity_interval_ns
+
+    def _soundness_changed(self, now: int) -> None:
+        self._sound = self.book.is_sound
+        if self._sound:
+            self.store.record_risk_event(self.run_id, now, "resume", "book_sound", "book sound again: trading allowed")
+            self.log.info("book sound", depth_sequence=self.book.depth_sequence)
+        else:
+            self.stats.unsound_periods += 1
+            self.store.record_risk_event(self.run_id, now, "book_unsound", self.book.status.value, "no trading until the book is sound")
+            self.log.warning("book unsound", status=self.book.status.value)
+
+    def _halt_changed(self, now: int) -> None:
+        halt = self.risk.halt
+        self._halt_seen = halt
+        if halt is None:
+            self.store.record_risk_event(self.run_id, now, "resume", "halt_expired", "halt lifted")
+            self.log.info("halt lifted")
+            return
+        self.stats.halts += 1
+        self.store.record_risk_event(self.run_id, now, "halt", halt.rule, halt.detail)
+        self.log.warning("trading halted", rule=halt.rule, detail=halt.detail)

@@ -1,0 +1,218 @@
+"""The run summary, computed from the database alone (no engine state, no log files).
+
+Definitions (all per run):
+
+* ``final_equity``: equity of the last equity row (``initial_equity`` if there is none);
+  ``pnl_net = final_equity - initial_equity``; ``fees`` = sum of the fills' fees (summed exactly as
+  Decimal); ``pnl_gross = pnl_net + fees``.
+* ``trades``: round trips; ``win_rate``: share of round trips with ``pnl_net > 0`` (None without trades).
+* ``max_drawdown``: largest drop from a running peak of the equity rows, as a fraction of that peak.
+* ``sharpe``: mean / sample std (ddof=1) of the simple returns between consecutive equity rows,
+  annualized by ``sqrt(365*24*3600 / equity_interval_s)`` (the market trades 24/7); None with
+  fewer than 3 equity points or zero std.
+* ``events``, ``wall_time_s``: from the stats the engine wrote at ``finish_run``; a run whose status
+  is still ``running`` did not finish (killed, crashed hard, or still in progress).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+SECONDS_PER_YEAR = 365 * 24 * 3600
+DEFAULT_EQUITY_INTERVAL_S = 1.0
+_OWN_STATS = ("events", "wall_time_s")
+
+SUMMARY_KEYS = (
+    "run_id", "db", "mode", "symbol", "status", "started_at", "ended_at",
+    "events", "wall_time_s", "events_per_s",
+    "trades", "fills", "orders", "rejects",
+    "pnl_gross", "fees", "pnl_net", "win_rate", "max_drawdown",
+    "sharpe", "sharpe_annualization", "initial_equity", "final_equity", "stats",
+)
+
+
+def _money(x: float | Decimal | None) -> float | None:
+    return None if x is None else round(float(x), 8)
+
+
+def _frac(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 6)
+
+
+def max_drawdown(equity: np.ndarray) -> float:
+    """Largest (peak - value) / peak over the series; 0.0 for fewer than 2 points."""
+    if equity.size < 2:
+        return 0.0
+    peak = np.maximum.accumulate(equity)
+    valid = peak > 0
+    if not valid.any():
+        return 0.0
+    dd = (peak[valid] - equity[valid]) / peak[valid]
+    return max(float(dd.max()), 0.0)
+
+
+def sharpe_ratio(equity: np.ndarray, equity_interval_s: float) -> float | None:
+    """Annualized Sharpe of consecutive simple returns; None if undefined."""
+    if equity.size < 3:
+        return None
+    prev = equity[:-1]
+    if np.any(prev <= 0):
+        return None  # returns are undefined through zero / negative equity
+    returns = np.diff(equity) / prev
+    std = float(returns.std(ddof=1))
+    if not math.isfinite(std) or std <= 0.0:
+        return None
+    value = float(returns.mean()) / std * math.sqrt(SECONDS_PER_YEAR / equity_interval_s)
+    return value if math.isfinite(value) else None
+
+
+def _equity_interval(config: dict[str, Any]) -> tuple[float, bool]:
+    try:
+        value = float(config["store"]["equity_interval_s"])
+        if value > 0:
+            return value, True
+    except (KeyError, TypeError, ValueError):
+        pass
+    return DEFAULT_EQUITY_INTERVAL_S, False
+
+
+def _open(db_path: str | Path) -> sqlite_utils.Database:
+    path = Path(db_path)
+    if not path.is_file():
+        raise LookupError(f"no database at {path} (file does not exist)")
+    db = sqlite_utils.Database(path)
+    if "runs" not in db.table_names():
+        db.close()
+        raise LookupError(f"{path} is not a bot database (no 'runs' table)")
+    return db
+
+
+def summarize(db_path: str | Path, run_id: str | None = None) -> dict:
+    """Summary of ``run_id`` (the latest run if None). Raises LookupError for a missing db or run."""
+    path = Path(db_path)
+    db = _open(path)
+    try:
+        conn = db.conn
+        if run_id is None:
+            row = conn.execute("SELECT run_id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1").fetchone()
+            if row is None:
+                raise LookupError(f"no runs in database {path}")
+            run_id = row[0]
+        runs = list(db.query("SELECT * FROM runs WHERE run_id = ?", [run_id]))
+        if not runs:
+            known = [r[0] for r in conn.execute("SELECT run_id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 5")]
+            raise LookupError(
+                f"run {run_id!r} not found in database {path}"
+                + (f" (latest runs: {', '.join(known)})" if known else " (it has no runs)")
+            )
+        run = runs[0]
+        config = json.loads(run["config_json"] or "{}")
+        stats = json.loads(run["stats_json"]) if run["stats_json"] else {}
+        initial_equity = float(run["initial_equity"])
+
+        def count(table: str, where: str = "", params: tuple = ()) -> int:
+            return conn.execute(f"SELECT COUNT(*) FROM [{table}] WHERE run_id = ?{where}", (run_id, *params)).fetchone()[0]
+
+        trades = count("round_trips")
+        wins = count("round_trips", " AND CAST(pnl_net AS REAL) > 0")
+        fills = count("fills")
+        orders = count("orders")
+        rejects = count("risk_events", " AND kind = ?", ("reject",))
+        fees = sum((Decimal(f) for (f,) in conn.execute("SELECT fee FROM fills WHERE run_id = ?", (run_id,))), Decimal(0))
+
+        n_eq = count("equity")
+        cur = conn.execute("SELECT equity FROM equity WHERE run_id = ? ORDER BY ts, id", (run_id,))
+        equity = np.fromiter(itertools.chain.from_iterable(cur), dtype=np.float64, count=n_eq)
+
+        final_equity = float(equity[-1]) if equity.size else initial_equity
+        pnl_net = final_equity - initial_equity
+        interval, from_config = _equity_interval(config)
+        sharpe = sharpe_ratio(equity, interval)
+        annualization = (
+            f"mean/std (ddof=1) of simple returns between consecutive equity rows sampled every "
+            f"{interval:g}s ({'store.equity_interval_s' if from_config else 'default, not in the run config'}), "
+            f"times sqrt(365*24*3600/{interval:g}) = {math.sqrt(SECONDS_PER_YEAR / interval):.2f} (24/7 market)"
+        )
+
+        events = stats.get("events")
+        wall = stats.get("wall_time_s")
+        events_per_s = 0.0
+        if isinstance(events, (int, float)) and isinstance(wall, (int, float)) and wall > 0:
+            events_per_s = round(events / wall, 1)
+
+        return {
+            "run_id": run_id,
+            "db": str(path),
+            "mode": run["mode"],
+            "symbol": run["symbol"],
+            "status": run["status"],
+            "started_at": run["started_at"],
+            "ended_at": run["ended_at"],
+            "events": events,
+            "wall_time_s": None if wall is None else round(float(wall), 3),
+            "events_per_s": events_per_s,
+            "trades": trades,
+            "fills": fills,
+            "orders": orders,
+            "rejects": rejects,
+            "pnl_gross": _money(pnl_net + float(fees)),
+            "fees": _money(fees),
+            "pnl_net": _money(pnl_net),
+            "win_rate": _frac(wins / trades) if trades else None,
+            "max_drawdown": _frac(max_drawdown(equity)),
+            "sharpe": None if sharpe is None else round(sharpe, 4),
+            "sharpe_annualization": annualization,
+            "initial_equity": _money(initial_equity),
+            "final_equity": _money(final_equity),
+            "stats": {k: v for k, v in stats.items() if k not in _OWN_STATS},
+        }
+    finally:
+        db.close()
+
+
+def _ts(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return datetime.fromtimestamp(value, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _value(key: str, value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if key in ("win_rate", "max_drawdown"):
+        return f"{value * 100:.2f}%"
+    if isinstance(value, float):
+        if key in ("pnl_gross", "fees", "pnl_net", "initial_equity", "final_equity"):
+            return f"{value:.8f}".rstrip("0").rstrip(".")
+        return str(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def format_summary(summary: dict) -> str:
+    """Aligned ``key: value`` lines; a run still ``running`` is flagged as not finished."""
+    lines: list[tuple[str, str]] = []
+    for key, value in summary.items():
+        if key == "stats":
+            continue
+        if key == "status" and value == "running":
+            text = "running (DID NOT FINISH: no finish_run was recorded; the process was killed or is still running)"
+        elif key in ("started_at", "ended_at"):
+            text = _ts(value)
+        else:
+            text = _value(key, value)
+        lines.append((key, text))
+    for key, value in sorted((summary.get("stats") or {}).items()):
+        lines.append((f"stats.{key}", _value(key, value)))
+    width = max((len(k) for k, _ in lines), default=0)
+    return "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in lines)

@@ -1,0 +1,570 @@
+"""Persistence of runs, orders, fills, positions, round trips, equity and risk events in SQLite.
+
+One :class:`Store` owns one sqlite-utils :class:`~sqlite_utils.Database` (WAL mode). ``start_run``
+and ``finish_run`` write immediately; every other ``record_*`` call only appends to an in-memory
+buffer, and :meth:`Store.flush` writes the whole buffer in ONE transaction: either every buffered
+row of every table lands, or none does. A flush happens automatically once ``batch_size`` rows
+are buffered. A process killed between flushes therefore leaves a consistent database: all
+earlier batches complete, nothing of the unflushed one, and the run row still ``running``.
+
+Exact quantities (``Decimal`` prices, amounts, fees, cash, PnL) are stored as TEXT in plain
+positional notation so they read back exactly with ``Decimal(text)``; enums are stored as their
+value; the equity curve (reported only) is REAL.
+
+If a flush fails, the transaction is rolled back, a :class:`StoreError` naming the table is raised
+and the batch stays buffered, so a later ``flush`` retries it (``discard_pending`` drops it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from dataclasses import asdict, is_dataclass
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
+from typing import Any, Iterator
+
+import sqlite_utils
+
+from bot.core.orders import Fill, Order
+from bot.core.portfolio import RoundTrip
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+RUN_STATUSES_FINAL = ("completed", "interrupted", "failed")
+RUN_STATUS_RUNNING = "running"
+
+# Buffered tables, in the order a flush writes them.
+BUFFERED_TABLES = ("orders", "fills", "positions", "round_trips", "equity", "risk_events")
+
+
+class StoreError(Exception):
+    """A persistence problem: failed flush (batch rolled back), unknown run, wrong schema, ..."""
+
+
+# ---------------------------------------------------------------------------------------------
+# schema
+
+_FK = [("run_id", "runs", "run_id")]
+
+# table -> (columns, pk, not_null, indexes)
+_SCHEMA: dict[str, dict[str, Any]] = {
+    "runs": {
+        "columns": {
+            "run_id": str,
+            "mode": str,
+            "symbol": str,
+            "started_at": float,
+            "ended_at": float,
+            "status": str,
+            "git_rev": str,
+            "config_json": str,
+            "data_files_json": str,
+            "initial_equity": float,
+            "stats_json": str,
+        },
+        "pk": "run_id",
+        "not_null": ["mode", "started_at", "status", "config_json", "data_files_json", "initial_equity"],
+        "indexes": [["started_at"]],
+        "fk": None,
+    },
+    "orders": {
+        "columns": {
+            "run_id": str,
+            "client_order_id": str,
+            "ts": int,
+            "side": str,
+            "amount": str,
+            "order_type": str,
+            "price": str,
+            "reason": str,
+            "reduce_only": int,
+            "stop_price": str,
+            "take_profit_price": str,
+            "status": str,
+            "filled": str,
+            "exchange_order_id": str,
+        },
+        "pk": ("run_id", "client_order_id"),
+        "not_null": ["run_id", "client_order_id", "ts", "side", "amount", "order_type", "status", "filled"],
+        "indexes": [["run_id", "ts"]],
+        "fk": _FK,
+    },
+    "fills": {
+        "columns": {
+            "id": int,
+            "run_id": str,
+            "ts": int,
+            "client_order_id": str,
+            "side": str,
+            "price": str,
+            "amount": str,
+            "fee": str,
+            "liquidity": str,
+            "trade_id": str,
+        },
+        "pk": "id",
+        "not_null": ["run_id", "ts", "client_order_id", "side", "price", "amount", "fee"],
+        "indexes": [["run_id", "ts"], ["run_id", "client_order_id"]],
+        "fk": _FK,
+    },
+    "positions": {
+        "columns": {
+            "id": int,
+            "run_id": str,
+            "ts": int,
+            "qty": str,
+            "avg_price": str,
+            "realized_pnl": str,
+            "cash": str,
+            "fees": str,
+        },
+        "pk": "id",
+        "not_null": ["run_id", "ts", "qty", "avg_price", "realized_pnl", "cash", "fees"],
+        "indexes": [["run_id", "ts"]],
+        "fk": _FK,
+    },
+    "round_trips": {
+        "columns": {
+            "id": int,
+            "run_id": str,
+            "open_ts": int,
+            "close_ts": int,
+            "side": str,
+            "max_qty": str,
+            "pnl_gross": str,
+            "fees": str,
+            "pnl_net": str,
+        },
+        "pk": "id",
+        "not_null": ["run_id", "open_ts", "close_ts", "side", "max_qty", "pnl_gross", "fees", "pnl_net"],
+        "indexes": [["run_id", "close_ts"]],
+        "fk": _FK,
+    },
+    "equity": {
+        "columns": {
+            "id": int,
+            "run_id": str,
+            "ts": int,
+            "equity": float,
+            "mid": float,
+            "position_qty": float,
+            "cash": float,
+        },
+        "pk": "id",
+        "not_null": ["run_id", "ts", "equity"],
+        "indexes": [["run_id", "ts"]],
+        "fk": _FK,
+    },
+    "risk_events": {
+        "columns": {
+            "id": int,
+            "run_id": str,
+            "ts": int,
+            "kind": str,
+            "rule": str,
+            "detail": str,
+        },
+        "pk": "id",
+        "not_null": ["run_id", "ts", "kind"],
+        "indexes": [["run_id", "kind"], ["run_id", "ts"]],
+        "fk": _FK,
+    },
+}
+
+
+def _dec(value: Any) -> str | None:
+    """Exact TEXT for a quantity: Decimal in plain notation, ints as is, floats via repr."""
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, bool):
+        raise TypeError(f"not a quantity: {value!r}")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return format(Decimal(repr(value)), "f")
+    if isinstance(value, str):
+        return format(Decimal(value), "f")
+    return format(Decimal(str(value)), "f")
+
+
+def _enum(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Decimal):
+        return str(obj)
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return asdict(obj)
+    item = getattr(obj, "item", None)  # numpy scalars
+    if callable(item):
+        return item()
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, default=_json_default, sort_keys=True)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class Store:
+    """Runs and their records in one SQLite file (see the module docstring)."""
+
+    def __init__(self, path: str | Path, batch_size: int = 500):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.path = Path(path)
+        self.batch_size = int(batch_size)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite_utils.Database(self.path)
+        self._closed = False
+        try:
+            self.db.conn.execute("PRAGMA busy_timeout = 5000")
+            self.db.enable_wal()
+            self.db.conn.execute("PRAGMA foreign_keys = ON")
+            self._ensure_schema()
+        except BaseException:
+            self.db.close()
+            self._closed = True
+            raise
+        self._orders: dict[tuple[str, str], dict[str, Any]] = {}
+        self._rows: dict[str, list[dict[str, Any]]] = {t: [] for t in BUFFERED_TABLES if t != "orders"}
+        self._known_runs: set[str] = set()
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def _ensure_schema(self) -> None:
+        db = self.db
+        with db.atomic():
+            db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is not None and int(row[0]) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: schema version {row[0]} is newer than this code supports "
+                    f"({SCHEMA_VERSION}); upgrade the bot"
+                )
+            for name, spec in _SCHEMA.items():
+                table = db.table(name)
+                kwargs: dict[str, Any] = {"pk": spec["pk"], "not_null": spec["not_null"], "if_not_exists": True}
+                if spec["fk"]:
+                    kwargs["foreign_keys"] = spec["fk"]
+                table.create(spec["columns"], **kwargs)
+                for cols in spec["indexes"]:
+                    table.create_index(cols, index_name=f"idx_{name}_{'_'.join(cols)}", if_not_exists=True)
+            if row is None:
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+                )
+                db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)", [repr(time.time())])
+
+    def schema_version(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0])
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"store {self.path} is closed")
+
+    def _check_run(self, run_id: str) -> None:
+        """Refuse records for a run that was never started (they would poison a whole batch)."""
+        if run_id in self._known_runs:
+            return
+        if self.db.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchone() is None:
+            raise StoreError(f"unknown run_id {run_id!r}: call start_run first")
+        self._known_runs.add(run_id)
+
+    @property
+    def pending(self) -> int:
+        """Rows buffered and not yet written."""
+        return len(self._orders) + sum(len(rows) for rows in self._rows.values())
+
+    def _buffer(self, table: str, row: dict[str, Any]) -> None:
+        self._rows[table].append(row)
+        self._maybe_flush()
+
+    def _maybe_flush(self) -> None:
+        if self.pending >= self.batch_size:
+            self.flush()
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def start_run(
+        self,
+        run_id: str,
+        *,
+        mode: str,
+        config: dict,
+        git_rev: str | None,
+        data_files: list[str],
+        initial_equity: float,
+        started_at: float | None = None,
+        symbol: str = "",
+    ) -> None:
+        """Insert the run row (status ``running``) in its own, immediately committed transaction."""
+        self._check_open()
+        row = {
+            "run_id": run_id,
+            "mode": str(_enum(mode)),
+            "symbol": symbol,
+            "started_at": float(started_at if started_at is not None else time.time()),
+            "ended_at": None,
+            "status": RUN_STATUS_RUNNING,
+            "git_rev": git_rev,
+            "config_json": to_json(config),
+            "data_files_json": to_json([str(f) for f in data_files]),
+            "initial_equity": float(initial_equity),
+            "stats_json": None,
+        }
+        try:
+            with self.db.atomic():
+                self.db.table("runs").insert(row)
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"cannot start run {run_id!r}: {exc} (run ids must be unique)") from exc
+        self._known_runs.add(run_id)
+
+    def finish_run(self, run_id: str, *, status: str, stats: dict, ended_at: float | None = None) -> None:
+        """Flush the buffer and close the run row (status, ended_at, stats) in one transaction."""
+        self._check_open()
+        if status not in RUN_STATUSES_FINAL:
+            raise ValueError(f"status must be one of {RUN_STATUSES_FINAL}, got {status!r}")
+        stats_json = to_json(stats)
+        ended = float(ended_at if ended_at is not None else time.time())
+        self._write_batch(
+            extra=lambda: self._close_run_row(run_id, status, ended, stats_json),
+            what=f"finish_run({run_id!r})",
+        )
+
+    def _close_run_row(self, run_id: str, status: str, ended_at: float, stats_json: str) -> None:
+        cur = self.db.execute(
+            "UPDATE runs SET status = ?, ended_at = ?, stats_json = ? WHERE run_id = ?",
+            [status, ended_at, stats_json, run_id],
+        )
+        if cur.rowcount != 1:
+            raise StoreError(f"unknown run_id {run_id!r}: nothing to finish")
+
+    # -- buffered records ------------------------------------------------------------------
+
+    def record_order(self, run_id: str, order: Order) -> None:
+        """Buffer a snapshot of ``order``; a later record of the same client_order_id replaces it."""
+        self._check_open()
+        self._check_run(run_id)
+        row = {
+            "run_id": run_id,
+            "client_order_id": order.client_order_id,
+            "ts": int(order.ts),
+            "side": _enum(order.side),
+            "amount": _dec(order.amount),
+            "order_type": order.order_type,
+            "price": _dec(order.price),
+            "reason": order.reason,
+            "reduce_only": int(bool(order.reduce_only)),
+            "stop_price": _dec(order.stop_price),
+            "take_profit_price": _dec(order.take_profit_price),
+            "status": _enum(order.status),
+            "filled": _dec(order.filled),
+            "exchange_order_id": order.exchange_order_id,
+        }
+        self._orders[(run_id, order.client_order_id)] = row
+        self._maybe_flush()
+
+    def record_fill(self, run_id: str, fill: Fill) -> None:
+        self._check_open()
+        self._check_run(run_id)
+        self._buffer(
+            "fills",
+            {
+                "run_id": run_id,
+                "ts": int(fill.ts),
+                "client_order_id": fill.client_order_id,
+                "side": _enum(fill.side),
+                "price": _dec(fill.price),
+                "amount": _dec(fill.amount),
+                "fee": _dec(fill.fee),
+                "liquidity": fill.liquidity,
+                "trade_id": fill.trade_id,
+            },
+        )
+
+    def record_position(self, run_id: str, ts: int, qty, avg_price, realized_pnl, cash, fees) -> None:
+        """The position after a fill (exact values, normally the Portfolio's Decimals)."""
+        self._check_open()
+        self._check_run(run_id)
+        self._buffer(
+            "positions",
+            {
+                "run_id": run_id,
+                "ts": int(ts),
+                "qty": _dec(qty),
+                "avg_price": _dec(avg_price),
+                "realized_pnl": _dec(realized_pnl),
+                "cash": _dec(cash),
+                "fees": _dec(fees),
+            },
+        )
+
+    def record_round_trip(self, run_id: str, trip: RoundTrip) -> None:
+        self._check_open()
+        self._check_run(run_id)
+        self._buffer(
+            "round_trips",
+            {
+                "run_id": run_id,
+                "open_ts": int(trip.open_ts),
+                "close_ts": int(trip.close_ts),
+                "side": trip.side,
+                "max_qty": _dec(trip.max_qty),
+                "pnl_gross": _dec(trip.pnl_gross),
+                "fees": _dec(trip.fees),
+                "pnl_net": _dec(trip.pnl_net),
+            },
+        )
+
+    def record_equity(self, run_id: str, ts: int, equity: float, mid: float, position_qty: float, cash: float) -> None:
+        self._check_open()
+        self._check_run(run_id)
+        self._buffer(
+            "equity",
+            {
+                "run_id": run_id,
+                "ts": int(ts),
+                "equity": float(equity),
+                "mid": None if mid is None else float(mid),
+                "position_qty": None if position_qty is None else float(position_qty),
+                "cash": None if cash is None else float(cash),
+            },
+        )
+
+    def record_risk_event(self, run_id: str, ts: int, kind: str, rule: str, detail: str) -> None:
+        """``kind``: reject, halt, flatten, book_unsound, resume, ..."""
+        self._check_open()
+        self._check_run(run_id)
+        self._buffer(
+            "risk_events",
+            {"run_id": run_id, "ts": int(ts), "kind": str(_enum(kind)), "rule": rule, "detail": detail},
+        )
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write every buffered row of every table in ONE transaction (all or nothing)."""
+        self._check_open()
+        if self.pending == 0:
+            return
+        self._write_batch(extra=None, what="flush")
+
+    def _write_table(self, table: str, rows: list[dict[str, Any]]) -> None:
+        """Write one table's part of a batch (inside the batch transaction)."""
+        if table == "orders":
+            self.db.table("orders").upsert_all(rows, pk=("run_id", "client_order_id"), batch_size=500)
+        else:
+            self.db.table(table).insert_all(rows, batch_size=500)
+
+    def _write_batch(self, extra, what: str) -> None:
+        n = self.pending
+        current = "?"
+        try:
+            with self.db.atomic():
+                for table in BUFFERED_TABLES:
+                    rows = list(self._orders.values()) if table == "orders" else self._rows[table]
+                    if rows:
+                        current = table
+                        self._write_table(table, rows)
+                if extra is not None:
+                    current = "runs"
+                    extra()
+        except StoreError as exc:
+            raise StoreError(f"{what} failed; the transaction was rolled back: {exc}") from exc
+        except Exception as exc:
+            raise StoreError(
+                f"{what} of {n} buffered rows failed while writing table {current!r} "
+                f"({type(exc).__name__}: {exc}); the whole batch was rolled back and is still "
+                "buffered (flush() retries, discard_pending() drops it)"
+            ) from exc
+        self._orders.clear()
+        for rows in self._rows.values():
+            rows.clear()
+
+    def discard_pending(self) -> int:
+        """Drop the buffered rows without writing them; return how many were dropped."""
+        n = self.pending
+        self._orders.clear()
+        for rows in self._rows.values():
+            rows.clear()
+        if n:
+            log.warning("store: discarded %d buffered rows", n)
+        return n
+
+    def close(self) -> None:
+        """Flush what is buffered and close the database (idempotent)."""
+        if self._closed:
+            return
+        try:
+            if self.pending:
+                self._write_batch(extra=None, what="flush on close")
+        finally:
+            self._closed = True
+            self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        # Already failing: keep what can be kept, but never mask the original exception.
+        try:
+            self.close()
+        except Exception as close_exc:  # pragma: no cover - logged, original re-raised
+            log.error("store: could not flush on close after %s: %s", exc_type.__name__, close_exc)
+
+    # -- read side -------------------------------------------------------------------------
+
+    def _run_dict(self, row: dict[str, Any]) -> dict[str, Any]:
+        out = dict(row)
+        out["config"] = json.loads(out.pop("config_json") or "{}")
+        out["data_files"] = json.loads(out.pop("data_files_json") or "[]")
+        stats = out.pop("stats_json")
+        out["stats"] = json.loads(stats) if stats else {}
+        return out
+
+    def runs(self) -> list[dict]:
+        """Every run, oldest first, with config/data_files/stats decoded."""
+        self._check_open()
+        rows = self.db.query("SELECT * FROM runs ORDER BY started_at, rowid")
+        return [self._run_dict(r) for r in rows]
+
+    def run(self, run_id: str) -> dict | None:
+        self._check_open()
+        rows = list(self.db.query("SELECT * FROM runs WHERE run_id = ?", [run_id]))
+        return self._run_dict(rows[0]) if rows else None
+
+    def latest_run_id(self) -> str | None:
+        self._check_open()
+        row = self.db.execute("SELECT run_id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    def rows(self, table: str, run_id: str) -> Iterator[dict[str, Any]]:
+        """The stored rows of one buffered table for a run (flushed rows only)."""
+        self._check_open()
+        if table not in BUFFERED_TABLES:
+            raise ValueError(f"unknown table {table!r}")
+        order = "ts, client_order_id" if table == "orders" else ("close_ts, id" if table == "round_trips" else "ts, id")
+        return self.db.query(f"SELECT * FROM [{table}] WHERE run_id = ? ORDER BY {order}", [run_id])

@@ -1,0 +1,165 @@
+"""Risk rules: every accepted order respects every cap; every refusal names its rule."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.book.book import OrderBook
+from bot.config.settings import RiskSection
+from bot.core.events import BookInvalidated, BookSnapshot
+from bot.core.market import Market
+from bot.core.orders import Fill, Intent, IntentKind, Order, Reject, Side
+from bot.core.portfolio import Portfolio
+from bot.risk.manager import DAY_NS, RiskManager
+
+MARKET = Market("BTC/USDT", Decimal("0.01"), Decimal("0.00001"), Decimal("0.00001"), Decimal("5"))
+SEC = 1_000_000_000
+
+
+def make_book(mid: float, sizes: list[float], ts: int = SEC) -> OrderBook:
+    book = OrderBook()
+    bids = tuple((round(mid - 0.01 * (i + 1), 2), s) for i, s in enumerate(sizes))
+    asks = tuple((round(mid + 0.01 * i, 2), s) for i, s in enumerate(sizes))
+    book.apply(BookSnapshot(ts, 0, bids, asks, 1))
+    return book
+
+
+def make_risk(**overrides) -> RiskManager:
+    return RiskManager(RiskSection(**overrides), MARKET, depth_levels=5, taker_fee_bps=10.0)
+
+
+def enter(kind=IntentKind.ENTER_LONG, ts=SEC) -> Intent:
+    return Intent(kind, ts, "signal", 0.9)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    mid=st.floats(100.0, 100_000.0),
+    sizes=st.lists(st.floats(0.0001, 50.0), min_size=1, max_size=8),
+    equity=st.floats(100.0, 1e6),
+    risk_per_trade=st.floats(0.0001, 0.05),
+    stop_bps=st.floats(1.0, 500.0),
+    max_order=st.floats(10.0, 1e5),
+    max_pos=st.floats(10.0, 1e5),
+    depth_frac=st.floats(0.01, 1.0),
+    short=st.booleans(),
+)
+def test_accepted_entries_respect_every_cap(mid, sizes, equity, risk_per_trade, stop_bps, max_order, max_pos, depth_frac, short):
+    mid = round(mid, 2)
+    book = make_book(mid, sizes)
+    risk = make_risk(
+        risk_per_trade=risk_per_trade, stop_loss_bps=stop_bps, max_order_notional=max_order,
+        max_position_notional=max_pos, max_depth_fraction=depth_frac,
+    )
+    kind = IntentKind.ENTER_SHORT if short else IntentKind.ENTER_LONG
+    result = risk.check(enter(kind), Portfolio.start(equity), equity, book, SEC, "c-1")
+    if isinstance(result, Reject):
+        assert result.rule in {"min_notional", "min_qty"}, result
+        return
+    price = float(book.best_bid if short else book.best_ask)
+    amount = float(result.amount)
+    assert result.side is (Side.SELL if short else Side.BUY)
+    assert result.amount % MARKET.lot_size == 0
+    notional = amount * price
+    assert notional <= max_order * (1 + 1e-9)
+    assert notional <= max_pos * (1 + 1e-9)
+    assert amount <= depth_frac * book.depth("bid" if short else "ask", 5) * (1 + 1e-9)
+    loss_at_stop = amount * price * (stop_bps / 1e4 + 2 * 0.001)
+    assert loss_at_stop <= equity * risk_per_trade * (1 + 1e-9)
+    assert notional >= 5.0 and result.amount >= MARKET.min_qty
+
+
+def test_tiny_budget_is_rejected_with_the_binding_cap():
+    book = make_book(60_000.0, [1.0] * 5)
+    result = make_risk(risk_per_trade=0.0001, initial_equity=100).check(enter(), Portfolio.start(100), 100.0, book, SEC, "c")
+    assert isinstance(result, Reject) and result.rule == "min_notional" and "risk_budget" in result.detail
+
+
+def test_unsound_and_stale_books_refuse_everything():
+    book = make_book(100.0, [1.0])
+    risk = make_risk()
+    pf = Portfolio.start(10_000)
+    stale = risk.check(enter(), pf, 10_000, book, SEC + 6 * SEC, "c")
+    assert isinstance(stale, Reject) and stale.rule == "stale_book"
+    book.apply(BookInvalidated(2 * SEC, 0, "gap"))
+    unsound = risk.check(enter(), pf, 10_000, book, 2 * SEC, "c")
+    assert isinstance(unsound, Reject) and unsound.rule == "book_unsound"
+
+
+def test_position_open_and_no_position():
+    book = make_book(100.0, [10.0] * 5)
+    risk = make_risk()
+    pf = Portfolio.start(10_000)
+    assert isinstance(risk.check(Intent(IntentKind.EXIT, SEC, "signal"), pf, 10_000, book, SEC, "c"), Reject)
+    pf.apply(Fill(SEC, "x", Side.BUY, Decimal("100"), Decimal("1"), Decimal("0.1")))
+    again = risk.check(enter(), pf, 10_000, book, SEC, "c")
+    assert isinstance(again, Reject) and again.rule == "position_open"
+    out = risk.check(Intent(IntentKind.EXIT, SEC, "signal"), pf, 10_000, book, SEC, "c2")
+    assert isinstance(out, Order) and out.side is Side.SELL and out.amount == Decimal("1") and out.reduce_only
+
+
+def test_stop_loss_and_take_profit_fire_on_executable_prices():
+    risk = make_risk(stop_loss_bps=10, take_profit_bps=20)
+    pf = Portfolio.start(10_000)
+    pf.apply(Fill(SEC, "x", Side.BUY, Decimal("1000"), Decimal("1"), Decimal("1")))
+    pf.stop_price, pf.take_profit_price = risk.protective_prices(pf.qty, pf.avg_price)
+    assert (pf.stop_price, pf.take_profit_price) == (Decimal("999.00"), Decimal("1002.00"))
+    assert risk.on_mark(pf, 10_000, 999.5, 999.6, SEC) is None
+    hit = risk.on_mark(pf, 10_000, 999.0, 999.1, SEC)
+    assert hit is not None and hit.reason == "stop_loss"
+    tp = risk.on_mark(pf, 10_000, 1002.0, 1002.1, SEC)
+    assert tp is not None and tp.reason == "take_profit"
+    short = Portfolio.start(10_000)
+    short.apply(Fill(SEC, "y", Side.SELL, Decimal("1000"), Decimal("1"), Decimal("1")))
+    short.stop_price, short.take_profit_price = risk.protective_prices(short.qty, short.avg_price)
+    assert short.stop_price == Decimal("1001.00") and short.take_profit_price == Decimal("998.00")
+    assert risk.on_mark(short, 10_000, 1000.9, 1001.0, SEC).reason == "stop_loss"
+
+
+def test_drawdown_flattens_and_halts_for_good():
+    risk = make_risk(max_drawdown=0.05, daily_loss_limit=0.5)
+    pf = Portfolio.start(10_000)
+    book = make_book(100.0, [10.0] * 5)
+    assert risk.on_mark(pf, 10_000, 99.99, 100.0, SEC) is None
+    assert risk.on_mark(pf, 12_000, 99.99, 100.0, 2 * SEC) is None  # new peak
+    pf.apply(Fill(SEC, "x", Side.BUY, Decimal("100"), Decimal("1"), Decimal("0")))
+    exit_intent = risk.on_mark(pf, 11_300, 99.99, 100.0, 3 * SEC)
+    assert exit_intent is not None and exit_intent.reason == "max_drawdown"
+    assert risk.halt is not None and risk.halt.until_ts is None
+    refused = risk.check(enter(ts=DAY_NS * 5), Portfolio.start(11_000), 11_000, make_book(100.0, [10.0] * 5, DAY_NS * 5), DAY_NS * 5, "c")
+    assert isinstance(refused, Reject) and refused.rule == "halted"
+    assert book.is_sound
+
+
+def test_daily_loss_halts_until_next_utc_day():
+    risk = make_risk(daily_loss_limit=0.02, max_drawdown=0.5)
+    pf = Portfolio.start(10_000)
+    day0 = 10 * DAY_NS
+    risk.on_mark(pf, 10_000, 99.99, 100.0, day0 + SEC)
+    risk.on_mark(pf, 9_790, 99.99, 100.0, day0 + 2 * SEC)
+    assert risk.halt is not None and risk.halt.rule == "daily_loss_limit"
+    book = make_book(100.0, [10.0] * 5, day0 + 3 * SEC)
+    refused = risk.check(enter(ts=day0 + 3 * SEC), pf, 9_790, book, day0 + 3 * SEC, "c")
+    assert isinstance(refused, Reject) and refused.rule == "halted"
+    risk.on_mark(pf, 9_790, 99.99, 100.0, day0 + DAY_NS + SEC)
+    assert risk.halt is None
+    book2 = make_book(100.0, [10.0] * 5, day0 + DAY_NS + SEC)
+    assert isinstance(risk.check(enter(ts=day0 + DAY_NS + SEC), pf, 9_790, book2, day0 + DAY_NS + SEC, "c"), Order)
+
+
+@pytest.mark.parametrize("via_file", [False, True])
+def test_kill_switch(tmp_path, via_file):
+    switch = tmp_path / "KILL"
+    risk = RiskManager(RiskSection(kill_switch=not via_file), MARKET, depth_levels=5, taker_fee_bps=10, kill_switch_file=switch)
+    if via_file:
+        switch.touch()
+    pf = Portfolio.start(10_000)
+    pf.apply(Fill(SEC, "x", Side.BUY, Decimal("100"), Decimal("1"), Decimal("0")))
+    flatten = risk.on_mark(pf, 10_000, 99.99, 100.0, SEC)
+    assert flatten is not None and flatten.reason == "kill_switch"
+    refused = risk.check(enter(), Portfolio.start(10_000), 10_000, make_book(100.0, [10.0] * 5), SEC, "c")
+    assert isinstance(refused, Reject) and refused.rule == "kill_switch"
