@@ -102,6 +102,7 @@ class RiskSection(_Section):
     max_drawdown: float = Field(0.05, gt=0, le=1, description="fraction of peak equity")
     max_book_age_s: float = Field(5.0, gt=0, description="book older than this is stale: no trading")
     kill_switch: bool = Field(False, description="true: flatten and never trade")
+    kill_switch_file: str | None = Field(None, description="if this file exists: flatten and halt (touch it to stop trading)")
 
 
 class ExecutionSection(_Section):

@@ -78,6 +78,7 @@ class Engine:
             market,
             depth_levels=settings.signal.depth_levels,
             taker_fee_bps=settings.execution.taker_fee_bps,
+            kill_switch_file=settings.risk.kill_switch_file,
         )
         self.portfolio = Portfolio.start(Decimal(repr(settings.risk.initial_equity)))
         self.stats = EngineStats()

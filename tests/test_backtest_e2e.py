@@ -1,0 +1,150 @@
+"""End to end: the real CLI replays real recordings (or the simulator) into SQLite, and the
+database alone reproduces the printed summary."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from conftest import shared_data_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+SPOT = shared_data_dir() / "hftbacktest-binance" / "spot"
+BTC_FILES = [SPOT / "btcusdt_20240808.gz", SPOT / "btcusdt_20240809.gz"]
+needs_data = pytest.mark.skipif(
+    not all(f.exists() for f in BTC_FILES),
+    reason="../shared/data not present: the real Binance recordings are only available where the shared folder is mounted",
+)
+
+
+def run_cli(*args: str, cwd: Path, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT__")}
+    env.update(env_extra or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def db_rows(db: Path, sql: str, *params) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def assert_db_matches_summary(db: Path, summary: dict) -> None:
+    run_id = summary["run_id"]
+    [(status, mode)] = db_rows(db, "select status, mode from runs where run_id = ?", run_id)
+    assert status == "completed" and mode == "backtest"
+    [(fills,)] = db_rows(db, "select count(*) from fills where run_id = ?", run_id)
+    [(orders,)] = db_rows(db, "select count(*) from orders where run_id = ?", run_id)
+    [(trips,)] = db_rows(db, "select count(*) from round_trips where run_id = ?", run_id)
+    assert (fills, orders, trips) == (summary["fills"], summary["orders"], summary["trades"])
+    fees = sum(Decimal(f) for (f,) in db_rows(db, "select fee from fills where run_id = ?", run_id))
+    assert float(fees) == pytest.approx(summary["fees"], abs=1e-8)
+    last_equity = db_rows(db, "select equity from equity where run_id = ? order by ts desc limit 1", run_id)
+    assert last_equity and last_equity[0][0] == pytest.approx(summary["final_equity"], abs=1e-6)
+    assert summary["pnl_net"] == pytest.approx(summary["final_equity"] - summary["initial_equity"], abs=1e-6)
+    # every order reached a final state, every fill belongs to an order of the run
+    open_orders = db_rows(db, "select client_order_id, status from orders where run_id = ? and status in ('new','partially_filled')", run_id)
+    assert open_orders == []
+    orphans = db_rows(db, "select count(*) from fills f left join orders o on o.run_id = f.run_id and o.client_order_id = f.client_order_id where f.run_id = ? and o.client_order_id is null", run_id)
+    assert orphans == [(0,)]
+    # flat at the end: the position history ends at zero, and the cash equals the final equity
+    last_pos = db_rows(db, "select qty, cash from positions where run_id = ? order by rowid desc limit 1", run_id)
+    if last_pos:
+        assert Decimal(last_pos[0][0]) == 0
+        assert float(Decimal(last_pos[0][1])) == pytest.approx(summary["final_equity"], abs=1e-6)
+
+
+@needs_data
+def test_backtest_spot_btcusdt_both_files(tmp_path):
+    db = tmp_path / "bt.db"
+    proc = run_cli("backtest", "--config", str(ROOT / "config" / "backtest.toml"), "--data", *map(str, BTC_FILES), "--db", str(db), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1, "stdout must hold exactly one JSON object"
+    summary = json.loads(lines[0])
+    for key in ("events", "trades", "pnl_net", "fees", "max_drawdown", "events_per_s", "run_id", "db"):
+        assert key in summary
+    source = summary["stats"]["source"]
+    assert source["gaps"] == 0 and source["malformed"] == 0
+    assert summary["events"] == sum(source["events"].values())
+    assert summary["stats"]["crossed_book_events"] == 0
+    assert summary["trades"] > 0 and summary["fees"] > 0, "the default config must trade on this recording"
+    assert Path(summary["db"]).resolve() == db.resolve()
+    assert_db_matches_summary(db, summary)
+
+    report = run_cli("report", "--db", str(db), "--json", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout) == summary
+
+    text = run_cli("report", "--db", str(db), "--run", summary["run_id"], cwd=tmp_path)
+    assert text.returncode == 0 and summary["run_id"] in text.stdout and "pnl_net" in text.stdout
+
+    log = (tmp_path / "logs" / "bot.log").read_text().splitlines()
+    assert log and all(json.loads(line)["run_id"] == summary["run_id"] for line in log)
+
+
+@needs_data
+def test_replay_is_deterministic(tmp_path):
+    """Same data, same config: the same decisions, fill for fill."""
+    fills = []
+    for name in ("a.db", "b.db"):
+        db = tmp_path / name
+        proc = run_cli("backtest", "--config", str(ROOT / "config" / "backtest.toml"), "--data", str(BTC_FILES[0]), "--db", str(db), "--json", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        fills.append(db_rows(db, "select ts, side, price, amount, fee from fills order by rowid"))
+    assert fills[0] and fills[0] == fills[1]
+
+
+@needs_data
+def test_corrupted_line_is_reported_with_file_and_line(tmp_path):
+    bad = tmp_path / "btcusdt_corrupt.gz"
+    with gzip.open(BTC_FILES[0], "rt") as src, gzip.open(bad, "wt") as dst:
+        for n, line in enumerate(src, 1):
+            dst.write(line.split(" ", 1)[0] + " {not json\n" if n == 500 else line)
+            if n >= 3000:
+                break
+    db = tmp_path / "c.db"
+    proc = run_cli("backtest", "--config", str(ROOT / "config" / "backtest.toml"), "--data", str(bad), "--db", str(db), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "btcusdt_corrupt.gz:500" in proc.stderr
+    summary = json.loads(run_cli("report", "--db", str(db), "--json", cwd=tmp_path).stdout)
+    assert summary["stats"]["source"]["malformed"] == 1
+
+
+@needs_data
+def test_recording_of_another_symbol_is_refused(tmp_path):
+    eth = SPOT / "ethusdt_20240808.gz"
+    proc = run_cli("backtest", "--config", str(ROOT / "config" / "backtest.toml"), "--data", str(eth), "--db", str(tmp_path / "e.db"), cwd=tmp_path)
+    assert proc.returncode == 1 and "ETHUSDT" in proc.stderr and "market.symbol" in proc.stderr
+
+
+def test_simulated_market_backtest(tmp_path):
+    """The embedded default (make demo) works with no data and no network."""
+    db = tmp_path / "sim.db"
+    proc = run_cli(
+        "backtest", "--config", str(ROOT / "config" / "backtest.toml"), "--sim", "--db", str(db), "--json",
+        cwd=tmp_path, env_extra={"BOT__SIM__DURATION_S": "120"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["status"] == "completed" and summary["events"] > 1000
+    assert summary["stats"]["source"]["source"] == "sim"
+    assert_db_matches_summary(db, summary)
+
+
+def test_missing_inputs_give_clear_errors(tmp_path):
+    proc = run_cli("backtest", "--config", str(ROOT / "config" / "backtest.toml"), "--data", str(tmp_path / "nope.gz"), cwd=tmp_path)
+    assert proc.returncode == 1 and "nope.gz" in proc.stderr
+    proc = run_cli("backtest", "--config", str(tmp_path / "missing.toml"), "--sim", cwd=tmp_path)
+    assert proc.returncode == 1 and "missing.toml" in proc.stderr
+    proc = run_cli("report", "--db", str(tmp_path / "none.db"), cwd=tmp_path)
+    assert proc.returncode == 1 and "none.db" in proc.stderr
