@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/bot backtest --config config/backtest.toml --sim --db data/demo.db
+	$(BIN)/bot backtest --config config/demo.toml --sim
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
