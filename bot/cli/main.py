@@ -102,6 +102,44 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bot.engine.daemon import Daemon, DaemonError
+    from bot.exchange.client import ExchangeFailure
+    from bot.log import configure
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    configure(settings.run.log_dir, settings.run.log_level, settings.run.console_log_level)
+    try:
+        daemon = Daemon(settings, args.db or settings.run.db, live=args.live)
+        return asyncio.run(daemon.run())
+    except (DaemonError, ExchangeFailure) as exc:
+        return _fail(str(exc))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from bot.store.status import format_status, read_status
+
+    if not Path(args.db).is_file():
+        return _fail(f"database not found: {args.db}")
+    try:
+        status = read_status(args.db, args.run)
+    except LookupError as exc:
+        return _fail(str(exc))
+    print(json.dumps(status, default=str) if args.json else format_status(status))
+    return 0
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    from bot.emulator.cli import run_emulator
+
+    return run_emulator(args)
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     problems = validate_file(args.file)
     if not problems:
@@ -129,6 +167,24 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--run", help="run id (default: the latest run)")
     rp.add_argument("--json", action="store_true")
     rp.set_defaults(func=cmd_report)
+
+    run = sub.add_parser("run", help="the daemon: trade in paper or live mode until SIGINT/SIGTERM")
+    run.add_argument("--config", required=True, help="TOML config with run.mode paper or live")
+    run.add_argument("--live", action="store_true", help="required (with run.mode = \"live\" and keys) to trade real money")
+    run.add_argument("--db", help="SQLite database (default: run.db of the config); one daemon per database")
+    run.set_defaults(func=cmd_run)
+
+    st = sub.add_parser("status", help="show a daemon's mode, uptime, position, open orders, PnL, book age, halts")
+    st.add_argument("--db", required=True)
+    st.add_argument("--run", help="run id (default: the latest run)")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_status)
+
+    from bot.emulator.cli import build_parser as emulator_parser
+
+    emu = sub.add_parser("emulator", help="local Binance-compatible exchange emulator on 127.0.0.1 (for tests and the demo)")
+    emulator_parser(emu)
+    emu.set_defaults(func=cmd_emulator)
 
     cfg = sub.add_parser("config", help="configuration tools")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)

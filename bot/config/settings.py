@@ -46,6 +46,9 @@ class RunSection(_Section):
     log_dir: str = "logs"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     console_log_level: Literal["debug", "info", "warning", "error"] = "warning"
+    duration_s: float | None = Field(None, gt=0, description="daemon: stop by itself after this long (None: run until signalled)")
+    cancel_open_orders_on_exit: bool = Field(True, description="daemon: cancel our open orders on SIGINT/SIGTERM")
+    cancel_open_orders_on_unsound_book: bool = Field(True, description="daemon: cancel our open orders on a gap or stale book")
 
 
 class MarketSection(_Section):
@@ -125,7 +128,16 @@ class ExchangeSection(_Section):
     api_secret: SecretStr | None = None
     sandbox: bool = False
     rest_url: str | None = Field(None, description="override the REST base URL (e.g. the local emulator)")
-    ws_url: str | None = None
+    ws_url: str | None = Field(None, description="override the websocket base URL (e.g. ws://127.0.0.1:PORT/ws)")
+    timeout_ms: int = Field(10_000, ge=100, description="per-request timeout of the ccxt client")
+    use_websocket: bool = Field(True, description="ccxt.pro websockets for market data; false: REST polling only")
+    book_levels: int = Field(50, ge=5, le=1000, description="levels per side taken from the exchange book")
+    rest_poll_interval_s: float = Field(0.5, gt=0, description="REST polling cadence (fallback and order status)")
+    order_rate_per_s: float = Field(5.0, gt=0, description="our own cap on order requests per second (asyncio-throttle)")
+    retry_attempts: int = Field(5, ge=1, le=50)
+    retry_base_delay_s: float = Field(0.25, gt=0)
+    retry_max_delay_s: float = Field(10.0, gt=0)
+    ws_failures_before_rest: int = Field(3, ge=1, description="consecutive websocket failures before REST polling")
 
 
 class SimSection(_Section):

@@ -63,7 +63,16 @@ class EngineStats:
 class Engine:
     """Runs the strategy for one symbol against one venue and records everything in the store."""
 
-    def __init__(self, settings: Settings, market: Market, venue: Venue, store: Store, run_id: str):
+    def __init__(
+        self,
+        settings: Settings,
+        market: Market,
+        venue: Venue,
+        store: Store,
+        run_id: str,
+        portfolio: Portfolio | None = None,
+        peak_equity: float = 0.0,
+    ):
         self.settings = settings
         self.market = market
         self.venue = venue
@@ -80,7 +89,8 @@ class Engine:
             taker_fee_bps=settings.execution.taker_fee_bps,
             kill_switch_file=settings.risk.kill_switch_file,
         )
-        self.portfolio = Portfolio.start(Decimal(repr(settings.risk.initial_equity)))
+        self.portfolio = portfolio if portfolio is not None else Portfolio.start(Decimal(repr(settings.risk.initial_equity)))
+        self.risk.peak_equity = peak_equity
         self.stats = EngineStats()
         self.last_mid = float("nan")
         self.now = 0
@@ -122,6 +132,13 @@ class Engine:
             intent = self.strategy.decide(state, sign, self.portfolio.open_ts, now)
         if intent is not None:
             self._decide(intent, equity, now)
+
+    def poll(self, now: int) -> None:
+        """Collect venue results when no market event arrives (live venues finish orders on their own)."""
+        self.now = max(self.now, now)
+        if self.venue.has_pending:
+            for order, fills in self.venue.on_book(self.book, now):
+                self._on_execution(order, fills, now)
 
     def finish(self, reason: str = "end_of_data") -> None:
         """Flatten any open position on the last book and record the final equity point."""

@@ -160,6 +160,17 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "indexes": [["run_id", "ts"]],
         "fk": _FK,
     },
+    "heartbeat": {
+        "columns": {
+            "run_id": str,
+            "ts": float,
+            "state_json": str,
+        },
+        "pk": "run_id",
+        "not_null": ["run_id", "ts", "state_json"],
+        "indexes": [],
+        "fk": _FK,
+    },
     "risk_events": {
         "columns": {
             "id": int,
@@ -459,6 +470,24 @@ class Store:
             "risk_events",
             {"run_id": run_id, "ts": int(ts), "kind": str(_enum(kind)), "rule": rule, "detail": detail},
         )
+
+    def record_heartbeat(self, run_id: str, state: dict[str, Any], ts: float | None = None) -> None:
+        """Replace the run's live state (read by ``bot status``); written at once, with the buffer.
+
+        The daemon calls it about once a second, so flushing the buffer here bounds how much a
+        crash can lose to one heartbeat interval.
+        """
+        self._check_open()
+        self._check_run(run_id)
+        row = {"run_id": run_id, "ts": float(ts if ts is not None else time.time()), "state_json": to_json(state)}
+        self._write_batch(extra=lambda: self.db.table("heartbeat").upsert(row, pk="run_id"), what="heartbeat")
+
+    def heartbeat(self, run_id: str) -> dict[str, Any] | None:
+        self._check_open()
+        row = self.db.execute("SELECT ts, state_json FROM heartbeat WHERE run_id = ?", [run_id]).fetchone()
+        if row is None:
+            return None
+        return {"ts": row[0], **json.loads(row[1])}
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -1,0 +1,231 @@
+"""The bot's only door to an exchange: a ccxt.pro client wrapped with retries and idempotent orders.
+
+Request weight is ccxt's own rate limiter's job (``enableRateLimit``); on top of it an
+asyncio-throttle ``Throttler`` caps how many orders per second *we* send, whatever the exchange
+would allow, so a bug in a strategy cannot flood the exchange.
+
+Orders are idempotent by client order id. ``create_order`` never sends the same order twice: when
+a create fails in a way that leaves its outcome unknown (timeout, 5xx, dropped connection) the
+client looks the id up on the exchange; only if the exchange says it does not exist is it sent
+again, under the same id, and a "duplicate order" answer is resolved by looking it up once more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import ccxt
+import ccxt.pro as ccxtpro
+from asyncio_throttle import Throttler
+
+from bot.config.settings import Settings
+from bot.core.market import Market, to_decimal
+from bot.core.orders import Fill, Order, Side
+from bot.exchange.errors import is_duplicate_order, is_rate_limit, is_retryable, outcome_unknown
+from bot.exchange.urls import override_api_urls
+from bot.log import get_logger, register_secret
+
+T = TypeVar("T")
+
+
+class ExchangeFailure(Exception):
+    """An exchange call failed for good (after retries, or for a reason retrying cannot fix)."""
+
+
+def build_ccxt(settings: Settings) -> Any:
+    """A ``ccxt.pro`` client for ``market.exchange`` configured from settings (keys, URLs, timeouts)."""
+    ex_cfg = settings.exchange
+    klass = getattr(ccxtpro, settings.market.exchange, None)
+    if klass is None:
+        raise ExchangeFailure(f"market.exchange: ccxt.pro has no exchange named {settings.market.exchange!r}")
+    config: dict[str, Any] = {
+        "enableRateLimit": True,
+        "timeout": ex_cfg.timeout_ms,
+        "options": {"defaultType": settings.market.type if settings.market.type == "spot" else "future"},
+    }
+    if ex_cfg.api_key is not None and ex_cfg.api_secret is not None:
+        key, secret = ex_cfg.api_key.get_secret_value(), ex_cfg.api_secret.get_secret_value()
+        register_secret(key)
+        register_secret(secret)
+        config["apiKey"], config["secret"] = key, secret
+    if settings.market.exchange == "binance" and settings.market.type == "spot":
+        # only the spot market list; no wallet/margin SAPI calls during load_markets
+        config["options"].update({"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False})
+    if ex_cfg.rest_url:
+        ws_url = ex_cfg.ws_url or ex_cfg.rest_url.replace("http", "ws", 1).rstrip("/") + "/ws"
+        config["urls"] = {"api": override_api_urls(klass().describe()["urls"]["api"], ex_cfg.rest_url, ws_url)}
+    client = klass(config)
+    if ex_cfg.sandbox:
+        client.set_sandbox_mode(True)
+    return client
+
+
+def market_from_ccxt(info: dict[str, Any]) -> Market:
+    """Precision and limits from a ccxt market (binance reports precision as step sizes)."""
+    precision, limits = info.get("precision", {}), info.get("limits", {})
+
+    def step(value: Any, name: str) -> Decimal:
+        if value is None:
+            raise ExchangeFailure(f"exchange market {info.get('symbol')} has no {name} precision")
+        d = to_decimal(str(value))
+        # ccxt's DECIMAL_PLACES mode gives digits, TICK_SIZE mode gives the step itself
+        return Decimal(1).scaleb(-int(d)) if d >= 1 and d == d.to_integral_value() else d
+
+    return Market(
+        symbol=info["symbol"],
+        tick_size=step(precision.get("price"), "price"),
+        lot_size=step(precision.get("amount"), "amount"),
+        min_qty=to_decimal(str((limits.get("amount") or {}).get("min") or 0)),
+        min_notional=to_decimal(str((limits.get("cost") or {}).get("min") or 0)),
+        base=info.get("base", ""),
+        quote=info.get("quote", ""),
+    )
+
+
+class ExchangeClient:
+    """Retrying, throttled calls for one symbol."""
+
+    def __init__(self, settings: Settings, client: Any | None = None):
+        self.settings = settings
+        self.cfg = settings.exchange
+        self.symbol = settings.market.symbol
+        self.ccxt = client if client is not None else build_ccxt(settings)
+        self.order_throttle = Throttler(rate_limit=max(1, int(round(self.cfg.order_rate_per_s))), period=1.0 if self.cfg.order_rate_per_s >= 1 else 1.0 / self.cfg.order_rate_per_s)
+        self.log = get_logger("bot.exchange")
+        self.market: Market | None = None
+        self.calls = 0
+        self.retries = 0
+
+    async def close(self) -> None:
+        await self.ccxt.close()
+
+    # ------------------------------------------------------------------ retry policy
+    async def call(self, what: str, fn: Callable[[], Awaitable[T]], attempts: int | None = None) -> T:
+        """Run ``fn`` with exponential backoff (full jitter) on retryable errors only."""
+        attempts = attempts or self.cfg.retry_attempts
+        delay = self.cfg.retry_base_delay_s
+        for attempt in range(1, attempts + 1):
+            self.calls += 1
+            try:
+                return await fn()
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if not is_retryable(exc) or attempt == attempts:
+                    raise
+                self.retries += 1
+                wait = random.uniform(0, delay) + (1.0 if is_rate_limit(exc) else 0.0)
+                self.log.warning("exchange call failed, retrying", call=what, attempt=attempt, error=type(exc).__name__, detail=str(exc)[:200], wait_s=round(wait, 3))
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, self.cfg.retry_max_delay_s)
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ reads
+    async def load_market(self) -> Market:
+        markets = await self.call("load_markets", lambda: self.ccxt.load_markets())
+        if self.symbol not in markets:
+            raise ExchangeFailure(f"market.symbol {self.symbol!r} is not listed by {self.settings.market.exchange}")
+        self.market = market_from_ccxt(markets[self.symbol])
+        return self.market
+
+    async def fetch_order_book(self) -> dict[str, Any]:
+        return await self.call("fetch_order_book", lambda: self.ccxt.fetch_order_book(self.symbol, self.cfg.book_levels))
+
+    async def fetch_balance(self) -> dict[str, Any]:
+        return await self.call("fetch_balance", lambda: self.ccxt.fetch_balance())
+
+    async def fetch_open_orders(self) -> list[dict[str, Any]]:
+        return await self.call("fetch_open_orders", lambda: self.ccxt.fetch_open_orders(self.symbol))
+
+    async def fetch_order(self, client_order_id: str) -> dict[str, Any] | None:
+        """The exchange's view of our order, or None if the exchange never saw it."""
+        try:
+            return await self.call(
+                "fetch_order", lambda: self.ccxt.fetch_order(None, self.symbol, {"origClientOrderId": client_order_id})
+            )
+        except ccxt.OrderNotFound:
+            return None
+
+    async def fetch_order_trades(self, exchange_order_id: str) -> list[dict[str, Any]]:
+        return await self.call(
+            "fetch_my_trades", lambda: self.ccxt.fetch_my_trades(self.symbol, None, None, {"orderId": exchange_order_id})
+        )
+
+    # ------------------------------------------------------------------ writes
+    async def create_order(self, order: Order) -> dict[str, Any]:
+        """Place ``order`` exactly once; return the exchange's order structure."""
+        market = self.market
+        assert market is not None, "load_market() first"
+        amount = market.amount_to_precision(order.amount)
+        price = market.price_to_precision(order.price) if order.price is not None else None
+        params: dict[str, Any] = {"newClientOrderId": order.client_order_id}
+        if order.order_type == "limit_maker":
+            params["postOnly"] = True
+        ccxt_type = "market" if order.order_type == "market" else "limit"
+        delay = self.cfg.retry_base_delay_s
+        for attempt in range(1, self.cfg.retry_attempts + 1):
+            self.calls += 1
+            try:
+                async with self.order_throttle:
+                    return await self.ccxt.create_order(
+                        self.symbol, ccxt_type, order.side.value, float(amount), float(price) if price is not None else None, params
+                    )
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if is_duplicate_order(exc) or outcome_unknown(exc):
+                    found = await self.fetch_order(order.client_order_id)
+                    if found is not None:
+                        self.log.warning("order create outcome resolved by lookup", client_order_id=order.client_order_id, error=type(exc).__name__)
+                        return found
+                    if is_duplicate_order(exc):
+                        raise ExchangeFailure(f"exchange reports {order.client_order_id} as duplicate but cannot find it") from exc
+                elif not is_retryable(exc):
+                    raise
+                if attempt == self.cfg.retry_attempts:
+                    raise ExchangeFailure(f"create_order {order.client_order_id} failed after {attempt} attempts: {exc}") from exc
+                self.retries += 1
+                wait = random.uniform(0, delay) + (1.0 if is_rate_limit(exc) else 0.0)
+                self.log.warning("order create failed, retrying under the same client id", client_order_id=order.client_order_id, attempt=attempt, error=type(exc).__name__, wait_s=round(wait, 3))
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, self.cfg.retry_max_delay_s)
+        raise AssertionError("unreachable")
+
+    async def cancel_order(self, client_order_id: str) -> dict[str, Any] | None:
+        """Cancel by client id; None when the exchange no longer knows it (already final)."""
+        try:
+            return await self.call(
+                "cancel_order", lambda: self.ccxt.cancel_order(None, self.symbol, {"origClientOrderId": client_order_id})
+            )
+        except ccxt.OrderNotFound:
+            return None
+
+
+def fills_from_trades(trades: list[dict[str, Any]], client_order_id: str, market: Market) -> list[Fill]:
+    """ccxt trade structures -> our fills, fees in the quote currency.
+
+    A fee charged in the base asset is converted at the fill price (and the base received is
+    smaller by that amount on the exchange; the balance check at start-up shows any drift).
+    """
+    fills = []
+    for t in trades:
+        price = to_decimal(str(t["price"]))
+        amount = to_decimal(str(t["amount"]))
+        fee = Decimal(0)
+        fee_info = t.get("fee") or {}
+        if fee_info.get("cost") is not None:
+            cost = to_decimal(str(fee_info["cost"]))
+            fee = cost * price if fee_info.get("currency") == market.base else cost
+        fills.append(
+            Fill(
+                ts=int(t["timestamp"]) * 1_000_000 if t.get("timestamp") else 0,
+                client_order_id=client_order_id,
+                side=Side(t["side"]),
+                price=price,
+                amount=amount,
+                fee=fee,
+                liquidity="maker" if t.get("takerOrMaker") == "maker" else "taker",
+                trade_id=str(t.get("id", "")),
+            )
+        )
+    return fills

@@ -1,0 +1,168 @@
+"""Live market data as the engine's normalized events.
+
+ccxt.pro's ``watch_order_book`` keeps the exchange book in sync itself (REST snapshot plus diffs,
+checking update ids) and raises when the chain breaks. Each update is handed to the engine as a
+:class:`BookSnapshot` of the top ``exchange.book_levels`` levels: a few dozen levels ten times
+per second is cheap, and it keeps one code path for websocket and REST data.
+
+Integrity checks on top of ccxt's: the update id (``nonce``) must not go backwards, and any
+watch error becomes a :class:`BookInvalidated` so the engine stops trading until the book is
+rebuilt. After ``ws_failures_before_rest`` consecutive websocket failures the feed falls back
+to REST polling and retries the websocket every 30 s. Staleness (no update for too long) is
+watched by the daemon, which calls :meth:`LiveFeed.invalidate`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from bot.core.events import BookInvalidated, BookSnapshot, MarketEvent, Trade
+from bot.exchange.client import ExchangeClient
+from bot.log import get_logger
+
+WS_RETRY_AFTER_REST_S = 30.0
+
+
+def snapshot_from_ccxt(book: dict[str, Any], levels: int, now_ns: int) -> BookSnapshot:
+    ts = book.get("timestamp")
+    return BookSnapshot(
+        ts_local=now_ns,
+        ts_exchange=int(ts) * 1_000_000 if ts else 0,
+        bids=tuple((float(p), float(q)) for p, q, *_ in book["bids"][:levels]),
+        asks=tuple((float(p), float(q)) for p, q, *_ in book["asks"][:levels]),
+        sequence=int(book.get("nonce") or 0),
+    )
+
+
+class LiveFeed:
+    """Pushes market events into ``queue`` until :meth:`stop`."""
+
+    def __init__(self, client: ExchangeClient, queue: asyncio.Queue[MarketEvent]):
+        self.client = client
+        self.queue = queue
+        self.cfg = client.cfg
+        self.log = get_logger("bot.feed")
+        self.mode = "websocket" if self.cfg.use_websocket else "rest"
+        self.last_sequence = 0
+        self.invalidations = 0
+        self.updates = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._resync = asyncio.Event()
+        self._stopping = False
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._books(), name="feed-books")]
+        if self.cfg.use_websocket:
+            self._tasks.append(asyncio.create_task(self._trades(), name="feed-trades"))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def invalidate(self, reason: str) -> None:
+        """Mark the book unusable now and make the feed rebuild it from scratch."""
+        self._emit_invalid(reason)
+        self._resync.set()
+
+    def _emit_invalid(self, reason: str) -> None:
+        self.invalidations += 1
+        self.last_sequence = 0
+        now = time.time_ns()
+        self.queue.put_nowait(BookInvalidated(now, 0, reason))
+        self.log.warning("book invalidated", reason=reason, feed=self.mode)
+
+    def _emit_book(self, book: dict[str, Any]) -> None:
+        now = time.time_ns()
+        snap = snapshot_from_ccxt(book, self.cfg.book_levels, now)
+        if snap.sequence and self.last_sequence and snap.sequence < self.last_sequence:
+            self._emit_invalid(f"update id went backwards: {snap.sequence} < {self.last_sequence}")
+            self._resync.set()
+            return
+        self.last_sequence = snap.sequence or self.last_sequence
+        self.updates += 1
+        self.queue.put_nowait(snap)
+
+    async def _books(self) -> None:
+        failures = 0
+        while not self._stopping:
+            if self.mode == "websocket":
+                try:
+                    await self._watch_books()
+                    failures = 0
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - every failure means: resync
+                    failures += 1
+                    self._emit_invalid(f"websocket book failed: {type(exc).__name__}: {str(exc)[:160]}")
+                    if failures >= self.cfg.ws_failures_before_rest:
+                        self.mode = "rest"
+                        self.log.warning("falling back to REST polling", failures=failures)
+                    await asyncio.sleep(min(self.cfg.retry_base_delay_s * 2**failures, self.cfg.retry_max_delay_s))
+            else:
+                await self._poll_books()
+                if self.cfg.use_websocket:
+                    self.mode = "websocket"
+                    failures = 0
+                    self.log.info("retrying websocket market data")
+
+    async def _watch_books(self) -> None:
+        """Consume websocket updates until an error or a resync request."""
+        ex = self.client.ccxt
+        symbol = self.client.symbol
+        self._resync.clear()
+        while not self._stopping:
+            book = await ex.watch_order_book(symbol)
+            if self._resync.is_set():
+                # a stale or broken book: drop ccxt's cached book so it resubscribes and resyncs
+                self._resync.clear()
+                await self._unwatch()
+                continue
+            self._emit_book(book)
+
+    async def _unwatch(self) -> None:
+        ex = self.client.ccxt
+        try:
+            await ex.un_watch_order_book(self.client.symbol)
+        except Exception:  # noqa: BLE001 - not every exchange supports unwatch; a fresh watch resyncs anyway
+            pass
+        ob = getattr(ex, "orderbooks", {})
+        if isinstance(ob, dict):
+            ob.pop(self.client.symbol, None)
+
+    async def _poll_books(self) -> None:
+        """REST fallback: poll the book at ``rest_poll_interval_s`` for up to 30 s, then retry websockets."""
+        deadline = time.monotonic() + WS_RETRY_AFTER_REST_S
+        self._resync.clear()
+        while not self._stopping and (not self.cfg.use_websocket or time.monotonic() < deadline):
+            try:
+                self._emit_book(await self.client.fetch_order_book())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                self._emit_invalid(f"REST book failed: {type(exc).__name__}: {str(exc)[:160]}")
+            await asyncio.sleep(self.cfg.rest_poll_interval_s)
+
+    async def _trades(self) -> None:
+        ex = self.client.ccxt
+        failures = 0
+        while not self._stopping:
+            try:
+                trades = await ex.watch_trades(self.client.symbol)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - trades are informational: log and retry
+                failures += 1
+                self.log.info("trade stream failed, retrying", error=type(exc).__name__, failures=failures)
+                await asyncio.sleep(min(self.cfg.retry_base_delay_s * 2**failures, self.cfg.retry_max_delay_s))
+                continue
+            now = time.time_ns()
+            for t in trades:
+                ts = t.get("timestamp")
+                self.queue.put_nowait(
+                    Trade(now, int(ts) * 1_000_000 if ts else 0, float(t["price"]), float(t["amount"]), t.get("side") or "buy", int(t.get("id") or 0))
+                )

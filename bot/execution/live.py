@@ -1,0 +1,183 @@
+"""Real orders through the exchange client, behind the same synchronous venue interface as paper.
+
+The engine is synchronous; the exchange is not. ``submit`` writes the order to the store *before*
+anything is sent (write-ahead: a crash after sending can never leave an order the database does
+not know), then a task sends it and follows it to a final state, reading fills from the
+exchange's own trade list. ``on_book`` hands finished work back to the engine on its next event.
+
+Order state machine (exchange status -> ours): open -> NEW or PARTIALLY_FILLED (by filled
+amount), closed -> FILLED, canceled -> CANCELED, expired -> EXPIRED, rejected or a refused
+create -> REJECTED. Fills are keyed by exchange trade id, so polling twice never books one twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+import ccxt
+
+from bot.book.book import OrderBook
+from bot.core.market import Market, to_decimal
+from bot.core.orders import Fill, Order, OrderStatus
+from bot.exchange.client import ExchangeClient, ExchangeFailure, fills_from_trades
+from bot.log import get_logger
+from bot.store.store import Store
+
+FINAL = {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+
+
+def status_from_exchange(info: dict[str, Any], filled: Decimal) -> OrderStatus:
+    status = info.get("status")
+    if status == "closed":
+        return OrderStatus.FILLED
+    if status == "canceled":
+        return OrderStatus.CANCELED
+    if status == "expired":
+        return OrderStatus.EXPIRED
+    if status == "rejected":
+        return OrderStatus.REJECTED
+    return OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.NEW
+
+
+class OrderTracker:
+    """Follows one order on the exchange and turns the exchange's trades into new fills."""
+
+    def __init__(self, client: ExchangeClient, market: Market):
+        self.client = client
+        self.market = market
+        self.booked_trades: dict[str, set[str]] = {}
+
+    async def refresh(self, order: Order, info: dict[str, Any] | None = None) -> list[Fill]:
+        """Update ``order`` from the exchange; return fills not booked before."""
+        if info is None:
+            info = await self.client.fetch_order(order.client_order_id)
+            if info is None:
+                return []
+        order.exchange_order_id = str(info.get("id")) if info.get("id") is not None else order.exchange_order_id
+        filled = to_decimal(str(info.get("filled") or 0))
+        booked = self.booked_trades.setdefault(order.client_order_id, set())
+        new: list[Fill] = []
+        if filled > order.filled and order.exchange_order_id:
+            trades = await self.client.fetch_order_trades(order.exchange_order_id)
+            for fill in fills_from_trades(trades, order.client_order_id, self.market):
+                if fill.trade_id not in booked:
+                    booked.add(fill.trade_id)
+                    new.append(fill)
+        order.filled += sum((f.amount for f in new), Decimal(0))
+        status = status_from_exchange(info, filled)
+        if status in FINAL and order.filled < filled:
+            status = OrderStatus.PARTIALLY_FILLED  # trades not visible yet: poll again
+        order.status = status
+        return new
+
+
+class LiveVenue:
+    """Sends orders to the exchange; the engine sees results on its next event."""
+
+    def __init__(self, client: ExchangeClient, market: Market, store: Store, run_id: str, poll_interval_s: float):
+        self.client = client
+        self.market = market
+        self.store = store
+        self.run_id = run_id
+        self.poll_interval_s = poll_interval_s
+        self.tracker = OrderTracker(client, market)
+        self.log = get_logger("bot.venue.live")
+        self._inflight: dict[str, Order] = {}
+        self._done: list[tuple[Order, list[Fill]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sent: set[str] = set()
+        self.failures = 0
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._inflight) or bool(self._done)
+
+    def submit(self, order: Order, now: int) -> None:
+        if order.client_order_id in self._sent:
+            raise ValueError(f"duplicate client order id {order.client_order_id}: refusing to send it twice")
+        self._sent.add(order.client_order_id)
+        self.store.record_order(self.run_id, order)
+        self.store.flush()  # write-ahead: the order is on disk before it can reach the exchange
+        self._inflight[order.client_order_id] = order
+        task = asyncio.get_running_loop().create_task(self._drive(order), name=f"order-{order.client_order_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def on_book(self, book: OrderBook, now: int) -> list[tuple[Order, list[Fill]]]:
+        if not self._done:
+            return []
+        done, self._done = self._done, []
+        return done
+
+    async def _drive(self, order: Order) -> None:
+        try:
+            try:
+                info = await self.client.create_order(order)
+            except (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ExchangeFailure) as exc:
+                self.failures += 1
+                order.status = OrderStatus.REJECTED
+                self.log.warning("order refused by the exchange", client_order_id=order.client_order_id, error=type(exc).__name__, detail=str(exc)[:200])
+                self._finish(order, [])
+                return
+            while True:
+                fills = await self.tracker.refresh(order, info)
+                if order.status in FINAL:
+                    self._finish(order, fills)
+                    return
+                if fills:
+                    self._done.append((order, fills))
+                await asyncio.sleep(self.poll_interval_s)
+                info = None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the order stays pending; reconciliation resolves it
+            self.failures += 1
+            self.log.error("lost track of order; it stays open until reconciled", client_order_id=order.client_order_id, error=type(exc).__name__, detail=str(exc)[:200])
+            self._resume_later(order)
+
+    def _resume_later(self, order: Order) -> None:
+        async def again() -> None:
+            await asyncio.sleep(max(self.poll_interval_s, 1.0))
+            try:
+                fills = await self.tracker.refresh(order)
+            except Exception as exc:  # noqa: BLE001
+                self.log.warning("order lookup failed", client_order_id=order.client_order_id, error=type(exc).__name__)
+                self._resume_later(order)
+                return
+            if order.status in FINAL:
+                self._finish(order, fills)
+            else:
+                if fills:
+                    self._done.append((order, fills))
+                self._resume_later(order)
+
+        task = asyncio.get_running_loop().create_task(again())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _finish(self, order: Order, fills: list[Fill]) -> None:
+        self._inflight.pop(order.client_order_id, None)
+        self._done.append((order, fills))
+
+    async def cancel_open(self) -> int:
+        """Cancel every order still open on the exchange; return how many were cancelled."""
+        n = 0
+        for order in list(self._inflight.values()):
+            try:
+                if await self.client.cancel_order(order.client_order_id) is not None:
+                    n += 1
+            except Exception as exc:  # noqa: BLE001
+                self.log.warning("cancel failed", client_order_id=order.client_order_id, error=type(exc).__name__)
+        return n
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait (bounded) for in-flight orders to reach a final state."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout_s)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
