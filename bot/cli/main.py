@@ -186,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     emulator_parser(emu)
     emu.set_defaults(func=cmd_emulator)
 
+    from bot.research.command import register as register_research
+
+    register_research(sub)
+
     cfg = sub.add_parser("config", help="configuration tools")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
     check = cfg_sub.add_parser("check", help="validate a config file; exit 1 listing every problem")
