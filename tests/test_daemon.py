@@ -77,10 +77,10 @@ def kill_and_restart(tmp_path: Path, emulator: Emulator, rounds: int, seed: int)
     db = tmp_path / "bot.db"
     config = write_config(tmp_path, emulator, duration=600)
     kills = 0
-    for _ in range(rounds):
+    for n in range(rounds):
         proc = start_daemon(tmp_path, config, "--live")
-        wait_for(lambda: bool(query(db, "select 1 from heartbeat")), 60, "the daemon to come up")
-        time.sleep(rng.uniform(0.2, 3.0))
+        wait_for(lambda: query(db, "select count(*) from heartbeat") == [(n + 1,)], 60, "the restarted daemon to come up")
+        time.sleep(rng.uniform(0.0, 3.0))
         proc.kill()  # SIGKILL: no cleanup at all
         proc.wait(10)
         kills += 1
@@ -108,23 +108,23 @@ def test_many_random_kills(tmp_path, emulator):
 @pytest.mark.parametrize(
     "spec",
     [
-        "rate_limit=0.3",
-        "ban=0.2",
-        "server_error=0.3",
-        "slow=0.2@4",
+        "rate_limit=0.5",
+        "ban=0.5",
+        "server_error=0.5",
+        "slow=0.5@4",
         "reject=0.5",
         "timeout_after_accept=0.5@5",
     ],
 )
 def test_rest_faults_are_survived(tmp_path, emulator, spec):
-    config = write_config(tmp_path, emulator, duration=15)
+    config = write_config(tmp_path, emulator, duration=20)
     proc = start_daemon(tmp_path, config, "--live")
     db = tmp_path / "bot.db"
     wait_for(lambda: bool(query(db, "select 1 from heartbeat")), 60, "the daemon to come up")
-    emulator.faults(spec)
+    emulator.faults(spec + ",seed=5")
     assert finish(proc, 90) == 0, (tmp_path / "daemon.out").read_text()[-3000:]
-    emulator.faults("")
     state = emulator.state()
+    emulator.faults("")
     assert sum(state["faults_injected"].values()) > 0, f"{spec} never fired"
     check_books_match(db, state)
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
+import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -30,6 +32,7 @@ from bot.exchange.urls import override_api_urls
 from bot.log import get_logger, register_secret
 
 T = TypeVar("T")
+BANNED_UNTIL = re.compile(r"banned until (\d{10,})")
 
 
 class ExchangeFailure(Exception):
@@ -116,11 +119,30 @@ class ExchangeClient:
                 if not is_retryable(exc) or attempt == attempts:
                     raise
                 self.retries += 1
-                wait = random.uniform(0, delay) + (1.0 if is_rate_limit(exc) else 0.0)
+                wait = self._backoff(exc, delay)
                 self.log.warning("exchange call failed, retrying", call=what, attempt=attempt, error=type(exc).__name__, detail=str(exc)[:200], wait_s=round(wait, 3))
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, self.cfg.retry_max_delay_s)
         raise AssertionError("unreachable")
+
+    def _backoff(self, exc: BaseException, delay: float) -> float:
+        """Seconds to wait before the next try: full jitter, or what the exchange asked for.
+
+        A rate limit answer carries ``Retry-After``; a Binance IP ban (HTTP 418) names the time it
+        ends. Retrying earlier only extends a ban, so those waits are honoured in full.
+        """
+        wait = random.uniform(0, delay)
+        if is_rate_limit(exc):
+            headers = getattr(self.ccxt, "last_response_headers", None) or {}
+            retry_after = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+            try:
+                wait = max(wait, float(retry_after)) if retry_after is not None else max(wait, 1.0)
+            except ValueError:
+                wait = max(wait, 1.0)
+            banned = BANNED_UNTIL.search(str(exc))
+            if banned:
+                wait = max(wait, int(banned.group(1)) / 1000 - time.time() + 0.1)
+        return wait
 
     # ------------------------------------------------------------------ reads
     async def load_market(self) -> Market:
@@ -185,7 +207,7 @@ class ExchangeClient:
                 if attempt == self.cfg.retry_attempts:
                     raise ExchangeFailure(f"create_order {order.client_order_id} failed after {attempt} attempts: {exc}") from exc
                 self.retries += 1
-                wait = random.uniform(0, delay) + (1.0 if is_rate_limit(exc) else 0.0)
+                wait = self._backoff(exc, delay)
                 self.log.warning("order create failed, retrying under the same client id", client_order_id=order.client_order_id, attempt=attempt, error=type(exc).__name__, wait_s=round(wait, 3))
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, self.cfg.retry_max_delay_s)
