@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import ccxt
 
-RETRYABLE: tuple[type[BaseException], ...] = (ccxt.NetworkError,)
-"""Every ccxt network-level error (rate limits, 5xx, timeouts, nonce) is worth another try."""
+RETRYABLE: tuple[type[BaseException], ...] = (ccxt.OperationFailed,)
+"""Every ccxt network-level error (rate limits, 5xx, timeouts, nonce) and Binance's "internal
+error, please try again" (-1001, which ccxt raises as the parent class OperationFailed) is worth
+another try."""
 
 MAY_HAVE_REACHED_EXCHANGE: tuple[type[BaseException], ...] = (
     ccxt.RequestTimeout,
@@ -36,7 +38,7 @@ def is_rate_limit(exc: BaseException) -> bool:
 
 def outcome_unknown(exc: BaseException) -> bool:
     """True when a write may or may not have been executed: look it up before trying again."""
-    return isinstance(exc, ccxt.NetworkError) and not is_rate_limit(exc) and not isinstance(exc, ccxt.InvalidNonce)
+    return isinstance(exc, ccxt.OperationFailed) and not is_rate_limit(exc) and not isinstance(exc, ccxt.InvalidNonce)
 
 
 def is_duplicate_order(exc: BaseException) -> bool:

@@ -1,0 +1,39 @@
+"""Local exchange emulator speaking Binance's spot API (REST + websockets) on 127.0.0.1.
+
+It lets the bot's live path run through the real ccxt client over real HTTP and websockets,
+against the built-in simulator (``--sim``) or a replayed recording (``--data``), with faults
+injected on demand. Run it as a process (``python -m bot.emulator --sim --port 0``, see
+:mod:`bot.emulator.cli`) or in-process::
+
+    emu = await start_emulator(EmulatorConfig(faults="rate_limit=0.1"))
+    ex = ccxt.pro.binance(ccxt_config(emu.base_url, emu.ws_url, emu.api_key, emu.api_secret))
+    ...
+    await emu.stop()
+
+Modules: :mod:`~bot.emulator.server` (REST, admin, :func:`start_emulator`),
+:mod:`~bot.emulator.ws` (streams), :mod:`~bot.emulator.matching` (orders, balances, fills),
+:mod:`~bot.emulator.market` (book and update ids), :mod:`~bot.emulator.feed` (sim / replay
+pacing), :mod:`~bot.emulator.auth` (signatures), :mod:`~bot.emulator.faults` (fault SPEC),
+:mod:`~bot.emulator.client` (ccxt configuration).
+"""
+
+from bot.emulator.client import ccxt_config, make_pro_client, make_rest_client
+from bot.emulator.faults import FaultError, FaultSpec, parse_faults
+from bot.emulator.server import EmulatorConfig, RunningEmulator, start_emulator
+
+__all__ = [
+    "EmulatorConfig", "FaultError", "FaultSpec", "RunningEmulator", "ccxt_config", "make_pro_client",
+    "make_rest_client", "main", "parse_faults", "run_emulator", "start_emulator",
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bot.emulator.cli import main as _main
+
+    return _main(argv)
+
+
+def run_emulator(args) -> int:  # type: ignore[no-untyped-def]
+    from bot.emulator.cli import run_emulator as _run
+
+    return _run(args)

@@ -1,0 +1,136 @@
+"""``python -m bot.emulator``: run the exchange emulator as a process.
+
+Prints exactly one line to stdout once it listens (flushed), for scripts to wait on::
+
+    EMULATOR READY http://127.0.0.1:PORT ws://127.0.0.1:PORT/ws
+
+and logs to stderr. Stops on SIGINT/SIGTERM (exit 0). Exit 1 on a bad option value, an
+unreadable recording or a recording of another symbol; 2 on wrong usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from bot.config.settings import ConfigError, MarketSection, SimSection, load_settings
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    p = parser or argparse.ArgumentParser(
+        prog="python -m bot.emulator",
+        description="Local Binance spot exchange emulator (REST + websockets on 127.0.0.1) for testing the live path.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--sim", action="store_true", help="built-in order book simulator (bot.data.sim), seeded with --seed")
+    src.add_argument("--data", nargs="+", metavar="FILE", help="replay Binance raw-stream recordings (.gz), all files of one recording")
+    p.add_argument("--speed", type=float, default=1.0, help="replay (or simulation) speed, default 1.0 = real time")
+    p.add_argument("--loop", action="store_true", help="--data: start the recording again at its end (default: stop, book frozen)")
+    p.add_argument("--seed", type=int, default=None, help="--sim: simulator seed (default: the config's sim.seed)")
+    p.add_argument("--config", metavar="TOML", help="take [market] and [sim] from this bot config file")
+    p.add_argument("--symbol", help="symbol, e.g. ETH/USDT (default: the config's market.symbol, BTC/USDT)")
+    p.add_argument("--tick-size", help="PRICE_FILTER tickSize (default: market.tick_size)")
+    p.add_argument("--lot-size", help="LOT_SIZE stepSize (default: market.lot_size)")
+    p.add_argument("--min-qty", help="LOT_SIZE minQty (default: market.min_qty)")
+    p.add_argument("--min-notional", help="NOTIONAL minNotional (default: market.min_notional)")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default)")
+    p.add_argument("--api-key", help="the account's API key (default: $BOT_EMULATOR_API_KEY or a fixed test value)")
+    p.add_argument("--api-secret", help="the account's secret (default: $BOT_EMULATOR_API_SECRET or a fixed test value)")
+    p.add_argument("--balances", default=None, help='starting balances, e.g. "USDT=10000,BTC=0.5" (default: 10000 quote, 0.5 base)')
+    p.add_argument("--faults", default="", help="fault SPEC, e.g. rate_limit=0.05,ws_drop=30,gap=10 (see bot.emulator.faults)")
+    p.add_argument("--fault-seed", type=int, default=0, help="seed of the fault RNG (also seed=N inside --faults)")
+    p.add_argument("--taker-fee", default="0.001", help="taker fee rate, charged in quote (default 0.001)")
+    p.add_argument("--maker-fee", default="0.001", help="maker fee rate, charged in quote (default 0.001)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return p
+
+
+def config_from_args(args: argparse.Namespace):
+    """Turn parsed options into an :class:`~bot.emulator.server.EmulatorConfig` (ValueError on bad values)."""
+    from bot.emulator.server import EmulatorConfig
+
+    market, sim = MarketSection(), SimSection()
+    if args.config:
+        settings = load_settings(args.config)
+        market, sim = settings.market, settings.sim
+    updates: dict[str, object] = {}
+    for opt, key in (("tick_size", "tick_size"), ("lot_size", "lot_size"), ("min_qty", "min_qty"), ("min_notional", "min_notional")):
+        raw = getattr(args, opt, None)
+        if raw is not None:
+            try:
+                updates[key] = Decimal(raw)
+            except InvalidOperation:
+                raise ValueError(f"--{opt.replace('_', '-')}: {raw!r} is not a number") from None
+    if args.symbol:
+        if args.symbol.count("/") != 1:
+            raise ValueError(f"--symbol must look like BASE/QUOTE, got {args.symbol!r}")
+        updates["symbol"] = args.symbol.upper()
+    if updates:
+        market = MarketSection(**{**market.model_dump(), **updates})
+    for f in args.data or []:
+        if not Path(f).is_file():
+            raise ValueError(f"data file not found: {f}")
+    try:
+        taker, maker = Decimal(args.taker_fee), Decimal(args.maker_fee)
+    except InvalidOperation:
+        raise ValueError("--taker-fee/--maker-fee must be numbers") from None
+    if args.speed <= 0:
+        raise ValueError("--speed must be > 0")
+    return EmulatorConfig(
+        data=list(args.data or []), speed=args.speed, loop=args.loop, seed=args.seed, host=args.host, port=args.port,
+        api_key=args.api_key, api_secret=args.api_secret, balances=args.balances, faults=args.faults,
+        fault_seed=args.fault_seed, market=market, sim=sim, taker_fee=taker, maker_fee=maker,
+    )
+
+
+async def _serve(config) -> int:
+    from bot.emulator.server import start_emulator
+
+    emu = await start_emulator(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
+            pass
+    print(f"EMULATOR READY {emu.base_url} {emu.ws_url}", flush=True)
+    logging.getLogger("bot.emulator").info(
+        "emulator %s mode, symbol %s, api key %s", config.mode, emu.engine.rules.symbol, emu.api_key)
+    await stop.wait()
+    await emu.stop()
+    return 0
+
+
+def run_emulator(args: argparse.Namespace) -> int:
+    """Run from parsed options until SIGINT/SIGTERM; return the exit code."""
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = config_from_args(args)
+    except (ValueError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(_serve(config))
+    except KeyboardInterrupt:
+        return 0
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # RecordingError and friends
+        if type(exc).__name__ == "RecordingError":
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_emulator(args)

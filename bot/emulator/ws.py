@@ -1,0 +1,543 @@
+"""Binance spot websocket market streams (and the spot user data stream) on aiohttp.
+
+Endpoints (all on the emulator's one port):
+
+* ``/ws`` and ``/ws/<anything>``: raw streams. ``/ws/<streamName>`` (e.g. ``/ws/btcusdt@depth``)
+  subscribes to that stream at connect; any other tail (ccxt appends a stream index, ``/ws/0``)
+  starts with no subscription. Payloads are sent bare.
+* ``/stream?streams=a/b`` and ``/stream/<anything>``: combined streams, payloads wrapped as
+  ``{"stream": name, "data": payload}``.
+* Live subscription control, as Binance: ``{"method": "SUBSCRIBE"|"UNSUBSCRIBE", "params":
+  [...], "id": N}`` -> ``{"result": null, "id": N}``; ``LIST_SUBSCRIPTIONS`` -> ``{"result":
+  [...], "id": N}``; a bad request -> ``{"error": {"code": 2, "msg": ...}, "id": N}``.
+* ``/ws/<listenKey>``: the user data stream of a key from ``POST /api/v3/userDataStream``
+  (``executionReport`` and ``outboundAccountPosition`` events).
+* ``/ws-api/v3``: the WebSocket API subset ccxt.pro uses for spot private streams and orders:
+  ``userDataStream.subscribe.signature`` (then events arrive as ``{"subscriptionId": N,
+  "event": {...}}``: this is how ccxt.pro's ``watch_orders`` / ``watch_balance`` /
+  ``watch_my_trades`` get ``executionReport`` / ``outboundAccountPosition``),
+  ``userDataStream.unsubscribe``, ``ping``, ``time``, ``order.place``, ``order.test``,
+  ``order.status``, ``order.cancel``, ``openOrders.status``, ``openOrders.cancelAll``,
+  ``account.status``. Signed requests are checked like REST (payload = params sorted by key).
+  Answers: ``{"id", "status": 200, "result": ...}`` or ``{"id", "status": 4xx, "error":
+  {"code", "msg"}}``.
+
+Streams of the emulated symbol ``s`` (lower case): ``s@depth`` / ``s@depth@1000ms`` (diffs every
+1 s), ``s@depth@100ms`` (diffs every 100 ms), ``s@depth5|10|20[@100ms|@1000ms]`` (partial book),
+``s@trade``, ``s@aggTrade`` (one aggregate per trade), ``s@bookTicker`` (real time, on every
+change of the best levels), ``s@ticker`` and ``s@miniTicker`` (every 1 s). Other names are
+accepted and never send anything (as Binance does for an unknown symbol).
+
+Diff messages are ``{"e": "depthUpdate", "E", "s", "U", "u", "b", "a"}`` whose ``U``..``u`` are
+the update ids of :class:`~bot.emulator.market.MarketState` merged since the previous message of
+that stream; a 100 ms / 1 s window without change sends nothing. The server sends a ping frame
+every 20 s (the client's pong is handled by aiohttp). A client whose send queue grows beyond
+``max_queue`` messages is disconnected (slow consumer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from typing import TYPE_CHECKING
+
+from aiohttp import WSMsgType, web
+
+from bot.emulator import auth
+from bot.emulator.errors import BinanceError
+from bot.emulator.market import MarketState, PublicTrade, now_ms
+from bot.emulator.matching import Engine, Fill, Order, fmt
+
+if TYPE_CHECKING:
+    from bot.emulator.faults import FaultState
+
+log = logging.getLogger("bot.emulator.ws")
+
+DIFF_1000 = ("@depth", "@depth@1000ms")
+DIFF_100 = ("@depth@100ms",)
+PARTIAL = tuple(f"@depth{n}{suffix}" for n in (5, 10, 20) for suffix in ("", "@100ms", "@1000ms"))
+
+
+def _f(x: float) -> str:
+    return f"{x:.8f}"
+
+
+class _DiffAcc:
+    __slots__ = ("first", "last", "bids", "asks", "drop_after")
+
+    def __init__(self) -> None:
+        self.first = 0
+        self.last = 0
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
+        self.drop_after: int | None = None  # gap fault: drop the next message with u > this
+
+    def add(self, bids, asks, update_id: int) -> None:
+        if not self.first:
+            self.first = update_id
+        self.last = update_id
+        for p, s in bids:
+            self.bids[p] = s
+        for p, s in asks:
+            self.asks[p] = s
+
+    def take(self) -> tuple[int, int, dict, dict] | None:
+        if not self.first:
+            return None
+        out = (self.first, self.last, self.bids, self.asks)
+        self.first = 0
+        self.bids = {}
+        self.asks = {}
+        return out
+
+
+class WsConn:
+    def __init__(self, ws: web.WebSocketResponse, combined: bool, max_queue: int) -> None:
+        self.ws = ws
+        self.combined = combined
+        self.streams: set[str] = set()
+        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=max_queue)
+        self.listen_key: str | None = None
+        self.user_sub: int | None = None  # WebSocket API user data subscription id
+        self.dead = False
+
+    def push(self, text: str) -> None:
+        if self.dead:
+            return
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self.dead = True
+            log.warning("websocket client too slow: disconnecting")
+            asyncio.ensure_future(self.ws.close(code=1008, message=b"slow consumer"))
+
+    async def writer(self) -> None:
+        ws = self.ws
+        try:
+            while True:
+                text = await self.queue.get()
+                await ws.send_str(text)
+        except (ConnectionResetError, RuntimeError, asyncio.CancelledError):
+            pass
+        except Exception:  # pragma: no cover - transport specific
+            log.debug("websocket writer stopped", exc_info=True)
+
+
+class Hub:
+    """All websocket connections, their subscriptions and the stream publishers."""
+
+    def __init__(self, market: MarketState, engine: Engine, symbol: str, faults: "FaultState",
+                 max_queue: int = 20_000) -> None:
+        self.market = market
+        self.engine = engine
+        self.symbol = symbol.upper()
+        self.s = symbol.lower()
+        self.faults = faults
+        self.max_queue = max_queue
+        self.conns: set[WsConn] = set()
+        self.subs: dict[str, set[WsConn]] = {}
+        self.acc100 = _DiffAcc()
+        self.acc1000 = _DiffAcc()
+        self.listen_keys: dict[str, float] = {}
+        self.api_key = ""
+        self.api_secret = ""
+        self._next_sub = 0
+        self._last_top: tuple[float, float, float, float] | None = None
+        self.gaps_injected = 0
+        self.drops_injected = 0
+        self.messages_sent = 0
+        market.depth_listeners.append(self._on_depth)
+        market.trade_listeners.append(self._on_trade)
+        engine.listeners.append(self._on_execution)
+        engine.balance_listeners.append(self._on_balances)
+
+    # ------------------------------------------------------------------ publishing
+    def publish(self, stream: str, data: dict | str) -> None:
+        subs = self.subs.get(stream)
+        if not subs:
+            return
+        raw = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+        combined = None
+        for conn in subs:
+            if conn.combined:
+                if combined is None:
+                    combined = '{"stream":"%s","data":%s}' % (stream, raw)
+                conn.push(combined)
+            else:
+                conn.push(raw)
+            self.messages_sent += 1
+
+    def _on_depth(self, bids, asks, update_id: int) -> None:
+        self.acc100.add(bids, asks, update_id)
+        self.acc1000.add(bids, asks, update_id)
+        book = self.market.book
+        top = (book.best_bid, book.best_bid_size, book.best_ask, book.best_ask_size)
+        if top != self._last_top:
+            self._last_top = top
+            stream = self.s + "@bookTicker"
+            if self.subs.get(stream):
+                self.publish(stream, {"u": update_id, "s": self.symbol, "b": _f(top[0]), "B": _f(top[1]),
+                                      "a": _f(top[2]), "A": _f(top[3])})
+
+    def _on_trade(self, trade: PublicTrade) -> None:
+        s = self.s
+        now = now_ms()
+        if self.subs.get(s + "@trade"):
+            self.publish(s + "@trade", {"e": "trade", "E": now, "s": self.symbol, "t": trade.id, "p": _f(trade.price),
+                                        "q": _f(trade.qty), "T": trade.time, "m": trade.buyer_is_maker, "M": True})
+        if self.subs.get(s + "@aggTrade"):
+            self.publish(s + "@aggTrade", {"e": "aggTrade", "E": now, "s": self.symbol, "a": trade.id, "p": _f(trade.price),
+                                           "q": _f(trade.qty), "f": trade.id, "l": trade.id, "T": trade.time,
+                                           "m": trade.buyer_is_maker, "M": True})
+
+    def _flush(self, acc: _DiffAcc, streams: tuple[str, ...]) -> None:
+        batch = acc.take()
+        if batch is None:
+            return
+        if acc.drop_after is not None and batch[1] > acc.drop_after:
+            acc.drop_after = None
+            self.gaps_injected += 1
+            return
+        names = [self.s + suffix for suffix in streams if self.subs.get(self.s + suffix)]
+        if not names:
+            return
+        first, last, bids, asks = batch
+        data = json.dumps({
+            "e": "depthUpdate", "E": now_ms(), "s": self.symbol, "U": first, "u": last,
+            "b": [[_f(p), _f(q)] for p, q in bids.items()], "a": [[_f(p), _f(q)] for p, q in asks.items()],
+        }, separators=(",", ":"))
+        for name in names:
+            self.publish(name, data)
+
+    def _partial(self, fast: bool) -> None:
+        for n in (5, 10, 20):
+            suffixes = (f"@depth{n}@100ms",) if fast else (f"@depth{n}", f"@depth{n}@1000ms")
+            names = [self.s + x for x in suffixes if self.subs.get(self.s + x)]
+            if not names:
+                continue
+            bids, asks, uid = self.market.depth(n)
+            data = json.dumps({"lastUpdateId": uid, "bids": [[_f(p), _f(q)] for p, q in bids],
+                               "asks": [[_f(p), _f(q)] for p, q in asks]}, separators=(",", ":"))
+            for name in names:
+                self.publish(name, data)
+
+    def _tickers(self) -> None:
+        s = self.s
+        if not (self.subs.get(s + "@ticker") or self.subs.get(s + "@miniTicker")):
+            return
+        st = self.market.day_stats()
+        now = now_ms()
+        book = self.market.book
+        if self.subs.get(s + "@ticker"):
+            change = st["last"] - st["open"]
+            self.publish(s + "@ticker", {
+                "e": "24hrTicker", "E": now, "s": self.symbol, "p": _f(change),
+                "P": f"{(change / st['open'] * 100 if st['open'] else 0.0):.3f}", "w": _f(st["vwap"]),
+                "x": _f(st["open"]), "c": _f(st["last"]), "Q": _f(st["last_qty"]),
+                "b": _f(book.best_bid), "B": _f(book.best_bid_size), "a": _f(book.best_ask), "A": _f(book.best_ask_size),
+                "o": _f(st["open"]), "h": _f(st["high"]), "l": _f(st["low"]), "v": _f(st["volume"]),
+                "q": _f(st["quote_volume"]), "O": st["open_time"], "C": st["close_time"], "F": st["first_id"],
+                "L": st["last_id"], "n": st["count"],
+            })
+        if self.subs.get(s + "@miniTicker"):
+            self.publish(s + "@miniTicker", {
+                "e": "24hrMiniTicker", "E": now, "s": self.symbol, "c": _f(st["last"]), "o": _f(st["open"]),
+                "h": _f(st["high"]), "l": _f(st["low"]), "v": _f(st["volume"]), "q": _f(st["quote_volume"]),
+            })
+
+    async def run(self) -> None:
+        """The 100 ms publishing clock, plus the ws_drop and gap faults."""
+        tick = 0
+        start = time.monotonic()
+        next_gap = next_drop = None
+        last_ping = time.monotonic()
+        while True:
+            tick += 1
+            delay = start + tick * 0.1 - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            spec = self.faults.spec
+            now = time.monotonic()
+            if spec.gap > 0:
+                if next_gap is None:
+                    next_gap = now + spec.gap
+                elif now >= next_gap:
+                    self.inject_gap()
+                    next_gap = now + spec.gap
+            else:
+                next_gap = None
+            if spec.ws_drop > 0:
+                if next_drop is None:
+                    next_drop = now + spec.ws_drop
+                elif now >= next_drop:
+                    await self.drop_all()
+                    next_drop = now + spec.ws_drop
+            else:
+                next_drop = None
+            try:
+                self._flush(self.acc100, DIFF_100)
+                self._partial(fast=True)
+                if tick % 10 == 0:
+                    self._flush(self.acc1000, DIFF_1000)
+                    self._partial(fast=False)
+                    self._tickers()
+            except Exception:  # pragma: no cover - keep the clock alive whatever happens
+                log.exception("stream publisher failed")
+            if now - last_ping >= 20.0:
+                last_ping = now
+                for conn in list(self.conns):
+                    if not conn.ws.closed:
+                        try:
+                            await conn.ws.ping()
+                        except Exception:
+                            pass
+
+    def inject_gap(self) -> None:
+        """Make the next diff message of every diff stream that has an update newer than now go missing.
+
+        (A message whose updates are all older is not needed by a client synced now, so
+        dropping it would not make a gap for that client.)
+        """
+        self.acc100.drop_after = self.market.update_id
+        self.acc1000.drop_after = self.market.update_id
+
+    async def drop_all(self, code: int = 1001) -> int:
+        conns = list(self.conns)
+        for conn in conns:
+            conn.dead = True
+            try:
+                await conn.ws.close(code=code, message=b"emulator: connection dropped (fault)")
+            except Exception:
+                pass
+        self.drops_injected += 1
+        return len(conns)
+
+    async def close_all(self) -> None:
+        for conn in list(self.conns):
+            conn.dead = True
+            try:
+                await conn.ws.close(code=1001, message=b"server shutdown")
+            except Exception:
+                pass
+
+    # ------------------------------------------------------------------ connections
+    def _subscribe(self, conn: WsConn, streams: list[str]) -> None:
+        for name in streams:
+            conn.streams.add(name)
+            self.subs.setdefault(name, set()).add(conn)
+
+    def _unsubscribe(self, conn: WsConn, streams: list[str] | None = None) -> None:
+        for name in list(conn.streams) if streams is None else streams:
+            conn.streams.discard(name)
+            subs = self.subs.get(name)
+            if subs is not None:
+                subs.discard(conn)
+                if not subs:
+                    del self.subs[name]
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        tail = request.match_info.get("tail", "")
+        combined = path.startswith("/stream")
+        ws = web.WebSocketResponse(autoping=True, compress=False, max_msg_size=1 << 20)
+        if not ws.can_prepare(request).ok:
+            return web.Response(status=400, text="websocket upgrade expected")
+        await ws.prepare(request)
+        conn = WsConn(ws, combined, self.max_queue)
+        self.conns.add(conn)
+        writer = asyncio.ensure_future(conn.writer())
+        try:
+            if combined:
+                streams = [x for x in request.query.get("streams", "").split("/") if x]
+                self._subscribe(conn, streams)
+            elif tail:
+                if tail in self.listen_keys:
+                    conn.listen_key = tail
+                elif "@" in tail:
+                    self._subscribe(conn, [tail])
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    self._control(conn, msg.data)
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            conn.dead = True
+            self._unsubscribe(conn)
+            self.conns.discard(conn)
+            writer.cancel()
+        return ws
+
+    def _control(self, conn: WsConn, text: str) -> None:
+        try:
+            req = json.loads(text)
+        except ValueError:
+            conn.push(json.dumps({"error": {"code": 3, "msg": "Invalid JSON: expected value at line 1 column 1"}, "id": None}))
+            return
+        if not isinstance(req, dict):
+            conn.push(json.dumps({"error": {"code": 2, "msg": "Invalid request: request must be an object"}, "id": None}))
+            return
+        rid = req.get("id")
+        method = req.get("method")
+        params = req.get("params")
+        if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+                conn.push(json.dumps({"error": {"code": 2, "msg": "Invalid request: invalid params"}, "id": rid}))
+                return
+            if method == "SUBSCRIBE":
+                self._subscribe(conn, params)
+            else:
+                self._unsubscribe(conn, params)
+            conn.push(json.dumps({"result": None, "id": rid}))
+        elif method == "LIST_SUBSCRIPTIONS":
+            conn.push(json.dumps({"result": sorted(conn.streams), "id": rid}))
+        elif method in ("SET_PROPERTY", "GET_PROPERTY"):
+            conn.push(json.dumps({"result": None if method == "SET_PROPERTY" else False, "id": rid}))
+        else:
+            conn.push(json.dumps({"error": {"code": 2, "msg": f"Invalid request: unknown variant '{method}'"}, "id": rid}))
+
+    # ------------------------------------------------------------------ WebSocket API
+    async def handle_api(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(autoping=True, compress=False, max_msg_size=1 << 20)
+        if not ws.can_prepare(request).ok:
+            return web.Response(status=400, text="websocket upgrade expected")
+        await ws.prepare(request)
+        conn = WsConn(ws, False, self.max_queue)
+        self.conns.add(conn)
+        writer = asyncio.ensure_future(conn.writer())
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    conn.push(json.dumps(self._api_call(conn, msg.data), separators=(",", ":")))
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            conn.dead = True
+            self.conns.discard(conn)
+            writer.cancel()
+        return ws
+
+    def _api_call(self, conn: WsConn, text: str) -> dict:
+        try:
+            req = json.loads(text)
+            if not isinstance(req, dict):
+                raise ValueError
+        except ValueError:
+            return {"id": None, "status": 400, "error": {"code": -1000, "msg": "Malformed request."}}
+        rid = req.get("id")
+        method = req.get("method")
+        params = req.get("params") or {}
+        if not isinstance(params, dict):
+            return {"id": rid, "status": 400, "error": {"code": -1000, "msg": "Malformed request: params must be an object."}}
+        try:
+            result = self._api_method(conn, method, params)
+        except BinanceError as exc:
+            return {"id": rid, "status": exc.status, "error": exc.body()}
+        return {"id": rid, "status": 200, "result": result,
+                "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+                                "limit": 6000, "count": 1}]}
+
+    def _api_method(self, conn: WsConn, method: object, params: dict) -> object:
+        engine = self.engine
+        flat = {k: auth.ws_value(v) for k, v in params.items()}
+        if method == "ping":
+            return {}
+        if method == "time":
+            return {"serverTime": now_ms()}
+        if method == "userDataStream.unsubscribe":
+            conn.user_sub = None
+            return {}
+        signed = {"userDataStream.subscribe.signature", "order.place", "order.test", "order.status", "order.cancel",
+                  "openOrders.status", "openOrders.cancelAll", "account.status"}
+        if method not in signed:
+            raise BinanceError(-1020, "This operation is not supported.")
+        auth.verify_ws(params, self.api_key, self.api_secret)
+        if method == "userDataStream.subscribe.signature":
+            if conn.user_sub is None:
+                conn.user_sub = self._next_sub
+                self._next_sub += 1
+            return {"subscriptionId": conn.user_sub}
+        if method in ("order.place", "order.test"):
+            order, body = engine.new_order(flat, test=method == "order.test")
+            return body
+        if method == "order.status":
+            engine.check_symbol(flat)
+            order = engine.find(flat.get("orderId"), flat.get("origClientOrderId"))
+            if order is None:
+                raise BinanceError(-2013, "Order does not exist.")
+            return order.query()
+        if method == "order.cancel":
+            return engine.cancel(flat)
+        if method == "openOrders.status":
+            engine.check_symbol(flat, required=False)
+            return engine.open_orders()
+        if method == "openOrders.cancelAll":
+            return engine.cancel_all(flat)
+        return engine.account(omit_zero=flat.get("omitZeroBalances") == "true")
+
+    # ------------------------------------------------------------------ user data stream
+    def new_listen_key(self) -> str:
+        key = secrets.token_urlsafe(45).replace("-", "a").replace("_", "b")[:60]
+        self.listen_keys[key] = time.time()
+        return key
+
+    def keepalive(self, key: str) -> bool:
+        if key in self.listen_keys:
+            self.listen_keys[key] = time.time()
+            return True
+        return False
+
+    def close_listen_key(self, key: str) -> bool:
+        if self.listen_keys.pop(key, None) is None:
+            return False
+        for conn in list(self.conns):
+            if conn.listen_key == key:
+                asyncio.ensure_future(conn.ws.close(code=1000, message=b"listenKey closed"))
+        return True
+
+    def _user_conns(self) -> list[WsConn]:
+        return [c for c in self.conns if (c.listen_key is not None or c.user_sub is not None) and not c.dead]
+
+    @staticmethod
+    def _push_user(conns: list[WsConn], text: str) -> None:
+        for conn in conns:
+            if conn.user_sub is not None:
+                conn.push('{"subscriptionId":%d,"event":%s}' % (conn.user_sub, text))
+            else:
+                conn.push(text)
+
+    def _on_execution(self, exec_type: str, order: Order, fill: Fill | None) -> None:
+        conns = self._user_conns()
+        if not conns:
+            return
+        now = now_ms()
+        event = {
+            "e": "executionReport", "E": now, "s": order.symbol,
+            "c": order.cancel_client_id if exec_type == "CANCELED" else order.client_order_id,
+            "S": order.side, "o": order.type, "f": order.time_in_force, "q": fmt(order.orig_qty), "p": fmt(order.price),
+            "P": fmt(0), "F": fmt(0), "g": -1, "C": order.client_order_id if exec_type == "CANCELED" else "",
+            "x": exec_type, "X": order.status, "r": "NONE", "i": order.order_id,
+            "l": fmt(fill.qty if fill else 0), "z": fmt(order.executed_qty), "L": fmt(fill.price if fill else 0),
+            "n": fmt(fill.commission if fill else 0), "N": fill.commission_asset if fill else None,
+            "T": fill.time if fill else order.update_time, "t": fill.trade_id if fill else -1, "v": 0, "I": 0,
+            "w": order.is_open, "m": fill.is_maker if fill else False, "M": False, "O": order.time,
+            "Z": fmt(order.cum_quote), "Y": fmt(fill.quote_qty if fill else 0), "Q": fmt(order.orig_quote_qty),
+            "W": order.time, "V": "EXPIRE_MAKER",
+        }
+        self._push_user(conns, json.dumps(event, separators=(",", ":")))
+        if exec_type in ("NEW", "TRADE"):
+            self._on_balances([self.engine.rules.base, self.engine.rules.quote])
+
+    def _on_balances(self, assets: list[str]) -> None:
+        conns = self._user_conns()
+        if not conns:
+            return
+        now = now_ms()
+        rows = []
+        for asset in assets:
+            free, locked = self.engine.balances.get(asset, (0, 0))
+            rows.append({"a": asset, "f": fmt(free), "l": fmt(locked)})
+        self._push_user(conns, json.dumps({"e": "outboundAccountPosition", "E": now, "u": now, "B": rows},
+                                          separators=(",", ":")))
