@@ -186,8 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     emulator_parser(emu)
     emu.set_defaults(func=cmd_emulator)
 
+    from bot.cli.demo import register as register_demo
     from bot.research.command import register as register_research
 
+    register_demo(sub)
     register_research(sub)
 
     cfg = sub.add_parser("config", help="configuration tools")
