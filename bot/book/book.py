@@ -182,7 +182,11 @@ class OrderBook:
     def asks(self, n: int) -> list[Level]:
         """Top ``n`` ask levels, best first."""
         sizes = self._asks
-        return [(p, sizes[p]) for p in self._ask_prices[:n]]
+        return [(p, sizes[p]) for p in self._ask_prices[:n]] if n > 0 else []
+
+    def size_at(self, side: str, price: float) -> float:
+        """Visible size at exactly ``price`` on ``side`` (``"bid"`` or ``"ask"``); 0 if no level."""
+        return (self._bids if side == "bid" else self._asks).get(price, 0.0)
 
     def depth(self, side: str, n: int) -> float:
         """Total size of the top ``n`` levels of ``side`` (``"bid"`` or ``"ask"``)."""
