@@ -148,3 +148,36 @@ def test_missing_inputs_give_clear_errors(tmp_path):
     assert proc.returncode == 1 and "missing.toml" in proc.stderr
     proc = run_cli("report", "--db", str(tmp_path / "none.db"), cwd=tmp_path)
     assert proc.returncode == 1 and "none.db" in proc.stderr
+
+
+@needs_data
+def test_maker_mode_rests_post_only_quotes_and_fills_at_its_own_prices(tmp_path):
+    db = tmp_path / "maker.db"
+    proc = run_cli(
+        "backtest", "--config", str(ROOT / "config" / "backtest.toml"), "--data", str(BTC_FILES[0]), "--db", str(db), "--json",
+        cwd=tmp_path, env_extra={"BOT__STRATEGY__MODE": "maker"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert_db_matches_summary(db, summary)
+    quotes = db_rows(db, "select client_order_id, order_type, price, status from orders where reason like 'quote%'")
+    assert quotes and all(t == "limit_maker" for _, t, _, _ in quotes)
+    assert {s for *_, s in quotes} <= {"filled", "canceled", "rejected", "partially_filled"} - {"partially_filled"}
+    prices = {cid: Decimal(p) for cid, _, p, _ in quotes}
+    maker_fills = db_rows(db, "select client_order_id, price, liquidity from fills where client_order_id in (%s)" % ",".join("?" * len(prices)), *prices)
+    assert maker_fills, "the maker must get filled on this recording"
+    assert all(liq == "maker" and Decimal(p) == prices[cid] for cid, p, liq in maker_fills)
+
+
+@needs_data
+def test_taker_mode_trades_only_when_the_move_clears_costs(tmp_path):
+    base = ["backtest", "--config", str(ROOT / "config" / "backtest.toml"), "--data", str(BTC_FILES[0]), "--json"]
+    honest = run_cli(*base, "--db", str(tmp_path / "t1.db"), cwd=tmp_path, env_extra={"BOT__STRATEGY__MODE": "taker"})
+    assert honest.returncode == 0, honest.stderr
+    assert json.loads(honest.stdout)["orders"] == 0, "a 1 bps expected move can never clear 20 bps of fees"
+    optimistic = run_cli(
+        *base, "--db", str(tmp_path / "t2.db"), cwd=tmp_path,
+        env_extra={"BOT__STRATEGY__MODE": "taker", "BOT__STRATEGY__EXPECTED_MOVE_BPS": "40"},
+    )
+    summary = json.loads(optimistic.stdout)
+    assert summary["orders"] > 0 and summary["trades"] > 0

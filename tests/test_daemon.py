@@ -171,3 +171,17 @@ def test_no_secret_in_logs_database_or_errors(tmp_path, emulator):
         for hay in haystacks:
             assert secret.encode() not in hay
     assert any(b"order sent" in h for h in haystacks), "the logs must have been written for this check to mean anything"
+
+
+def test_live_maker_mode_quotes_cancels_and_reconciles(tmp_path, emulator):
+    config = write_config(tmp_path, emulator, duration=15)
+    config.write_text(config.read_text().replace('[strategy]\n', '[strategy]\nmode = "maker"\nquote_notional = 200.0\nrequote_ticks = 2\n'))
+    proc = start_daemon(tmp_path, config, "--live")
+    assert finish(proc, 90) == 0, (tmp_path / "daemon.out").read_text()[-3000:]
+    db = tmp_path / "bot.db"
+    state = emulator.state()
+    check_books_match(db, state)
+    types = {o["type"] for o in state["orders"]}
+    assert "LIMIT_MAKER" in types, f"no post-only order reached the exchange: {types}"
+    assert any(o["status"] == "CANCELED" for o in state["orders"]), "quotes must be moved or pulled"
+    assert state["open_orders"] == [], "quotes must be cancelled on exit"

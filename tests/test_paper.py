@@ -78,3 +78,73 @@ def test_same_client_order_id_is_never_sent_twice():
     v.submit(Order("c1", 0, Side.BUY, Decimal("0.1")), 0)
     with pytest.raises(ValueError, match="c1"):
         v.submit(Order("c1", 1, Side.BUY, Decimal("0.1")), 1)
+
+
+# ---------------------------------------------------------------------- post-only quotes and the queue
+from bot.core.events import Trade  # noqa: E402
+
+
+def quote(cid: str, side: Side, price: str, amount: str) -> Order:
+    return Order(cid, 0, side, Decimal(amount), order_type="limit_maker", price=Decimal(price))
+
+
+def test_resting_bid_fills_only_after_the_queue_ahead_has_traded():
+    v, book = venue(latency_ms=0, fee_bps=10), book_at()
+    v.maker_rate = Decimal("0.0002")
+    order = quote("q1", Side.BUY, "99.99", "0.5")
+    v.submit(order, 0)
+    assert v.on_book(book, 0) == [] and v.resting(Side.BUY) is order  # queue ahead: the 1.0 at 99.99
+    assert v.on_book(book, 1, Trade(1, 0, 99.99, 0.6, "sell")) == []
+    [(o, [fill])] = v.on_book(book, 2, Trade(2, 0, 99.99, 0.7, "sell"))  # 0.3 beyond the queue
+    assert (fill.price, fill.amount, fill.liquidity) == (Decimal("99.99"), Decimal("0.3"), "maker")
+    assert fill.fee == (Decimal("99.99") * Decimal("0.3") * Decimal("0.0002")).quantize(Decimal("1e-8"))
+    assert o.status is OrderStatus.PARTIALLY_FILLED
+    [(o, [fill2])] = v.on_book(book, 3, Trade(3, 0, 99.99, 0.2, "sell"))
+    assert fill2.amount == Decimal("0.2") and o.status is OrderStatus.FILLED and v.resting(Side.BUY) is None
+
+
+def test_buy_aggressor_trades_do_not_fill_a_bid_and_trade_through_fills_all():
+    v, book = venue(latency_ms=0), book_at()
+    order = quote("q1", Side.BUY, "99.99", "0.5")
+    v.submit(order, 0)
+    v.on_book(book, 0)
+    assert v.on_book(book, 1, Trade(1, 0, 99.99, 5.0, "buy")) == []
+    [(o, fills)] = v.on_book(book, 2, Trade(2, 0, 99.98, 0.01, "sell"))  # printed below our bid
+    assert sum(f.amount for f in fills) == Decimal("0.5") and o.status is OrderStatus.FILLED
+
+
+def test_queue_ahead_shrinks_with_the_level_and_crossing_fills():
+    v, book = venue(latency_ms=0), book_at()
+    order = quote("q1", Side.SELL, "100.01", "0.1")  # 0.25 ahead at 100.01
+    v.submit(order, 0)
+    v.on_book(book, 0)
+    book.apply(BookDelta(1, 0, (), ((100.01, 0.05),), 2, 2))  # cancels ahead of us
+    v.on_book(book, 1)
+    [(o, [fill])] = v.on_book(book, 2, Trade(2, 0, 100.01, 0.1, "buy"))
+    assert fill.amount == Decimal("0.05") and o.status is OrderStatus.PARTIALLY_FILLED
+    book.apply(BookDelta(3, 0, ((100.01, 1.0),), ((100.0, 0.0), (100.01, 0.0)), 3, 3))  # bids reach our ask: we were lifted
+    [(o, [fill])] = v.on_book(book, 3)
+    assert fill.amount == Decimal("0.05") and o.status is OrderStatus.FILLED
+
+
+def test_post_only_order_that_would_cross_is_rejected():
+    v, book = venue(latency_ms=0), book_at()
+    order = quote("q1", Side.BUY, "100.0", "0.1")  # at the best ask
+    v.submit(order, 0)
+    [(o, fills)] = v.on_book(book, 0)
+    assert o.status is OrderStatus.REJECTED and fills == []
+
+
+def test_cancel_takes_the_latency_and_the_order_can_fill_meanwhile():
+    v, book = venue(latency_ms=10), book_at()
+    a, b = quote("a", Side.BUY, "99.98", "0.1"), quote("b", Side.SELL, "100.05", "0.1")
+    v.submit(a, 0)
+    v.submit(b, 0)
+    v.on_book(book, 10 * MS)
+    v.cancel("a", 11 * MS)
+    v.cancel("b", 11 * MS)
+    assert v.has_pending
+    [(filled, _)] = v.on_book(book, 15 * MS, Trade(15 * MS, 0, 99.97, 1.0, "sell"))
+    assert filled is a and a.status is OrderStatus.FILLED
+    [(cancelled, fills)] = v.on_book(book, 21 * MS)
+    assert cancelled is b and b.status is OrderStatus.CANCELED and fills == [] and not v.has_pending and not v.active

@@ -76,13 +76,31 @@ class SignalSection(_Section):
 
 
 class StrategySection(_Section):
-    """Thresholds that turn the score into enter / exit decisions."""
+    """How the score becomes orders.
 
+    ``threshold``: market orders when |score| crosses ``enter_threshold``.
+    ``taker``: the same, but only when the expected move clears the round-trip cost (fees both
+    ways + spread + slippage + margin); the expected move is ``|score| * expected_move_bps``,
+    calibrated from ``bot research`` (mean move of the top score bucket at your horizon).
+    ``maker``: post-only quotes around a fair price skewed by the score and by inventory, pulled
+    when OFI runs against them.
+    """
+
+    mode: Literal["threshold", "taker", "maker"] = "threshold"
     enter_threshold: float = Field(0.6, gt=0, le=1)
     exit_threshold: float = Field(0.0, ge=-1, le=1, description="exit a long when score < this (short: > -this)")
     cooldown_s: float = Field(1.0, ge=0, description="minimum time between entries")
     max_holding_s: float = Field(60.0, gt=0, description="time stop: exit after this long in a position")
     allow_short: bool = True
+    expected_move_bps: float = Field(1.0, ge=0, description="taker: expected mid move for |score| = 1, in bps")
+    slippage_bps: float = Field(0.0, ge=0, description="taker: expected slippage per leg beyond the touch")
+    cost_margin_bps: float = Field(0.0, ge=0, description="taker: extra edge required above the cost")
+    quote_offset_ticks: int = Field(1, ge=0, description="maker: quotes this many ticks from the fair price")
+    signal_skew_ticks: float = Field(2.0, ge=0, description="maker: fair-price shift for score = 1")
+    inventory_skew_ticks: float = Field(2.0, ge=0, description="maker: fair-price shift at the position cap")
+    pull_ofi: float = Field(0.5, gt=0, le=1, description="maker: pull a quote when tanh(OFI/scale) runs this far against it")
+    requote_ticks: int = Field(1, ge=1, description="maker: move a resting quote when its target moved this far")
+    quote_notional: float = Field(500.0, gt=0, description="maker: size of each quote in quote currency (risk caps apply)")
 
     @model_validator(mode="after")
     def _exit_below_enter(self) -> "StrategySection":

@@ -19,12 +19,12 @@ from bot.book.book import OrderBook
 from bot.config.settings import Settings
 from bot.core.events import MarketEvent
 from bot.core.market import Market
-from bot.core.orders import Fill, Intent, IntentKind, Order, OrderStatus, Reject
+from bot.core.orders import Fill, Intent, IntentKind, Order, OrderStatus, Reject, Side
 from bot.core.portfolio import Portfolio
 from bot.log import get_logger
 from bot.risk.manager import RiskManager
 from bot.signals.features import SignalEngine
-from bot.signals.strategy import ThresholdStrategy
+from bot.signals.strategy import MakerStrategy, ThresholdStrategy
 from bot.store.store import Store
 
 
@@ -32,11 +32,20 @@ class Venue(Protocol):
     """What the engine needs from a venue (paper, backtest or live)."""
 
     @property
-    def has_pending(self) -> bool: ...
+    def has_pending(self) -> bool:
+        """Sent work whose outcome is not known yet (new orders, cancels): no new decision meanwhile."""
+
+    @property
+    def active(self) -> bool:
+        """Anything a market event could change (pending work or resting orders)."""
 
     def submit(self, order: Order, now: int) -> None: ...
 
-    def on_book(self, book: OrderBook, now: int) -> list[tuple[Order, list[Fill]]]: ...
+    def cancel(self, client_order_id: str, now: int) -> None: ...
+
+    def resting(self, side: Side) -> Order | None: ...
+
+    def on_book(self, book: OrderBook, now: int, event: MarketEvent | None = None) -> list[tuple[Order, list[Fill]]]: ...
 
 
 def market_from_settings(settings: Settings) -> Market:
@@ -81,7 +90,12 @@ class Engine:
         self.log = get_logger("bot.engine")
         self.book = OrderBook()
         self.signals = SignalEngine(settings.signal)
-        self.strategy = ThresholdStrategy(settings.strategy)
+        self.strategy = ThresholdStrategy(settings.strategy, settings.execution.taker_fee_bps)
+        self.maker = (
+            MakerStrategy(settings.strategy, settings.signal, float(market.tick_size))
+            if settings.strategy.mode == "maker"
+            else None
+        )
         self.risk = RiskManager(
             settings.risk,
             market,
@@ -109,8 +123,8 @@ class Engine:
         changed = book.apply(event)
         if book.is_sound != self._sound:
             self._soundness_changed(now)
-        if self.venue.has_pending:
-            for order, fills in self.venue.on_book(book, now):
+        if self.venue.active:
+            for order, fills in self.venue.on_book(book, now, event):
                 self._on_execution(order, fills, now)
         if not changed:
             return
@@ -127,6 +141,13 @@ class Engine:
         intent = self.risk.on_mark(self.portfolio, equity, book.best_bid, book.best_ask, now)
         if self.risk.halt is not self._halt_seen:
             self._halt_changed(now)
+        if self.maker is not None:
+            if intent is not None or self.risk.halt is not None:
+                if not self._cancel_quotes(now) and intent is not None:
+                    self._decide(intent, equity, now)
+            else:
+                self._quote(state, equity, now)
+            return
         if intent is None:
             sign = 0 if self.portfolio.is_flat else (1 if self.portfolio.qty > 0 else -1)
             intent = self.strategy.decide(state, sign, self.portfolio.open_ts, now)
@@ -136,20 +157,25 @@ class Engine:
     def poll(self, now: int) -> None:
         """Collect venue results when no market event arrives (live venues finish orders on their own)."""
         self.now = max(self.now, now)
-        if self.venue.has_pending:
+        if self.venue.active:
             for order, fills in self.venue.on_book(self.book, now):
                 self._on_execution(order, fills, now)
 
     def finish(self, reason: str = "end_of_data") -> None:
-        """Flatten any open position on the last book and record the final equity point."""
+        """Cancel resting quotes, flatten any open position on the last book, record the final equity."""
         now = self.now
+        latency = int(self.settings.execution.latency_ms * 1e6)
+        if self._cancel_quotes(now) or self.venue.has_pending:
+            for order, fills in self.venue.on_book(self.book, now + latency):
+                self._on_execution(order, fills, now + latency)
+            self.now = now = now + latency
         if not self.portfolio.is_flat and not self.venue.has_pending:
             mid = self.last_mid
             equity = self.portfolio.equity(mid) if mid == mid else float(self.portfolio.cash)
             # the last update's own time: the book is as fresh as it will ever be
             self._decide(Intent(IntentKind.EXIT, now, reason), equity, max(now, self.book.last_update_ts))
         if self.venue.has_pending:
-            due = now + int(self.settings.execution.latency_ms * 1e6)
+            due = now + latency
             for order, fills in self.venue.on_book(self.book, due):
                 self._on_execution(order, fills, due)
             self.now = now = max(now, due)
@@ -187,6 +213,49 @@ class Engine:
             ask=self.book.best_ask,
         )
 
+    def _cancel_quotes(self, now: int) -> bool:
+        """Ask the venue to cancel our resting quotes; True if any was resting."""
+        any_resting = False
+        for side in (Side.BUY, Side.SELL):
+            order = self.venue.resting(side)
+            if order is not None:
+                any_resting = True
+                self.venue.cancel(order.client_order_id, now)
+        return any_resting
+
+    def _quote(self, state, equity: float, now: int) -> None:  # type: ignore[no-untyped-def]
+        """Maker mode: keep one post-only quote per side at the strategy's target price."""
+        maker = self.maker
+        assert maker is not None
+        book = self.book
+        mid = state.mid
+        cap = self.settings.risk.max_position_notional / mid if mid > 0 else 0.0
+        targets = maker.quotes(state, book.best_bid, book.best_ask, float(self.portfolio.qty), cap, now)
+        for side in (Side.BUY, Side.SELL):
+            target = targets[side.value]
+            resting = self.venue.resting(side)
+            if resting is not None:
+                if target is None or maker.moved(float(resting.price), target):
+                    self.venue.cancel(resting.client_order_id, now)
+                continue
+            if target is None:
+                continue
+            result = self.risk.check_quote(
+                side, target, self.settings.strategy.quote_notional, self.settings.strategy.allow_short,
+                self.portfolio, equity, book, now, self._next_client_order_id(),
+            )
+            self.stats.decisions += 1
+            if isinstance(result, Reject):
+                self.stats.rejects += 1
+                maker.cool_down(side.value, now)
+                self.store.record_risk_event(self.run_id, now, "reject", result.rule, f"quote {side.value}: {result.detail}")
+                self.log.info("quote rejected", side=side.value, rule=result.rule, detail=result.detail)
+                continue
+            self.stats.orders += 1
+            self.venue.submit(result, now)
+            self.store.record_order(self.run_id, result)
+            self.log.info("quote sent", client_order_id=result.client_order_id, side=side.value, price=str(result.price), amount=str(result.amount), score=round(state.score, 4))
+
     def _on_execution(self, order: Order, fills: list[Fill], now: int) -> None:
         portfolio = self.portfolio
         was_flat = portfolio.is_flat
@@ -204,9 +273,12 @@ class Engine:
             portfolio.stop_price, portfolio.take_profit_price = stop, target
             order.stop_price, order.take_profit_price = stop, target
             self.strategy.cool_down(now)
+        elif fills and not portfolio.is_flat and order.order_type != "market":
+            # a maker position grows or shrinks by quotes: keep its protective prices on its average
+            portfolio.stop_price, portfolio.take_profit_price = self.risk.protective_prices(portfolio.qty, portfolio.avg_price)
         self.store.record_order(self.run_id, order)
         self.log.info(
-            "order done",
+            "order update",
             client_order_id=order.client_order_id,
             status=order.status.value,
             filled=str(order.filled),
@@ -214,7 +286,7 @@ class Engine:
             avg_price=str(portfolio.avg_price),
             position=str(portfolio.qty),
         )
-        if order.status is OrderStatus.EXPIRED and order.filled < order.amount:
+        if order.status is OrderStatus.EXPIRED and order.filled < order.amount and order.order_type == "market":
             self.store.record_risk_event(self.run_id, now, "partial_fill", "book_depth", f"{order.client_order_id} filled {order.filled} of {order.amount}")
 
     # ------------------------------------------------------------------ bookkeeping

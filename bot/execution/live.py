@@ -19,8 +19,9 @@ from typing import Any
 import ccxt
 
 from bot.book.book import OrderBook
+from bot.core.events import MarketEvent
 from bot.core.market import Market, to_decimal
-from bot.core.orders import Fill, Order, OrderStatus
+from bot.core.orders import Fill, Order, OrderStatus, Side
 from bot.exchange.client import ExchangeClient, ExchangeFailure, fills_from_trades
 from bot.log import get_logger
 from bot.store.store import Store
@@ -88,11 +89,48 @@ class LiveVenue:
         self._done: list[tuple[Order, list[Fill]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._sent: set[str] = set()
+        self._cancelling: set[str] = set()
         self.failures = 0
+
+    def _is_resting(self, order: Order) -> bool:
+        return (
+            order.order_type != "market"
+            and order.exchange_order_id is not None
+            and order.status in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
+            and order.client_order_id not in self._cancelling
+        )
 
     @property
     def has_pending(self) -> bool:
+        """Orders or cancels in flight, or results the engine has not collected yet."""
+        return bool(self._done) or any(not self._is_resting(o) for o in self._inflight.values())
+
+    @property
+    def active(self) -> bool:
         return bool(self._inflight) or bool(self._done)
+
+    def resting(self, side: Side) -> Order | None:
+        for order in self._inflight.values():
+            if order.side is side and self._is_resting(order):
+                return order
+        return None
+
+    def cancel(self, client_order_id: str, now: int) -> None:
+        """Cancel by client id in the background; the order's own task reports the final state."""
+        if client_order_id not in self._inflight or client_order_id in self._cancelling:
+            return
+        self._cancelling.add(client_order_id)
+
+        async def send_cancel() -> None:
+            try:
+                await self.client.cancel_order(client_order_id)
+            except Exception as exc:  # noqa: BLE001 - the order task keeps polling; retry on the next decision
+                self._cancelling.discard(client_order_id)
+                self.log.warning("cancel failed", client_order_id=client_order_id, error=type(exc).__name__, detail=str(exc)[:200])
+
+        task = asyncio.get_running_loop().create_task(send_cancel(), name=f"cancel-{client_order_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def submit(self, order: Order, now: int) -> None:
         if order.client_order_id in self._sent:
@@ -105,7 +143,7 @@ class LiveVenue:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def on_book(self, book: OrderBook, now: int) -> list[tuple[Order, list[Fill]]]:
+    def on_book(self, book: OrderBook, now: int, event: MarketEvent | None = None) -> list[tuple[Order, list[Fill]]]:
         if not self._done:
             return []
         done, self._done = self._done, []
@@ -159,6 +197,7 @@ class LiveVenue:
 
     def _finish(self, order: Order, fills: list[Fill]) -> None:
         self._inflight.pop(order.client_order_id, None)
+        self._cancelling.discard(order.client_order_id)
         self._done.append((order, fills))
 
     async def cancel_open(self) -> int:

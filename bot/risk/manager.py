@@ -174,3 +174,54 @@ class RiskManager:
             amount,
             reason=f"{intent.reason}:{binding}",
         )
+
+    def check_quote(
+        self,
+        side: Side,
+        price: float,
+        quote_notional: float,
+        allow_short: bool,
+        portfolio: Portfolio,
+        equity: float,
+        book: OrderBook,
+        now: int,
+        client_order_id: str,
+    ) -> Order | Reject:
+        """Size a post-only maker quote, or say which rule refused it.
+
+        The quote is sized like an entry (risk budget, order and position caps, depth share)
+        with ``quote_notional`` as a further cap, and never beyond what keeps the position inside
+        ``max_position_notional`` (or, without shorting, beyond the inventory it sells).
+        """
+        intent = Intent(IntentKind.ENTER_LONG if side is Side.BUY else IntentKind.ENTER_SHORT, now, "quote")
+        if not book.is_sound:
+            return Reject(now, intent, "book_unsound", f"book status {book.status.value}")
+        if book.age_ns(now) > self._max_age_ns:
+            return Reject(now, intent, "stale_book", f"last update {book.age_ns(now) / 1e9:.3f}s ago > {self.cfg.max_book_age_s}s")
+        if self.kill_switch_on():
+            return Reject(now, intent, "kill_switch", "kill switch engaged")
+        if self.halt is not None:
+            return Reject(now, intent, "halted", f"{self.halt.rule}: {self.halt.detail}")
+        dprice = self.market.price_to_precision(price)
+        if (side is Side.BUY and float(dprice) >= book.best_ask) or (side is Side.SELL and float(dprice) <= book.best_bid):
+            return Reject(now, intent, "post_only", f"{side.value} at {dprice} would cross the book")
+        px = float(dprice)
+        cfg = self.cfg
+        position = float(portfolio.qty) * side.sign  # > 0: this quote adds to the position
+        room = cfg.max_position_notional / px - position
+        caps = {
+            "quote_notional": quote_notional / px,
+            "risk_budget": equity * cfg.risk_per_trade / (px * (self._sl + 2.0 * self.fee_rate)),
+            "max_order_notional": cfg.max_order_notional / px,
+            "max_position_notional": room,
+            "max_depth_fraction": cfg.max_depth_fraction * book.depth("bid" if side is Side.BUY else "ask", self.depth_levels) + max(0.0, -position),
+        }
+        if side is Side.SELL and not allow_short:
+            caps["inventory"] = max(0.0, float(portfolio.qty))
+        binding = min(caps, key=caps.__getitem__)
+        amount = self.market.amount_to_precision(max(0.0, caps[binding]))
+        problem = self.market.check_order(amount, dprice)
+        if problem is not None:
+            rule = "min_notional" if "notional" in problem else "min_qty"
+            return Reject(now, intent, rule, f"{problem} (size limited by {binding})")
+        return Order(client_order_id, now, side, amount, order_type="limit_maker", price=dprice, reason=f"quote:{binding}")

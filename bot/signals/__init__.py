@@ -1,6 +1,6 @@
 """Streaming imbalance features and the strategy that maps them to decisions."""
 
 from bot.signals.features import SignalEngine, SignalState
-from bot.signals.strategy import ThresholdStrategy
+from bot.signals.strategy import MakerStrategy, ThresholdStrategy
 
-__all__ = ["SignalEngine", "SignalState", "ThresholdStrategy"]
+__all__ = ["MakerStrategy", "SignalEngine", "SignalState", "ThresholdStrategy"]

@@ -1,0 +1,82 @@
+"""Strategy modes: the taker cost hurdle and the maker's quote placement."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.config.settings import SignalSection, StrategySection
+from bot.core.orders import IntentKind
+from bot.signals.features import SignalState
+from bot.signals.strategy import MakerStrategy, ThresholdStrategy
+
+SEC = 1_000_000_000
+
+
+def state(score: float, mid: float = 100.0, spread: float = 0.01, ofi: float = 0.0) -> SignalState:
+    return SignalState(ts=SEC, score=score, mid=mid, spread=spread, ofi=ofi, valid=True)
+
+
+def test_taker_enters_only_when_the_expected_move_clears_the_cost():
+    cfg = StrategySection(mode="taker", enter_threshold=0.5, expected_move_bps=30.0, slippage_bps=1.0, cost_margin_bps=2.0)
+    strat = ThresholdStrategy(cfg, taker_fee_bps=10.0)
+    # cost = 2*10 + 2*1 + 2 + spread (0.01/100 = 1 bp) = 25 bps; expected = 30 * |score|
+    assert strat.decide(state(0.8), 0, 0, SEC) is None  # 0.8 * 30 = 24 < 25
+    assert strat.decide(state(0.9), 0, 0, SEC).kind is IntentKind.ENTER_LONG  # 27 > 25
+    assert ThresholdStrategy(cfg, taker_fee_bps=10.0).decide(state(-0.85), 0, 0, SEC) is not None  # 25.5 > 25
+
+
+def test_taker_refuses_when_costs_are_too_high():
+    cfg = StrategySection(mode="taker", enter_threshold=0.5, expected_move_bps=20.0)
+    strat = ThresholdStrategy(cfg, taker_fee_bps=10.0)
+    assert strat.decide(state(1.0), 0, 0, SEC) is None  # 20 bps expected vs 20 fees + 1 spread
+    assert ThresholdStrategy(StrategySection(enter_threshold=0.5), 10.0).decide(state(1.0), 0, 0, SEC) is not None
+
+
+def maker(**kw) -> MakerStrategy:
+    cfg = StrategySection(mode="maker", **kw)
+    return MakerStrategy(cfg, SignalSection(ofi_scale=1.0), tick=0.01)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    score=st.floats(-1, 1),
+    position=st.floats(-2, 2),
+    bid_ticks=st.integers(9000, 11000),
+    spread_ticks=st.integers(1, 5),
+    ofi=st.floats(-3, 3),
+)
+def test_quotes_never_cross_and_lean_with_signal_and_against_inventory(score, position, bid_ticks, spread_ticks, ofi):
+    m = maker(allow_short=True, signal_skew_ticks=3, inventory_skew_ticks=3, pull_ofi=0.6)
+    bid, ask = bid_ticks * 0.01, (bid_ticks + spread_ticks) * 0.01
+    s = state(score, mid=(bid + ask) / 2, spread=ask - bid, ofi=ofi)
+    q = m.quotes(s, bid, ask, position, cap=1.0, now=SEC)
+    if q["buy"] is not None:
+        assert q["buy"] < ask - 1e-9
+        assert abs(q["buy"] / 0.01 - round(q["buy"] / 0.01)) < 1e-6
+        assert math.tanh(ofi) > -0.6 and position < 1.0
+    if q["sell"] is not None:
+        assert q["sell"] > bid + 1e-9
+        assert math.tanh(ofi) < 0.6 and position > -1.0
+    # a stronger signal never lowers the bid target; more inventory never raises it
+    q_up = m.quotes(state(min(1.0, score + 0.5), s.mid, s.spread, 0.0), bid, ask, position, 1.0, SEC)
+    q_base = m.quotes(state(score, s.mid, s.spread, 0.0), bid, ask, position, 1.0, SEC)
+    if q_up["buy"] is not None and q_base["buy"] is not None:
+        assert q_up["buy"] >= q_base["buy"] - 1e-9
+    q_long = m.quotes(state(score, s.mid, s.spread, 0.0), bid, ask, min(0.99, position + 0.5), 1.0, SEC)
+    if q_long["sell"] is not None and q_base["sell"] is not None:
+        assert q_long["sell"] <= q_base["sell"] + 1e-9
+
+
+def test_spot_maker_only_sells_inventory_and_pulls_against_flow():
+    m = maker(allow_short=False, pull_ofi=0.5)
+    q = m.quotes(state(0.0, mid=100.005), 100.0, 100.01, 0.0, 1.0, SEC)
+    assert q["buy"] is not None and q["sell"] is None
+    q = m.quotes(state(0.0, mid=100.005), 100.0, 100.01, 0.3, 1.0, SEC)
+    assert q["sell"] is not None
+    heavy_selling = m.quotes(state(0.0, mid=100.005, ofi=-2.0), 100.0, 100.01, 0.3, 1.0, SEC)
+    assert heavy_selling["buy"] is None and heavy_selling["sell"] is not None
+    m.cool_down("buy", SEC)
+    assert m.quotes(state(0.0, mid=100.005), 100.0, 100.01, 0.0, 1.0, SEC + 1)["buy"] is None
