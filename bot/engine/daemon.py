@@ -174,6 +174,8 @@ class Daemon:
                 stats.update(engine.stats.as_dict())
                 stats["crossed_book_events"] = engine.book.crossed_events
                 stats["book_resyncs"] = engine.book.resyncs
+                stats["strategy_mode"] = settings.strategy.mode
+                stats["cost_hurdle"] = engine.cost_hurdle()
             if feed is not None:
                 stats["source"] = {"source": "exchange", "feed_mode": feed.mode, "book_updates": feed.updates, "invalidations": feed.invalidations}
             stats["exchange_calls"], stats["exchange_retries"] = client.calls, client.retries

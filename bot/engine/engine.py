@@ -113,6 +113,8 @@ class Engine:
         self._next_equity_ts = 0
         self._sound = False
         self._halt_seen = None
+        self._spread_sum = 0.0
+        self._spread_n = 0
 
     # ------------------------------------------------------------------ event loop
     def on_event(self, event: MarketEvent) -> None:
@@ -133,6 +135,8 @@ class Engine:
         if not state.valid:
             return
         self.last_mid = state.mid
+        self._spread_sum += state.spread / state.mid
+        self._spread_n += 1
         equity = self.portfolio.equity(state.mid)
         if now >= self._next_equity_ts:
             self._record_equity(now, equity)
@@ -288,6 +292,16 @@ class Engine:
         )
         if order.status is OrderStatus.EXPIRED and order.filled < order.amount and order.order_type == "market":
             self.store.record_risk_event(self.run_id, now, "partial_fill", "book_depth", f"{order.client_order_id} filled {order.filled} of {order.amount}")
+
+    def cost_hurdle(self) -> dict[str, float]:
+        """What a round trip costs on this market, in bps: the bar any signal must clear."""
+        ex = self.settings.execution
+        spread = self._spread_sum / self._spread_n * 1e4 if self._spread_n else float("nan")
+        return {
+            "mean_spread_bps": round(spread, 4),
+            "taker_round_trip_bps": round(2 * ex.taker_fee_bps + spread, 4),
+            "maker_round_trip_bps": round(2 * ex.maker_fee_bps, 4),
+        }
 
     # ------------------------------------------------------------------ bookkeeping
     def _record_equity(self, now: int, equity: float) -> None:

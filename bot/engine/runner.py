@@ -97,6 +97,8 @@ def run_backtest(
             stats.update(engine.stats.as_dict())
             stats["crossed_book_events"] = engine.book.crossed_events
             stats["book_resyncs"] = engine.book.resyncs
+            stats["strategy_mode"] = settings.strategy.mode
+            stats["cost_hurdle"] = engine.cost_hurdle()
         stats["source"] = source_stats()
         store.finish_run(run_id, status=status, stats=stats)
         store.close()
