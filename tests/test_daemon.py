@@ -79,7 +79,13 @@ def kill_and_restart(tmp_path: Path, emulator: Emulator, rounds: int, seed: int)
     kills = 0
     for n in range(rounds):
         proc = start_daemon(tmp_path, config, "--live")
-        wait_for(lambda: query(db, "select count(*) from heartbeat") == [(n + 1,)], 60, "the restarted daemon to come up")
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"daemon exited with {proc.returncode}: {(tmp_path / 'daemon.out').read_text()[-3000:]}")
+            return query(db, "select count(*) from heartbeat") == [(n + 1,)]
+
+        wait_for(up, 120, "the restarted daemon to come up")
         time.sleep(rng.uniform(0.0, 3.0))
         proc.kill()  # SIGKILL: no cleanup at all
         proc.wait(10)

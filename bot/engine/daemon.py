@@ -167,15 +167,10 @@ class Daemon:
                 await venue.close()
             if engine is not None:
                 engine.poll(time.time_ns())
-                if engine.last_mid == engine.last_mid:
-                    engine._record_equity(engine.now, engine.portfolio.equity(engine.last_mid))
+                engine.checkpoint()
             stats: dict[str, Any] = {"wall_time_s": round(time.monotonic() - started, 3), "stop_reason": self.stop_reason}
             if engine is not None:
-                stats.update(engine.stats.as_dict())
-                stats["crossed_book_events"] = engine.book.crossed_events
-                stats["book_resyncs"] = engine.book.resyncs
-                stats["strategy_mode"] = settings.strategy.mode
-                stats["cost_hurdle"] = engine.cost_hurdle()
+                stats.update(engine.run_stats())
             if feed is not None:
                 stats["source"] = {"source": "exchange", "feed_mode": feed.mode, "book_updates": feed.updates, "invalidations": feed.invalidations}
             stats["exchange_calls"], stats["exchange_retries"] = client.calls, client.retries

@@ -182,10 +182,8 @@ class Engine:
             due = now + latency
             for order, fills in self.venue.on_book(self.book, due):
                 self._on_execution(order, fills, due)
-            self.now = now = max(now, due)
-        if self.last_mid == self.last_mid:
-            self._record_equity(now, self.portfolio.equity(self.last_mid))
-        self.store.flush()
+            self.now = max(now, due)
+        self.checkpoint()
 
     # ------------------------------------------------------------------ decisions
     def _next_client_order_id(self) -> str:
@@ -292,6 +290,22 @@ class Engine:
         )
         if order.status is OrderStatus.EXPIRED and order.filled < order.amount and order.order_type == "market":
             self.store.record_risk_event(self.run_id, now, "partial_fill", "book_depth", f"{order.client_order_id} filled {order.filled} of {order.amount}")
+
+    def run_stats(self) -> dict[str, object]:
+        """Counters stored with the run when it ends (``stats`` in the report)."""
+        return {
+            **self.stats.as_dict(),
+            "crossed_book_events": self.book.crossed_events,
+            "book_resyncs": self.book.resyncs,
+            "strategy_mode": self.settings.strategy.mode,
+            "cost_hurdle": self.cost_hurdle(),
+        }
+
+    def checkpoint(self) -> None:
+        """Record the current equity (if the market is known) and flush the store."""
+        if self.last_mid == self.last_mid:
+            self._record_equity(self.now, self.portfolio.equity(self.last_mid))
+        self.store.flush()
 
     def cost_hurdle(self) -> dict[str, float]:
         """What a round trip costs on this market, in bps: the bar any signal must clear."""

@@ -94,11 +94,7 @@ def run_backtest(
         wall = time.perf_counter() - started
         stats: dict[str, Any] = {"wall_time_s": round(wall, 6)}
         if engine is not None:
-            stats.update(engine.stats.as_dict())
-            stats["crossed_book_events"] = engine.book.crossed_events
-            stats["book_resyncs"] = engine.book.resyncs
-            stats["strategy_mode"] = settings.strategy.mode
-            stats["cost_hurdle"] = engine.cost_hurdle()
+            stats.update(engine.run_stats())
         stats["source"] = source_stats()
         store.finish_run(run_id, status=status, stats=stats)
         store.close()
