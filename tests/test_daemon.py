@@ -191,3 +191,15 @@ def test_live_maker_mode_quotes_cancels_and_reconciles(tmp_path, emulator):
     assert "LIMIT_MAKER" in types, f"no post-only order reached the exchange: {types}"
     assert any(o["status"] == "CANCELED" for o in state["orders"]), "quotes must be moved or pulled"
     assert state["open_orders"] == [], "quotes must be cancelled on exit"
+
+
+def test_rest_polling_feed_trades_without_websockets(tmp_path, emulator):
+    config = write_config(tmp_path, emulator, mode="paper", duration=10)
+    config.write_text(config.read_text().replace("[exchange]\n", "[exchange]\nuse_websocket = false\n"))
+    proc = start_daemon(tmp_path, config)
+    assert finish(proc, 60) == 0, (tmp_path / "daemon.out").read_text()[-3000:]
+    db = tmp_path / "bot.db"
+    stats = json.loads(query(db, "select stats_json from runs")[0][0])
+    assert stats["source"]["feed_mode"] == "rest" and stats["source"]["book_updates"] >= 10
+    assert stats["book_updates"] >= 10 and stats["unsound_periods"] == 0
+    assert emulator.state()["ws"]["connections"] == 0
