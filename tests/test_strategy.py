@@ -65,8 +65,9 @@ def test_quotes_never_cross_and_lean_with_signal_and_against_inventory(score, po
     q_base = m.quotes(state(score, s.mid, s.spread, 0.0), bid, ask, position, 1.0, SEC)
     if q_up["buy"] is not None and q_base["buy"] is not None:
         assert q_up["buy"] >= q_base["buy"] - 1e-9
-    q_long = m.quotes(state(score, s.mid, s.spread, 0.0), bid, ask, min(0.99, position + 0.5), 1.0, SEC)
-    if q_long["sell"] is not None and q_base["sell"] is not None:
+    longer = min(0.99, position + 0.5)
+    q_long = m.quotes(state(score, s.mid, s.spread, 0.0), bid, ask, longer, 1.0, SEC)
+    if longer > position and q_long["sell"] is not None and q_base["sell"] is not None:
         assert q_long["sell"] <= q_base["sell"] + 1e-9
 
 

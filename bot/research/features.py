@@ -35,7 +35,7 @@ import numpy as np
 from bot.book.book import OrderBook
 from bot.config.settings import SignalSection
 from bot.core.events import BestBidAsk, BookDelta, BookInvalidated, BookSnapshot, MarketEvent, Trade
-from bot.signals.features import SignalEngine
+from bot.signals.features import SignalEngine, ofi_term
 
 SOURCE_SNAPSHOT, SOURCE_DELTA, SOURCE_QUOTE, SOURCE_OTHER = 0, 1, 2, 3
 _SOURCE = {BookSnapshot: SOURCE_SNAPSHOT, BookDelta: SOURCE_DELTA, BestBidAsk: SOURCE_QUOTE}
@@ -247,18 +247,8 @@ def extract_features(
             elif s and prev_q[4] and s <= prev_q[4]:
                 counts["quotes_out_of_order"] += 1
             else:
-                pb, pbq, pa, paq, _ = prev_q
-                e = 0.0
-                if b >= pb:
-                    e += bq
-                if b <= pb:
-                    e -= pbq
-                if a <= pa:
-                    e -= aq
-                if a >= pa:
-                    e += paq
                 q_ts.append(t)
-                q_e.append(e)
+                q_e.append(ofi_term(*prev_q[:4], b, bq, a, aq))
                 q_first.append(False)
                 prev_q = (b, bq, a, aq, s)
         elif kind is BookSnapshot:

@@ -29,6 +29,21 @@ from bot.book.book import OrderBook
 from bot.config.settings import SignalSection
 
 
+def ofi_term(pb: float, pbq: float, pa: float, paq: float, b: float, bq: float, a: float, aq: float) -> float:
+    """CKS (2014) eq. 4: the order-flow contribution e_n of best quotes moving from
+    (pb, pbq, pa, paq) to (b, bq, a, aq): bid-side inflow minus ask-side inflow."""
+    e = 0.0
+    if b >= pb:
+        e += bq
+    if b <= pb:
+        e -= pbq
+    if a <= pa:
+        e -= aq
+    if a >= pa:
+        e += paq
+    return e
+
+
 @dataclass(slots=True)
 class SignalState:
     """Features after one update. ``valid`` is False until the book is sound."""
@@ -84,16 +99,7 @@ class SignalEngine:
 
         # OFI term from the change of best quotes (CKS 2014, eq. 4)
         if self._prev is not None:
-            pb, pbq, pa, paq = self._prev
-            e = 0.0
-            if bid >= pb:
-                e += bq
-            if bid <= pb:
-                e -= pbq
-            if ask <= pa:
-                e -= aq
-            if ask >= pa:
-                e += paq
+            e = ofi_term(*self._prev, bid, bq, ask, aq)
             if e != 0.0:
                 self._ofi_terms.append((ts, e))
                 self._ofi_sum += e
