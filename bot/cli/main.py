@@ -188,9 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from bot.cli.demo import register as register_demo
     from bot.research.command import register as register_research
+    from bot.tune.command import register as register_tune
 
     register_demo(sub)
     register_research(sub)
+    register_tune(sub)
 
     cfg = sub.add_parser("config", help="configuration tools")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)

@@ -1,0 +1,204 @@
+"""The ``bot tune`` sub-command.
+
+    bot tune --config BASE.toml --space SPACE.toml (--data FILE [FILE...] | --sim)
+             [--workers N] [--db PATH] [--folds K] [--method grid|random] [--trials N] [--seed S]
+             [--objective pnl_net|sharpe] [--out BEST.toml] [--max-trials N] [--skip-invalid]
+             [--json] [--quiet]
+
+Results go to stdout (the leaderboard, or one JSON object with ``--json``); progress, warnings and
+errors to stderr. Exit codes: 0 success (also a sweep stopped by ``--max-trials``: the JSON says
+``"complete": false``), 1 a problem with the input (config, space, data) or a failed trial,
+explained on stderr, 2 wrong usage (argparse), 130 / 143 interrupted by SIGINT / SIGTERM
+(every finished trial is kept: run the same command again to resume).
+
+Wire it with ``from bot.tune.command import register; register(sub)``; ``python -m bot.tune``
+runs it stand-alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EXIT_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``tune`` sub-command to an argparse sub-parsers object."""
+    p = subparsers.add_parser(
+        "tune",
+        help="walk-forward parameter sweep with a leaderboard; writes the best config",
+        description="Backtest every candidate of a search space on walk-forward folds (fit in-sample, score "
+                    "out-of-sample), print a leaderboard and write the best candidate as a complete config. "
+                    "Finished trials are kept in the database; re-running the same command resumes.",
+    )
+    add_arguments(p)
+    p.set_defaults(func=cmd_tune)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, metavar="BASE.toml", help="base config; the space's keys override it")
+    p.add_argument("--space", required=True, metavar="SPACE.toml", help="search space (see config/space.example.toml)")
+    p.add_argument("--data", nargs="+", metavar="FILE", help="Binance raw-stream recordings (.gz); a split recording is given as all its files")
+    p.add_argument("--sim", action="store_true", help="tune on the built-in simulator (the base config's [sim] section)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help=f"parallel worker processes (default: CPU count = {os.cpu_count()}; 0 = run in this process)")
+    p.add_argument("--db", metavar="PATH", help="SQLite database for the trials and their runs (default: tune.db next to the config's run.db)")
+    p.add_argument("--folds", type=int, metavar="K", help="walk-forward folds; the data is cut into K+1 segments (default: space file, else 3)")
+    p.add_argument("--method", choices=("grid", "random"), help="search method (default: space file, else grid)")
+    p.add_argument("--trials", type=int, metavar="N", help="random search: number of candidates (default: space file, else 20)")
+    p.add_argument("--seed", type=int, metavar="S", help="random search seed (default: space file, else 0)")
+    p.add_argument("--objective", choices=("pnl_net", "sharpe"), help="in-sample selection criterion (default: space file, else pnl_net)")
+    p.add_argument("--out", metavar="BEST.toml", help="where to write the best config (default: best.toml next to --db)")
+    p.add_argument("--max-trials", type=int, metavar="N", help="run at most N new trials now, then stop (re-run to continue)")
+    p.add_argument("--skip-invalid", action="store_true", help="drop candidate combinations the config rejects instead of failing")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the text leaderboard")
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from bot.config.settings import ConfigError, load_settings
+    from bot.data.binance import RecordingError
+    from bot.log import configure
+    from bot.tune.executor import InlineExecutor, ProcessPoolTrialExecutor
+    from bot.tune.output import write_config
+    from bot.tune.space import SpaceError, build_candidates, load_space
+    from bot.tune.sweep import build_leaderboard, plan_sweep, run_sweep
+    from bot.tune.trials import DataSpec, TrialError, load_source
+
+    t0 = time.perf_counter()
+    try:
+        base = load_settings(args.config)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    try:
+        space = load_space(args.space)
+    except SpaceError as exc:
+        return _fail(str(exc))
+    for name in ("folds", "trials", "max_trials"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            return _fail(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.workers is not None and args.workers < 0:
+        return _fail(f"--workers must be >= 0, got {args.workers}")
+    method = args.method or space.method
+    objective = args.objective or space.objective
+    folds = args.folds or space.folds
+    try:
+        candidates, warnings = build_candidates(
+            space, args.config, method=method, trials=args.trials, seed=args.seed,
+            skip_invalid=True if args.skip_invalid else None,
+        )
+    except SpaceError as exc:
+        return _fail(str(exc))
+    except ConfigError as exc:
+        return _fail(str(exc))
+    for w in warnings:
+        _warn(w)
+
+    if not args.data and not args.sim:
+        return _fail("give recordings with --data FILE [FILE...] or tune on the built-in simulator with --sim")
+    if args.data and args.sim:
+        return _fail("--data and --sim are exclusive: tune on recordings or on the simulator, not both")
+    if args.data:
+        missing = [f for f in args.data if not Path(f).is_file()]
+        if missing:
+            return _fail("data file not found: " + ", ".join(missing))
+        data = DataSpec.for_files(args.data)
+    else:
+        data = DataSpec.for_sim(base.sim.model_dump(mode="json"), base.market.model_dump(mode="json"))
+
+    configure(base.run.log_dir, base.run.log_level, base.run.console_log_level)
+    db = Path(args.db) if args.db else Path(base.run.db).with_name("tune.db")
+    out = Path(args.out) if args.out else db.parent / "best.toml"
+
+    try:
+        source, info = load_source(data)
+    except (RecordingError, TrialError) as exc:
+        return _fail(str(exc))
+    if data.kind == "files":
+        wanted = base.market.symbol.replace("/", "").upper()
+        if info.get("symbol") and info["symbol"].upper() != wanted:
+            return _fail(f"recording is {info['symbol']} but market.symbol is {base.market.symbol} in {args.config}: "
+                         "use a config whose [market] matches the data")
+        if info.get("problems_total"):
+            _warn(f"the recording has {info['problems_total']} data problem(s) (gaps {info.get('gaps', 0)}, "
+                  f"malformed {info.get('malformed', 0)}); see bot backtest for the list")
+    try:
+        plan = plan_sweep(base_config=args.config, candidates=candidates, data=data, source=source, folds=folds,
+                          db_path=db, objective=objective, method=method)
+    except ValueError as exc:
+        return _fail(str(exc))
+    small = [f"{s.index} ({n})" for s, n in zip(plan.segments, plan.segment_events) if n < 1000]
+    if small:
+        _warn(f"segments with fewer than 1000 events: {', '.join(small)}; results on them are noisy")
+
+    workers = (os.cpu_count() or 1) if args.workers is None else args.workers
+    executor = (InlineExecutor() if workers == 0
+                else ProcessPoolTrialExecutor(workers, log_dir=base.run.log_dir, log_level=base.run.log_level))
+    if not args.quiet:
+        print(f"tune: {len(candidates)} candidates x {folds} folds x 2 (in-sample, out-of-sample) = {len(plan.specs)} trials, "
+              f"{workers or 1} worker(s), db {db}", file=sys.stderr)
+    outcome = run_sweep(plan, executor, max_trials=args.max_trials, show_progress=not args.quiet)
+    elapsed = time.perf_counter() - t0
+    sweep_info: dict[str, Any] = {
+        "base_config": str(args.config), "space": str(args.space), "db": str(db), "method": method, "objective": objective,
+        "folds": folds, "candidates": len(candidates), "trials_total": len(plan.specs),
+        "trials_finished": len(outcome.results), "trials_run": outcome.run_now, "trials_resumed": outcome.resumed,
+        "workers": workers, "data": data.describe(), "elapsed_s": round(elapsed, 3),
+        "complete": outcome.complete(plan),
+    }
+    if outcome.error:
+        print(f"error: {outcome.error}", file=sys.stderr)
+        print(f"tune: {len(outcome.results)} of {len(plan.specs)} trials are finished and kept in {db}; "
+              "fix the problem and re-run the same command to resume", file=sys.stderr)
+        return 1
+    if not outcome.complete(plan):
+        reason = f"interrupted ({outcome.interrupted})" if outcome.interrupted else f"stopped after --max-trials {args.max_trials}"
+        print(f"tune: {reason}: {len(outcome.results)} of {len(plan.specs)} trials finished and kept in {db}; "
+              "re-run the same command to resume (finished trials are not recomputed)", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"complete": False, "sweep": sweep_info}))
+        return EXIT_SIGNAL.get(outcome.interrupted or "", 0)
+
+    report: dict[str, Any] = {"complete": True, "sweep": sweep_info}
+    report["leaderboard"] = lb = build_leaderboard(plan, outcome)
+    best = lb["best"]
+    header = [
+        f"Written by bot tune: candidate #{best['candidate']} of {len(candidates)} ({method} search over {args.space}),",
+        f"base config {args.config}, data {', '.join(data.describe())}.",
+        f"Chosen on the last fold's in-sample window by {objective}; tuned keys are marked '# tuned'.",
+        f"Out-of-sample on fold {plan.folds[-1].index}: pnl_net {best['out_of_sample_last_fold']['pnl_net']}, "
+        f"sharpe {best['out_of_sample_last_fold']['sharpe']}; walk-forward (OOS) pnl_net {lb['walk_forward']['pnl_net']}.",
+        "Secrets are never written: set BOT__EXCHANGE__API_KEY / BOT__EXCHANGE__API_SECRET in the environment.",
+    ]
+    try:
+        problems = write_config(out, args.config, best["params"], header)
+    except OSError as exc:
+        return _fail(f"cannot write {out}: {exc.strerror or exc}")
+    if problems:
+        return _fail(f"the best config did not validate, not written to {out}: "
+                     + "; ".join(f"{k}: {m}" for k, m in problems))
+    report["best_config"] = str(out)
+    sweep_info["elapsed_s"] = round(time.perf_counter() - t0, 3)
+    if args.json:
+        print(json.dumps(report, default=str))
+    else:
+        from bot.tune.leaderboard import format_text
+
+        print(format_text(report))
+    return 0

@@ -1,0 +1,154 @@
+"""Trial executors: how trials are run. The sweep only needs :class:`TrialExecutor`.
+
+Contract
+--------
+``executor.run(fn, specs)`` runs ``fn(spec)`` for every spec (in any order, with any
+parallelism) and yields ``(spec, result_or_exception)`` in the caller's process as each one
+finishes, so the caller can commit it at once. ``fn`` is :func:`bot.tune.trials.run_trial`: a
+module-level function of one picklable :class:`~bot.tune.trials.TrialSpec` returning a JSON-able
+dict. ``executor.stop()`` is called when the sweep is interrupted (Ctrl-C, SIGTERM, a failed
+trial or a trial budget): it must cancel what has not started and stop what is running as fast
+as it can; a result not yet yielded is simply recomputed on the next run.
+
+Plugging in a distributed executor (e.g. Ray), without changing the sweep::
+
+    class RayExecutor:
+        def run(self, fn, specs):
+            remote = ray.remote(fn)
+            pending = {remote.remote(spec): spec for spec in specs}
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                spec = pending.pop(done[0])
+                try:
+                    yield spec, ray.get(done[0])
+                except Exception as exc:       # RayTaskError wraps the trial's exception
+                    yield spec, exc
+            self._pending = pending
+        def stop(self):
+            for ref in getattr(self, "_pending", {}):
+                ray.cancel(ref, force=True)
+
+and pass it as ``run_sweep(..., executor=RayExecutor())``. A trial reads ``spec.data.files``
+and ``spec.base_config`` (remote workers need them at the same paths, or a shared filesystem)
+and writes nothing shared: it backtests into a private temporary database and returns the run's
+rows in its result, which the main process moves into the sweep's database. So workers need no
+access to the database, and the main process stays its only writer.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
+
+from bot.tune.trials import TrialSpec
+
+TrialFn = Callable[[TrialSpec], dict[str, Any]]
+
+
+class TrialExecutor(Protocol):
+    def run(self, fn: TrialFn, specs: Iterable[TrialSpec]) -> Iterator[tuple[TrialSpec, dict[str, Any] | BaseException]]: ...
+
+    def stop(self) -> None: ...
+
+
+class InlineExecutor:
+    """Runs trials one by one in this process (debugging, tests, ``--workers 0``)."""
+
+    def run(self, fn: TrialFn, specs: Iterable[TrialSpec]) -> Iterator[tuple[TrialSpec, dict[str, Any] | BaseException]]:
+        for spec in specs:
+            try:
+                result: dict[str, Any] | BaseException = fn(spec)
+            except Exception as exc:  # reported per trial, like the pool does
+                result = exc
+            yield spec, result
+
+    def stop(self) -> None:
+        pass
+
+
+def _worker_terminated(signum, frame):  # type: ignore[no-untyped-def]
+    """Stopped by the main process: drop the running trial's private database and exit at once."""
+    from bot.tune.trials import remove_scratch
+
+    remove_scratch()
+    os._exit(128 + signum)
+
+
+def _worker_init(log_dir: str, log_level: str) -> None:
+    """Workers leave Ctrl-C to the main process (which stops them) and log warnings only to the file.
+
+    A worker that got SIGINT itself would end its backtest as ``interrupted`` and could hand back a
+    partial result; ignoring SIGINT makes the main process the only one that decides.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _worker_terminated)
+    from bot.log import configure
+
+    levels = ["debug", "info", "warning", "error"]
+    level = log_level if levels.index(log_level) >= levels.index("warning") else "warning"
+    configure(log_dir, level, "error")
+
+
+class ProcessPoolTrialExecutor:
+    """The default: a local :class:`concurrent.futures.ProcessPoolExecutor` (``fork`` where available)."""
+
+    def __init__(self, workers: int | None = None, *, log_dir: str = "logs", log_level: str = "info"):
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.log_dir = log_dir
+        self.log_level = log_level
+        self._pool: cf.ProcessPoolExecutor | None = None
+
+    def _context(self):  # type: ignore[no-untyped-def]
+        # fork lets workers inherit the events the main process already loaded (bot.tune.trials cache)
+        if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
+            return multiprocessing.get_context("fork")
+        return None
+
+    def run(self, fn: TrialFn, specs: Iterable[TrialSpec]) -> Iterator[tuple[TrialSpec, dict[str, Any] | BaseException]]:
+        specs = list(specs)
+        if not specs:
+            return
+        self._pool = pool = cf.ProcessPoolExecutor(
+            max_workers=min(self.workers, len(specs)),
+            mp_context=self._context(),
+            initializer=_worker_init,
+            initargs=(self.log_dir, self.log_level),
+        )
+        futures = {pool.submit(fn, spec): spec for spec in specs}
+        pending = set(futures)
+        try:
+            while pending:
+                # a timeout keeps the main thread responsive to signals while it waits
+                done, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
+                for fut in done:
+                    spec = futures.pop(fut)
+                    exc = fut.exception()
+                    yield spec, (exc if exc is not None else fut.result())
+        finally:
+            if pending:
+                self.stop()
+            else:
+                pool.shutdown(wait=True)
+            self._pool = None
+
+    def stop(self) -> None:
+        pool = self._pool
+        if pool is None:
+            return
+        terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
+        if terminate is not None:
+            terminate()
+            return
+        # shutdown() forgets the worker processes: take them first
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in procs:
+            proc.join(timeout=5)

@@ -1,0 +1,282 @@
+"""Plan a walk-forward sweep (candidates x folds x {in-sample, out-of-sample}) and run it resumably."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from bot.config.settings import load_settings
+from bot.tune import leaderboard
+from bot.tune.executor import TrialExecutor
+from bot.tune.folds import Fold, Segment, SegmentSource, make_folds, make_segments
+from bot.tune.space import to_overrides
+from bot.tune.trials import ROLES, DataSpec, TrialSpec, TrialTable, run_trial, trial_key
+
+
+@dataclass
+class SweepPlan:
+    base_config: str
+    db_path: str
+    data: DataSpec
+    candidates: list[dict[str, Any]]
+    segments: list[Segment]
+    folds: list[Fold]
+    segment_events: list[int]
+    specs: list[TrialSpec]
+    objective: str = "pnl_net"
+    method: str = "grid"
+    equity_interval_s: float = 1.0
+
+    def weights(self) -> dict[str, float]:
+        """Events each trial replays (its window's segments), for the ETA (at least 1)."""
+        out = {}
+        for spec in self.specs:
+            n = sum(c for seg, c in zip(self.segments, self.segment_events) if spec.start_ns <= seg.start_ns and seg.end_ns <= spec.end_ns)
+            out[spec.key] = float(max(n, 1))
+        return out
+
+
+@dataclass
+class SweepOutcome:
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> result, every finished trial of the plan
+    run_now: int = 0
+    resumed: int = 0
+    interrupted: str | None = None  # "SIGINT" / "SIGTERM" when stopped by a signal
+    error: str | None = None
+    budget_exhausted: bool = False
+
+    def complete(self, plan: SweepPlan) -> bool:
+        return len(self.results) == len(plan.specs)
+
+
+def plan_sweep(
+    *,
+    base_config: str | Path,
+    candidates: list[dict[str, Any]],
+    data: DataSpec,
+    source: SegmentSource,
+    folds: int,
+    db_path: str | Path,
+    objective: str = "pnl_net",
+    method: str = "grid",
+) -> SweepPlan:
+    """Every trial of the sweep with its stable key (raises ValueError when the data is too short)."""
+    base_config = str(Path(base_config).resolve())
+    db_path = str(Path(db_path).resolve())
+    base_sha = hashlib.sha256(Path(base_config).read_bytes()).hexdigest()
+    segments = make_segments(source.first_ts, source.last_ts, folds)
+    counts = [source.count(s.start_ns, s.end_ns) for s in segments]
+    empty = [s.index for s, n in zip(segments, counts) if n == 0]
+    if empty:
+        raise ValueError(
+            f"segment(s) {', '.join(map(str, empty))} of {len(segments)} hold no events: "
+            f"use fewer folds (--folds) or more data"
+        )
+    fold_list = make_folds(segments)
+    specs: list[TrialSpec] = []
+    base = load_settings(base_config)
+    for c, params in enumerate(candidates):
+        snapshot = load_settings(base_config, **to_overrides(params)).snapshot()
+        for f in fold_list:
+            for role in ROLES:
+                start, end = f.window(role)
+                key = trial_key(params=params, settings_snapshot=snapshot, fold=f.index, role=role, folds=folds,
+                                start_ns=start, end_ns=end, data=data, base_sha=base_sha)
+                specs.append(TrialSpec(key, c, params, f.index, role, folds, start, end, base_config, data))
+    return SweepPlan(base_config, db_path, data, candidates, segments, fold_list, counts, specs, objective, method,
+                     base.store.equity_interval_s)
+
+
+class Progress:
+    """A plain-text progress bar with ETA on stderr (one updating line on a terminal, else a line every few seconds).
+
+    The ETA weighs each trial by its number of events, so the long in-sample windows that run
+    first do not make it wildly pessimistic.
+    """
+
+    def __init__(self, total: int, already: int, stream: TextIO | None = None, enabled: bool = True,
+                 every_s: float = 5.0, total_weight: float | None = None, already_weight: float | None = None):
+        self.total = total
+        self.already = already
+        self.new = 0
+        self.total_weight = float(total if total_weight is None else total_weight)
+        self.done_weight = float(already if already_weight is None else already_weight)
+        self.new_weight = 0.0
+        self.stream = stream or sys.stderr
+        self.enabled = enabled and total > 0
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.every_s = every_s
+        self.started = time.monotonic()
+        self._last_print = 0.0
+        self._width = 0
+
+    @staticmethod
+    def _clock(seconds: float) -> str:
+        s = int(round(seconds))
+        return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+    def line(self) -> str:
+        done = self.already + self.new
+        frac = done / self.total if self.total else 1.0
+        bar = "#" * int(frac * 24) + "." * (24 - int(frac * 24))
+        elapsed = time.monotonic() - self.started
+        remaining = self.total_weight - self.done_weight - self.new_weight
+        if done >= self.total:
+            eta = "0:00:00"
+        elif self.new_weight > 0:
+            eta = self._clock(elapsed / self.new_weight * max(remaining, 0.0))
+        else:
+            eta = "?"
+        resumed = f" ({self.already} resumed)" if self.already else ""
+        return f"tune [{bar}] {done}/{self.total} trials {frac * 100:3.0f}%{resumed}  elapsed {self._clock(elapsed)}  ETA {eta}"
+
+    def update(self, n: int = 1, weight: float | None = None) -> None:
+        self.new += n
+        self.new_weight += n if weight is None else weight
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        last = self.already + self.new >= self.total
+        if self.tty:
+            text = self.line()
+            self.stream.write("\r" + text.ljust(self._width))
+            self._width = len(text)
+            if last:
+                self.stream.write("\n")
+            self.stream.flush()
+        elif last or now - self._last_print >= self.every_s:
+            self._last_print = now
+            print(self.line(), file=self.stream, flush=True)
+
+    def start(self) -> None:
+        if self.enabled and not self.tty:
+            self._last_print = time.monotonic()
+            print(self.line(), file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.enabled and self.tty and self.already + self.new < self.total:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt(state: dict[str, str]) -> Iterator[None]:
+    """SIGTERM and SIGINT raise KeyboardInterrupt in the main thread, remembering which it was."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):  # type: ignore[no-untyped-def]
+        state["signal"] = signal.Signals(signum).name
+        raise KeyboardInterrupt
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    for s in old:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    for s in old:
+        signal.signal(s, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def run_sweep(
+    plan: SweepPlan,
+    executor: TrialExecutor,
+    *,
+    max_trials: int | None = None,
+    show_progress: bool = False,
+    on_commit: Callable[[TrialSpec, dict[str, Any]], None] | None = None,
+) -> SweepOutcome:
+    """Run the plan's unfinished trials; commit each one as it finishes; never raise on Ctrl-C/SIGTERM.
+
+    Trials already in the ``trials`` table are skipped. ``max_trials`` caps how many new trials
+    this call runs (a budget; run again to continue).
+    """
+    table = TrialTable(plan.db_path)
+    outcome = SweepOutcome()
+    state: dict[str, str] = {}
+    try:
+        keys = [s.key for s in plan.specs]
+        outcome.results = table.finished(keys)
+        outcome.resumed = len(outcome.results)
+        todo = [s for s in plan.specs if s.key not in outcome.results]
+        # longest windows first: keeps the workers busy until the end
+        todo.sort(key=lambda s: s.end_ns - s.start_ns, reverse=True)
+        if max_trials is not None and len(todo) > max_trials:
+            todo = todo[:max_trials]
+            outcome.budget_exhausted = True
+        weight = plan.weights()
+        progress = Progress(len(plan.specs), outcome.resumed, enabled=show_progress,
+                            total_weight=sum(weight.values()), already_weight=sum(weight[k] for k in outcome.results))
+        progress.start()
+        runs = executor.run(run_trial, todo)
+        try:
+            with _sigterm_as_interrupt(state):
+                for spec, result in runs:
+                    if isinstance(result, BaseException):
+                        outcome.error = (
+                            f"trial failed (candidate #{spec.candidate} {spec.params}, fold {spec.fold} {spec.role}): "
+                            f"{type(result).__name__}: {result}"
+                        )
+                        break
+                    table.commit(spec, result)
+                    outcome.results[spec.key] = result
+                    outcome.run_now += 1
+                    progress.update(1, weight[spec.key])
+                    if on_commit is not None:
+                        on_commit(spec, result)
+        except KeyboardInterrupt:
+            outcome.interrupted = state.get("signal", "SIGINT")
+        finally:
+            with _signals_ignored():  # a second Ctrl-C must not abort stopping the workers
+                executor.stop()
+                close = getattr(runs, "close", None)
+                if close is not None:
+                    close()
+            progress.close()
+        # the leaderboard is built from what the database holds
+        outcome.results = table.finished(keys)
+    finally:
+        table.close()
+    return outcome
+
+
+def results_by_cell(plan: SweepPlan, results: dict[str, dict[str, Any]]) -> dict[tuple[int, int, str], dict[str, Any]]:
+    return {(s.candidate, s.fold, s.role): results[s.key] for s in plan.specs if s.key in results}
+
+
+def build_leaderboard(plan: SweepPlan, outcome: SweepOutcome) -> dict[str, Any]:
+    return leaderboard.build(
+        candidates=plan.candidates,
+        folds=plan.folds,
+        segments=plan.segments,
+        segment_events=plan.segment_events,
+        results=results_by_cell(plan, outcome.results),
+        objective=plan.objective,
+        db_path=plan.db_path,
+        equity_interval_s=plan.equity_interval_s,
+    )
