@@ -1,0 +1,52 @@
+"""The architecture as a test: imports only point down the layers (README, "How it works")."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+BOT = Path(__file__).resolve().parents[1] / "bot"
+
+# lower number = lower layer; a package may import its own modules and anything strictly lower
+RANK = {
+    "core": 0, "config": 0, "log": 0,
+    "store": 1, "data": 1, "exchange": 1,
+    "book": 2,
+    "signals": 3, "risk": 3, "execution": 3,
+    "engine": 4,
+    "research": 5, "tune": 5, "emulator": 5, "fast": 5,
+    "cli": 6, "__main__": 7,
+}
+
+
+def package_of(path: Path) -> str:
+    rel = path.relative_to(BOT)
+    return rel.parts[0].removesuffix(".py") if len(rel.parts) > 1 else rel.stem
+
+
+def bot_imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("bot."):
+            found.append((node.lineno, node.module.split(".")[1]))
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, a.name.split(".")[1]) for a in node.names if a.name.startswith("bot.")]
+    return found
+
+
+def test_every_package_has_a_layer():
+    packages = {package_of(p) for p in BOT.rglob("*.py")} - {"__init__"}
+    assert packages <= set(RANK), f"give these a layer in RANK: {packages - set(RANK)}"
+
+
+def test_imports_point_down_only():
+    violations = []
+    for path in sorted(BOT.rglob("*.py")):
+        own = package_of(path)
+        if own == "__init__":
+            continue
+        for line, target in bot_imports(path):
+            if target != own and RANK[target] >= RANK[own]:
+                violations.append(f"{path.relative_to(BOT.parent)}:{line}: {own} (layer {RANK[own]}) imports {target} (layer {RANK[target]})")
+    assert not violations, "\n".join(violations)
