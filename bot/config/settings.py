@@ -112,7 +112,7 @@ class StrategySection(_Section):
 class RiskSection(_Section):
     """Sizing and the limits that flatten and halt trading."""
 
-    initial_equity: float = Field(10_000.0, gt=0, description="quote currency, backtest/paper")
+    initial_equity: float = Field(10_000.0, gt=0, description="quote currency, backtest/paper (live: the exchange balance)")
     risk_per_trade: float = Field(0.001, gt=0, le=0.1, description="fraction of equity lost if the stop is hit")
     stop_loss_bps: float = Field(10.0, gt=0)
     take_profit_bps: float = Field(15.0, gt=0)

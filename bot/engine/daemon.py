@@ -128,7 +128,14 @@ class Daemon:
         started = time.monotonic()
         try:
             market = await client.load_market()
-            restored = restore(store, self.mode, market.symbol, settings.risk.initial_equity)
+            initial_equity = settings.risk.initial_equity
+            if self.mode == "live":
+                # a live account's equity is what the exchange holds, not a config number: size from it
+                balance = await client.fetch_balance()
+                quote_total = (balance.get(market.quote) or {}).get("total")
+                if quote_total:
+                    initial_equity = float(quote_total)
+            restored = restore(store, self.mode, market.symbol, initial_equity)
             store.start_run(
                 self.run_id,
                 mode=self.mode,
