@@ -435,3 +435,17 @@ def test_summary_is_fast_on_a_million_equity_rows(tmp_path: Path) -> None:
     r = np.diff(equity) / equity[:-1]
     assert s["sharpe"] == pytest.approx(r.mean() / r.std(ddof=1) * math.sqrt(365 * 24 * 3600), rel=1e-3)
     assert s["final_equity"] == pytest.approx(equity[-1])
+
+
+def test_commit_durability_follows_the_config(tmp_path):
+    """WAL + NORMAL by default (survives kill -9); FULL on request (also survives power loss)."""
+    normal = Store(tmp_path / "n.db")
+    full = Store(tmp_path / "f.db", synchronous="full")
+    try:
+        assert normal.db.execute("PRAGMA synchronous").fetchone()[0] == 1
+        assert full.db.execute("PRAGMA synchronous").fetchone()[0] == 2
+    finally:
+        normal.close()
+        full.close()
+    with pytest.raises(ValueError, match="synchronous"):
+        Store(tmp_path / "x.db", synchronous="off")

@@ -119,7 +119,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
-        store = Store(self.db_path, batch_size=settings.store.batch_size)
+        store = Store(self.db_path, batch_size=settings.store.batch_size, synchronous=settings.store.synchronous)
         client = ExchangeClient(settings)
         status = "failed"
         engine: Engine | None = None

@@ -58,7 +58,7 @@ def run_backtest(
     bind_run(run_id, "backtest")
     log = get_logger("bot.backtest")
     market = market_from_settings(settings)
-    store = Store(db_path, batch_size=settings.store.batch_size)
+    store = Store(db_path, batch_size=settings.store.batch_size, synchronous=settings.store.synchronous)
     status = "failed"
     started = time.perf_counter()
     engine: Engine | None = None

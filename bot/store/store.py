@@ -236,7 +236,7 @@ def to_json(value: Any) -> str:
 class Store:
     """Runs and their records in one SQLite file (see the module docstring)."""
 
-    def __init__(self, path: str | Path, batch_size: int = 500):
+    def __init__(self, path: str | Path, batch_size: int = 500, synchronous: str = "normal"):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.path = Path(path)
@@ -247,6 +247,11 @@ class Store:
         try:
             self.db.conn.execute("PRAGMA busy_timeout = 5000")
             self.db.enable_wal()
+            # WAL + NORMAL: a committed transaction survives the process being killed (it is in the
+            # WAL, which the OS keeps); FULL also fsyncs each commit against power loss.
+            if synchronous not in ("normal", "full"):
+                raise ValueError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
+            self.db.conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             self.db.conn.execute("PRAGMA foreign_keys = ON")
             self._ensure_schema()
         except BaseException:
