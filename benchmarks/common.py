@@ -1,0 +1,137 @@
+"""Shared helpers of the benchmarks: machine description, timing statistics, memory, results.
+
+Every benchmark prints the machine it ran on and writes its figures as JSON (``--json FILE``)
+so that ``run_all.py`` can gather them into one markdown table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+DATA = ROOT.parent / "shared" / "data" / "hftbacktest-binance" / "spot"
+BTC_FILES = [DATA / "btcusdt_20240808.gz", DATA / "btcusdt_20240809.gz"]
+
+
+def real_data_present() -> bool:
+    return all(f.exists() for f in BTC_FILES)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """CPU, cores, Python and library versions, and the load when asked (the machine may be shared)."""
+    info: dict[str, Any] = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    try:
+        import numpy
+
+        info["numpy"] = numpy.__version__
+    except ImportError:
+        info["numpy"] = None
+    try:
+        import numba
+
+        info["numba"] = numba.__version__
+    except ImportError:
+        info["numba"] = None
+    try:
+        info["loadavg_1m"] = round(os.getloadavg()[0], 2)
+    except OSError:
+        pass
+    return info
+
+
+def print_machine(title: str) -> dict[str, Any]:
+    m = machine()
+    print(f"== {title}")
+    print(f"   machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, numpy {m['numpy']}, numba {m['numba']}, "
+          f"load average (1 min) {m.get('loadavg_1m')}")
+    return m
+
+
+def timed(fn: Callable[[], Any], repeat: int, warmup: int = 0) -> tuple[list[float], Any]:
+    """Wall times (perf_counter) of ``repeat`` calls after ``warmup`` untimed ones; last result."""
+    result = None
+    for _ in range(warmup):
+        result = fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+    return times, result
+
+
+def rate_stats(n: int, times: list[float]) -> dict[str, Any]:
+    """Events/s at the best and the median of the timed runs (best = least disturbed by others)."""
+    best = min(times)
+    med = statistics.median(times)
+    return {
+        "runs": len(times),
+        "best_s": round(best, 6),
+        "median_s": round(med, 6),
+        "best_events_per_s": round(n / best),
+        "median_events_per_s": round(n / med),
+    }
+
+
+def maxrss_mb() -> float:
+    """Peak resident set size of this process so far (``resource.getrusage``, Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def rss_mb(pid: int | None = None) -> float | None:
+    """Current resident set size from /proc (None when not available)."""
+    try:
+        for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def fmt_rate(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    if x >= 1e6:
+        return f"{x / 1e6:.2f} M/s"
+    if x >= 1e3:
+        return f"{x / 1e3:.1f} k/s"
+    return f"{x:.0f}/s"
+
+
+def write_json(path: str | None, data: dict[str, Any]) -> None:
+    if path:
+        Path(path).write_text(json.dumps(data, indent=2, default=str))
+
+
+def quiet_logging(log_dir: Path, level: str = "info") -> None:
+    """Configure the bot's logging as the CLI does (JSON file, console warnings only)."""
+    from bot.log import configure
+
+    configure(log_dir, level, "error")

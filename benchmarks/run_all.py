@@ -1,0 +1,148 @@
+"""Run the four benchmarks (``make bench``) and print a markdown table of the results.
+
+    .venv/bin/python benchmarks/run_all.py            # full: about 7 minutes
+    .venv/bin/python benchmarks/run_all.py --quick    # about 3 minutes
+    .venv/bin/python benchmarks/run_all.py --only kernel pipeline
+
+Each benchmark runs in its own process (so memory figures are its own) and prints its details;
+the table at the end is the summary for the README. The machine may be shared with other work:
+throughput is given at the best and the median of repeated runs.
+
+1. ``bench_kernel.py``   book + signals: real BTCUSDT recording and a seeded 10M-event synthetic stream
+2. ``bench_pipeline.py`` full backtest pipeline (book, signals, risk, paper fills, store writes)
+3. ``bench_latency.py``  daemon tick-to-decision latency against the emulator (live and paper mode)
+4. ``bench_soak.py``     daemon soak against the emulator at accelerated simulation (1 simulated hour)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from common import fmt_rate, print_machine  # noqa: E402
+
+TARGET_KERNEL = 5e6
+TARGET_PIPELINE = 1e6
+TARGET_P99_MS = 1.0
+
+
+def run(script: str, args: list[str], out: Path) -> dict | None:
+    cmd = [sys.executable, str(HERE / script), *args, "--json", str(out)]
+    print(f"\n$ {' '.join(cmd[1:])}", flush=True)
+    t = time.perf_counter()
+    rc = subprocess.run(cmd, cwd=HERE).returncode
+    print(f"   ({script} took {time.perf_counter() - t:.0f} s, exit code {rc})", flush=True)
+    if rc != 0 or not out.exists():
+        return None
+    return json.loads(out.read_text())
+
+
+def yes(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("yes" if ok else "**no**")
+
+
+def table(res: dict) -> str:
+    rows: list[tuple[str, str, str, str]] = []
+    k = res.get("kernel")
+    if k:
+        for s in k["streams"]:
+            r = s["kernel"]
+            rows.append((f"1. book + signals, {s['stream']} ({s['events']:,} events)",
+                         f"{fmt_rate(r['best_events_per_s'])} best, {fmt_rate(r['median_events_per_s'])} median (readable: {fmt_rate(s['readable']['best_events_per_s'])})",
+                         ">= 5 M/s", yes(r["best_events_per_s"] >= TARGET_KERNEL)))
+            m = s["memory"]
+            rows.append((f"1. memory, {s['stream']}",
+                         f"tracemalloc peak {m['tracemalloc_peak_during_run_mb']} MiB during the run; RSS {m['rss_before_run_mb']} -> {m['rss_after_run_mb']} MiB; "
+                         f"event arrays {s['event_arrays_mb']} MiB; process max RSS {m['maxrss_process_mb']} MiB",
+                         "flat", yes(m["rss_after_run_mb"] is not None and m["rss_after_run_mb"] - m["rss_before_run_mb"] < 5)))
+    p = res.get("pipeline")
+    if p:
+        r = p.get("real")
+        if r:
+            rows.append((f"2. parse real recording ({r['events']:,} events)", f"{r['parse']['best_s']:.2f} s (read_binance); encode once {r['encode_s']:.2f} s; cached .npz load {r['npz_load_s']:.3f} s", "", ""))
+            rows.append(("2. readable engine, real (engine only / with parse)",
+                         f"{fmt_rate(r['readable_engine']['best_events_per_s'])} / {fmt_rate(r['readable_parse_plus_engine']['best_events_per_s'])}", "", ""))
+            for key, label in (("fast_info_logs", "info logs"), ("fast_warning_logs", "warning logs")):
+                x = r[key]
+                b = x["breakdown_of_best_run_s"]
+                rows.append((f"2. fast pipeline, real, {label}",
+                             f"{fmt_rate(x['total']['best_events_per_s'])} best, {fmt_rate(x['total']['median_events_per_s'])} median ({r['orders']} orders; kernel {b['scan_s']:.3f} s, "
+                             f"engine on {x['engine_share']:.2%} of events {b['engine_s']:.3f} s, SQLite {b['store_write_s']:.3f} s)",
+                             ">= 1 M/s", yes(x["total"]["best_events_per_s"] >= TARGET_PIPELINE)))
+        s = p.get("synthetic")
+        if s:
+            for key, label in (("fast_info_logs", "info logs"), ("fast_warning_logs", "warning logs")):
+                x = s[key]
+                rows.append((f"2. fast pipeline, synthetic {s['events']:,} events, {label}",
+                             f"{fmt_rate(x['total']['best_events_per_s'])} best, {fmt_rate(x['total']['median_events_per_s'])} median ({x['orders']} orders; readable on the first "
+                             f"{s['readable_engine_prefix']['events']:,}: {fmt_rate(s['readable_engine_prefix']['best_events_per_s'])})",
+                             ">= 1 M/s", yes(x["total"]["best_events_per_s"] >= TARGET_PIPELINE)))
+    for key in ("latency_live", "latency_paper"):
+        lat = res.get(key)
+        if lat:
+            for sub, label in (("tick_to_decision_book", "all book updates"), ("tick_to_decision_order_sent", "updates that sent an order")):
+                x = lat[sub]
+                if x.get("n"):
+                    rows.append((f"3. tick-to-decision, {lat['mode']} mode, {label} (n={x['n']})",
+                                 f"p50 {x['p50_ms']:.3f} ms, p99 {x['p99_ms']:.3f} ms, p99.9 {x['p99_9_ms']:.3f} ms",
+                                 "p99 < 1 ms", yes(x["p99_ms"] < TARGET_P99_MS)))
+            x = lat["processing_book"]
+            rows.append((f"3. on_event processing only, {lat['mode']} mode", f"p50 {x['p50_ms']:.3f} ms, p99 {x['p99_ms']:.3f} ms (queue wait p50 {lat['queue_wait_book']['p50_ms']:.3f} ms, p99 {lat['queue_wait_book']['p99_ms']:.3f} ms)", "", ""))
+    so = res.get("soak")
+    if so:
+        rows.append((f"4. soak: {so['wall_measured_s']:.0f} s at --speed {so['speed']:g} = {so['simulated_s'] / 3600:.2f} simulated h (measured x{so['measured_speedup']})",
+                     f"daemon RSS {so['daemon_rss_first_mb']} -> {so['daemon_rss_last_mb']} MiB (max sampled {so['daemon_rss_max_sampled_mb']}, peak {so.get('daemon_peak_rss_mb')}); "
+                     f"{so['orders']} orders, {so['fills']} fills; run {so['run_status']}",
+                     "flat memory", yes(so.get("daemon_rss_growth_second_half_mb") is not None and so["daemon_rss_growth_second_half_mb"] < 5)))
+    out = ["| benchmark | result | target | met |", "|---|---|---|---|"]
+    out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Run the benchmarks and print a markdown summary.")
+    p.add_argument("--quick", action="store_true", help="smaller synthetic stream and shorter daemon runs (about 3 minutes)")
+    p.add_argument("--only", nargs="+", choices=["kernel", "pipeline", "latency", "soak"], default=None)
+    p.add_argument("--events", type=int, default=None, help="synthetic events for benchmarks 1 and 2 (default 10M, quick 1M)")
+    p.add_argument("--save", default=None, help="also write the combined results as JSON to this file")
+    args = p.parse_args(argv)
+    machine = print_machine("benchmarks (run_all)")
+    only = set(args.only or ["kernel", "pipeline", "latency", "soak"])
+    common = ["--quick"] if args.quick else []
+    ev = ["--events", str(args.events)] if args.events else []
+    tmp = Path(tempfile.mkdtemp(prefix="bench-all-"))
+    started = time.perf_counter()
+    res: dict = {"machine": machine, "quick": args.quick}
+    if "kernel" in only:
+        res["kernel"] = run("bench_kernel.py", common + ev, tmp / "kernel.json")
+    if "pipeline" in only:
+        res["pipeline"] = run("bench_pipeline.py", common + ev, tmp / "pipeline.json")
+    if "latency" in only:
+        res["latency_live"] = run("bench_latency.py", common + ["--mode", "live"] + (["--seconds", "30"] if args.quick else ["--seconds", "90"]), tmp / "latency-live.json")
+        res["latency_paper"] = run("bench_latency.py", ["--mode", "paper", "--seconds", "20" if args.quick else "30"], tmp / "latency-paper.json")
+    if "soak" in only:
+        res["soak"] = run("bench_soak.py", common, tmp / "soak.json")
+    total = time.perf_counter() - started
+    m = machine
+    print(f"\n## Benchmark results ({'quick' if args.quick else 'full'} run, {total / 60:.1f} min)\n")
+    print(f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, numpy {m['numpy']}, numba {m['numba']}; "
+          f"load average at start {m.get('loadavg_1m')} (shared machine: figures are the best and median of repeated runs).\n")
+    print(table(res))
+    failed = [k for k, v in res.items() if k not in ("machine", "quick") and v is None]
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}")
+    if args.save:
+        Path(args.save).write_text(json.dumps(res, indent=2, default=str))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

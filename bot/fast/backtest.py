@@ -1,0 +1,366 @@
+"""Fast backtest: the compiled kernel runs the book and signals on every event; the readable
+:class:`~bot.engine.engine.Engine` runs only on the events where it could do something.
+
+How it works. :class:`FastReplay` gives a normal ``Engine`` (risk manager, strategy, paper
+venue, portfolio, store) a :class:`~bot.fast.book.BookView` of the kernel's book as ``engine.book``
+and a :class:`~bot.fast.book.SignalView` as ``engine.signals``. The kernel's ``run_scan`` applies
+events until :func:`bot.fast.kernel._must_stop` says the engine may act on one; that event is
+then rebuilt (:func:`~bot.fast.columnar.event_at`) and passed to the unchanged
+``Engine.on_event``: its ``book.apply`` returns the kernel's answer, its ``signals.update`` the
+kernel's state, and everything after that (soundness changes, fills, equity, ``on_mark``,
+halts, the strategy, risk checks, orders, store writes, logs) is the readable code itself.
+
+Why a skipped event cannot change any decision. ``Engine.on_event`` does, in order:
+
+1. ``book.apply`` -- the kernel does it for every event.
+2. ``_soundness_changed`` when ``book.is_sound != engine._sound`` -- the scan stops there.
+3. ``venue.on_book`` while the venue is active -- ``PaperVenue`` does nothing unless the book is
+   sound and its earliest due time (first pending order or cancel) has come: the scan stops
+   then. Resting orders (maker) or a venue whose state it cannot read: it stops at every event.
+4. return unless the book changed; ``signals.update`` -- the kernel (same floats, see
+   :mod:`bot.fast.kernel`); return unless the state is valid.
+5. ``last_mid``, the ``_spread_sum``/``_spread_n`` accumulator (cost hurdle) and, when
+   ``now >= next_equity_ts``, an equity point -- reproduced: the kernel keeps the last mid, adds
+   ``spread / mid`` term by term in event order, and writes each sample's (ts, mid) while it
+   advances ``next_equity_ts`` with the engine's formula; Python then calls
+   ``engine._record_equity`` for each sample with the portfolio, which only changes on handled
+   events. The scan checks that both schedules agree.
+6. return if an order is in flight (``venue.has_pending``).
+7. ``risk.on_mark``: raises the peak equity -- reproduced, the running maximum of
+   ``cash + qty * mid`` (the float expression of ``Portfolio.equity``); rolls the day -- the scan
+   stops when ``now // DAY_NS != risk.day`` (this includes the first mark); sets a halt -- it stops
+   on a kill switch (config or file, which it cannot see) while no halt is set, on
+   ``equity < peak * (1 - max_drawdown)`` and ``equity < day_start * (1 - daily_loss_limit)``, and
+   on any halt with a position open; fires stop-loss/take-profit -- it stops when the executable
+   price reaches the stop or target price widened by two float ulps (a superset of the exact
+   float-vs-Decimal comparison). When flat ``on_mark`` returns None.
+8. the strategy: flat, it returns None unless ``now >= next_entry_ts`` and the score passes
+   ``enter_threshold`` (the scan stops then; ``taker`` mode only adds a cost test, so this is
+   still a superset); with a position it exits on ``max_holding_s`` or the exit threshold (the
+   scan stops on either).
+
+So a skipped event produces no intent, no order and no store write besides its equity point,
+and every other event goes through the readable engine. Stopping more often than needed costs
+time, never correctness; the equivalence test compares orders, fills, positions, round trips,
+equity points, risk events and run counters row for row.
+
+Not modelled by the scan (it falls back to the readable engine for the whole run): maker mode
+(``strategy.mode = "maker"``), whose quotes react to every event.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.config.settings import Settings
+from bot.engine.engine import Engine, market_from_settings
+from bot.engine.runner import git_revision, new_run_id, run_backtest
+from bot.execution.paper import PaperVenue
+from bot.fast import kernel as K
+from bot.fast.book import CHUNK, BookView, FastBook, SignalView
+from bot.fast.columnar import EventArrays, event_at, iter_events
+from bot.log import bind_run, get_logger
+from bot.store.report import summarize
+from bot.store.store import Store
+
+SUPPORTED_MODES = ("threshold", "taker")
+
+
+class _GatedLog:
+    """The engine's structlog logger, minus the calls the stdlib logger would drop anyway.
+
+    structlog runs its processors (context, timestamp, redaction) before the stdlib level test,
+    about 0.1 ms a call; when ``bot.engine`` is not enabled for a level the call changes nothing,
+    so it is skipped here. Installed only when structlog routes to the stdlib (``bot.log.configure``).
+    """
+
+    def __init__(self, log: Any, name: str):
+        self._log = log
+        self._std = logging.getLogger(name)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._log, attr)
+
+    def debug(self, *args: Any, **kw: Any) -> None:
+        if self._std.isEnabledFor(logging.DEBUG):
+            self._log.debug(*args, **kw)
+
+    def info(self, *args: Any, **kw: Any) -> None:
+        if self._std.isEnabledFor(logging.INFO):
+            self._log.info(*args, **kw)
+
+    def warning(self, *args: Any, **kw: Any) -> None:
+        if self._std.isEnabledFor(logging.WARNING):
+            self._log.warning(*args, **kw)
+
+
+def _gate_logging(engine: Engine) -> None:
+    try:
+        import structlog
+
+        routed = structlog.is_configured() and isinstance(structlog.get_config().get("logger_factory"), structlog.stdlib.LoggerFactory)
+    except Exception:  # noqa: BLE001 - no gating if structlog cannot tell
+        routed = False
+    if routed:
+        engine.log = _GatedLog(engine.log, "bot.engine")
+
+
+def _widen(price: Decimal | None, up: bool) -> float:
+    """``float(price)`` moved two ulps ``up`` (or down): a conservative float threshold."""
+    x = float(price)  # type: ignore[arg-type]
+    step = math.inf if up else -math.inf
+    return math.nextafter(math.nextafter(x, step), step)
+
+
+class FastReplay:
+    """Drives one :class:`Engine` over columnar events with the kernel (see the module docstring)."""
+
+    def __init__(self, engine: Engine, arrays: EventArrays, chunk: int = CHUNK):
+        mode = getattr(engine.settings.strategy, "mode", "threshold")
+        if mode not in SUPPORTED_MODES:
+            raise ValueError(f"the fast replay supports strategy.mode {SUPPORTED_MODES}, not {mode!r}")
+        self.engine = engine
+        self.arrays = arrays
+        self.chunk = chunk
+        self.fb = FastBook(arrays, engine.settings.signal)
+        self.view = BookView(self.fb)
+        engine.book = self.view  # type: ignore[assignment]
+        engine.signals = SignalView(self.fb)  # type: ignore[assignment]
+        _gate_logging(engine)
+        self.si = np.zeros(K.S_ISIZE, dtype=np.int64)
+        self.sf = np.zeros(K.SF_FSIZE, dtype=np.float64)
+        self.smp_ts = np.zeros(chunk, dtype=np.int64)
+        self.smp_mid = np.zeros(chunk, dtype=np.float64)
+        self.handled = 0  # events given to Engine.on_event
+        self.samples = 0  # equity points recorded for skipped events
+        self.scans = 0
+        self.scan_s = 0.0  # time in the kernel scan
+        self.engine_s = 0.0  # time in Engine.on_event (handled events)
+        self.absorb_s = 0.0  # time recording the skipped events' equity points
+
+    # ------------------------------------------------------------------ parameters
+    def _sync(self) -> None:
+        """Copy what the scan needs from the engine's objects (they only change on handled events)."""
+        e = self.engine
+        si, sf = self.si, self.sf
+        venue, pf, risk, strat = e.venue, e.portfolio, e.risk, e.strategy
+        si[K.S_ENGINE_SOUND] = 1 if e._sound else 0
+        stop_all = 0
+        due = -1
+        pending = getattr(venue, "_pending", None)
+        if isinstance(venue, PaperVenue) and isinstance(pending, list):
+            dues = [pending[0][0]] if pending else []
+            cancels = getattr(venue, "_cancels", None)
+            if cancels:
+                dues.append(cancels[0][0])
+            if getattr(venue, "_resting", None):
+                stop_all = 1
+            due = min(dues) if dues else -1
+        elif venue.has_pending or getattr(venue, "active", False):
+            stop_all = 1
+        si[K.S_STOP_ALL] = stop_all
+        si[K.S_DUE] = due
+        si[K.S_PENDING] = 1 if venue.has_pending else 0
+        flat = pf.is_flat
+        si[K.S_FLAT] = 1 if flat else 0
+        si[K.S_SIGN] = 0 if flat else (1 if pf.qty > 0 else -1)
+        si[K.S_HALT_NONE] = 1 if risk.halt is None else 0
+        si[K.S_KILL] = 1 if (risk.cfg.kill_switch or risk.kill_switch_file is not None) else 0
+        si[K.S_RISK_DAY] = risk.day
+        si[K.S_NEXT_ENTRY] = getattr(strat, "_next_entry_ts", 0)
+        si[K.S_OPENED_TS] = pf.open_ts
+        si[K.S_MAX_HOLD] = getattr(strat, "_max_hold_ns", int(strat.cfg.max_holding_s * 1e9))
+        si[K.S_ALLOW_SHORT] = 1 if strat.cfg.allow_short else 0
+        si[K.S_NEXT_EQUITY] = e._next_equity_ts
+        si[K.S_EQUITY_INTERVAL] = e._equity_interval_ns
+        si[K.S_SPREAD_N] = getattr(e, "_spread_n", 0)
+        sf[K.SF_SPREAD_SUM] = getattr(e, "_spread_sum", 0.0)
+        sf[K.SF_CASH] = float(pf.cash)
+        sf[K.SF_QTY] = float(pf.qty)
+        sf[K.SF_PEAK] = risk.peak_equity
+        sf[K.SF_DAY_START] = risk.day_start_equity
+        sf[K.SF_DD] = 1.0 - risk.cfg.max_drawdown
+        sf[K.SF_DL] = 1.0 - risk.cfg.daily_loss_limit
+        sf[K.SF_ENTER] = strat.cfg.enter_threshold
+        sf[K.SF_EXIT] = strat.cfg.exit_threshold
+        stop, target = pf.stop_price, pf.take_profit_price
+        si[K.S_HAS_STOP] = 0 if stop is None else 1
+        si[K.S_HAS_TP] = 0 if target is None else 1
+        long = not flat and pf.qty > 0
+        # long: bid <= stop, bid >= target; short: ask >= stop, ask <= target
+        sf[K.SF_STOP] = 0.0 if stop is None else _widen(stop, up=long)
+        sf[K.SF_TP] = 0.0 if target is None else _widen(target, up=not long)
+
+    def _absorb(self) -> None:
+        """Take over what the scan did for skipped events: equity samples, peak, last mid."""
+        e = self.engine
+        n = int(self.si[K.S_NSAMPLES])
+        if n:
+            pf = e.portfolio
+            for ts, mid in zip(self.smp_ts[:n].tolist(), self.smp_mid[:n].tolist()):
+                e.last_mid = mid
+                e._record_equity(ts, pf.equity(mid))
+            self.samples += n
+            if e._next_equity_ts != int(self.si[K.S_NEXT_EQUITY]):
+                raise AssertionError(f"equity schedule diverged: engine {e._next_equity_ts}, scan {int(self.si[K.S_NEXT_EQUITY])}")
+        e.risk.peak_equity = float(self.sf[K.SF_PEAK])
+        e.last_mid = float(self.fb.F[K.F_LAST_MID])
+        if hasattr(e, "_spread_sum"):
+            e._spread_sum = float(self.sf[K.SF_SPREAD_SUM])
+            e._spread_n = int(self.si[K.S_SPREAD_N])
+
+    # ------------------------------------------------------------------ run
+    def run(self, progress: Callable[[int], None] | None = None) -> None:
+        """Replay every event; the engine is left as ``Engine.on_event`` would leave it."""
+        e, fb, a = self.engine, self.fb, self.arrays
+        n = len(a)
+        args, state = fb._args(), fb._state()
+        si, sf, smp_ts, smp_mid = self.si, self.sf, self.smp_ts, self.smp_mid
+        on_event = e.on_event
+        next_progress = 100_000
+        clock = time.perf_counter
+        i = fb.pos
+        while i < n:
+            stop = min(n, i + self.chunk)
+            t0 = clock()
+            self._sync()
+            j = K.run_scan(*args, i, stop, *state, si, sf, smp_ts, smp_mid)
+            t1 = clock()
+            self.scans += 1
+            self._absorb()
+            t2 = clock()
+            self.scan_s += t1 - t0
+            self.absorb_s += t2 - t1
+            if j < stop:
+                fb.pos = j + 1
+                on_event(event_at(a, j))
+                self.engine_s += clock() - t2
+                self.handled += 1
+                i = j + 1
+            else:
+                fb.pos = stop
+                i = stop
+            if progress is not None and i >= next_progress:
+                progress(i)
+                next_progress = (i // 100_000 + 1) * 100_000
+        if n:
+            e.now = int(a.ts[n - 1])
+        e.stats.events = n
+        e.stats.book_updates = int(fb.I[K.I_CHANGED_TOTAL])
+
+    def stats(self) -> dict[str, Any]:
+        n = len(self.arrays)
+        return {
+            "events": n, "engine_events": self.handled, "engine_share": round(self.handled / n, 6) if n else 0.0,
+            "scans": self.scans, "equity_samples_skipped_events": self.samples,
+        }
+
+    def timings(self) -> dict[str, float]:
+        """Where the replay's time went (wall clock; store flushes happen inside engine/absorb)."""
+        return {"scan_s": self.scan_s, "engine_s": self.engine_s, "absorb_s": self.absorb_s}
+
+
+def run_backtest_fast(
+    settings: Settings,
+    arrays: EventArrays,
+    *,
+    db_path: str | Path,
+    data_files: list[str] | None = None,
+    source_stats: Callable[[], dict[str, Any]] = dict,
+    progress: Callable[[int], None] | None = None,
+    timings: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """:func:`bot.engine.runner.run_backtest` over columnar events with the fast replay.
+
+    Same store writes and the same summary as the readable run (orders, fills, positions, round
+    trips, equity and risk events are identical; only ``run_id``, wall times and the ``fast``
+    entry of the stats differ). Maker mode falls back to the readable engine over the rebuilt
+    events. ``timings``, if given, receives ``setup_s``, ``replay_s``, ``finish_s`` (engine.finish
+    and closing the run) and the replay's breakdown: ``scan_s`` (kernel), ``engine_s`` (readable
+    engine on handled events), ``absorb_s`` (equity points of skipped events) and
+    ``store_write_s`` (SQLite flushes, part of the others).
+    """
+    data_files = list(data_files or [])
+    if getattr(settings.strategy, "mode", "threshold") not in SUPPORTED_MODES:
+        summary = run_backtest(settings, iter_events(arrays), db_path=db_path, data_files=data_files, source_stats=source_stats, progress=progress)
+        summary["fast_path"] = False
+        return summary
+    t0 = time.perf_counter()
+    run_id = new_run_id()
+    bind_run(run_id, "backtest")
+    log = get_logger("bot.backtest")
+    market = market_from_settings(settings)
+    store = Store(db_path, batch_size=settings.store.batch_size)
+    status = "failed"
+    started = time.perf_counter()
+    engine: Engine | None = None
+    replay: FastReplay | None = None
+    t1 = t2 = t0
+    store_s = [0.0]
+    if timings is not None:  # time the store's writes (instrumentation of this instance only)
+        write_batch = store._write_batch
+
+        def timed_write_batch(*a: Any, **kw: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return write_batch(*a, **kw)
+            finally:
+                store_s[0] += time.perf_counter() - t
+
+        store._write_batch = timed_write_batch  # type: ignore[method-assign]
+    try:
+        store.start_run(
+            run_id,
+            mode="backtest",
+            config=settings.snapshot(),
+            git_rev=git_revision(),
+            data_files=[os.fspath(f) for f in data_files],
+            initial_equity=settings.risk.initial_equity,
+            symbol=market.symbol,
+        )
+        log.info("backtest started (fast replay)", db=str(db_path), data=[str(f) for f in data_files], events=len(arrays))
+        engine = Engine(settings, market, PaperVenue(settings.execution, market), store, run_id)
+        replay = FastReplay(engine, arrays)
+        t1 = time.perf_counter()
+        replay.run(progress)
+        t2 = time.perf_counter()
+        engine.finish()
+        status = "completed"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        log.warning("backtest interrupted")
+        if engine is not None:
+            engine.finish("interrupted")
+    finally:
+        wall = time.perf_counter() - started
+        stats: dict[str, Any] = {"wall_time_s": round(wall, 6)}
+        if engine is not None:
+            if hasattr(engine, "run_stats"):
+                stats.update(engine.run_stats())
+            else:
+                stats.update(engine.stats.as_dict())
+                stats["crossed_book_events"] = engine.book.crossed_events
+                stats["book_resyncs"] = engine.book.resyncs
+        if replay is not None:
+            stats["fast"] = replay.stats()
+        stats["source"] = source_stats()
+        store.finish_run(run_id, status=status, stats=stats)
+        store.close()
+        log.info("backtest finished", status=status, wall_time_s=round(wall, 3), events=stats.get("events", 0))
+    t3 = time.perf_counter()
+    if timings is not None:
+        timings.update({"setup_s": t1 - t0, "replay_s": t2 - t1, "finish_s": t3 - t2, "store_write_s": store_s[0]})
+        if replay is not None:
+            timings.update(replay.timings())
+    summary = summarize(db_path, run_id)
+    summary["fast_path"] = True
+    return summary

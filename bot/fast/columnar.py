@@ -1,0 +1,299 @@
+"""Columnar encoding of a market event stream: one pass from events to flat numpy arrays.
+
+The fast kernels (:mod:`bot.fast.kernel`) never touch Python objects: an event stream
+(:func:`bot.data.binance.read_binance`, :func:`bot.data.sim.simulate`, a live recording) is
+converted once into the arrays of :class:`EventArrays` and may be cached as an ``.npz`` file.
+
+Layout (``n`` events, ``L`` price levels in total)::
+
+    kind   int8   [n]    SNAPSHOT=0, DELTA=1, BBO=2, TRADE=3, INVALIDATED=4
+    ts     int64  [n]    ts_local (ns): the engine's clock
+    seq    int64  [n]    snapshot ``sequence``, delta ``last_seq``, bbo ``sequence``, trade ``trade_id``
+    off    int64  [n+1]  levels of event i are ``off[i]:off[i+1]``
+    nbid   int32  [n]    the first ``nbid[i]`` of them are bids, the rest asks (BBO: 1 bid + 1 ask;
+                         trade: one level (price, size), nbid = 1 for a buy aggressor, 0 for a sell)
+    lvl    int32  [L]    price as a rank into ``prices`` (the stream's distinct prices, ascending)
+    sz     float64[L]    size, exactly the float of the event
+    prices int64  [R]    distinct prices in integer units of ``10 ** -price_decimals``, ascending
+
+Prices are exact: ``price_decimals`` is the smallest ``d`` for which ``units / 10**d`` gives
+back every price of the stream bit for bit (checked for all of them; ``float / float`` of two
+exact integers is correctly rounded, so ``6012345 / 100.0 == float("60123.45")``). Units and
+ranks are strictly increasing in the price, so comparing ranks compares the original floats.
+For Binance BTCUSDT (tick 0.01) ``d = 2`` and the unit is the tick. Ranks make the book a dense
+ladder over the prices the stream actually uses (45k for the BTCUSDT recording, whose levels
+span 15k to 200k USDT), whatever their spread.
+
+Not kept (the engine does not read them): ``ts_exchange``, a delta's ``first_seq`` and an
+invalidation's ``reason``. :func:`iter_events` rebuilds the events with those fields zero/empty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.core.events import BestBidAsk, BookDelta, BookInvalidated, BookSnapshot, MarketEvent, Trade
+
+SNAPSHOT, DELTA, BBO, TRADE, INVALIDATED = 0, 1, 2, 3, 4
+KIND_NAMES = ("snapshot", "delta", "bbo", "trade", "invalidated")
+ENCODING_VERSION = 2
+MAX_DECIMALS = 12
+
+_ARRAYS = ("kind", "ts", "seq", "off", "nbid", "lvl", "sz", "prices")
+
+
+@dataclass
+class EventArrays:
+    """A whole event stream as flat arrays (see the module docstring)."""
+
+    kind: np.ndarray
+    ts: np.ndarray
+    seq: np.ndarray
+    off: np.ndarray
+    nbid: np.ndarray
+    lvl: np.ndarray
+    sz: np.ndarray
+    prices: np.ndarray
+    price_decimals: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.kind.shape[0])
+
+    @property
+    def scale(self) -> float:
+        return float(10**self.price_decimals)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(getattr(self, name).nbytes for name in _ARRAYS)
+
+    def counts(self) -> dict[str, int]:
+        c = np.bincount(self.kind, minlength=len(KIND_NAMES))
+        return {name: int(c[k]) for k, name in enumerate(KIND_NAMES)}
+
+    def price_table(self) -> np.ndarray:
+        """Float price of every rank: ``prices / 10**d``, bit-identical to the events' floats."""
+        return self.prices / self.scale
+
+    def slice(self, start: int, stop: int) -> "EventArrays":
+        """Events ``start:stop`` as a new stream (sharing the price table)."""
+        lo, hi = int(self.off[start]), int(self.off[stop])
+        return EventArrays(
+            self.kind[start:stop].copy(), self.ts[start:stop].copy(), self.seq[start:stop].copy(),
+            self.off[start : stop + 1] - lo, self.nbid[start:stop].copy(), self.lvl[lo:hi].copy(), self.sz[lo:hi].copy(),
+            self.prices, self.price_decimals, meta=dict(self.meta),
+        )
+
+
+# --------------------------------------------------------------------------- prices
+def price_units(prices: np.ndarray, start_decimals: int = 0) -> tuple[np.ndarray, int]:
+    """Exact integer units of ``prices`` and the number of decimals used (ValueError if none fits)."""
+    prices = np.asarray(prices, dtype=np.float64)
+    if prices.size == 0:
+        return np.zeros(0, np.int64), max(start_decimals, 0)
+    if not np.all(np.isfinite(prices)):
+        raise ValueError("prices must be finite")
+    for d in range(max(start_decimals, 0), MAX_DECIMALS + 1):
+        scale = float(10**d)
+        scaled = np.rint(prices * scale)
+        if np.max(np.abs(scaled)) >= 2.0**53:
+            break
+        units = scaled.astype(np.int64)
+        if np.array_equal(units / scale, prices):
+            return units, d
+    raise ValueError(f"prices are not exact multiples of 10**-d for any d <= {MAX_DECIMALS}; cannot encode them exactly")
+
+
+# --------------------------------------------------------------------------- encode / decode
+def encode_events(events: Iterable[MarketEvent], meta: dict[str, Any] | None = None, start_decimals: int = 0) -> EventArrays:
+    """Convert an event stream into :class:`EventArrays` (one pass, then vectorised price checks)."""
+    kind = array("b")
+    ts = array("q")
+    seq = array("q")
+    nbid = array("i")
+    nlev = array("q")
+    prices = array("d")
+    sizes = array("d")
+    k_append, ts_append, seq_append, nb_append, nl_append = kind.append, ts.append, seq.append, nbid.append, nlev.append
+    p_append, s_append = prices.append, sizes.append
+    for ev in events:
+        t = type(ev)
+        if t is BestBidAsk:
+            k_append(BBO)
+            ts_append(ev.ts_local)
+            seq_append(ev.sequence)
+            nb_append(1)
+            nl_append(2)
+            p_append(ev.bid_price)
+            s_append(ev.bid_size)
+            p_append(ev.ask_price)
+            s_append(ev.ask_size)
+        elif t is Trade:
+            k_append(TRADE)
+            ts_append(ev.ts_local)
+            seq_append(ev.trade_id)
+            nb_append(1 if ev.side == "buy" else 0)
+            nl_append(1)
+            p_append(ev.price)
+            s_append(ev.size)
+        elif t is BookDelta or t is BookSnapshot:
+            k_append(DELTA if t is BookDelta else SNAPSHOT)
+            ts_append(ev.ts_local)
+            seq_append(ev.last_seq if t is BookDelta else ev.sequence)
+            nb_append(len(ev.bids))
+            nl_append(len(ev.bids) + len(ev.asks))
+            for p, s in ev.bids:
+                p_append(p)
+                s_append(s)
+            for p, s in ev.asks:
+                p_append(p)
+                s_append(s)
+        elif t is BookInvalidated:
+            k_append(INVALIDATED)
+            ts_append(ev.ts_local)
+            seq_append(0)
+            nb_append(0)
+            nl_append(0)
+        else:
+            raise TypeError(f"not a market event: {t.__name__}")
+    units, decimals = price_units(np.frombuffer(prices, dtype=np.float64), start_decimals)
+    off = np.zeros(len(nlev) + 1, dtype=np.int64)
+    np.cumsum(np.frombuffer(nlev, dtype=np.int64), out=off[1:])
+    table, lvl = rank_prices(units)
+    return EventArrays(
+        np.frombuffer(kind, dtype=np.int8).copy(),
+        np.frombuffer(ts, dtype=np.int64).copy(),
+        np.frombuffer(seq, dtype=np.int64).copy(),
+        off,
+        np.frombuffer(nbid, dtype=np.int32).copy(),
+        lvl,
+        np.frombuffer(sizes, dtype=np.float64).copy(),
+        table,
+        decimals,
+        meta=dict(meta or {}),
+    )
+
+
+def rank_prices(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct units ascending, int32 rank of each element)."""
+    table, lvl = np.unique(units, return_inverse=True)
+    if table.size >= 2**31:
+        raise ValueError("too many distinct prices")
+    return table.astype(np.int64), lvl.astype(np.int32).reshape(-1)
+
+
+def event_at(a: EventArrays, i: int) -> MarketEvent:
+    """Event ``i`` rebuilt as a :mod:`bot.core.events` record (prices bit-identical)."""
+    k = int(a.kind[i])
+    ts = int(a.ts[i])
+    lo, hi = int(a.off[i]), int(a.off[i + 1])
+    scale = a.scale
+    prices = a.prices
+    if k == BBO:
+        return BestBidAsk(ts, 0, int(prices[a.lvl[lo]]) / scale, float(a.sz[lo]), int(prices[a.lvl[lo + 1]]) / scale, float(a.sz[lo + 1]), int(a.seq[i]))
+    if k == TRADE:
+        return Trade(ts, 0, int(prices[a.lvl[lo]]) / scale, float(a.sz[lo]), "buy" if a.nbid[i] else "sell", int(a.seq[i]))
+    if k == INVALIDATED:
+        return BookInvalidated(ts, 0, "")
+    mid = lo + int(a.nbid[i])
+    px = (prices[a.lvl[lo:hi]] / scale).tolist()
+    sz = a.sz[lo:hi].tolist()
+    bids = tuple(zip(px[: mid - lo], sz[: mid - lo]))
+    asks = tuple(zip(px[mid - lo :], sz[mid - lo :]))
+    if k == SNAPSHOT:
+        return BookSnapshot(ts, 0, bids, asks, int(a.seq[i]))
+    return BookDelta(ts, 0, bids, asks, 0, int(a.seq[i]))
+
+
+def iter_events(a: EventArrays, start: int = 0, stop: int | None = None) -> Iterator[MarketEvent]:
+    """Rebuild the events (for the readable engine, tests, or a fallback)."""
+    stop = len(a) if stop is None else stop
+    for i in range(start, stop):
+        yield event_at(a, i)
+
+
+# --------------------------------------------------------------------------- files
+def save_npz(a: EventArrays, path: str | Path) -> Path:
+    """Write ``a`` to ``path`` (uncompressed .npz, atomically)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = {"version": ENCODING_VERSION, "price_decimals": a.price_decimals, "meta": a.meta}
+    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
+    os.close(fd)
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, info=np.frombuffer(json.dumps(info, default=str).encode(), dtype=np.uint8), **{n: getattr(a, n) for n in _ARRAYS})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_npz(path: str | Path) -> EventArrays:
+    with np.load(path) as z:
+        info = json.loads(bytes(z["info"]).decode())
+        if info.get("version") != ENCODING_VERSION:
+            raise ValueError(f"{path}: encoding version {info.get('version')} != {ENCODING_VERSION}")
+        arrays = {n: z[n] for n in _ARRAYS}
+    return EventArrays(
+        **arrays,
+        price_decimals=int(info["price_decimals"]),
+        meta=info.get("meta", {}),
+    )
+
+
+def _files_key(paths: Sequence[str | Path]) -> str:
+    h = hashlib.sha256(f"v{ENCODING_VERSION}".encode())
+    for p in sorted(str(Path(p).resolve()) for p in paths):
+        st = os.stat(p)
+        h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:20]
+
+
+def default_cache_dir() -> Path:
+    """``$BOT_FAST_CACHE`` or ``<tmp>/imbalance-bot-fast-cache`` (never inside the repository)."""
+    env = os.environ.get("BOT_FAST_CACHE")
+    return Path(env) if env else Path(tempfile.gettempdir()) / "imbalance-bot-fast-cache"
+
+
+def load_binance(paths: Sequence[str | Path], cache_dir: str | Path | None = None, *, refresh: bool = False) -> tuple[EventArrays, dict[str, Any]]:
+    """Columnar arrays of a Binance recording, cached as ``<cache_dir>/binance-<key>.npz``.
+
+    The key covers the files' absolute paths, sizes and modification times and the encoding
+    version. Returns the arrays and timings ``{"parse_s", "encode_s", "load_s", "cached"}``
+    (``parse_s`` is the reader, ``encode_s`` the conversion; both 0 when loaded from the cache).
+    The reader's statistics are kept in ``arrays.meta["reader"]``.
+    """
+    import time
+
+    from bot.data.binance import ReaderStats, read_binance
+
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = cache / f"binance-{_files_key(paths)}.npz"
+    if path.exists() and not refresh:
+        t = time.perf_counter()
+        a = load_npz(path)
+        return a, {"parse_s": 0.0, "encode_s": 0.0, "load_s": time.perf_counter() - t, "cached": True, "path": str(path)}
+    stats = ReaderStats()
+    t0 = time.perf_counter()
+    events = list(read_binance(list(paths), stats))
+    t1 = time.perf_counter()
+    a = encode_events(events, meta={"source": "binance", "files": [str(p) for p in paths], "symbol": stats.symbol})
+    t2 = time.perf_counter()
+    d = stats.as_dict()
+    d.pop("problems", None)
+    a.meta["reader"] = d
+    save_npz(a, path)
+    return a, {"parse_s": t1 - t0, "encode_s": t2 - t1, "load_s": 0.0, "cached": False, "path": str(path)}
