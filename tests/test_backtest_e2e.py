@@ -181,3 +181,17 @@ def test_taker_mode_trades_only_when_the_move_clears_costs(tmp_path):
     )
     summary = json.loads(optimistic.stdout)
     assert summary["orders"] > 0 and summary["trades"] > 0
+
+
+@needs_data
+def test_fast_cli_backtest_stores_the_same_fills(tmp_path):
+    fills = {}
+    for flag in ("", "--fast"):
+        db = tmp_path / f"x{flag}.db"
+        args = ["backtest", "--config", str(ROOT / "config" / "backtest.toml"), "--data", *map(str, BTC_FILES), "--db", str(db), "--json"]
+        proc = run_cli(*args, *(["--fast", "--cache", str(tmp_path / "cache")] if flag else []), cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        summary = json.loads(proc.stdout)
+        assert_db_matches_summary(db, summary)
+        fills[flag] = (summary["trades"], summary["pnl_net"], db_rows(db, "select ts, side, price, amount, fee from fills order by id"))
+    assert fills[""] == fills["--fast"] and fills[""][2]
