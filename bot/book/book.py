@@ -71,12 +71,8 @@ class OrderBook:
             self._touched(event.ts_local)
             return True
         if isinstance(event, BookSnapshot):
-            self._bids.clear()
-            self._asks.clear()
-            self._bid_prices.clear()
-            self._ask_prices.clear()
-            self._set_levels(event.bids, self._bids, self._bid_prices)
-            self._set_levels(event.asks, self._asks, self._ask_prices)
+            self._load_side(event.bids, self._bids, self._bid_prices, descending=True)
+            self._load_side(event.asks, self._asks, self._ask_prices, descending=False)
             self.depth_sequence = event.sequence
             self._last_bbo = None
             self.status = BookStatus.SOUND
@@ -110,6 +106,22 @@ class OrderBook:
             del asks[ask_prices.pop(0)]
         self._set_levels(((bbo.bid_price, bbo.bid_size),), bids, bid_prices)
         self._set_levels(((bbo.ask_price, bbo.ask_size),), asks, ask_prices)
+
+    @classmethod
+    def _load_side(cls, levels: tuple[Level, ...], sizes: dict[float, float], prices: list[float], descending: bool) -> None:
+        """Replace one side from a snapshot. Snapshots normally arrive sorted best-first, which
+        lets the price list be built in one pass; anything else goes level by level."""
+        sizes.clear()
+        prices.clear()
+        ordered = [p for p, _ in levels]
+        if descending:
+            ordered.reverse()
+        if all(a < b for a, b in zip(ordered, ordered[1:])):  # sorted, no price twice
+            kept = [(p, q) for p, q in levels if q > 0.0]
+            prices.extend(p for p, _ in (reversed(kept) if descending else kept))
+            sizes.update(kept)
+        else:
+            cls._set_levels(levels, sizes, prices)
 
     @staticmethod
     def _set_levels(levels: tuple[Level, ...], sizes: dict[float, float], prices: list[float]) -> None:

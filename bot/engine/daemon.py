@@ -199,10 +199,13 @@ class Daemon:
         stale_flagged = False
         was_sound = False
         while not self.stop_requested.is_set():
-            try:
-                event = await asyncio.wait_for(queue.get(), timeout=0.1)
-            except TimeoutError:
-                event = None
+            if not queue.empty():
+                event: MarketEvent | None = queue.get_nowait()  # no timer needed when work is waiting
+            else:
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout=0.1)
+                except TimeoutError:
+                    event = None
             if event is not None:
                 engine.on_event(event)
                 while not queue.empty():

@@ -261,6 +261,7 @@ class Store:
         self._orders: dict[tuple[str, str], dict[str, Any]] = {}
         self._rows: dict[str, list[dict[str, Any]]] = {t: [] for t in BUFFERED_TABLES if t != "orders"}
         self._known_runs: set[str] = set()
+        self._sql: dict[tuple[str, tuple[str, ...]], str] = {}
 
     # -- schema ----------------------------------------------------------------------------
 
@@ -504,11 +505,23 @@ class Store:
         self._write_batch(extra=None, what="flush")
 
     def _write_table(self, table: str, rows: list[dict[str, Any]]) -> None:
-        """Write one table's part of a batch (inside the batch transaction)."""
-        if table == "orders":
-            self.db.table("orders").upsert_all(rows, pk=("run_id", "client_order_id"), batch_size=500)
-        else:
-            self.db.table(table).insert_all(rows, batch_size=500)
+        """Write one table's part of a batch (inside the batch transaction).
+
+        Plain ``executemany`` with a statement built once per table and column set: sqlite-utils'
+        ``insert_all`` inspects the table on every call, which cost more than the insert itself
+        on the live path (one order per commit). Orders are upserted by (run_id, client_order_id).
+        """
+        columns = tuple(rows[0])
+        sql = self._sql.get((table, columns))
+        if sql is None:
+            names = ", ".join(f"[{c}]" for c in columns)
+            marks = ", ".join("?" * len(columns))
+            sql = f"INSERT INTO [{table}] ({names}) VALUES ({marks})"
+            if table == "orders":
+                updates = ", ".join(f"[{c}] = excluded.[{c}]" for c in columns if c not in ("run_id", "client_order_id"))
+                sql += f" ON CONFLICT(run_id, client_order_id) DO UPDATE SET {updates}"
+            self._sql[(table, columns)] = sql
+        self.db.conn.executemany(sql, [tuple(row[c] for c in columns) for row in rows])
 
     def _write_batch(self, extra, what: str) -> None:
         n = self.pending
