@@ -54,11 +54,45 @@ def run_backtest(
     will print later. Ctrl-C stops the replay, marks the run ``interrupted`` and still returns the
     summary of what was processed.
     """
+
+    def replay(engine: Engine) -> None:
+        on_event = engine.on_event
+        if progress is None:
+            for event in events:
+                on_event(event)
+        else:
+            for n, event in enumerate(events, 1):
+                on_event(event)
+                if n % 100_000 == 0:
+                    progress(n)
+
+    return run_engine_backtest(settings, replay, db_path=db_path, data_files=data_files, source_stats=source_stats)
+
+
+def run_engine_backtest(
+    settings: Settings,
+    replay: Callable[[Engine], None],
+    *,
+    db_path: str | Path,
+    data_files: list[str],
+    source_stats: Callable[[], dict[str, Any]] = dict,
+    extra_stats: Callable[[], dict[str, Any]] = dict,
+    on_store: Callable[[Store], None] | None = None,
+) -> dict[str, Any]:
+    """The life of one backtest run around ``replay(engine)``: store the run, build the engine with
+    the paper venue, replay, flatten, close the run with its stats, read the summary back.
+
+    Every replay (the readable loop, the compiled fast path) goes through here, so runs differ only
+    in how events reach ``Engine.on_event``. ``extra_stats`` adds entries to the run's stats;
+    ``on_store`` sees the store before the run starts (benchmarks instrument it).
+    """
     run_id = new_run_id()
     bind_run(run_id, "backtest")
     log = get_logger("bot.backtest")
     market = market_from_settings(settings)
     store = Store(db_path, batch_size=settings.store.batch_size, synchronous=settings.store.synchronous)
+    if on_store is not None:
+        on_store(store)
     status = "failed"
     started = time.perf_counter()
     engine: Engine | None = None
@@ -74,15 +108,7 @@ def run_backtest(
         )
         log.info("backtest started", db=str(db_path), data=[str(f) for f in data_files])
         engine = Engine(settings, market, PaperVenue(settings.execution, market), store, run_id)
-        on_event = engine.on_event
-        if progress is None:
-            for event in events:
-                on_event(event)
-        else:
-            for n, event in enumerate(events, 1):
-                on_event(event)
-                if n % 100_000 == 0:
-                    progress(n)
+        replay(engine)
         engine.finish()
         status = "completed"
     except KeyboardInterrupt:
@@ -95,6 +121,7 @@ def run_backtest(
         stats: dict[str, Any] = {"wall_time_s": round(wall, 6)}
         if engine is not None:
             stats.update(engine.run_stats())
+        stats.update(extra_stats())
         stats["source"] = source_stats()
         store.finish_run(run_id, status=status, stats=stats)
         store.close()

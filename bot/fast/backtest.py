@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -62,14 +61,12 @@ from typing import Any
 import numpy as np
 
 from bot.config.settings import Settings
-from bot.engine.engine import Engine, market_from_settings
-from bot.engine.runner import git_revision, new_run_id, run_backtest
+from bot.engine.engine import Engine
+from bot.engine.runner import run_backtest, run_engine_backtest
 from bot.execution.paper import PaperVenue
 from bot.fast import kernel as K
 from bot.fast.book import CHUNK, BookView, FastBook, SignalView
 from bot.fast.columnar import EventArrays, event_at, iter_events
-from bot.log import bind_run, get_logger
-from bot.store.report import summarize
 from bot.store.store import Store
 
 SUPPORTED_MODES = ("threshold", "taker")
@@ -295,19 +292,14 @@ def run_backtest_fast(
         summary["fast_path"] = False
         return summary
     t0 = time.perf_counter()
-    run_id = new_run_id()
-    bind_run(run_id, "backtest")
-    log = get_logger("bot.backtest")
-    market = market_from_settings(settings)
-    store = Store(db_path, batch_size=settings.store.batch_size)
-    status = "failed"
-    started = time.perf_counter()
-    engine: Engine | None = None
-    replay: FastReplay | None = None
-    t1 = t2 = t0
+    marks = {"t1": t0, "t2": t0}
     store_s = [0.0]
-    if timings is not None:  # time the store's writes (instrumentation of this instance only)
-        write_batch = store._write_batch
+    replays: list[FastReplay] = []
+
+    def instrument(store: Store) -> None:
+        if timings is None:
+            return
+        write_batch = store._write_batch  # time the store's writes (this instance only)
 
         def timed_write_batch(*a: Any, **kw: Any) -> Any:
             t = time.perf_counter()
@@ -317,50 +309,26 @@ def run_backtest_fast(
                 store_s[0] += time.perf_counter() - t
 
         store._write_batch = timed_write_batch  # type: ignore[method-assign]
-    try:
-        store.start_run(
-            run_id,
-            mode="backtest",
-            config=settings.snapshot(),
-            git_rev=git_revision(),
-            data_files=[os.fspath(f) for f in data_files],
-            initial_equity=settings.risk.initial_equity,
-            symbol=market.symbol,
-        )
-        log.info("backtest started (fast replay)", db=str(db_path), data=[str(f) for f in data_files], events=len(arrays))
-        engine = Engine(settings, market, PaperVenue(settings.execution, market), store, run_id)
-        replay = FastReplay(engine, arrays)
-        t1 = time.perf_counter()
-        replay.run(progress)
-        t2 = time.perf_counter()
-        engine.finish()
-        status = "completed"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        log.warning("backtest interrupted")
-        if engine is not None:
-            engine.finish("interrupted")
-    finally:
-        wall = time.perf_counter() - started
-        stats: dict[str, Any] = {"wall_time_s": round(wall, 6)}
-        if engine is not None:
-            if hasattr(engine, "run_stats"):
-                stats.update(engine.run_stats())
-            else:
-                stats.update(engine.stats.as_dict())
-                stats["crossed_book_events"] = engine.book.crossed_events
-                stats["book_resyncs"] = engine.book.resyncs
-        if replay is not None:
-            stats["fast"] = replay.stats()
-        stats["source"] = source_stats()
-        store.finish_run(run_id, status=status, stats=stats)
-        store.close()
-        log.info("backtest finished", status=status, wall_time_s=round(wall, 3), events=stats.get("events", 0))
+
+    def replay(engine: Engine) -> None:
+        replays.append(FastReplay(engine, arrays))
+        marks["t1"] = time.perf_counter()
+        replays[0].run(progress)
+        marks["t2"] = time.perf_counter()
+
+    summary = run_engine_backtest(
+        settings,
+        replay,
+        db_path=db_path,
+        data_files=data_files,
+        source_stats=source_stats,
+        extra_stats=lambda: {"fast": replays[0].stats()} if replays else {},
+        on_store=instrument,
+    )
     t3 = time.perf_counter()
     if timings is not None:
-        timings.update({"setup_s": t1 - t0, "replay_s": t2 - t1, "finish_s": t3 - t2, "store_write_s": store_s[0]})
-        if replay is not None:
-            timings.update(replay.timings())
-    summary = summarize(db_path, run_id)
+        timings.update({"setup_s": marks["t1"] - t0, "replay_s": marks["t2"] - marks["t1"], "finish_s": t3 - marks["t2"], "store_write_s": store_s[0]})
+        if replays:
+            timings.update(replays[0].timings())
     summary["fast_path"] = True
     return summary
