@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import sys
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 from common import ROOT
+
+from bot.emulator.process import EmulatorProcess
 
 # credentials of the local emulator's test account, made up for the benchmark (not real keys)
 BENCH_KEY = "benchKEY0a1b2c3d4e5f6a7b8c9d"
@@ -52,34 +48,14 @@ retry_attempts = 6
 """
 
 
-class Emulator:
-    """``python -m bot emulator --sim`` on a free port; stopped with SIGTERM."""
+class Emulator(EmulatorProcess):
+    """``python -m bot emulator --sim`` on a free port with the benchmark account; stopped with SIGTERM."""
 
     def __init__(self, workdir: Path, *extra: str):
-        self.err = open(workdir / "emulator.err", "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "emulator", "--sim", "--port", "0", "--api-key", BENCH_KEY, "--api-secret", BENCH_SECRET,
-             "--balances", "USDT=100000,BTC=0", "--log-level", "warning", *extra],
-            stdout=subprocess.PIPE, stderr=self.err, text=True, cwd=workdir,
+        super().__init__(
+            ["--sim", "--api-key", BENCH_KEY, "--api-secret", BENCH_SECRET, "--balances", "USDT=100000,BTC=0", "--log-level", "warning", *extra],
+            cwd=workdir, stderr_path=workdir / "emulator.err",
         )
-        line = self.proc.stdout.readline() if self.proc.stdout else ""
-        if not line.startswith("EMULATOR READY"):
-            self.stop()
-            raise RuntimeError(f"emulator did not start: {line!r} {(workdir / 'emulator.err').read_text()[-2000:]}")
-        _, _, self.url, self.ws_url = line.split()
-
-    def state(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.url + "/admin/state", timeout=10) as resp:
-            return json.loads(resp.read())
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.err.close()
 
 
 def write_config(workdir: Path, url: str, *, mode: str, duration: float) -> Path:

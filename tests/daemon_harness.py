@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Callable
+
+from bot.emulator.process import EmulatorProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "itestKEY9f3a7c1e5b2d8a64"
@@ -52,39 +51,14 @@ retry_attempts = 6
 """
 
 
-class Emulator:
+class Emulator(EmulatorProcess):
+    """The simulated exchange for daemon tests: one account with the test keys and 10,000 USDT."""
+
     def __init__(self, tmp: Path, *extra: str):
-        self.stderr = open(tmp / "emulator.err", "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "emulator", "--sim", "--port", "0", "--api-key", API_KEY, "--api-secret", API_SECRET,
-             "--balances", "USDT=10000,BTC=0", *extra],
-            stdout=subprocess.PIPE, stderr=self.stderr, text=True, cwd=tmp,
+        super().__init__(
+            ["--sim", "--api-key", API_KEY, "--api-secret", API_SECRET, "--balances", "USDT=10000,BTC=0", *extra],
+            cwd=tmp, stderr_path=tmp / "emulator.err",
         )
-        line = self.proc.stdout.readline()
-        if not line.startswith("EMULATOR READY"):
-            self.stop()
-            raise RuntimeError(f"emulator did not start: {line!r} {(tmp / 'emulator.err').read_text()[-2000:]}")
-        _, _, self.url, self.ws_url = line.split()
-
-    def admin(self, path: str, body: str | None = None) -> Any:
-        req = urllib.request.Request(self.url + path, data=body.encode() if body is not None else None, method="POST" if body is not None else "GET")
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read())
-
-    def state(self) -> dict:
-        return self.admin("/admin/state")
-
-    def faults(self, spec: str) -> None:
-        self.admin("/admin/faults", spec)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.stderr.close()
 
 
 def write_config(tmp: Path, emu: Emulator, *, mode: str = "live", duration: float = 30.0, max_age: float = 2.0, name: str = "bot.toml") -> Path:

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 from bot.config.settings import ConfigError, load_settings
+from bot.emulator.process import EmulatorProcess
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -30,16 +28,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     db = Path(args.db or settings.run.db)
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "bot", "emulator", "--sim", "--port", "0", "--config", str(args.config), "--log-level", "warning"],
-        stdout=subprocess.PIPE, text=True, env={k: v for k, v in os.environ.items() if not k.startswith("BOT__")},
-    )
     try:
-        ready = emulator.stdout.readline() if emulator.stdout else ""
-        if not ready.startswith("EMULATOR READY"):
-            print(f"error: the exchange emulator did not start ({ready.strip() or 'no output'})", file=sys.stderr)
-            return 1
-        _, _, rest_url, ws_url = ready.split()
+        emulator = EmulatorProcess(["--sim", "--config", str(args.config), "--log-level", "warning"])
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        rest_url, ws_url = emulator.url, emulator.ws_url
         settings = load_settings(args.config, **overrides, exchange={"rest_url": rest_url, "ws_url": ws_url})
         configure(settings.run.log_dir, settings.run.log_level, settings.run.console_log_level)
         print(f"demo: exchange emulator on {rest_url} (simulated BTC/USDT market); paper trading for {settings.run.duration_s:.0f} s; Ctrl-C stops early", file=sys.stderr)
@@ -49,12 +44,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     finally:
-        if emulator.poll() is None:
-            emulator.send_signal(signal.SIGTERM)
-            try:
-                emulator.wait(10)
-            except subprocess.TimeoutExpired:
-                emulator.kill()
+        emulator.stop()
     print(format_summary(summarize(db)))
     return 0
 
