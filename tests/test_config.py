@@ -104,3 +104,15 @@ def test_config_check_cli(tmp_path, capsys):
     assert "risk.stop_loss_bps" in out and "nope" in out
     assert main(["config", "check", str(tmp_path / "missing.toml")]) == 1
     assert "cannot read" in capsys.readouterr().out
+
+
+def test_daemon_refuses_a_store_without_fsync():
+    """store.synchronous = "off" is accepted for backtests and refused by the daemon, with the reason."""
+    from bot.engine.daemon import DaemonError, check_live_allowed
+
+    backtest = load_settings(ROOT / "config" / "backtest.toml")
+    assert backtest.store.synchronous == "off"
+    paper = load_settings(ROOT / "config" / "paper.toml", store={"synchronous": "off"})
+    with pytest.raises(DaemonError, match="synchronous"):
+        check_live_allowed(paper, live_flag=False)
+    check_live_allowed(load_settings(ROOT / "config" / "paper.toml"), live_flag=False)

@@ -447,5 +447,10 @@ def test_commit_durability_follows_the_config(tmp_path):
     finally:
         normal.close()
         full.close()
+    off = Store(tmp_path / "o.db", synchronous="off")
+    try:
+        assert off.db.execute("PRAGMA synchronous").fetchone()[0] == 0
+    finally:
+        off.close()
     with pytest.raises(ValueError, match="synchronous"):
-        Store(tmp_path / "x.db", synchronous="off")
+        Store(tmp_path / "x.db", synchronous="extra")

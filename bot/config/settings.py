@@ -136,9 +136,13 @@ class ExecutionSection(_Section):
 
 class StoreSection(_Section):
     batch_size: int = Field(500, ge=1)
-    synchronous: Literal["normal", "full"] = Field(
+    synchronous: Literal["off", "normal", "full"] = Field(
         "normal",
-        description="SQLite commit durability: normal survives a killed process (WAL), full also an OS crash or power loss, at ~1-5 ms per commit",
+        description=(
+            "SQLite commit durability: normal survives a killed process (WAL), full also an OS crash or power loss, "
+            "at ~1-5 ms per commit; off never fsyncs (a killed process is still safe, a power loss may corrupt the "
+            "file): for backtests only, the daemon refuses it"
+        ),
     )
     equity_interval_s: float = Field(1.0, gt=0, description="equity curve sampling; Sharpe uses these returns")
 

@@ -86,6 +86,8 @@ def check_live_allowed(settings: Settings, live_flag: bool) -> None:
         raise DaemonError("live mode needs BOT__EXCHANGE__API_KEY and BOT__EXCHANGE__API_SECRET in the environment or .env")
     if settings.run.mode == "backtest":
         raise DaemonError("run.mode is \"backtest\": use `bot backtest`, or a paper/live config for `bot run`")
+    if settings.store.synchronous == "off":
+        raise DaemonError('store.synchronous = "off" is for backtests: a power loss could corrupt the database of a running daemon; use "normal" or "full"')
 
 
 class Daemon:

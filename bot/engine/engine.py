@@ -70,7 +70,13 @@ class EngineStats:
 
 
 class Engine:
-    """Runs the strategy for one symbol against one venue and records everything in the store."""
+    """Runs the strategy for one symbol against one venue and records everything in the store.
+
+    Bookkeeping an accelerated replay (:mod:`bot.fast.backtest`) reads before it skips events and
+    hands back through :meth:`absorb_skipped`: ``sound_seen`` (the book soundness last acted on),
+    ``next_equity_ts``/``equity_interval_ns`` (the equity curve's schedule), ``spread_sum``/
+    ``spread_n`` (the mean relative spread of the cost hurdle) and ``last_mid``.
+    """
 
     def __init__(
         self,
@@ -109,12 +115,12 @@ class Engine:
         self.last_mid = float("nan")
         self.now = 0
         self._order_seq = 0
-        self._equity_interval_ns = int(settings.store.equity_interval_s * 1e9)
-        self._next_equity_ts = 0
-        self._sound = False
+        self.equity_interval_ns = int(settings.store.equity_interval_s * 1e9)
+        self.next_equity_ts = 0
+        self.sound_seen = False
         self._halt_seen = None
-        self._spread_sum = 0.0
-        self._spread_n = 0
+        self.spread_sum = 0.0
+        self.spread_n = 0
 
     # ------------------------------------------------------------------ event loop
     def on_event(self, event: MarketEvent) -> None:
@@ -123,7 +129,7 @@ class Engine:
         self.stats.events += 1
         book = self.book
         changed = book.apply(event)
-        if book.is_sound != self._sound:
+        if book.is_sound != self.sound_seen:
             self._soundness_changed(now)
         if self.venue.active:
             for order, fills in self.venue.on_book(book, now, event):
@@ -135,10 +141,10 @@ class Engine:
         if not state.valid:
             return
         self.last_mid = state.mid
-        self._spread_sum += state.spread / state.mid
-        self._spread_n += 1
+        self.spread_sum += state.spread / state.mid
+        self.spread_n += 1
         equity = self.portfolio.equity(state.mid)
-        if now >= self._next_equity_ts:
+        if now >= self.next_equity_ts:
             self._record_equity(now, equity)
         if self.venue.has_pending:
             return
@@ -157,6 +163,36 @@ class Engine:
             intent = self.strategy.decide(state, sign, self.portfolio.open_ts, now)
         if intent is not None:
             self._decide(intent, equity, now)
+
+    def absorb_skipped(
+        self,
+        *,
+        last_mid: float,
+        spread_sum: float,
+        spread_n: int,
+        peak_equity: float,
+        equity_points: list[tuple[int, float]],
+        next_equity_ts: int,
+    ) -> None:
+        """Take the bookkeeping of book updates that ``on_event`` would have handled without a
+        decision (no order due, no intent possible): the last mid, the spread accumulator, the
+        peak equity mark and the equity points ``(ts, mid)`` due meanwhile, all computed by the
+        caller with the same float operations as ``on_event``. The portfolio did not change
+        between those updates, so each point's equity is ``Portfolio.equity(mid)``.
+        """
+        if equity_points:
+            pf = self.portfolio
+            cash, qty = float(pf.cash), float(pf.qty)
+            self.store.record_equity_many(self.run_id, [(ts, cash + qty * mid, mid, qty, cash) for ts, mid in equity_points])
+            ts = equity_points[-1][0]
+            expected = ts - ts % self.equity_interval_ns + self.equity_interval_ns
+            if next_equity_ts != expected:
+                raise ValueError(f"equity schedule diverged: after a point at {ts} the next is due at {expected}, not {next_equity_ts}")
+        self.next_equity_ts = next_equity_ts
+        self.last_mid = last_mid
+        self.spread_sum = spread_sum
+        self.spread_n = spread_n
+        self.risk.peak_equity = peak_equity
 
     def poll(self, now: int) -> None:
         """Collect venue results when no market event arrives (live venues finish orders on their own)."""
@@ -310,7 +346,7 @@ class Engine:
     def cost_hurdle(self) -> dict[str, float]:
         """What a round trip costs on this market, in bps: the bar any signal must clear."""
         ex = self.settings.execution
-        spread = self._spread_sum / self._spread_n * 1e4 if self._spread_n else float("nan")
+        spread = self.spread_sum / self.spread_n * 1e4 if self.spread_n else float("nan")
         return {
             "mean_spread_bps": round(spread, 4),
             "taker_round_trip_bps": round(2 * ex.taker_fee_bps + spread, 4),
@@ -320,11 +356,11 @@ class Engine:
     # ------------------------------------------------------------------ bookkeeping
     def _record_equity(self, now: int, equity: float) -> None:
         self.store.record_equity(self.run_id, now, equity, self.last_mid, float(self.portfolio.qty), float(self.portfolio.cash))
-        self._next_equity_ts = now - now % self._equity_interval_ns + self._equity_interval_ns
+        self.next_equity_ts = now - now % self.equity_interval_ns + self.equity_interval_ns
 
     def _soundness_changed(self, now: int) -> None:
-        self._sound = self.book.is_sound
-        if self._sound:
+        self.sound_seen = self.book.is_sound
+        if self.sound_seen:
             self.store.record_risk_event(self.run_id, now, "resume", "book_sound", "book sound again: trading allowed")
             self.log.info("book sound", depth_sequence=self.book.depth_sequence)
         else:

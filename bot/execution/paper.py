@@ -83,6 +83,19 @@ class PaperVenue:
         """Anything that a market event could change: pending work or resting orders."""
         return bool(self._pending) or bool(self._cancels) or bool(self._resting)
 
+    @property
+    def has_resting(self) -> bool:
+        """Post-only orders in the book: every market event may fill them."""
+        return bool(self._resting)
+
+    def next_due(self) -> int | None:
+        """The earliest time at which ``on_book`` has pending work to do (an order or a cancel
+        whose latency has passed), or None. Resting orders are not included (see ``has_resting``)."""
+        due = self._pending[0][0] if self._pending else None
+        if self._cancels and (due is None or self._cancels[0][0] < due):
+            due = self._cancels[0][0]
+        return due
+
     def resting(self, side: Side) -> Order | None:
         for r in self._resting.values():
             if r.order.side is side:

@@ -13,18 +13,18 @@ halts, the strategy, risk checks, orders, store writes, logs) is the readable co
 Why a skipped event cannot change any decision. ``Engine.on_event`` does, in order:
 
 1. ``book.apply`` -- the kernel does it for every event.
-2. ``_soundness_changed`` when ``book.is_sound != engine._sound`` -- the scan stops there.
+2. ``_soundness_changed`` when ``book.is_sound != engine.sound_seen`` -- the scan stops there.
 3. ``venue.on_book`` while the venue is active -- ``PaperVenue`` does nothing unless the book is
    sound and its earliest due time (first pending order or cancel) has come: the scan stops
    then. Resting orders (maker) or a venue whose state it cannot read: it stops at every event.
 4. return unless the book changed; ``signals.update`` -- the kernel (same floats, see
    :mod:`bot.fast.kernel`); return unless the state is valid.
-5. ``last_mid``, the ``_spread_sum``/``_spread_n`` accumulator (cost hurdle) and, when
+5. ``last_mid``, the ``spread_sum``/``spread_n`` accumulator (cost hurdle) and, when
    ``now >= next_equity_ts``, an equity point -- reproduced: the kernel keeps the last mid, adds
    ``spread / mid`` term by term in event order, and writes each sample's (ts, mid) while it
-   advances ``next_equity_ts`` with the engine's formula; Python then calls
-   ``engine._record_equity`` for each sample with the portfolio, which only changes on handled
-   events. The scan checks that both schedules agree.
+   advances ``next_equity_ts`` with the engine's formula; :meth:`Engine.absorb_skipped` then
+   records each sample with the portfolio (which only changes on handled events) and checks
+   that both schedules agree.
 6. return if an order is in flight (``venue.has_pending``).
 7. ``risk.on_mark``: raises the peak equity -- reproduced, the running maximum of
    ``cash + qty * mid`` (the float expression of ``Portfolio.equity``); rolls the day -- the scan
@@ -50,7 +50,6 @@ Not modelled by the scan (it falls back to the readable engine for the whole run
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable
@@ -70,45 +69,6 @@ from bot.fast.columnar import EventArrays, event_at, iter_events
 from bot.store.store import Store
 
 SUPPORTED_MODES = ("threshold", "taker")
-
-
-class _GatedLog:
-    """The engine's structlog logger, minus the calls the stdlib logger would drop anyway.
-
-    structlog runs its processors (context, timestamp, redaction) before the stdlib level test,
-    about 0.1 ms a call; when ``bot.engine`` is not enabled for a level the call changes nothing,
-    so it is skipped here. Installed only when structlog routes to the stdlib (``bot.log.configure``).
-    """
-
-    def __init__(self, log: Any, name: str):
-        self._log = log
-        self._std = logging.getLogger(name)
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self._log, attr)
-
-    def debug(self, *args: Any, **kw: Any) -> None:
-        if self._std.isEnabledFor(logging.DEBUG):
-            self._log.debug(*args, **kw)
-
-    def info(self, *args: Any, **kw: Any) -> None:
-        if self._std.isEnabledFor(logging.INFO):
-            self._log.info(*args, **kw)
-
-    def warning(self, *args: Any, **kw: Any) -> None:
-        if self._std.isEnabledFor(logging.WARNING):
-            self._log.warning(*args, **kw)
-
-
-def _gate_logging(engine: Engine) -> None:
-    try:
-        import structlog
-
-        routed = structlog.is_configured() and isinstance(structlog.get_config().get("logger_factory"), structlog.stdlib.LoggerFactory)
-    except Exception:  # noqa: BLE001 - no gating if structlog cannot tell
-        routed = False
-    if routed:
-        engine.log = _GatedLog(engine.log, "bot.engine")
 
 
 def _widen(price: Decimal | None, up: bool) -> float:
@@ -132,9 +92,10 @@ class FastReplay:
         self.view = BookView(self.fb)
         engine.book = self.view  # type: ignore[assignment]
         engine.signals = SignalView(self.fb)  # type: ignore[assignment]
-        _gate_logging(engine)
         self.si = np.zeros(K.S_ISIZE, dtype=np.int64)
         self.sf = np.zeros(K.SF_FSIZE, dtype=np.float64)
+        self._paper = isinstance(engine.venue, PaperVenue)
+        self._sync_static()
         self.smp_ts = np.zeros(chunk, dtype=np.int64)
         self.smp_mid = np.zeros(chunk, dtype=np.float64)
         self.handled = 0  # events given to Engine.on_event
@@ -145,75 +106,71 @@ class FastReplay:
         self.absorb_s = 0.0  # time recording the skipped events' equity points
 
     # ------------------------------------------------------------------ parameters
-    def _sync(self) -> None:
-        """Copy what the scan needs from the engine's objects (they only change on handled events)."""
+    def _sync_static(self) -> None:
+        """What the scan needs that cannot change during a run (config-derived)."""
         e = self.engine
         si, sf = self.si, self.sf
-        venue, pf, risk, strat = e.venue, e.portfolio, e.risk, e.strategy
-        si[K.S_ENGINE_SOUND] = 1 if e._sound else 0
-        stop_all = 0
-        due = -1
-        pending = getattr(venue, "_pending", None)
-        if isinstance(venue, PaperVenue) and isinstance(pending, list):
-            dues = [pending[0][0]] if pending else []
-            cancels = getattr(venue, "_cancels", None)
-            if cancels:
-                dues.append(cancels[0][0])
-            if getattr(venue, "_resting", None):
-                stop_all = 1
-            due = min(dues) if dues else -1
-        elif venue.has_pending or getattr(venue, "active", False):
-            stop_all = 1
-        si[K.S_STOP_ALL] = stop_all
-        si[K.S_DUE] = due
-        si[K.S_PENDING] = 1 if venue.has_pending else 0
-        flat = pf.is_flat
-        si[K.S_FLAT] = 1 if flat else 0
-        si[K.S_SIGN] = 0 if flat else (1 if pf.qty > 0 else -1)
-        si[K.S_HALT_NONE] = 1 if risk.halt is None else 0
+        risk, strat = e.risk, e.strategy
         si[K.S_KILL] = 1 if (risk.cfg.kill_switch or risk.kill_switch_file is not None) else 0
-        si[K.S_RISK_DAY] = risk.day
-        si[K.S_NEXT_ENTRY] = getattr(strat, "_next_entry_ts", 0)
-        si[K.S_OPENED_TS] = pf.open_ts
-        si[K.S_MAX_HOLD] = getattr(strat, "_max_hold_ns", int(strat.cfg.max_holding_s * 1e9))
+        si[K.S_MAX_HOLD] = strat.max_hold_ns
         si[K.S_ALLOW_SHORT] = 1 if strat.cfg.allow_short else 0
-        si[K.S_NEXT_EQUITY] = e._next_equity_ts
-        si[K.S_EQUITY_INTERVAL] = e._equity_interval_ns
-        si[K.S_SPREAD_N] = getattr(e, "_spread_n", 0)
-        sf[K.SF_SPREAD_SUM] = getattr(e, "_spread_sum", 0.0)
-        sf[K.SF_CASH] = float(pf.cash)
-        sf[K.SF_QTY] = float(pf.qty)
-        sf[K.SF_PEAK] = risk.peak_equity
-        sf[K.SF_DAY_START] = risk.day_start_equity
+        si[K.S_EQUITY_INTERVAL] = e.equity_interval_ns
         sf[K.SF_DD] = 1.0 - risk.cfg.max_drawdown
         sf[K.SF_DL] = 1.0 - risk.cfg.daily_loss_limit
         sf[K.SF_ENTER] = strat.cfg.enter_threshold
         sf[K.SF_EXIT] = strat.cfg.exit_threshold
+
+    def _sync(self) -> None:
+        """Copy what the scan needs from the engine's objects (they only change on handled events)."""
+        e = self.engine
+        si, sf = self.si, self.sf
+        venue, pf, risk = e.venue, e.portfolio, e.risk
+        si[K.S_ENGINE_SOUND] = 1 if e.sound_seen else 0
+        if self._paper:
+            due = venue.next_due()
+            si[K.S_STOP_ALL] = 1 if venue.has_resting else 0
+            si[K.S_DUE] = -1 if due is None else due
+        else:  # a venue whose schedule the scan cannot read: the engine sees every event while it is busy
+            si[K.S_STOP_ALL] = 1 if (venue.has_pending or venue.active) else 0
+            si[K.S_DUE] = -1
+        si[K.S_PENDING] = 1 if venue.has_pending else 0
+        qty = pf.qty
+        flat = pf.is_flat
+        si[K.S_FLAT] = 1 if flat else 0
+        si[K.S_SIGN] = 0 if flat else (1 if qty > 0 else -1)
+        si[K.S_HALT_NONE] = 1 if risk.halt is None else 0
+        si[K.S_RISK_DAY] = risk.day
+        si[K.S_NEXT_ENTRY] = e.strategy.next_entry_ts
+        si[K.S_OPENED_TS] = pf.open_ts
+        si[K.S_NEXT_EQUITY] = e.next_equity_ts
+        si[K.S_SPREAD_N] = e.spread_n
+        sf[K.SF_SPREAD_SUM] = e.spread_sum
+        sf[K.SF_CASH] = float(pf.cash)
+        sf[K.SF_QTY] = float(qty)
+        sf[K.SF_PEAK] = risk.peak_equity
+        sf[K.SF_DAY_START] = risk.day_start_equity
         stop, target = pf.stop_price, pf.take_profit_price
         si[K.S_HAS_STOP] = 0 if stop is None else 1
         si[K.S_HAS_TP] = 0 if target is None else 1
-        long = not flat and pf.qty > 0
+        long = not flat and qty > 0
         # long: bid <= stop, bid >= target; short: ask >= stop, ask <= target
         sf[K.SF_STOP] = 0.0 if stop is None else _widen(stop, up=long)
         sf[K.SF_TP] = 0.0 if target is None else _widen(target, up=not long)
 
     def _absorb(self) -> None:
-        """Take over what the scan did for skipped events: equity samples, peak, last mid."""
-        e = self.engine
-        n = int(self.si[K.S_NSAMPLES])
-        if n:
-            pf = e.portfolio
-            for ts, mid in zip(self.smp_ts[:n].tolist(), self.smp_mid[:n].tolist()):
-                e.last_mid = mid
-                e._record_equity(ts, pf.equity(mid))
-            self.samples += n
-            if e._next_equity_ts != int(self.si[K.S_NEXT_EQUITY]):
-                raise AssertionError(f"equity schedule diverged: engine {e._next_equity_ts}, scan {int(self.si[K.S_NEXT_EQUITY])}")
-        e.risk.peak_equity = float(self.sf[K.SF_PEAK])
-        e.last_mid = float(self.fb.F[K.F_LAST_MID])
-        if hasattr(e, "_spread_sum"):
-            e._spread_sum = float(self.sf[K.SF_SPREAD_SUM])
-            e._spread_n = int(self.si[K.S_SPREAD_N])
+        """Hand the engine what the scan did for the skipped events (:meth:`Engine.absorb_skipped`)."""
+        si, sf = self.si, self.sf
+        n = int(si[K.S_NSAMPLES])
+        points = list(zip(self.smp_ts[:n].tolist(), self.smp_mid[:n].tolist())) if n else []
+        self.samples += n
+        self.engine.absorb_skipped(
+            last_mid=float(self.fb.F[K.F_LAST_MID]),
+            spread_sum=float(sf[K.SF_SPREAD_SUM]),
+            spread_n=int(si[K.S_SPREAD_N]),
+            peak_equity=float(sf[K.SF_PEAK]),
+            equity_points=points,
+            next_equity_ts=int(si[K.S_NEXT_EQUITY]),
+        )
 
     # ------------------------------------------------------------------ run
     def run(self, progress: Callable[[int], None] | None = None) -> None:

@@ -497,7 +497,7 @@ def max_in_window(ts, window_ns):
 
 # --------------------------------------------------------------------------- pipeline scan
 # integer parameters of run_scan (copied from the engine's Python objects before each call)
-S_ENGINE_SOUND = 0  # engine._sound
+S_ENGINE_SOUND = 0  # engine.sound_seen
 S_STOP_ALL = 1  # 1: stop at every event (venue state the scan cannot model)
 S_PENDING = 2  # venue.has_pending: no decisions, no marks
 S_DUE = 3  # earliest due time of the venue's pending work (orders, cancels)
@@ -510,12 +510,12 @@ S_NEXT_ENTRY = 9
 S_OPENED_TS = 10
 S_MAX_HOLD = 11
 S_ALLOW_SHORT = 12
-S_NEXT_EQUITY = 13  # in/out: engine._next_equity_ts
+S_NEXT_EQUITY = 13  # in/out: engine.next_equity_ts
 S_EQUITY_INTERVAL = 14
 S_HAS_STOP = 15
 S_HAS_TP = 16
 S_NSAMPLES = 17  # out: equity samples written
-S_SPREAD_N = 18  # in/out: engine._spread_n
+S_SPREAD_N = 18  # in/out: engine.spread_n
 S_ISIZE = 19
 # float parameters
 SF_CASH = 0  # float(portfolio.cash)
@@ -528,7 +528,7 @@ SF_ENTER = 6
 SF_EXIT = 7
 SF_STOP = 8  # stop price as a float threshold (conservative by one ulp)
 SF_TP = 9
-SF_SPREAD_SUM = 10  # in/out: engine._spread_sum (sum of spread / mid over valid states, in order)
+SF_SPREAD_SUM = 10  # in/out: engine.spread_sum (sum of spread / mid over valid states, in order)
 SF_FSIZE = 11
 
 DAY_NS = 86_400 * 1_000_000_000

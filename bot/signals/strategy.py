@@ -63,6 +63,15 @@ class ThresholdStrategy:
         """No new entry before ``cooldown_s`` has passed (after an entry or a rejected one)."""
         self._next_entry_ts = now + self._cooldown_ns
 
+    @property
+    def next_entry_ts(self) -> int:
+        """No entry before this time (the cooldown); read by the fast replay's scan."""
+        return self._next_entry_ts
+
+    @property
+    def max_hold_ns(self) -> int:
+        return self._max_hold_ns
+
 
 class MakerStrategy:
     """Post-only quotes around a fair price.

@@ -17,6 +17,7 @@ and the batch stays buffered, so a later ``flush`` retries it (``discard_pending
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sqlite3
@@ -188,6 +189,40 @@ _SCHEMA: dict[str, dict[str, Any]] = {
 }
 
 
+# Buffered rows are tuples in this column order (the schema's, without the autoincrement id).
+_ROW_COLUMNS: dict[str, tuple[str, ...]] = {t: tuple(c for c in _SCHEMA[t]["columns"] if c != "id") for t in BUFFERED_TABLES}
+
+
+@functools.lru_cache(maxsize=1)
+def _schema_script() -> tuple[str, ...]:
+    """The schema as ``CREATE ... IF NOT EXISTS`` statements, in creation order.
+
+    sqlite-utils builds the tables from ``_SCHEMA`` once, in memory; the statements SQLite
+    recorded for them are then replayed on every store.
+    """
+    mem = sqlite_utils.Database(memory=True)
+    mem.table("meta").create({"key": str, "value": str}, pk="key")
+    for name, spec in _SCHEMA.items():
+        kwargs: dict[str, Any] = {"pk": spec["pk"], "not_null": spec["not_null"]}
+        if spec["fk"]:
+            kwargs["foreign_keys"] = spec["fk"]
+        table = mem.table(name)
+        table.create(spec["columns"], **kwargs)
+        for cols in spec["indexes"]:
+            table.create_index(cols, index_name=f"idx_{name}_{'_'.join(cols)}")
+    out = []
+    for (sql,) in mem.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid").fetchall():
+        for kind in ("CREATE TABLE ", "CREATE INDEX "):
+            if sql.startswith(kind):
+                sql = kind + "IF NOT EXISTS " + sql[len(kind):]
+                break
+        else:
+            raise AssertionError(f"unexpected schema statement: {sql}")
+        out.append(sql)
+    mem.close()
+    return tuple(out)
+
+
 def _dec(value: Any) -> str | None:
     """Exact TEXT for a quantity: Decimal in plain notation, ints as is, floats via repr."""
     if value is None:
@@ -248,9 +283,11 @@ class Store:
             self.db.conn.execute("PRAGMA busy_timeout = 5000")
             self.db.enable_wal()
             # WAL + NORMAL: a committed transaction survives the process being killed (it is in the
-            # WAL, which the OS keeps); FULL also fsyncs each commit against power loss.
-            if synchronous not in ("normal", "full"):
-                raise ValueError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
+            # WAL, which the OS keeps); FULL also fsyncs each commit against power loss; OFF never
+            # fsyncs (still safe against a killed process, not against power loss): backtests,
+            # whose results a rerun rebuilds, save the checkpoint's fsyncs (~5-10 ms per run).
+            if synchronous not in ("off", "normal", "full"):
+                raise ValueError(f"synchronous must be 'off', 'normal' or 'full', got {synchronous!r}")
             self.db.conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             self.db.conn.execute("PRAGMA foreign_keys = ON")
             self._ensure_schema()
@@ -258,36 +295,37 @@ class Store:
             self.db.close()
             self._closed = True
             raise
-        self._orders: dict[tuple[str, str], dict[str, Any]] = {}
-        self._rows: dict[str, list[dict[str, Any]]] = {t: [] for t in BUFFERED_TABLES if t != "orders"}
+        # rows as tuples in _ROW_COLUMNS order; orders keyed so a later snapshot replaces an earlier one
+        self._orders: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self._rows: dict[str, list[tuple[Any, ...]]] = {t: [] for t in BUFFERED_TABLES if t != "orders"}
+        self._n_rows = 0  # rows in self._rows (orders are counted by len(self._orders))
         self._known_runs: set[str] = set()
-        self._sql: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._sql: dict[str, str] = {}
 
     # -- schema ----------------------------------------------------------------------------
 
     def _ensure_schema(self) -> None:
-        db = self.db
-        with db.atomic():
-            db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is not None and int(row[0]) > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path}: schema version {row[0]} is newer than this code supports "
-                    f"({SCHEMA_VERSION}); upgrade the bot"
-                )
-            for name, spec in _SCHEMA.items():
-                table = db.table(name)
-                kwargs: dict[str, Any] = {"pk": spec["pk"], "not_null": spec["not_null"], "if_not_exists": True}
-                if spec["fk"]:
-                    kwargs["foreign_keys"] = spec["fk"]
-                table.create(spec["columns"], **kwargs)
-                for cols in spec["indexes"]:
-                    table.create_index(cols, index_name=f"idx_{name}_{'_'.join(cols)}", if_not_exists=True)
+        """Create what is missing of the schema, in one transaction.
+
+        The statements come from :func:`_schema_script` (built once per process): creating the
+        tables one by one through sqlite-utils took ~150 statements and 10-15 ms per store, a
+        large part of a short backtest.
+        """
+        conn = self.db.conn
+        row = None
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: schema version {row[0]} is newer than this code supports "
+                f"({SCHEMA_VERSION}); upgrade the bot"
+            )
+        with self.db.atomic():
+            for statement in _schema_script():
+                conn.execute(statement)
             if row is None:
-                db.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
-                )
-                db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)", [repr(time.time())])
+                conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+                conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)", [repr(time.time())])
 
     def schema_version(self) -> int:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -310,14 +348,16 @@ class Store:
     @property
     def pending(self) -> int:
         """Rows buffered and not yet written."""
-        return len(self._orders) + sum(len(rows) for rows in self._rows.values())
+        return len(self._orders) + self._n_rows
 
-    def _buffer(self, table: str, row: dict[str, Any]) -> None:
+    def _buffer(self, table: str, row: tuple[Any, ...]) -> None:
         self._rows[table].append(row)
-        self._maybe_flush()
+        self._n_rows += 1
+        if len(self._orders) + self._n_rows >= self.batch_size:
+            self.flush()
 
     def _maybe_flush(self) -> None:
-        if self.pending >= self.batch_size:
+        if len(self._orders) + self._n_rows >= self.batch_size:
             self.flush()
 
     # -- runs ------------------------------------------------------------------------------
@@ -382,22 +422,22 @@ class Store:
         """Buffer a snapshot of ``order``; a later record of the same client_order_id replaces it."""
         self._check_open()
         self._check_run(run_id)
-        row = {
-            "run_id": run_id,
-            "client_order_id": order.client_order_id,
-            "ts": int(order.ts),
-            "side": _enum(order.side),
-            "amount": _dec(order.amount),
-            "order_type": order.order_type,
-            "price": _dec(order.price),
-            "reason": order.reason,
-            "reduce_only": int(bool(order.reduce_only)),
-            "stop_price": _dec(order.stop_price),
-            "take_profit_price": _dec(order.take_profit_price),
-            "status": _enum(order.status),
-            "filled": _dec(order.filled),
-            "exchange_order_id": order.exchange_order_id,
-        }
+        row = (
+            run_id,
+            order.client_order_id,
+            int(order.ts),
+            _enum(order.side),
+            _dec(order.amount),
+            order.order_type,
+            _dec(order.price),
+            order.reason,
+            int(bool(order.reduce_only)),
+            _dec(order.stop_price),
+            _dec(order.take_profit_price),
+            _enum(order.status),
+            _dec(order.filled),
+            order.exchange_order_id,
+        )
         self._orders[(run_id, order.client_order_id)] = row
         self._maybe_flush()
 
@@ -406,17 +446,17 @@ class Store:
         self._check_run(run_id)
         self._buffer(
             "fills",
-            {
-                "run_id": run_id,
-                "ts": int(fill.ts),
-                "client_order_id": fill.client_order_id,
-                "side": _enum(fill.side),
-                "price": _dec(fill.price),
-                "amount": _dec(fill.amount),
-                "fee": _dec(fill.fee),
-                "liquidity": fill.liquidity,
-                "trade_id": fill.trade_id,
-            },
+            (
+                run_id,
+                int(fill.ts),
+                fill.client_order_id,
+                _enum(fill.side),
+                _dec(fill.price),
+                _dec(fill.amount),
+                _dec(fill.fee),
+                fill.liquidity,
+                fill.trade_id,
+            ),
         )
 
     def record_position(self, run_id: str, ts: int, qty, avg_price, realized_pnl, cash, fees) -> None:
@@ -425,15 +465,7 @@ class Store:
         self._check_run(run_id)
         self._buffer(
             "positions",
-            {
-                "run_id": run_id,
-                "ts": int(ts),
-                "qty": _dec(qty),
-                "avg_price": _dec(avg_price),
-                "realized_pnl": _dec(realized_pnl),
-                "cash": _dec(cash),
-                "fees": _dec(fees),
-            },
+            (run_id, int(ts), _dec(qty), _dec(avg_price), _dec(realized_pnl), _dec(cash), _dec(fees)),
         )
 
     def record_round_trip(self, run_id: str, trip: RoundTrip) -> None:
@@ -441,16 +473,16 @@ class Store:
         self._check_run(run_id)
         self._buffer(
             "round_trips",
-            {
-                "run_id": run_id,
-                "open_ts": int(trip.open_ts),
-                "close_ts": int(trip.close_ts),
-                "side": trip.side,
-                "max_qty": _dec(trip.max_qty),
-                "pnl_gross": _dec(trip.pnl_gross),
-                "fees": _dec(trip.fees),
-                "pnl_net": _dec(trip.pnl_net),
-            },
+            (
+                run_id,
+                int(trip.open_ts),
+                int(trip.close_ts),
+                trip.side,
+                _dec(trip.max_qty),
+                _dec(trip.pnl_gross),
+                _dec(trip.fees),
+                _dec(trip.pnl_net),
+            ),
         )
 
     def record_equity(self, run_id: str, ts: int, equity: float, mid: float, position_qty: float, cash: float) -> None:
@@ -458,15 +490,24 @@ class Store:
         self._check_run(run_id)
         self._buffer(
             "equity",
-            {
-                "run_id": run_id,
-                "ts": int(ts),
-                "equity": float(equity),
-                "mid": None if mid is None else float(mid),
-                "position_qty": None if position_qty is None else float(position_qty),
-                "cash": None if cash is None else float(cash),
-            },
+            (
+                run_id,
+                int(ts),
+                float(equity),
+                None if mid is None else float(mid),
+                None if position_qty is None else float(position_qty),
+                None if cash is None else float(cash),
+            ),
         )
+
+    def record_equity_many(self, run_id: str, points: list[tuple[int, float, float, float, float]]) -> None:
+        """Several equity points at once: ``(ts, equity, mid, position_qty, cash)`` each (the fast replay)."""
+        self._check_open()
+        self._check_run(run_id)
+        rows = self._rows["equity"]
+        rows.extend((run_id, int(ts), float(eq), float(mid), float(qty), float(cash)) for ts, eq, mid, qty, cash in points)
+        self._n_rows += len(points)
+        self._maybe_flush()
 
     def record_risk_event(self, run_id: str, ts: int, kind: str, rule: str, detail: str) -> None:
         """``kind``: reject, halt, flatten, book_unsound, resume, ..."""
@@ -474,7 +515,7 @@ class Store:
         self._check_run(run_id)
         self._buffer(
             "risk_events",
-            {"run_id": run_id, "ts": int(ts), "kind": str(_enum(kind)), "rule": rule, "detail": detail},
+            (run_id, int(ts), str(_enum(kind)), rule, detail),
         )
 
     def record_heartbeat(self, run_id: str, state: dict[str, Any], ts: float | None = None) -> None:
@@ -504,24 +545,24 @@ class Store:
             return
         self._write_batch(extra=None, what="flush")
 
-    def _write_table(self, table: str, rows: list[dict[str, Any]]) -> None:
+    def _write_table(self, table: str, rows: list[tuple[Any, ...]]) -> None:
         """Write one table's part of a batch (inside the batch transaction).
 
-        Plain ``executemany`` with a statement built once per table and column set: sqlite-utils'
-        ``insert_all`` inspects the table on every call, which cost more than the insert itself
-        on the live path (one order per commit). Orders are upserted by (run_id, client_order_id).
+        Plain ``executemany`` with a statement built once per table: sqlite-utils' ``insert_all``
+        inspects the table on every call, which cost more than the insert itself on the live path
+        (one order per commit). Orders are upserted by (run_id, client_order_id).
         """
-        columns = tuple(rows[0])
-        sql = self._sql.get((table, columns))
+        sql = self._sql.get(table)
         if sql is None:
+            columns = _ROW_COLUMNS[table]
             names = ", ".join(f"[{c}]" for c in columns)
             marks = ", ".join("?" * len(columns))
             sql = f"INSERT INTO [{table}] ({names}) VALUES ({marks})"
             if table == "orders":
                 updates = ", ".join(f"[{c}] = excluded.[{c}]" for c in columns if c not in ("run_id", "client_order_id"))
                 sql += f" ON CONFLICT(run_id, client_order_id) DO UPDATE SET {updates}"
-            self._sql[(table, columns)] = sql
-        self.db.conn.executemany(sql, [tuple(row[c] for c in columns) for row in rows])
+            self._sql[table] = sql
+        self.db.conn.executemany(sql, rows)
 
     def _write_batch(self, extra, what: str) -> None:
         n = self.pending
@@ -547,6 +588,7 @@ class Store:
         self._orders.clear()
         for rows in self._rows.values():
             rows.clear()
+        self._n_rows = 0
 
     def discard_pending(self) -> int:
         """Drop the buffered rows without writing them; return how many were dropped."""
@@ -554,6 +596,7 @@ class Store:
         self._orders.clear()
         for rows in self._rows.values():
             rows.clear()
+        self._n_rows = 0
         if n:
             log.warning("store: discarded %d buffered rows", n)
         return n
