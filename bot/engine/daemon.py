@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gc
 import math
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +92,9 @@ def check_live_allowed(settings: Settings, live_flag: bool) -> None:
         raise DaemonError('store.synchronous = "off" is for backtests: a power loss could corrupt the database of a running daemon; use "normal" or "full"')
 
 
+LOOP_INTERVAL_S = 0.05  # housekeeping cadence; market events reach the engine directly from the feed
+
+
 class Daemon:
     def __init__(self, settings: Settings, db_path: str | Path, live: bool = False):
         check_live_allowed(settings, live)
@@ -100,6 +105,8 @@ class Daemon:
         self.log = get_logger("bot.daemon")
         self.stop_requested = asyncio.Event()
         self.stop_reason = ""
+        self.engine_error: BaseException | None = None
+        self.events_delivered = 0
         self.run_id = new_run_id()
 
     def request_stop(self, reason: str) -> None:
@@ -157,10 +164,16 @@ class Daemon:
             if not restored.portfolio.is_flat:
                 pf = restored.portfolio
                 pf.stop_price, pf.take_profit_price = engine.risk.protective_prices(pf.qty, pf.avg_price)
-            queue: asyncio.Queue[MarketEvent] = asyncio.Queue()
-            feed = LiveFeed(client, queue)
+            feed = LiveFeed(client, self._deliver_to(engine))
+            # Start-up built everything long-lived (ccxt's markets, config, engine): freezing it
+            # keeps the garbage collector from re-scanning it in every full collection, which
+            # otherwise lands as a multi-millisecond pause on whichever book update triggers it.
+            gc.collect()
+            gc.freeze()
             feed.start()
-            await self._loop(engine, feed, queue, venue, store, started)
+            await self._loop(engine, feed, venue, store, started)
+            if self.engine_error is not None:
+                raise self.engine_error
             status = "completed"
         except asyncio.CancelledError:
             status = "interrupted"
@@ -193,25 +206,44 @@ class Daemon:
             self.log.info("daemon stopped", status=status, reason=self.stop_reason)
         return 0
 
-    async def _loop(self, engine: Engine, feed: LiveFeed, queue: asyncio.Queue[MarketEvent], venue: Any, store: Store, started: float) -> None:
+    def _deliver_to(self, engine: Engine) -> Callable[[MarketEvent], None]:
+        """The feed's callback: the engine decides inside the coroutine that received the update.
+
+        An engine error stops the daemon (the loop re-raises it, the run ends ``failed``) instead
+        of killing the feed's task; later events are dropped meanwhile.
+        """
+
+        def deliver(event: MarketEvent) -> None:
+            if self.engine_error is not None:
+                return
+            self.events_delivered += 1
+            try:
+                engine.on_event(event)
+            except Exception as exc:  # noqa: BLE001 - handed to the loop, which fails the run
+                self.engine_error = exc
+                self.request_stop(f"engine error: {type(exc).__name__}: {str(exc)[:200]}")
+
+        return deliver
+
+    async def _loop(self, engine: Engine, feed: LiveFeed, venue: Any, store: Store, started: float) -> None:
+        """Housekeeping beside the feed: venue results without market events, staleness, the
+        unsound-book cancel, heartbeats and the run's duration, every ``LOOP_INTERVAL_S``."""
         settings = self.settings
         max_age_ns = int(settings.risk.max_book_age_s * 1e9)
         duration = settings.run.duration_s
         next_heartbeat = 0.0
         stale_flagged = False
         was_sound = False
+        seen = self.events_delivered
         while not self.stop_requested.is_set():
-            if not queue.empty():
-                event: MarketEvent | None = queue.get_nowait()  # no timer needed when work is waiting
-            else:
-                try:
-                    event = await asyncio.wait_for(queue.get(), timeout=0.1)
-                except TimeoutError:
-                    event = None
-            if event is not None:
-                engine.on_event(event)
-                while not queue.empty():
-                    engine.on_event(queue.get_nowait())
+            try:
+                await asyncio.wait_for(self.stop_requested.wait(), timeout=LOOP_INTERVAL_S)
+            except TimeoutError:
+                pass
+            if self.stop_requested.is_set():
+                break
+            if self.events_delivered != seen:
+                seen = self.events_delivered
                 stale_flagged = False
             now = time.time_ns()
             engine.poll(now)
