@@ -12,12 +12,17 @@ update from ccxt, just before putting it on the daemon's queue. So
   the order: in live mode ``LiveVenue.submit`` writes the order to SQLite and flushes before it
   hands it to the asyncio task that sends it; the HTTP round trip is not included);
 * processing = return - start of ``on_event`` (``perf_counter_ns``);
-* queue wait = start of ``on_event`` - ``event.ts_local``.
+* feed hand-off = start of ``on_event`` - ``event.ts_local`` (the feed calls the engine directly;
+  this is building the snapshot from ccxt's book);
+* frame-to-decision = return of ``Engine.on_event`` - the ``time.time_ns()`` at which ccxt's
+  websocket client was handed the first depth frame not yet seen by the engine (stamped by
+  wrapping ``Client.handle_text_or_binary_message``, so it includes ccxt's JSON decoding and its
+  order book update: everything in this process after aiohttp has read the frame).
 
 Book updates reach the daemon as ccxt ``watch_order_book`` snapshots of the top
 ``exchange.book_levels`` levels (Binance's 100 ms diff stream: about 10 a second, whatever the
 emulator's speed), plus public trades. Parsing the websocket message inside ccxt happens before
-``ts_local`` and is not included. The first 2 s are dropped (start-up). Percentiles are over all
+``ts_local``: tick-to-decision leaves it out, frame-to-decision includes it. The first 2 s are dropped (start-up). Percentiles are over all
 book updates, and separately over the updates on which an order was sent and those without.
 With fewer than 1,000 samples p99.9 is close to the maximum. ``--mode paper`` runs the same
 daemon with the paper venue (the order is handed to the simulated venue, no SQLite flush).
@@ -71,7 +76,16 @@ def main(argv: list[str] | None = None) -> dict:
     from bot.engine.engine import Engine
     from bot.log import configure
 
+    from ccxt.async_support.base.ws.client import Client
+
     records: list[tuple] = []
+    first_unseen_depth_frame = [0]  # time_ns of the oldest depth frame not yet reflected in a decision
+    handle_frame = Client.handle_text_or_binary_message
+
+    def stamped_handle(self, data):  # type: ignore[no-untyped-def]
+        if not first_unseen_depth_frame[0] and isinstance(data, (str, bytes)) and ("depthUpdate" in data if isinstance(data, str) else b"depthUpdate" in data):
+            first_unseen_depth_frame[0] = time.time_ns()
+        return handle_frame(self, data)
 
     class TimedEngine(Engine):
         def on_event(self, event):  # type: ignore[no-untyped-def]
@@ -81,7 +95,10 @@ def main(argv: list[str] | None = None) -> dict:
             super().on_event(event)
             c1 = time.perf_counter_ns()
             end = time.time_ns()
-            records.append((type(event).__name__, event.ts_local, start, end, c1 - c0, self.stats.orders - orders))
+            frame = 0
+            if type(event).__name__ == "BookSnapshot":
+                frame, first_unseen_depth_frame[0] = first_unseen_depth_frame[0], 0
+            records.append((type(event).__name__, event.ts_local, start, end, c1 - c0, self.stats.orders - orders, frame))
 
     emu = Emulator(work, "--speed", str(args.speed))
     try:
@@ -89,6 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
         settings = load_settings(cfg)
         configure(settings.run.log_dir, settings.run.log_level, settings.run.console_log_level)
         daemon_mod.Engine = TimedEngine  # instrumentation from outside: the daemon builds this subclass
+        Client.handle_text_or_binary_message = stamped_handle
         try:
             daemon = daemon_mod.Daemon(settings, settings.run.db, live=args.mode == "live")
             print(f"   daemon ({args.mode} mode) against the emulator at {emu.url} (--sim --speed {args.speed}) for {seconds:.0f} s ...", flush=True)
@@ -97,6 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
             wall = time.perf_counter() - t
         finally:
             daemon_mod.Engine = Engine
+            Client.handle_text_or_binary_message = handle_frame
         state = emu.state()
     finally:
         emu.stop()
@@ -121,6 +140,8 @@ def main(argv: list[str] | None = None) -> dict:
         "processing_book": percentiles([r[4] for r in book]),
         "processing_order_sent": percentiles([r[4] for r in orders]),
         "queue_wait_book": percentiles([r[2] - r[1] for r in book]),
+        "frame_to_decision_book": percentiles([r[3] - r[6] for r in book if r[6]]),
+        "frame_to_decision_order_sent": percentiles([r[3] - r[6] for r in orders if r[6]]),
         "tick_to_return_trade": percentiles([r[3] - r[1] for r in trades]),
     })
     print(f"   {len(kept):,} events after start-up: {len(book):,} book updates, {len(trades):,} trades; {result['orders_sent']} orders sent "
@@ -128,7 +149,9 @@ def main(argv: list[str] | None = None) -> dict:
     for key, label in (("tick_to_decision_book", "tick-to-decision, all book updates"), ("tick_to_decision_order_sent", "tick-to-decision, updates that sent an order"),
                        ("tick_to_decision_no_order", "tick-to-decision, updates without an order"),
                        ("processing_book", "on_event processing, book updates"), ("processing_order_sent", "on_event processing, order sent"),
-                       ("queue_wait_book", "queue wait (receipt -> on_event start)"), ("tick_to_return_trade", "trades: receipt -> on_event return")):
+                       ("queue_wait_book", "feed hand-off (receipt -> on_event start)"),
+                       ("frame_to_decision_book", "frame-to-decision (incl. ccxt parsing), all"), ("frame_to_decision_order_sent", "frame-to-decision, updates that sent an order"),
+                       ("tick_to_return_trade", "trades: receipt -> on_event return")):
         x = result[key]
         if x["n"]:
             print(f"      {label:46s} n={x['n']:5d}  p50 {x['p50_ms']:.3f} ms  p99 {x['p99_ms']:.3f} ms  p99.9 {x['p99_9_ms']:.3f} ms  max {x['max_ms']:.3f} ms")

@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import orjson
 import structlog
 
 _SECRET_KEY_PARTS = ("secret", "api_key", "apikey", "password", "signature", "token")
@@ -34,7 +35,17 @@ _secret_keys: dict[str, bool] = {}  # key -> looks secret (keys repeat: decide o
 
 MAX_BYTES = 20 * 1024 * 1024
 BACKUP_COUNT = 5
-_encode = json.JSONEncoder(default=repr).encode  # one encoder: json.dumps(default=...) builds one per call
+
+def _encode(event: dict[str, Any]) -> str:
+    """One JSON line (orjson: ~1 us for a typical line against ~5 us for the stdlib encoder).
+
+    What orjson refuses (integers beyond 64 bits, say) goes through the stdlib encoder: a log
+    line must never raise into the code that wrote it."""
+    try:
+        return orjson.dumps(event, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(event, default=repr)
+
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "exception": 40, "critical": 50, "fatal": 50}
 
 

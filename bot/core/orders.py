@@ -96,3 +96,52 @@ class Fill:
     fee: Decimal
     liquidity: str = "taker"
     trade_id: str = ""
+
+
+class SentIds:
+    """Every client order id a venue has accepted, to refuse sending one twice.
+
+    The engine numbers its orders ``<run_id>-1``, ``<run_id>-2``, ...: for each prefix only the
+    highest ``n`` up to which every id was seen is kept, so memory stays flat however long a
+    daemon runs. Ids of any other shape (or ahead of a gap) are kept as they are.
+    """
+
+    __slots__ = ("_contiguous", "_other")
+
+    def __init__(self) -> None:
+        self._contiguous: dict[str, int] = {}  # prefix -> w: prefix-1 .. prefix-w all seen
+        self._other: set[str] = set()
+
+    @staticmethod
+    def _split(cid: str) -> tuple[str, int] | None:
+        prefix, sep, tail = cid.rpartition("-")
+        if sep and prefix and tail.isdigit() and tail.isascii() and tail[0] != "0":
+            return prefix, int(tail)
+        return None
+
+    def __contains__(self, cid: str) -> bool:
+        parts = self._split(cid)
+        if parts is not None and parts[1] <= self._contiguous.get(parts[0], 0):
+            return True
+        return cid in self._other
+
+    def add(self, cid: str) -> None:
+        parts = self._split(cid)
+        if parts is None:
+            self._other.add(cid)
+            return
+        prefix, n = parts
+        w = self._contiguous.get(prefix, 0)
+        if n <= w:
+            return
+        if n != w + 1:
+            self._other.add(cid)
+            return
+        w = n
+        while self._other and f"{prefix}-{w + 1}" in self._other:  # a gap just closed
+            w += 1
+            self._other.discard(f"{prefix}-{w}")
+        self._contiguous[prefix] = w
+
+    def __len__(self) -> int:
+        return sum(self._contiguous.values()) + len(self._other)

@@ -304,6 +304,7 @@ class Engine:
             if trip is not None:
                 self.store.record_round_trip(self.run_id, trip)
                 self.log.info("round trip closed", side=trip.side, pnl_net=str(trip.pnl_net), fees=str(trip.fees))
+        portfolio.closed.clear()  # recorded in the store; a daemon must not keep every round trip in memory
         if fills:
             self.store.record_position(self.run_id, now, portfolio.qty, portfolio.avg_price, portfolio.realized_pnl, portfolio.cash, portfolio.fees)
         if was_flat and not portfolio.is_flat:

@@ -21,7 +21,7 @@ import ccxt
 from bot.book.book import OrderBook
 from bot.core.events import MarketEvent
 from bot.core.market import Market, to_decimal
-from bot.core.orders import Fill, Order, OrderStatus, Side
+from bot.core.orders import Fill, Order, OrderStatus, SentIds, Side
 from bot.exchange.client import ExchangeClient, ExchangeFailure, fills_from_trades
 from bot.log import get_logger
 from bot.store.store import Store
@@ -88,7 +88,7 @@ class LiveVenue:
         self._inflight: dict[str, Order] = {}
         self._done: list[tuple[Order, list[Fill]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._sent: set[str] = set()
+        self._sent = SentIds()
         self._cancelling: set[str] = set()
         self.failures = 0
 
@@ -197,6 +197,7 @@ class LiveVenue:
 
     def _finish(self, order: Order, fills: list[Fill]) -> None:
         self._inflight.pop(order.client_order_id, None)
+        self.tracker.booked_trades.pop(order.client_order_id, None)  # final: no trade of it can come again
         self._cancelling.discard(order.client_order_id)
         self._done.append((order, fills))
 

@@ -28,7 +28,7 @@ from bot.book.book import OrderBook
 from bot.config.settings import ExecutionSection
 from bot.core.events import MarketEvent, Trade
 from bot.core.market import Market, to_decimal
-from bot.core.orders import Fill, Order, OrderStatus, Side
+from bot.core.orders import Fill, Order, OrderStatus, SentIds, Side
 
 FEE_QUANTUM = Decimal("0.00000001")
 
@@ -70,7 +70,7 @@ class PaperVenue:
         self._pending: list[tuple[int, Order]] = []
         self._cancels: list[tuple[int, str]] = []
         self._resting: dict[str, _Resting] = {}
-        self._seen: set[str] = set()
+        self._seen = SentIds()
         self._fill_seq = 0
 
     @property
