@@ -7,10 +7,12 @@ subclass whose ``on_event`` records, for every event, ``time.time_ns()`` when th
 when it returns. ``event.ts_local`` is the ``time.time_ns()`` the feed stamped when it received the
 update from ccxt, just before putting it on the daemon's queue. So
 
-* tick-to-decision = return of ``Engine.on_event`` - ``event.ts_local``: queue wait in the
-  daemon's asyncio loop plus the engine's work (book, signals, risk, strategy, and when it decides,
-  the order: in live mode ``LiveVenue.submit`` writes the order to SQLite and flushes before it
-  hands it to the asyncio task that sends it; the HTTP round trip is not included);
+* tick-to-decision = return of ``Engine.on_event`` - ``event.ts_local``: the engine's work (book,
+  signals, risk, strategy, and when it decides, the order handed to the venue: in live mode
+  ``LiveVenue.submit`` registers it and starts the asyncio task that sends it);
+* tick-to-order-sent = the call of ``ExchangeClient.create_order`` for that order (in the task,
+  after the write-ahead commit to SQLite, before ccxt signs and sends the request) -
+  ``event.ts_local``; the HTTP round trip is not included;
 * processing = return - start of ``on_event`` (``perf_counter_ns``);
 * feed hand-off = start of ``on_event`` - ``event.ts_local`` (the feed calls the engine directly;
   this is building the snapshot from ccxt's book);
@@ -78,7 +80,16 @@ def main(argv: list[str] | None = None) -> dict:
 
     from ccxt.async_support.base.ws.client import Client
 
+    from bot.exchange.client import ExchangeClient
+
     records: list[tuple] = []
+    order_ticks: dict[str, tuple[int, int]] = {}  # client order id -> (tick ts_local, frame stamp)
+    sent_at: dict[str, int] = {}  # client order id -> time_ns when create_order was called
+    create_order = ExchangeClient.create_order
+
+    async def timed_create_order(self, order):  # type: ignore[no-untyped-def]
+        sent_at.setdefault(order.client_order_id, time.time_ns())
+        return await create_order(self, order)
     first_unseen_depth_frame = [0]  # time_ns of the oldest depth frame not yet reflected in a decision
     handle_frame = Client.handle_text_or_binary_message
 
@@ -92,6 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
             start = time.time_ns()
             c0 = time.perf_counter_ns()
             orders = self.stats.orders
+            seq = self._order_seq
             super().on_event(event)
             c1 = time.perf_counter_ns()
             end = time.time_ns()
@@ -99,6 +111,8 @@ def main(argv: list[str] | None = None) -> dict:
             if type(event).__name__ == "BookSnapshot":
                 frame, first_unseen_depth_frame[0] = first_unseen_depth_frame[0], 0
             records.append((type(event).__name__, event.ts_local, start, end, c1 - c0, self.stats.orders - orders, frame))
+            for s in range(seq + 1, self._order_seq + 1):
+                order_ticks[f"{self.run_id}-{s}"] = (event.ts_local, frame)
 
     emu = Emulator(work, "--speed", str(args.speed))
     try:
@@ -107,6 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
         configure(settings.run.log_dir, settings.run.log_level, settings.run.console_log_level)
         daemon_mod.Engine = TimedEngine  # instrumentation from outside: the daemon builds this subclass
         Client.handle_text_or_binary_message = stamped_handle
+        ExchangeClient.create_order = timed_create_order  # type: ignore[method-assign]
         try:
             daemon = daemon_mod.Daemon(settings, settings.run.db, live=args.mode == "live")
             print(f"   daemon ({args.mode} mode) against the emulator at {emu.url} (--sim --speed {args.speed}) for {seconds:.0f} s ...", flush=True)
@@ -116,6 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
         finally:
             daemon_mod.Engine = Engine
             Client.handle_text_or_binary_message = handle_frame
+            ExchangeClient.create_order = create_order  # type: ignore[method-assign]
         state = emu.state()
     finally:
         emu.stop()
@@ -142,6 +158,8 @@ def main(argv: list[str] | None = None) -> dict:
         "queue_wait_book": percentiles([r[2] - r[1] for r in book]),
         "frame_to_decision_book": percentiles([r[3] - r[6] for r in book if r[6]]),
         "frame_to_decision_order_sent": percentiles([r[3] - r[6] for r in orders if r[6]]),
+        "tick_to_order_sent": percentiles([sent_at[c] - t for c, (t, _) in order_ticks.items() if c in sent_at and t >= t0]),
+        "frame_to_order_sent": percentiles([sent_at[c] - f for c, (t, f) in order_ticks.items() if c in sent_at and f and t >= t0]),
         "tick_to_return_trade": percentiles([r[3] - r[1] for r in trades]),
     })
     print(f"   {len(kept):,} events after start-up: {len(book):,} book updates, {len(trades):,} trades; {result['orders_sent']} orders sent "
@@ -151,6 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
                        ("processing_book", "on_event processing, book updates"), ("processing_order_sent", "on_event processing, order sent"),
                        ("queue_wait_book", "feed hand-off (receipt -> on_event start)"),
                        ("frame_to_decision_book", "frame-to-decision (incl. ccxt parsing), all"), ("frame_to_decision_order_sent", "frame-to-decision, updates that sent an order"),
+                       ("tick_to_order_sent", "tick-to-order-sent (create_order called)"), ("frame_to_order_sent", "frame-to-order-sent"),
                        ("tick_to_return_trade", "trades: receipt -> on_event return")):
         x = result[key]
         if x["n"]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.book.book import OrderBook
 from bot.config.settings import ExecutionSection
@@ -148,3 +150,29 @@ def test_cancel_takes_the_latency_and_the_order_can_fill_meanwhile():
     assert filled is a and a.status is OrderStatus.FILLED
     [(cancelled, fills)] = v.on_book(book, 21 * MS)
     assert cancelled is b and b.status is OrderStatus.CANCELED and fills == [] and not v.has_pending and not v.active
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sizes=st.lists(st.floats(0.0, 0.05, allow_nan=False), min_size=1, max_size=6),
+    lots=st.integers(0, 60),
+)
+def test_walk_book_takes_what_truncated_levels_allow(sizes, lots):
+    """walk_book's shortcut for a level that covers the rest changes nothing: each piece is
+    min(remaining, the level truncated to whole lots), levels in price order, until filled."""
+    from bot.execution.paper import walk_book
+
+    market = Market("BTC/USDT", Decimal("0.01"), Decimal("0.001"))
+    book = OrderBook()
+    asks = tuple((60000.0 + i, s) for i, s in enumerate(sizes) if s > 0.0)
+    book.apply(BookSnapshot(1, 0, ((59999.0, 1.0),), asks or ((60000.0, 0.001),), 1))
+    amount = Decimal(lots) * market.lot_size
+    expected, remaining = [], amount
+    for price, size in book.asks(100):
+        if remaining <= 0:
+            break
+        take = min(remaining, market.amount_to_precision(size))
+        if take > 0:
+            expected.append((Decimal(repr(price)), take))
+            remaining -= take
+    assert walk_book(book, Side.BUY, amount, market) == expected

@@ -454,3 +454,22 @@ def test_commit_durability_follows_the_config(tmp_path):
         off.close()
     with pytest.raises(ValueError, match="synchronous"):
         Store(tmp_path / "x.db", synchronous="extra")
+
+
+def test_manual_checkpoints_leave_the_wal_to_checkpoint(tmp_path):
+    """The daemon turns automatic checkpoints off (they would land inside an order's commit) and
+    checkpoints from another connection; nothing committed is lost either way."""
+    from bot.store.store import checkpoint
+
+    db = tmp_path / "bot.db"
+    store = Store(db, batch_size=10_000)
+    store.manual_checkpoints()
+    assert store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    _start(store)
+    for i in range(3000):
+        store.record_equity("run-1", i, 100.0 + i, 1.0, 0.0, 100.0)
+    store.flush()
+    busy, wal_pages, copied = checkpoint(db)
+    assert busy == 0 and wal_pages > 0 and copied == wal_pages
+    store.close()
+    assert _count(db, "equity") == 3000

@@ -40,7 +40,7 @@ from bot.exchange.feed import LiveFeed
 from bot.execution.live import FINAL, LiveVenue, OrderTracker
 from bot.execution.paper import PaperVenue
 from bot.log import bind_run, get_logger
-from bot.store.store import Store
+from bot.store.store import Store, checkpoint
 
 
 class DaemonError(Exception):
@@ -93,6 +93,7 @@ def check_live_allowed(settings: Settings, live_flag: bool) -> None:
 
 
 LOOP_INTERVAL_S = 0.05  # housekeeping cadence; market events reach the engine directly from the feed
+CHECKPOINT_INTERVAL_S = 30.0  # WAL checkpoints, in a worker thread (see Store.manual_checkpoints)
 
 
 class Daemon:
@@ -129,6 +130,7 @@ class Daemon:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
         store = Store(self.db_path, batch_size=settings.store.batch_size, synchronous=settings.store.synchronous)
+        store.manual_checkpoints()  # the housekeeping loop checkpoints in a worker thread, off the order path
         client = ExchangeClient(settings)
         status = "failed"
         engine: Engine | None = None
@@ -232,6 +234,7 @@ class Daemon:
         max_age_ns = int(settings.risk.max_book_age_s * 1e9)
         duration = settings.run.duration_s
         next_heartbeat = 0.0
+        next_checkpoint = time.monotonic() + CHECKPOINT_INTERVAL_S
         stale_flagged = False
         was_sound = False
         seen = self.events_delivered
@@ -258,6 +261,12 @@ class Daemon:
             if mono >= next_heartbeat:
                 next_heartbeat = mono + 1.0
                 store.record_heartbeat(self.run_id, self._state(engine, venue, feed, now, started))
+            if mono >= next_checkpoint:
+                next_checkpoint = mono + CHECKPOINT_INTERVAL_S
+                try:
+                    await asyncio.to_thread(checkpoint, self.db_path)
+                except Exception as exc:  # noqa: BLE001 - the WAL just grows until the next try
+                    self.log.warning("WAL checkpoint failed", error=f"{type(exc).__name__}: {exc}")
             if duration is not None and mono - started >= duration:
                 self.request_stop(f"run.duration_s={duration} elapsed")
 

@@ -36,10 +36,15 @@ FEE_QUANTUM = Decimal("0.00000001")
 def walk_book(book: OrderBook, side: Side, amount: Decimal, market: Market) -> list[tuple[Decimal, Decimal]]:
     """Return (price, amount) pieces a market order of ``amount`` would take, best price first."""
     remaining = amount
+    if remaining <= 0:
+        return []
+    # a level of at least remaining + 2 lots covers the rest whatever the rounding of its size
+    # (amount_to_precision truncates a decimal within one ulp of it): no Decimal work needed
+    covers = remaining + 2 * market.lot_size
     pieces: list[tuple[Decimal, Decimal]] = []
     levels = book.asks(1 << 30) if side is Side.BUY else book.bids(1 << 30)
     for price, size in levels:
-        take = min(remaining, market.amount_to_precision(size))
+        take = remaining if size >= covers else min(remaining, market.amount_to_precision(size))
         if take <= 0:
             continue
         pieces.append((to_decimal(price), take))

@@ -195,25 +195,27 @@ def rank_prices(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def event_at(a: EventArrays, i: int) -> MarketEvent:
     """Event ``i`` rebuilt as a :mod:`bot.core.events` record (prices bit-identical)."""
-    k = int(a.kind[i])
-    ts = int(a.ts[i])
-    lo, hi = int(a.off[i]), int(a.off[i + 1])
+    # ndarray.item(): a Python scalar without an intermediate numpy scalar (the fast replay
+    # rebuilds every event the engine handles)
+    k = a.kind.item(i)
+    ts = a.ts.item(i)
+    lo, hi = a.off.item(i), a.off.item(i + 1)
     scale = a.scale
-    prices = a.prices
+    prices, lvl, sz_all = a.prices, a.lvl, a.sz
     if k == BBO:
-        return BestBidAsk(ts, 0, int(prices[a.lvl[lo]]) / scale, float(a.sz[lo]), int(prices[a.lvl[lo + 1]]) / scale, float(a.sz[lo + 1]), int(a.seq[i]))
+        return BestBidAsk(ts, 0, prices.item(lvl.item(lo)) / scale, sz_all.item(lo), prices.item(lvl.item(lo + 1)) / scale, sz_all.item(lo + 1), a.seq.item(i))
     if k == TRADE:
-        return Trade(ts, 0, int(prices[a.lvl[lo]]) / scale, float(a.sz[lo]), "buy" if a.nbid[i] else "sell", int(a.seq[i]))
+        return Trade(ts, 0, prices.item(lvl.item(lo)) / scale, sz_all.item(lo), "buy" if a.nbid.item(i) else "sell", a.seq.item(i))
     if k == INVALIDATED:
         return BookInvalidated(ts, 0, "")
-    mid = lo + int(a.nbid[i])
-    px = (prices[a.lvl[lo:hi]] / scale).tolist()
-    sz = a.sz[lo:hi].tolist()
+    mid = lo + a.nbid.item(i)
+    px = (prices[lvl[lo:hi]] / scale).tolist()
+    sz = sz_all[lo:hi].tolist()
     bids = tuple(zip(px[: mid - lo], sz[: mid - lo]))
     asks = tuple(zip(px[mid - lo :], sz[mid - lo :]))
     if k == SNAPSHOT:
-        return BookSnapshot(ts, 0, bids, asks, int(a.seq[i]))
-    return BookDelta(ts, 0, bids, asks, 0, int(a.seq[i]))
+        return BookSnapshot(ts, 0, bids, asks, a.seq.item(i))
+    return BookDelta(ts, 0, bids, asks, 0, a.seq.item(i))
 
 
 def iter_events(a: EventArrays, start: int = 0, stop: int | None = None) -> Iterator[MarketEvent]:
