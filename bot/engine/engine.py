@@ -21,6 +21,7 @@ from bot.core.events import MarketEvent
 from bot.core.market import Market
 from bot.core.orders import Fill, Intent, IntentKind, Order, OrderStatus, Reject, Side
 from bot.core.portfolio import Portfolio
+from bot.log import enabled_for as log_enabled_for
 from bot.log import get_logger
 from bot.risk.manager import RiskManager
 from bot.signals.features import SignalEngine
@@ -94,6 +95,9 @@ class Engine:
         self.store = store
         self.run_id = run_id
         self.log = get_logger("bot.engine")
+        # per-order info lines build their fields (Decimal to str, the average price) only when
+        # an info line would be written: at warning level a backtest skips that work
+        self._info = log_enabled_for("info")
         self.book = OrderBook()
         self.signals = SignalEngine(settings.signal)
         self.strategy = ThresholdStrategy(settings.strategy, settings.execution.taker_fee_bps)
@@ -234,22 +238,24 @@ class Engine:
             if intent.kind is not IntentKind.EXIT:
                 self.strategy.cool_down(now)
             self.store.record_risk_event(self.run_id, now, "reject", result.rule, f"{intent.kind.value}: {result.detail}")
-            self.log.info("order rejected", intent=intent.kind.value, reason=intent.reason, rule=result.rule, detail=result.detail, score=round(intent.score, 4))
+            if self._info:
+                self.log.info("order rejected", intent=intent.kind.value, reason=intent.reason, rule=result.rule, detail=result.detail, score=round(intent.score, 4))
             return
         order = result
         self.stats.orders += 1
         self.venue.submit(order, now)
         self.store.record_order(self.run_id, order)
-        self.log.info(
-            "order sent",
-            client_order_id=order.client_order_id,
-            side=order.side.value,
-            amount=str(order.amount),
-            reason=order.reason,
-            score=round(intent.score, 4),
-            bid=self.book.best_bid,
-            ask=self.book.best_ask,
-        )
+        if self._info:
+            self.log.info(
+                "order sent",
+                client_order_id=order.client_order_id,
+                side=order.side.value,
+                amount=str(order.amount),
+                reason=order.reason,
+                score=round(intent.score, 4),
+                bid=self.book.best_bid,
+                ask=self.book.best_ask,
+            )
 
     def _cancel_quotes(self, now: int) -> bool:
         """Ask the venue to cancel our resting quotes; True if any was resting."""
@@ -287,12 +293,14 @@ class Engine:
                 self.stats.rejects += 1
                 maker.cool_down(side.value, now)
                 self.store.record_risk_event(self.run_id, now, "reject", result.rule, f"quote {side.value}: {result.detail}")
-                self.log.info("quote rejected", side=side.value, rule=result.rule, detail=result.detail)
+                if self._info:
+                    self.log.info("quote rejected", side=side.value, rule=result.rule, detail=result.detail)
                 continue
             self.stats.orders += 1
             self.venue.submit(result, now)
             self.store.record_order(self.run_id, result)
-            self.log.info("quote sent", client_order_id=result.client_order_id, side=side.value, price=str(result.price), amount=str(result.amount), score=round(state.score, 4))
+            if self._info:
+                self.log.info("quote sent", client_order_id=result.client_order_id, side=side.value, price=str(result.price), amount=str(result.amount), score=round(state.score, 4))
 
     def _on_execution(self, order: Order, fills: list[Fill], now: int) -> None:
         portfolio = self.portfolio
@@ -303,7 +311,8 @@ class Engine:
             self.store.record_fill(self.run_id, fill)
             if trip is not None:
                 self.store.record_round_trip(self.run_id, trip)
-                self.log.info("round trip closed", side=trip.side, pnl_net=str(trip.pnl_net), fees=str(trip.fees))
+                if self._info:
+                    self.log.info("round trip closed", side=trip.side, pnl_net=str(trip.pnl_net), fees=str(trip.fees))
         portfolio.closed.clear()  # recorded in the store; a daemon must not keep every round trip in memory
         if fills:
             self.store.record_position(self.run_id, now, portfolio.qty, portfolio.avg_price, portfolio.realized_pnl, portfolio.cash, portfolio.fees)
@@ -316,15 +325,16 @@ class Engine:
             # a maker position grows or shrinks by quotes: keep its protective prices on its average
             portfolio.stop_price, portfolio.take_profit_price = self.risk.protective_prices(portfolio.qty, portfolio.avg_price)
         self.store.record_order(self.run_id, order)
-        self.log.info(
-            "order update",
-            client_order_id=order.client_order_id,
-            status=order.status.value,
-            filled=str(order.filled),
-            fills=len(fills),
-            avg_price=str(portfolio.avg_price),
-            position=str(portfolio.qty),
-        )
+        if self._info:
+            self.log.info(
+                "order update",
+                client_order_id=order.client_order_id,
+                status=order.status.value,
+                filled=str(order.filled),
+                fills=len(fills),
+                avg_price=str(portfolio.avg_price),
+                position=str(portfolio.qty),
+            )
         if order.status is OrderStatus.EXPIRED and order.filled < order.amount and order.order_type == "market":
             self.store.record_risk_event(self.run_id, now, "partial_fill", "book_depth", f"{order.client_order_id} filled {order.filled} of {order.amount}")
 
