@@ -22,6 +22,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -82,8 +83,18 @@ def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text (swapped as one object)
+
+
 def _timestamp(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
-    event["timestamp"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    """ISO 8601 UTC with microseconds; the date and time part is formatted once per second."""
+    global _second
+    ns = time.time_ns()
+    sec = ns // 1_000_000_000
+    cached = _second
+    if sec != cached[0]:
+        cached = _second = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
+    event["timestamp"] = f"{cached[1]}.{ns // 1000 % 1_000_000:06d}Z"
     return event
 
 

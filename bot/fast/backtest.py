@@ -160,16 +160,16 @@ class FastReplay:
     def _absorb(self) -> None:
         """Hand the engine what the scan did for the skipped events (:meth:`Engine.absorb_skipped`)."""
         si, sf = self.si, self.sf
-        n = int(si[K.S_NSAMPLES])
+        n = si.item(K.S_NSAMPLES)
         points = list(zip(self.smp_ts[:n].tolist(), self.smp_mid[:n].tolist())) if n else []
         self.samples += n
         self.engine.absorb_skipped(
-            last_mid=float(self.fb.F[K.F_LAST_MID]),
-            spread_sum=float(sf[K.SF_SPREAD_SUM]),
-            spread_n=int(si[K.S_SPREAD_N]),
-            peak_equity=float(sf[K.SF_PEAK]),
+            last_mid=self.fb.F.item(K.F_LAST_MID),
+            spread_sum=sf.item(K.SF_SPREAD_SUM),
+            spread_n=si.item(K.S_SPREAD_N),
+            peak_equity=sf.item(K.SF_PEAK),
             equity_points=points,
-            next_equity_ts=int(si[K.S_NEXT_EQUITY]),
+            next_equity_ts=si.item(K.S_NEXT_EQUITY),
         )
 
     # ------------------------------------------------------------------ run
@@ -209,7 +209,7 @@ class FastReplay:
         if n:
             e.now = int(a.ts[n - 1])
         e.stats.events = n
-        e.stats.book_updates = int(fb.I[K.I_CHANGED_TOTAL])
+        e.stats.book_updates = fb.I.item(K.I_CHANGED_TOTAL)
 
     def stats(self) -> dict[str, Any]:
         n = len(self.arrays)

@@ -108,7 +108,7 @@ class FastBook:
     # ------------------------------------------------------------------ reads
     @property
     def changed(self) -> bool:
-        return bool(self.I[K.I_CHANGED])
+        return bool(self.I.item(K.I_CHANGED))
 
     def ranks(self, bids: bool, n: int, after: int | None = None) -> np.ndarray:
         """Ranks of up to ``n`` levels of a side, best first, starting after rank ``after``
@@ -119,7 +119,7 @@ class FastBook:
         if n == 0:
             return np.zeros(0, dtype=np.int64)
         if after is None:
-            after = int(I[K.I_BB]) + 1 if bids else int(I[K.I_BA]) - 1
+            after = I.item(K.I_BB) + 1 if bids else I.item(K.I_BA) - 1
         if n > self._tmp.shape[0]:
             self._tmp = np.zeros(max(n, 2 * self._tmp.shape[0]), dtype=np.int64)
         sz, bits = (self.bsz, self.bbits) if bids else (self.asz, self.abits)
@@ -135,8 +135,8 @@ class FastBook:
         """The current :class:`SignalState` (a new object)."""
         F, I = self.F, self.I
         return SignalState(
-            int(I[K.I_SIG_TS]), float(F[K.F_OBI]), float(F[K.F_OFI]), float(F[K.F_MICRO]),
-            float(F[K.F_MID]), float(F[K.F_SPREAD]), float(F[K.F_SCORE]), bool(I[K.I_VALID]),
+            I.item(K.I_SIG_TS), F.item(K.F_OBI), F.item(K.F_OFI), F.item(K.F_MICRO),
+            F.item(K.F_MID), F.item(K.F_SPREAD), F.item(K.F_SCORE), bool(I.item(K.I_VALID)),
         )
 
 
@@ -151,11 +151,11 @@ class _Levels(Sequence):
         self._fb = fb
         self._bids = bids
         self._n = min(n, int(fb.I[K.I_NB] if bids else fb.I[K.I_NA]))
-        self._stamp = int(fb.I[K.I_EVENTS])
+        self._stamp = fb.I.item(K.I_EVENTS)
         self._all: list[tuple[float, float]] | None = None
 
     def _check(self) -> None:
-        if int(self._fb.I[K.I_EVENTS]) != self._stamp:
+        if self._fb.I.item(K.I_EVENTS) != self._stamp:
             raise RuntimeError("book levels read after the book moved on")
 
     def __len__(self) -> int:
@@ -205,32 +205,32 @@ class BookView:
     # ------------------------------------------------------------------ state
     @property
     def status(self) -> BookStatus:
-        return _STATUS[int(self._fb.I[K.I_STATUS])]
+        return _STATUS[self._fb.I.item(K.I_STATUS)]
 
     @property
     def is_sound(self) -> bool:
         I = self._fb.I
-        return int(I[K.I_STATUS]) == K.SOUND and int(I[K.I_NB]) > 0 and int(I[K.I_NA]) > 0
+        return I.item(K.I_STATUS) == K.SOUND and I.item(K.I_NB) > 0 and I.item(K.I_NA) > 0
 
     @property
     def depth_sequence(self) -> int:
-        return int(self._fb.I[K.I_DEPTH_SEQ])
+        return self._fb.I.item(K.I_DEPTH_SEQ)
 
     @property
     def last_update_ts(self) -> int:
-        return int(self._fb.I[K.I_LAST_TS])
+        return self._fb.I.item(K.I_LAST_TS)
 
     @property
     def crossed_events(self) -> int:
-        return int(self._fb.I[K.I_CROSSED])
+        return self._fb.I.item(K.I_CROSSED)
 
     @property
     def resyncs(self) -> int:
-        return int(self._fb.I[K.I_RESYNCS])
+        return self._fb.I.item(K.I_RESYNCS)
 
     @property
     def updates(self) -> int:
-        return int(self._fb.I[K.I_UPDATES])
+        return self._fb.I.item(K.I_UPDATES)
 
     def age_ns(self, now: int) -> int:
         last = self.last_update_ts
@@ -240,22 +240,26 @@ class BookView:
     @property
     def best_bid(self) -> float:
         fb = self._fb
-        return float(fb.ptab[fb.I[K.I_BB]]) if fb.I[K.I_NB] else NAN
+        I = fb.I
+        return fb.ptab.item(I.item(K.I_BB)) if I.item(K.I_NB) else NAN
 
     @property
     def best_ask(self) -> float:
         fb = self._fb
-        return float(fb.ptab[fb.I[K.I_BA]]) if fb.I[K.I_NA] else NAN
+        I = fb.I
+        return fb.ptab.item(I.item(K.I_BA)) if I.item(K.I_NA) else NAN
 
     @property
     def best_bid_size(self) -> float:
         fb = self._fb
-        return float(fb.bsz[fb.I[K.I_BB]]) if fb.I[K.I_NB] else 0.0
+        I = fb.I
+        return fb.bsz.item(I.item(K.I_BB)) if I.item(K.I_NB) else 0.0
 
     @property
     def best_ask_size(self) -> float:
         fb = self._fb
-        return float(fb.asz[fb.I[K.I_BA]]) if fb.I[K.I_NA] else 0.0
+        I = fb.I
+        return fb.asz.item(I.item(K.I_BA)) if I.item(K.I_NA) else 0.0
 
     @property
     def mid(self) -> float:
@@ -299,7 +303,7 @@ class BookView:
         return float(fb.bsz[r] if side == "bid" else fb.asz[r])
 
     def level_count(self) -> tuple[int, int]:
-        return int(self._fb.I[K.I_NB]), int(self._fb.I[K.I_NA])
+        return self._fb.I.item(K.I_NB), self._fb.I.item(K.I_NA)
 
 
 class SignalView:
