@@ -62,14 +62,29 @@ def machine() -> dict[str, Any]:
         info["loadavg_1m"] = round(os.getloadavg()[0], 2)
     except OSError:
         pass
+    info["host_speed_ref_s"] = host_speed_reference()
     return info
+
+
+def host_speed_reference(loops: int = 1_000_000, repeat: int = 3) -> float:
+    """Seconds for a fixed pure-Python loop (best of ``repeat``): how fast this host runs Python
+    right now. On a shared virtual machine the same code runs up to twice slower at busy times;
+    compare figures of different runs only together with this number (smaller is faster)."""
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        s = 0
+        for i in range(loops):
+            s += i * i % 7
+        best = min(best, time.perf_counter() - t)
+    return round(best, 4)
 
 
 def print_machine(title: str) -> dict[str, Any]:
     m = machine()
     print(f"== {title}")
     print(f"   machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, numpy {m['numpy']}, numba {m['numba']}, "
-          f"load average (1 min) {m.get('loadavg_1m')}")
+          f"load average (1 min) {m.get('loadavg_1m')}, host speed reference {m['host_speed_ref_s']} s (1M-iteration Python loop, smaller is faster)")
     return m
 
 

@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     m = machine
     print(f"\n## Benchmark results ({'quick' if args.quick else 'full'} run, {total / 60:.1f} min)\n")
     print(f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, numpy {m['numpy']}, numba {m['numba']}; "
-          f"load average at start {m.get('loadavg_1m')} (shared machine: figures are the best and median of repeated runs).\n")
+          f"load average at start {m.get('loadavg_1m')}, host speed reference {m.get('host_speed_ref_s')} s "
+          "(shared machine: figures are the best and median of repeated runs).\n")
     print(table(res))
     failed = [k for k, v in res.items() if k not in ("machine", "quick") and v is None]
     if failed:
