@@ -120,42 +120,36 @@ class FastReplay:
         sf[K.SF_ENTER] = strat.cfg.enter_threshold
         sf[K.SF_EXIT] = strat.cfg.exit_threshold
 
+    # the slots _sync writes, in the order of the values it builds (one fancy assignment per array)
+    _SYNC_I = np.array([K.S_ENGINE_SOUND, K.S_STOP_ALL, K.S_DUE, K.S_PENDING, K.S_FLAT, K.S_SIGN, K.S_HALT_NONE, K.S_RISK_DAY,
+                        K.S_NEXT_ENTRY, K.S_OPENED_TS, K.S_NEXT_EQUITY, K.S_SPREAD_N, K.S_HAS_STOP, K.S_HAS_TP], dtype=np.intp)
+    _SYNC_F = np.array([K.SF_SPREAD_SUM, K.SF_CASH, K.SF_QTY, K.SF_PEAK, K.SF_DAY_START, K.SF_STOP, K.SF_TP], dtype=np.intp)
+
     def _sync(self) -> None:
         """Copy what the scan needs from the engine's objects (they only change on handled events)."""
         e = self.engine
-        si, sf = self.si, self.sf
         venue, pf, risk = e.venue, e.portfolio, e.risk
-        si[K.S_ENGINE_SOUND] = 1 if e.sound_seen else 0
+        pending = venue.has_pending
         if self._paper:
             due = venue.next_due()
-            si[K.S_STOP_ALL] = 1 if venue.has_resting else 0
-            si[K.S_DUE] = -1 if due is None else due
+            stop_all = venue.has_resting
+            due = -1 if due is None else due
         else:  # a venue whose schedule the scan cannot read: the engine sees every event while it is busy
-            si[K.S_STOP_ALL] = 1 if (venue.has_pending or venue.active) else 0
-            si[K.S_DUE] = -1
-        si[K.S_PENDING] = 1 if venue.has_pending else 0
+            stop_all = pending or venue.active
+            due = -1
         qty = pf.qty
         flat = pf.is_flat
-        si[K.S_FLAT] = 1 if flat else 0
-        si[K.S_SIGN] = 0 if flat else (1 if qty > 0 else -1)
-        si[K.S_HALT_NONE] = 1 if risk.halt is None else 0
-        si[K.S_RISK_DAY] = risk.day
-        si[K.S_NEXT_ENTRY] = e.strategy.next_entry_ts
-        si[K.S_OPENED_TS] = pf.open_ts
-        si[K.S_NEXT_EQUITY] = e.next_equity_ts
-        si[K.S_SPREAD_N] = e.spread_n
-        sf[K.SF_SPREAD_SUM] = e.spread_sum
-        sf[K.SF_CASH] = float(pf.cash)
-        sf[K.SF_QTY] = float(qty)
-        sf[K.SF_PEAK] = risk.peak_equity
-        sf[K.SF_DAY_START] = risk.day_start_equity
         stop, target = pf.stop_price, pf.take_profit_price
-        si[K.S_HAS_STOP] = 0 if stop is None else 1
-        si[K.S_HAS_TP] = 0 if target is None else 1
         long = not flat and qty > 0
+        self.si[self._SYNC_I] = (
+            e.sound_seen, stop_all, due, pending, flat, 0 if flat else (1 if qty > 0 else -1), risk.halt is None, risk.day,
+            e.strategy.next_entry_ts, pf.open_ts, e.next_equity_ts, e.spread_n, stop is not None, target is not None,
+        )
         # long: bid <= stop, bid >= target; short: ask >= stop, ask <= target
-        sf[K.SF_STOP] = 0.0 if stop is None else _widen(stop, up=long)
-        sf[K.SF_TP] = 0.0 if target is None else _widen(target, up=not long)
+        self.sf[self._SYNC_F] = (
+            e.spread_sum, float(pf.cash), float(qty), risk.peak_equity, risk.day_start_equity,
+            0.0 if stop is None else _widen(stop, up=long), 0.0 if target is None else _widen(target, up=not long),
+        )
 
     def _absorb(self) -> None:
         """Hand the engine what the scan did for the skipped events (:meth:`Engine.absorb_skipped`)."""
