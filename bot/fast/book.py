@@ -291,8 +291,10 @@ class BookView:
         return self._side(False, n)
 
     def depth(self, side: str, n: int) -> float:
-        levels = self.bids(n) if side == "bid" else self.asks(n)
-        return math.fsum(size for _, size in levels)
+        """``OrderBook.depth``: fsum of the top ``n`` sizes (read straight from the size array)."""
+        fb = self._fb
+        bids = side == "bid"
+        return math.fsum((fb.bsz if bids else fb.asz)[fb.ranks(bids, n)].tolist())
 
     def size_at(self, side: str, price: float) -> float:
         """Size resting at exactly ``price`` on ``side`` (0.0 if no such level)."""
