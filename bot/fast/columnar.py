@@ -66,6 +66,8 @@ class EventArrays:
     prices: np.ndarray
     price_decimals: int
     meta: dict[str, Any] = field(default_factory=dict)
+    # derived figures a replay needs again on every run over the same arrays (not saved)
+    derived: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.kind.shape[0])

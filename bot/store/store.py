@@ -405,7 +405,7 @@ class Store:
         }
         try:
             with self.db.atomic():
-                self.db.table("runs").insert(row)
+                self.db.conn.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"cannot start run {run_id!r}: {exc} (run ids must be unique)") from exc
         self._known_runs.add(run_id)
