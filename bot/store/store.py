@@ -434,8 +434,9 @@ class Store:
 
     def record_order(self, run_id: str, order: Order) -> None:
         """Buffer a snapshot of ``order``; a later record of the same client_order_id replaces it."""
-        self._check_open()
-        self._check_run(run_id)
+        if self._closed or run_id not in self._known_runs:  # one test on the hot path
+            self._check_open()
+            self._check_run(run_id)
         row = (
             run_id,
             order.client_order_id,
@@ -456,8 +457,9 @@ class Store:
         self._maybe_flush()
 
     def record_fill(self, run_id: str, fill: Fill) -> None:
-        self._check_open()
-        self._check_run(run_id)
+        if self._closed or run_id not in self._known_runs:  # one test on the hot path
+            self._check_open()
+            self._check_run(run_id)
         self._buffer(
             "fills",
             (
@@ -475,16 +477,18 @@ class Store:
 
     def record_position(self, run_id: str, ts: int, qty, avg_price, realized_pnl, cash, fees) -> None:
         """The position after a fill (exact values, normally the Portfolio's Decimals)."""
-        self._check_open()
-        self._check_run(run_id)
+        if self._closed or run_id not in self._known_runs:  # one test on the hot path
+            self._check_open()
+            self._check_run(run_id)
         self._buffer(
             "positions",
             (run_id, int(ts), _dec(qty), _dec(avg_price), _dec(realized_pnl), _dec(cash), _dec(fees)),
         )
 
     def record_round_trip(self, run_id: str, trip: RoundTrip) -> None:
-        self._check_open()
-        self._check_run(run_id)
+        if self._closed or run_id not in self._known_runs:  # one test on the hot path
+            self._check_open()
+            self._check_run(run_id)
         self._buffer(
             "round_trips",
             (
@@ -500,8 +504,9 @@ class Store:
         )
 
     def record_equity(self, run_id: str, ts: int, equity: float, mid: float, position_qty: float, cash: float) -> None:
-        self._check_open()
-        self._check_run(run_id)
+        if self._closed or run_id not in self._known_runs:  # one test on the hot path
+            self._check_open()
+            self._check_run(run_id)
         self._buffer(
             "equity",
             (
@@ -516,8 +521,9 @@ class Store:
 
     def record_equity_many(self, run_id: str, points: list[tuple[int, float, float, float, float]]) -> None:
         """Several equity points at once: ``(ts, equity, mid, position_qty, cash)`` each (the fast replay)."""
-        self._check_open()
-        self._check_run(run_id)
+        if self._closed or run_id not in self._known_runs:  # one test on the hot path
+            self._check_open()
+            self._check_run(run_id)
         rows = self._rows["equity"]
         rows.extend((run_id, int(ts), float(eq), float(mid), float(qty), float(cash)) for ts, eq, mid, qty, cash in points)
         self._n_rows += len(points)
@@ -525,8 +531,9 @@ class Store:
 
     def record_risk_event(self, run_id: str, ts: int, kind: str, rule: str, detail: str) -> None:
         """``kind``: reject, halt, flatten, book_unsound, resume, ..."""
-        self._check_open()
-        self._check_run(run_id)
+        if self._closed or run_id not in self._known_runs:  # one test on the hot path
+            self._check_open()
+            self._check_run(run_id)
         self._buffer(
             "risk_events",
             (run_id, int(ts), str(_enum(kind)), rule, detail),
@@ -538,8 +545,9 @@ class Store:
         The daemon calls it about once a second, so flushing the buffer here bounds how much a
         crash can lose to one heartbeat interval.
         """
-        self._check_open()
-        self._check_run(run_id)
+        if self._closed or run_id not in self._known_runs:  # one test on the hot path
+            self._check_open()
+            self._check_run(run_id)
         row = {"run_id": run_id, "ts": float(ts if ts is not None else time.time()), "state_json": to_json(state)}
         self._write_batch(extra=lambda: self.db.table("heartbeat").upsert(row, pk="run_id"), what="heartbeat")
 
