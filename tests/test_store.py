@@ -9,11 +9,14 @@ import subprocess
 import sys
 import textwrap
 import time
+from decimal import Decimal
 from decimal import Decimal as D
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.core.orders import Fill, Order, OrderStatus, Side
 from bot.core.portfolio import RoundTrip
@@ -473,3 +476,14 @@ def test_manual_checkpoints_leave_the_wal_to_checkpoint(tmp_path):
     assert busy == 0 and wal_pages > 0 and copied == wal_pages
     store.close()
     assert _count(db, "equity") == 3000
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.decimals(allow_nan=False, allow_infinity=False) | st.builds(lambda c, e: Decimal(c).scaleb(e), st.integers(-10**12, 10**12), st.integers(-20, 8)))
+def test_quantity_text_is_plain_positional_notation(value):
+    """_dec writes Decimals as format(value, "f") does (its shortcut through str() included), and
+    the text reads back to the same value."""
+    from bot.store.store import _dec
+
+    text = _dec(value)
+    assert text == format(value, "f") and "E" not in text and Decimal(text) == value

@@ -228,7 +228,10 @@ def _dec(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, Decimal):
-        return format(value, "f")
+        # str() is 5x faster than format(, "f") and gives the same text unless it chooses
+        # scientific notation (exponent > 0 or more than 6 leading zeros), which says "E"
+        text = str(value)
+        return text if "E" not in text else format(value, "f")
     if isinstance(value, bool):
         raise TypeError(f"not a quantity: {value!r}")
     if isinstance(value, int):
