@@ -20,14 +20,13 @@ allocations made during one kernel run (the kernel itself allocates nothing), th
 
 from __future__ import annotations
 
-import argparse
 import gc
 import time
 import tracemalloc
 
 import numpy as np
 
-from common import BTC_FILES, ROOT, fmt_rate, maxrss_mb, print_machine, rate_stats, real_data_present, rss_mb, timed, write_json
+from common import stream_arguments, BTC_FILES, ROOT, fmt_rate, maxrss_mb, print_machine, rate_stats, real_data_present, rss_mb, timed, write_json
 
 from bot.config.settings import load_settings
 from bot.fast import kernel as K
@@ -107,14 +106,7 @@ def measure(name: str, arrays, cfg, repeat: int, readable_events: int, threshold
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="1M synthetic events, fewer repeats")
-    p.add_argument("--events", type=int, default=None, help="synthetic events (default 10M, quick 1M)")
-    p.add_argument("--repeat", type=int, default=None, help="timed runs per figure (default 5, quick 3)")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--cache", default=None, help="cache dir for the encoded recording (default: $BOT_FAST_CACHE or <tmp>)")
-    p.add_argument("--json", default=None, help="write the results to this file")
-    args = p.parse_args(argv)
+    args = stream_arguments(__doc__.splitlines()[0]).parse_args(argv)
     n_syn = args.events or (1_000_000 if args.quick else 10_000_000)
     repeat = args.repeat or (3 if args.quick else 5)
     result: dict = {"benchmark": "book+signals", "machine": print_machine("benchmark 1: book + signals"), "streams": []}

@@ -23,12 +23,11 @@ Events/s at the best and the median of ``--repeat`` runs; the machine may be sha
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
-from common import BTC_FILES, ROOT, fmt_rate, maxrss_mb, print_machine, rate_stats, real_data_present, write_json
+from common import stream_arguments, BTC_FILES, ROOT, fmt_rate, maxrss_mb, print_machine, rate_stats, real_data_present, write_json
 
 from bot.config.settings import load_settings
 from bot.fast.backtest import run_backtest_fast
@@ -76,14 +75,7 @@ def fast_figures(settings, arrays, tmp, tag, repeat, counter) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="1M synthetic events, fewer repeats")
-    p.add_argument("--events", type=int, default=None, help="synthetic events (default 10M, quick 1M)")
-    p.add_argument("--repeat", type=int, default=None, help="timed runs per figure (default 5, quick 3)")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--cache", default=None, help="cache dir for the encoded recording")
-    p.add_argument("--json", default=None)
-    args = p.parse_args(argv)
+    args = stream_arguments(__doc__.splitlines()[0]).parse_args(argv)
     n_syn = args.events or (1_000_000 if args.quick else 10_000_000)
     repeat = args.repeat or (3 if args.quick else 5)
     result: dict = {"benchmark": "pipeline", "machine": print_machine("benchmark 2: full pipeline replay"), "real": None}

@@ -6,6 +6,7 @@ so that ``run_all.py`` can gather them into one markdown table.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -86,6 +87,18 @@ def print_machine(title: str) -> dict[str, Any]:
     print(f"   machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, numpy {m['numpy']}, numba {m['numba']}, "
           f"load average (1 min) {m.get('loadavg_1m')}, host speed reference {m['host_speed_ref_s']} s (1M-iteration Python loop, smaller is faster)")
     return m
+
+
+def stream_arguments(description: str) -> argparse.ArgumentParser:
+    """The options benchmarks 1 and 2 share: stream size, repeats, seed, recording cache, JSON out."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="1M synthetic events, fewer repeats")
+    p.add_argument("--events", type=int, default=None, help="synthetic events (default 10M, quick 1M)")
+    p.add_argument("--repeat", type=int, default=None, help="timed runs per figure (default 5, quick 3)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--cache", default=None, help="cache dir for the encoded recording (default: $BOT_FAST_CACHE or <tmp>)")
+    p.add_argument("--json", default=None, help="write the results to this file")
+    return p
 
 
 def timed(fn: Callable[[], Any], repeat: int, warmup: int = 0) -> tuple[list[float], Any]:

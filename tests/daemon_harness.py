@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
@@ -10,45 +9,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from bot.emulator.process import EmulatorProcess
+from bot.emulator.process import EmulatorProcess, write_daemon_config
+from bot.emulator.process import daemon_env as _daemon_env
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "itestKEY9f3a7c1e5b2d8a64"
 API_SECRET = "itestSECRETq8w7e6r5t4y3u2i1o0p9"
-
-FAST_CONFIG = """
-[run]
-mode = "{mode}"
-db = "{db}"
-log_dir = "{logs}"
-console_log_level = "warning"
-duration_s = {duration}
-cancel_open_orders_on_exit = true
-
-[signal]
-ofi_scale = 0.3
-
-[strategy]
-enter_threshold = 0.3
-exit_threshold = 0.0
-cooldown_s = 0.2
-max_holding_s = 1.5
-allow_short = false
-
-[risk]
-max_book_age_s = {max_age}
-max_order_notional = 500.0
-daily_loss_limit = 0.5
-max_drawdown = 0.5
-
-[exchange]
-rest_url = "{url}"
-timeout_ms = 3000
-rest_poll_interval_s = 0.2
-retry_base_delay_s = 0.1
-retry_max_delay_s = 1.0
-retry_attempts = 6
-"""
 
 
 class Emulator(EmulatorProcess):
@@ -62,16 +28,11 @@ class Emulator(EmulatorProcess):
 
 
 def write_config(tmp: Path, emu: Emulator, *, mode: str = "live", duration: float = 30.0, max_age: float = 2.0, name: str = "bot.toml") -> Path:
-    path = tmp / name
-    path.write_text(FAST_CONFIG.format(mode=mode, db=tmp / "bot.db", logs=tmp / "logs", duration=duration, max_age=max_age, url=emu.url))
-    return path
+    return write_daemon_config(tmp / name, emu.url, mode=mode, duration=duration, max_book_age_s=max_age)
 
 
 def daemon_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT__")}
-    env["BOT__EXCHANGE__API_KEY"] = API_KEY
-    env["BOT__EXCHANGE__API_SECRET"] = API_SECRET
-    return env
+    return _daemon_env(API_KEY, API_SECRET)
 
 
 def start_daemon(tmp: Path, config: Path, *args: str, tag: str = "daemon") -> subprocess.Popen:

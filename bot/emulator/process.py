@@ -1,7 +1,8 @@
 """The emulator as a child process: start it, wait for its READY line, talk to its admin API, stop it.
 
 Used by ``bot demo``, the daemon tests and the benchmarks, which all need a real emulator process
-on 127.0.0.1 next to the bot.
+on 127.0.0.1 next to the bot. The daemon tests and the benchmarks also share the config and the
+environment of a daemon pointed at it (:func:`write_daemon_config`, :func:`daemon_env`).
 """
 
 from __future__ import annotations
@@ -55,3 +56,58 @@ class EmulatorProcess:
                 self.proc.kill()
         if self._err is not None and not self._err.closed:
             self._err.close()
+
+
+# A daemon that trades the emulator's simulated market quickly: low thresholds, short holding,
+# wide loss limits (so it keeps trading), fast retries and polling.
+DAEMON_CONFIG = """
+[run]
+mode = "{mode}"
+db = "{db}"
+log_dir = "{logs}"
+console_log_level = "warning"
+duration_s = {duration}
+cancel_open_orders_on_exit = true
+
+[signal]
+ofi_scale = 0.3
+
+[strategy]
+enter_threshold = 0.3
+exit_threshold = 0.0
+cooldown_s = 0.2
+max_holding_s = 1.5
+allow_short = false
+
+[risk]
+max_book_age_s = {max_age}
+max_order_notional = 500.0
+daily_loss_limit = 0.5
+max_drawdown = 0.5
+
+[exchange]
+rest_url = "{url}"
+timeout_ms = 3000
+rest_poll_interval_s = 0.2
+retry_base_delay_s = 0.1
+retry_max_delay_s = 1.0
+retry_attempts = 6
+"""
+
+
+def write_daemon_config(path: Path, url: str, *, mode: str, duration: float, max_book_age_s: float) -> Path:
+    """Write :data:`DAEMON_CONFIG` for the emulator at ``url``; db and logs go beside ``path``."""
+    workdir = path.parent
+    path.write_text(DAEMON_CONFIG.format(mode=mode, db=workdir / "bot.db", logs=workdir / "logs", duration=duration, max_age=max_book_age_s, url=url))
+    return path
+
+
+def daemon_env(api_key: str, api_secret: str, pythonpath: str | None = None) -> dict[str, str]:
+    """This process's environment without other ``BOT__`` settings, with the account's keys (and
+    ``pythonpath`` in front of PYTHONPATH, when given)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT__")}
+    env["BOT__EXCHANGE__API_KEY"] = api_key
+    env["BOT__EXCHANGE__API_SECRET"] = api_secret
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env

@@ -354,6 +354,13 @@ class Store:
         if self._closed:
             raise StoreError(f"store {self.path} is closed")
 
+    def _check_record(self, run_id: str) -> None:
+        """Before buffering a record: the store is open and the run was started (one set lookup
+        on the hot path; the slow checks only when it fails)."""
+        if self._closed or run_id not in self._known_runs:
+            self._check_open()
+            self._check_run(run_id)
+
     def _check_run(self, run_id: str) -> None:
         """Refuse records for a run that was never started (they would poison a whole batch)."""
         if run_id in self._known_runs:
@@ -437,9 +444,7 @@ class Store:
 
     def record_order(self, run_id: str, order: Order) -> None:
         """Buffer a snapshot of ``order``; a later record of the same client_order_id replaces it."""
-        if self._closed or run_id not in self._known_runs:  # one test on the hot path
-            self._check_open()
-            self._check_run(run_id)
+        self._check_record(run_id)
         row = (
             run_id,
             order.client_order_id,
@@ -460,9 +465,7 @@ class Store:
         self._maybe_flush()
 
     def record_fill(self, run_id: str, fill: Fill) -> None:
-        if self._closed or run_id not in self._known_runs:  # one test on the hot path
-            self._check_open()
-            self._check_run(run_id)
+        self._check_record(run_id)
         self._buffer(
             "fills",
             (
@@ -480,18 +483,14 @@ class Store:
 
     def record_position(self, run_id: str, ts: int, qty, avg_price, realized_pnl, cash, fees) -> None:
         """The position after a fill (exact values, normally the Portfolio's Decimals)."""
-        if self._closed or run_id not in self._known_runs:  # one test on the hot path
-            self._check_open()
-            self._check_run(run_id)
+        self._check_record(run_id)
         self._buffer(
             "positions",
             (run_id, int(ts), _dec(qty), _dec(avg_price), _dec(realized_pnl), _dec(cash), _dec(fees)),
         )
 
     def record_round_trip(self, run_id: str, trip: RoundTrip) -> None:
-        if self._closed or run_id not in self._known_runs:  # one test on the hot path
-            self._check_open()
-            self._check_run(run_id)
+        self._check_record(run_id)
         self._buffer(
             "round_trips",
             (
@@ -507,9 +506,7 @@ class Store:
         )
 
     def record_equity(self, run_id: str, ts: int, equity: float, mid: float, position_qty: float, cash: float) -> None:
-        if self._closed or run_id not in self._known_runs:  # one test on the hot path
-            self._check_open()
-            self._check_run(run_id)
+        self._check_record(run_id)
         self._buffer(
             "equity",
             (
@@ -524,9 +521,7 @@ class Store:
 
     def record_equity_many(self, run_id: str, points: list[tuple[int, float, float, float, float]]) -> None:
         """Several equity points at once: ``(ts, equity, mid, position_qty, cash)`` each (the fast replay)."""
-        if self._closed or run_id not in self._known_runs:  # one test on the hot path
-            self._check_open()
-            self._check_run(run_id)
+        self._check_record(run_id)
         rows = self._rows["equity"]
         rows.extend((run_id, int(ts), float(eq), float(mid), float(qty), float(cash)) for ts, eq, mid, qty, cash in points)
         self._n_rows += len(points)
@@ -534,9 +529,7 @@ class Store:
 
     def record_risk_event(self, run_id: str, ts: int, kind: str, rule: str, detail: str) -> None:
         """``kind``: reject, halt, flatten, book_unsound, resume, ..."""
-        if self._closed or run_id not in self._known_runs:  # one test on the hot path
-            self._check_open()
-            self._check_run(run_id)
+        self._check_record(run_id)
         self._buffer(
             "risk_events",
             (run_id, int(ts), str(_enum(kind)), rule, detail),
@@ -548,9 +541,7 @@ class Store:
         The daemon calls it about once a second, so flushing the buffer here bounds how much a
         crash can lose to one heartbeat interval.
         """
-        if self._closed or run_id not in self._known_runs:  # one test on the hot path
-            self._check_open()
-            self._check_run(run_id)
+        self._check_record(run_id)
         row = {"run_id": run_id, "ts": float(ts if ts is not None else time.time()), "state_json": to_json(state)}
         self._write_batch(extra=lambda: self.db.table("heartbeat").upsert(row, pk="run_id"), what="heartbeat")
 
