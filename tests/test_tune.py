@@ -278,7 +278,11 @@ def test_process_pool_stop_terminates_running_workers():
     ex.stop()
     runs.close()
     took = time.monotonic() - t0
-    assert not any(p.is_alive() for p in procs), f"stop() must end the running trials, not wait for them: {procs}"
+    from multiprocessing.connection import wait
+
+    exited = wait([p.sentinel for p in procs], timeout=0)
+    assert len(exited) == len(procs), f"stop() must end the running trials, not wait for them: {procs}"
+    assert not any(p.is_alive() for p in procs), f"stop() returned before the workers were reaped: {procs}"
     assert took < 12, f"stop() took {took:.1f}s"
 
 

@@ -42,6 +42,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
@@ -144,11 +145,34 @@ class ProcessPoolTrialExecutor:
         if terminate is not None:
             terminate()
             return
-        # shutdown() forgets the worker processes: take them first
+        # shutdown() forgets the worker processes and its manager thread: take them first
         procs = list((getattr(pool, "_processes", None) or {}).values())
+        manager = getattr(pool, "_executor_manager_thread", None)
         pool.shutdown(wait=False, cancel_futures=True)
         for proc in procs:
             if proc.is_alive():
                 proc.terminate()
+        for proc in _still_running(procs, timeout=5.0):
+            proc.kill()  # a worker that did not end on SIGTERM (stuck in C code)
+        _still_running(procs, timeout=5.0)
+        # The pool's manager thread reaps the workers too (waitpid from a second thread). Until it
+        # has finished, ``is_alive()`` seen from here can still say True for a worker that is gone.
+        if manager is not None:
+            manager.join(timeout=5.0)
         for proc in procs:
-            proc.join(timeout=5)
+            proc.join(timeout=1.0)
+
+
+def _still_running(procs: list[Any], timeout: float) -> list[Any]:
+    """Wait until every process has exited (its sentinel is ready, whoever reaps it); the ones that did not."""
+    from multiprocessing.connection import wait
+
+    deadline = time.monotonic() + timeout
+    waiting = {proc.sentinel: proc for proc in procs}
+    while waiting:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        for sentinel in wait(list(waiting), timeout=left):
+            waiting.pop(sentinel, None)  # type: ignore[call-overload]
+    return list(waiting.values())
