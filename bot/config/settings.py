@@ -156,6 +156,13 @@ class ExchangeSection(_Section):
     rest_url: str | None = Field(None, description="override the REST base URL (e.g. the local emulator)")
     ws_url: str | None = Field(None, description="override the websocket base URL (e.g. ws://127.0.0.1:PORT/ws)")
     timeout_ms: int = Field(10_000, ge=100, description="per-request timeout of the ccxt client")
+    recv_window_ms: int = Field(
+        5_000,
+        ge=1_000,
+        le=60_000,
+        description="how long after signing the exchange may still accept a request (ccxt's recvWindow); "
+        "an order lookup that finds nothing once this has passed is final",
+    )
     use_websocket: bool = Field(True, description="ccxt.pro websockets for market data; false: REST polling only")
     book_levels: int = Field(50, ge=5, le=1000, description="levels per side taken from the exchange book")
     rest_poll_interval_s: float = Field(0.5, gt=0, description="REST polling cadence (fallback and order status)")

@@ -72,6 +72,8 @@ class Order:
     status: OrderStatus = OrderStatus.NEW
     filled: Decimal = field(default=Decimal(0))
     exchange_order_id: str | None = None
+    sent_ns: int = 0
+    """Wall-clock ns by which every create request for this order had been signed (0: none was)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,12 @@ halts while the data is stale and resumes once the feed has rebuilt the book. On
 live state (position, book age, halts) is written to the store for ``bot status``.
 
 Stopping: SIGINT or SIGTERM ends the loop; open orders are cancelled or kept per
-``run.cancel_open_orders_on_exit``, in-flight orders are followed to a final state (bounded), the
-store is flushed and the run closed, and the process exits 0. The position is kept: a restart
-resumes it.
+``run.cancel_open_orders_on_exit``, in-flight orders are followed to a final state (bounded); an
+order whose request was cut mid-flight is looked up until the exchange has it or can no longer
+accept it (``exchange.recv_window_ms``), so it ends with the exchange's state or REJECTED, never
+guessed. Then the store is flushed and the run closed, and the process exits 0. The position is
+kept: a restart resumes it. A restart after a crash applies the same rule to orders the dead run
+left unconfirmed, counting the window from that run's last heartbeat.
 """
 
 from __future__ import annotations
@@ -94,6 +97,8 @@ def check_live_allowed(settings: Settings, live_flag: bool) -> None:
 
 LOOP_INTERVAL_S = 0.05  # housekeeping cadence; market events reach the engine directly from the feed
 CHECKPOINT_INTERVAL_S = 30.0  # WAL checkpoints, in a worker thread (see Store.manual_checkpoints)
+HEARTBEAT_INTERVAL_S = 1.0  # live state for ``bot status``; also bounds when a dead run last sent
+SETTLE_EXTRA_S = 10.0  # shutdown: time for settling in-flight orders beyond their acceptance window
 
 
 class Daemon:
@@ -189,6 +194,10 @@ class Daemon:
                     self.log.info("open orders cancelled on exit", count=cancelled)
                 await venue.drain(timeout_s=5.0)
                 await venue.close()
+                await venue.settle(
+                    cancel_if_open=settings.run.cancel_open_orders_on_exit,
+                    timeout_s=client.acceptance_window_ns / 1e9 + SETTLE_EXTRA_S,
+                )
             if engine is not None:
                 engine.poll(time.time_ns())
                 engine.checkpoint()
@@ -259,7 +268,7 @@ class Daemon:
             was_sound = book.is_sound
             mono = time.monotonic()
             if mono >= next_heartbeat:
-                next_heartbeat = mono + 1.0
+                next_heartbeat = mono + HEARTBEAT_INTERVAL_S
                 store.record_heartbeat(self.run_id, self._state(engine, venue, feed, now, started))
             if mono >= next_checkpoint:
                 next_checkpoint = mono + CHECKPOINT_INTERVAL_S
@@ -305,10 +314,13 @@ class Daemon:
             booked = {r[0] for r in store.db.execute("SELECT trade_id FROM fills WHERE run_id = ? AND client_order_id = ?", [row["run_id"], order.client_order_id]).fetchall()}
             tracker.booked_trades[order.client_order_id] = set(booked)
             order.filled = sum((_dec(r[0]) for r in store.db.execute("SELECT amount FROM fills WHERE run_id = ? AND client_order_id = ?", [row["run_id"], order.client_order_id]).fetchall()), _dec("0"))
-            info = await client.fetch_order(order.client_order_id)
+            if order.exchange_order_id is None:  # a request may still be on its way: wait until it cannot be
+                info = await client.lookup_settled(order.client_order_id, self._last_send_bound(store, row))
+            else:
+                info = await client.fetch_order(order.client_order_id)
             if info is None:
                 order.status = OrderStatus.REJECTED
-                detail = "never reached the exchange (written before sending, process died first)"
+                detail = "never reached the exchange (not found after its acceptance window)"
                 fills = []
             else:
                 if info.get("status") == "open":
@@ -334,6 +346,19 @@ class Daemon:
         if base_total is not None and restored.portfolio.qty > 0 and _dec(str(base_total)) < restored.portfolio.qty:
             store.record_risk_event(self.run_id, time.time_ns(), "reconcile", "balance_mismatch", f"stored position {restored.portfolio.qty} exceeds exchange {market.base} balance {base_total}")
             self.log.error("stored position exceeds the exchange balance", position=str(restored.portfolio.qty), balance=base_total)
+
+    @staticmethod
+    def _last_send_bound(store: Store, row: dict[str, Any]) -> int:
+        """Wall-clock ns by which the run that wrote ``row`` had signed its last request.
+
+        A run sends only while its loop runs, and its loop writes a heartbeat every
+        ``HEARTBEAT_INTERVAL_S``: it was gone within about one interval after its last heartbeat
+        (or its end, if it ended). One more interval of slack covers a slow last iteration.
+        """
+        heartbeat = store.heartbeat(row["run_id"]) or {}
+        ended = store.db.execute("SELECT ended_at FROM runs WHERE run_id = ?", [row["run_id"]]).fetchone()
+        last_alive_s = max(float(heartbeat.get("ts") or 0.0), float((ended or [None])[0] or 0.0))
+        return max(int(row["ts"]), int((last_alive_s + 2 * HEARTBEAT_INTERVAL_S) * 1e9))
 
 
 def _dec(value: Any):  # noqa: ANN202

@@ -8,6 +8,12 @@ Orders are idempotent by client order id. ``create_order`` never sends the same 
 a create fails in a way that leaves its outcome unknown (timeout, 5xx, dropped connection) the
 client looks the id up on the exchange; only if the exchange says it does not exist is it sent
 again, under the same id, and a "duplicate order" answer is resolved by looking it up once more.
+
+"Does not exist" is only believed once the request can no longer arrive: the exchange refuses a
+signed request older than ``exchange.recv_window_ms`` (Binance: ``serverTime - timestamp >
+recvWindow`` -> -1021), so a lookup started that long (plus a margin for clock offset) after the
+request was signed is final. Before that, a slow request could still be executed after an
+earlier "not found", and sending again would trade twice.
 """
 
 from __future__ import annotations
@@ -35,8 +41,18 @@ T = TypeVar("T")
 BANNED_UNTIL = re.compile(r"banned until (\d{10,})")
 
 
+ACCEPTANCE_MARGIN_MS = 1_000
+"""Added to recvWindow: the exchange's clock may run behind ours (Binance refuses timestamps more
+than 1 s ahead of its own), and a request passes the timestamp check before it is executed."""
+
+
 class ExchangeFailure(Exception):
     """An exchange call failed for good (after retries, or for a reason retrying cannot fix)."""
+
+
+class OrderOutcomeUnknown(ExchangeFailure):
+    """A create request may have reached the exchange and its lookup failed: the order is neither
+    known to be placed nor known to be absent. Resolve it with :meth:`ExchangeClient.lookup_settled`."""
 
 
 def build_ccxt(settings: Settings) -> Any:
@@ -48,7 +64,10 @@ def build_ccxt(settings: Settings) -> Any:
     config: dict[str, Any] = {
         "enableRateLimit": True,
         "timeout": ex_cfg.timeout_ms,
-        "options": {"defaultType": settings.market.type if settings.market.type == "spot" else "future"},
+        "options": {
+            "defaultType": settings.market.type if settings.market.type == "spot" else "future",
+            "recvWindow": ex_cfg.recv_window_ms,
+        },
     }
     if ex_cfg.api_key is not None and ex_cfg.api_secret is not None:
         key, secret = ex_cfg.api_key.get_secret_value(), ex_cfg.api_secret.get_secret_value()
@@ -170,6 +189,28 @@ class ExchangeClient:
         except ccxt.OrderNotFound:
             return None
 
+    @property
+    def acceptance_window_ns(self) -> int:
+        """How long after signing a request the exchange may still execute it."""
+        return (self.cfg.recv_window_ms + ACCEPTANCE_MARGIN_MS) * 1_000_000
+
+    async def lookup_settled(self, client_order_id: str, signed_by_ns: int) -> dict[str, Any] | None:
+        """The exchange's view of an order whose create requests were all signed by ``signed_by_ns``.
+
+        Found: the order structure. Not found: looks again (every ``rest_poll_interval_s``) until a
+        lookup *starts* after the requests' acceptance window, so a None answer is final: nothing
+        sent for this id can be executed any more. Lookup errors propagate (after retries).
+        """
+        settled_at = signed_by_ns + self.acceptance_window_ns
+        while True:
+            started = time.time_ns()
+            found = await self.fetch_order(client_order_id)
+            if found is not None:
+                return found
+            if started >= settled_at:
+                return None
+            await asyncio.sleep(max(0.01, min((settled_at - time.time_ns()) / 1e9, self.cfg.rest_poll_interval_s)))
+
     async def fetch_order_trades(self, exchange_order_id: str) -> list[dict[str, Any]]:
         return await self.call(
             "fetch_my_trades", lambda: self.ccxt.fetch_my_trades(self.symbol, None, None, {"orderId": exchange_order_id})
@@ -177,7 +218,13 @@ class ExchangeClient:
 
     # ------------------------------------------------------------------ writes
     async def create_order(self, order: Order) -> dict[str, Any]:
-        """Place ``order`` exactly once; return the exchange's order structure."""
+        """Place ``order`` exactly once; return the exchange's order structure.
+
+        Raises :class:`ExchangeFailure` when the order is certainly not on the exchange (refused, or
+        every attempt failed before it could be executed), and :class:`OrderOutcomeUnknown` when an
+        attempt may have reached the exchange but looking it up failed. ``order.sent_ns`` is
+        updated after every attempt (also when the task is cancelled mid-request).
+        """
         market = self.market
         assert market is not None, "load_market() first"
         amount = market.amount_to_precision(order.amount)
@@ -195,8 +242,15 @@ class ExchangeClient:
                         self.symbol, ccxt_type, order.side.value, float(amount), float(price) if price is not None else None, params
                     )
             except Exception as exc:  # noqa: BLE001 - classified below
+                order.sent_ns = time.time_ns()  # ccxt signed this attempt before it failed
                 if is_duplicate_order(exc) or outcome_unknown(exc):
-                    found = await self.fetch_order(order.client_order_id)
+                    try:
+                        found = await self.lookup_settled(order.client_order_id, order.sent_ns)
+                    except Exception as lookup_exc:  # noqa: BLE001
+                        raise OrderOutcomeUnknown(
+                            f"create_order {order.client_order_id}: outcome unknown after {type(exc).__name__}, "
+                            f"and the lookup failed: {type(lookup_exc).__name__}: {str(lookup_exc)[:200]}"
+                        ) from lookup_exc
                     if found is not None:
                         self.log.warning("order create outcome resolved by lookup", client_order_id=order.client_order_id, error=type(exc).__name__)
                         return found
@@ -211,6 +265,9 @@ class ExchangeClient:
                 self.log.warning("order create failed, retrying under the same client id", client_order_id=order.client_order_id, attempt=attempt, error=type(exc).__name__, wait_s=round(wait, 3))
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, self.cfg.retry_max_delay_s)
+            except BaseException:
+                order.sent_ns = time.time_ns()  # cancelled mid-request: it may still have been sent
+                raise
         raise AssertionError("unreachable")
 
     async def cancel_order(self, client_order_id: str) -> dict[str, Any] | None:

@@ -12,6 +12,12 @@ written is never sent (it ends REJECTED).
 Order state machine (exchange status -> ours): open -> NEW or PARTIALLY_FILLED (by filled
 amount), closed -> FILLED, canceled -> CANCELED, expired -> EXPIRED, rejected or a refused
 create -> REJECTED. Fills are keyed by exchange trade id, so polling twice never books one twice.
+
+An order whose create may or may not have reached the exchange (the lookup failed, or shutdown
+cancelled the request) is never guessed: it is looked up by client id until the exchange knows it
+or the request's acceptance window has passed (:meth:`ExchangeClient.lookup_settled`); only then
+is "not found" turned into REJECTED. :meth:`LiveVenue.settle` does this at shutdown, so a stopped
+daemon leaves no order the database calls ``new`` while the exchange never saw it.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from bot.book.book import OrderBook
 from bot.core.events import MarketEvent
 from bot.core.market import Market, to_decimal
 from bot.core.orders import Fill, Order, OrderStatus, SentIds, Side
-from bot.exchange.client import ExchangeClient, ExchangeFailure, fills_from_trades
+from bot.exchange.client import ExchangeClient, ExchangeFailure, OrderOutcomeUnknown, fills_from_trades
 from bot.log import get_logger
 from bot.store.store import Store, StoreError
 
@@ -164,6 +170,11 @@ class LiveVenue:
                 return
             try:
                 info = await self.client.create_order(order)
+            except OrderOutcomeUnknown as exc:
+                self.failures += 1
+                self.log.error("order outcome unknown; looking it up until settled", client_order_id=order.client_order_id, detail=str(exc)[:300])
+                self._resume_later(order)
+                return
             except (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ExchangeFailure) as exc:
                 self.failures += 1
                 order.status = OrderStatus.REJECTED
@@ -186,11 +197,23 @@ class LiveVenue:
             self.log.error("lost track of order; it stays open until reconciled", client_order_id=order.client_order_id, error=type(exc).__name__, detail=str(exc)[:200])
             self._resume_later(order)
 
+    async def _look_up(self, order: Order) -> list[Fill]:
+        """One refresh of an order; one never confirmed by the exchange is looked up until settled,
+        and ends REJECTED if the exchange cannot have it."""
+        info = None
+        if order.exchange_order_id is None:
+            info = await self.client.lookup_settled(order.client_order_id, order.sent_ns)
+            if info is None:
+                order.status = OrderStatus.REJECTED
+                self.log.warning("order never reached the exchange (not found after its acceptance window)", client_order_id=order.client_order_id)
+                return []
+        return await self.tracker.refresh(order, info)
+
     def _resume_later(self, order: Order) -> None:
         async def again() -> None:
             await asyncio.sleep(max(self.poll_interval_s, 1.0))
             try:
-                fills = await self.tracker.refresh(order)
+                fills = await self._look_up(order)
             except Exception as exc:  # noqa: BLE001
                 self.log.warning("order lookup failed", client_order_id=order.client_order_id, error=type(exc).__name__)
                 self._resume_later(order)
@@ -232,3 +255,41 @@ class LiveVenue:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def settle(self, *, cancel_if_open: bool, timeout_s: float) -> list[str]:
+        """After :meth:`close`: resolve every order still in flight; return the ids left unresolved.
+
+        An order the exchange never confirmed is looked up until settled (REJECTED if it cannot be
+        there; its state and fills if it is). One found open is cancelled when ``cancel_if_open``,
+        else kept (the next start reconciles it). Lookup failures leave the order to the next
+        start's reconcile, as does running out of ``timeout_s``; both are logged.
+        """
+
+        async def one(order: Order) -> None:
+            try:
+                fills = await self._look_up(order)
+                if cancel_if_open and order.status not in FINAL:
+                    await self.client.cancel_order(order.client_order_id)
+                    fills += await self.tracker.refresh(order)
+            except Exception as exc:  # noqa: BLE001 - the next start reconciles it
+                self.log.error("order unresolved at shutdown; the next start reconciles it", client_order_id=order.client_order_id, error=type(exc).__name__, detail=str(exc)[:200])
+                return
+            if order.status in FINAL:
+                self._finish(order, fills)
+            elif fills:
+                self._done.append((order, fills))
+
+        pending = list(self._inflight.values())
+        if pending:
+            tasks = [asyncio.ensure_future(one(order)) for order in pending]
+            _, late = await asyncio.wait(tasks, timeout=timeout_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        unresolved = [o.client_order_id for o in self._inflight.values() if o.exchange_order_id is None]
+        kept = [o.client_order_id for o in self._inflight.values() if o.exchange_order_id is not None]
+        if unresolved:
+            self.log.error("orders of unknown outcome left for the next start's reconcile", client_order_ids=unresolved)
+        if kept:
+            self.log.info("orders left open on the exchange; the next start reconciles them", client_order_ids=kept)
+        return unresolved

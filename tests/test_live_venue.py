@@ -1,0 +1,142 @@
+"""Orders whose create request is still on its way: never sent twice, never guessed REJECTED.
+
+The bot's own :class:`ExchangeClient` and :class:`LiveVenue` against the in-process emulator,
+through the real ccxt client over HTTP. The emulator's ``slow`` fault holds a request before
+handling it, so the client times out while the request can still be executed: exactly the case
+where an early "not found" lookup followed by a re-send would trade twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+
+import pytest
+
+from bot.config.settings import load_settings
+from bot.core.orders import Order, OrderStatus, Side
+from bot.exchange.client import ExchangeClient
+from bot.execution.live import LiveVenue
+from bot.store.store import Store
+from emulator_helpers import admin, emulator, wait_for
+
+TIMEOUT_MS = 500
+RECV_WINDOW_MS = 2_000  # the client settles a "not found" 3 s (window + 1 s margin) after signing
+
+
+def _client(emu, **exchange) -> ExchangeClient:
+    cfg = {
+        "rest_url": emu.base_url,
+        "timeout_ms": TIMEOUT_MS,
+        "recv_window_ms": RECV_WINDOW_MS,
+        "retry_attempts": 3,
+        "retry_base_delay_s": 0.05,
+        "rest_poll_interval_s": 0.1,
+        "api_key": emu.api_key,
+        "api_secret": emu.api_secret,
+        **exchange,
+    }
+    settings = load_settings(None, exchange=cfg, market={"exchange": "binance", "symbol": "BTC/USDT"})
+    return ExchangeClient(settings)
+
+
+def _order(cid: str) -> Order:
+    return Order(cid, time.time_ns(), Side.BUY, Decimal("0.002"), reason="test")
+
+
+async def _hold_next_request(emu, seconds: float) -> None:
+    """Hold the next REST request ``seconds`` before it is handled; later requests are served at once."""
+    emu.set_faults(f"slow=1@{seconds}")
+
+    async def clear_once_held() -> None:
+        await wait_for(lambda: emu.faults.injected.get("slow", 0) >= 1, timeout=5.0, interval=0.005)
+        emu.set_faults("")
+
+    asyncio.get_running_loop().create_task(clear_once_held())
+
+
+async def _orders_with(emu, cid: str) -> list[dict]:
+    status, state = await admin(emu, "GET", "/admin/state")
+    assert status == 200
+    return [o for o in state["orders"] if o["clientOrderId"] == cid]
+
+
+async def test_a_late_create_is_found_not_sent_again():
+    """Held 1.2 s (inside the 2 s recvWindow): the client times out after 0.5 s, the exchange still
+    executes it. The client must find it rather than send the same order again."""
+    async with emulator() as emu:
+        client = _client(emu)
+        try:
+            await client.load_market()
+            order = _order("late-but-accepted")
+            await _hold_next_request(emu, 1.2)
+            t0 = time.monotonic()
+            info = await client.create_order(order)
+            took = time.monotonic() - t0
+            assert info["status"] == "closed" and info["clientOrderId"] == order.client_order_id, info
+            await asyncio.sleep(max(0.0, 1.2 + 0.5 - took))  # the held request has been handled by now
+            orders = await _orders_with(emu, order.client_order_id)
+            assert len(orders) == 1, f"sent twice: {orders}"
+            assert emu.faults.injected.get("slow") == 1
+            assert took < 3.0, f"found once executed, not after the whole window: {took:.2f}s"
+        finally:
+            await client.close()
+
+
+async def test_a_create_that_can_no_longer_arrive_is_sent_again_once():
+    """Held 2.5 s (outside the 2 s recvWindow): the exchange refuses it when it finally handles it.
+    Only after the window has passed is "not found" final, and the order is sent again, once."""
+    async with emulator() as emu:
+        client = _client(emu)
+        try:
+            await client.load_market()
+            order = _order("refused-then-resent")
+            await _hold_next_request(emu, 2.5)
+            t0 = time.monotonic()
+            info = await client.create_order(order)
+            took = time.monotonic() - t0
+            assert info["status"] == "closed", info
+            await asyncio.sleep(max(0.0, 2.5 + 0.5 - took))  # the held request has been handled by now
+            orders = await _orders_with(emu, order.client_order_id)
+            assert len(orders) == 1, f"sent twice: {orders}"
+            # the re-send waited for the acceptance window (0.5 s timeout + 2 s + 1 s margin)
+            assert took >= (TIMEOUT_MS + RECV_WINDOW_MS + 1000) / 1000 - 0.1, took
+        finally:
+            await client.close()
+
+
+@pytest.mark.parametrize("hold_s, expected", [(1.2, OrderStatus.FILLED), (2.5, OrderStatus.REJECTED)])
+async def test_shutdown_settles_an_order_whose_request_is_in_flight(tmp_path, hold_s, expected):
+    """Shutdown cancels the order's task mid-request. ``settle`` must find out what the exchange
+    did: FILLED (with its fills) when the request got through, REJECTED only once it cannot."""
+    async with emulator() as emu:
+        client = _client(emu, timeout_ms=5_000)  # the request is cut by the shutdown, not a timeout
+        store = Store(tmp_path / "bot.db")
+        try:
+            market = await client.load_market()
+            store.start_run("run-1", mode="live", config={}, git_rev=None, data_files=[], initial_equity=10_000.0, symbol=market.symbol)
+            venue = LiveVenue(client, market, store, "run-1", poll_interval_s=0.1)
+            order = _order("in-flight-at-shutdown")
+            await _hold_next_request(emu, hold_s)
+            venue.submit(order, order.ts)
+            assert await wait_for(lambda: emu.faults.injected.get("slow", 0) >= 1, timeout=5.0)
+            await venue.close()  # the daemon's shutdown: the order's task is cancelled mid-request
+            assert order.status is OrderStatus.NEW and order.exchange_order_id is None
+            unresolved = await venue.settle(cancel_if_open=True, timeout_s=15.0)
+            assert unresolved == []
+            done = venue.on_book(None, time.time_ns())  # type: ignore[arg-type]
+            assert [(o.client_order_id, o.status) for o, _ in done] == [(order.client_order_id, expected)]
+            on_exchange = await _orders_with(emu, order.client_order_id)
+            if expected is OrderStatus.FILLED:
+                fills = done[0][1]
+                assert len(on_exchange) == 1 and on_exchange[0]["status"] == "FILLED"
+                assert sum(f.amount for f in fills) == order.amount == Decimal(on_exchange[0]["executedQty"])
+            else:
+                assert on_exchange == [], "refused by recvWindow: the exchange must not have it"
+            assert not venue.active or venue.on_book(None, 0) == []  # type: ignore[arg-type]
+            # the write-ahead row exists; the engine records the final state from ``done``
+            assert store.db.execute("SELECT status FROM orders WHERE client_order_id = ?", [order.client_order_id]).fetchone()[0] == "new"
+        finally:
+            store.close()
+            await client.close()
