@@ -5,7 +5,8 @@ How it works. :class:`FastReplay` gives a normal ``Engine`` (risk manager, strat
 venue, portfolio, store) a :class:`~bot.fast.book.BookView` of the kernel's book as ``engine.book``
 and a :class:`~bot.fast.book.SignalView` as ``engine.signals``. The kernel's ``run_scan`` applies
 events until :func:`bot.fast.kernel._must_stop` says the engine may act on one; that event is
-then rebuilt (:func:`~bot.fast.columnar.event_at`) and passed to the unchanged
+then rebuilt (:func:`~bot.fast.columnar.event_at`, without a depth event's levels: the kernel
+has applied them and nothing after ``book.apply`` reads them) and passed to the unchanged
 ``Engine.on_event``: its ``book.apply`` returns the kernel's answer, its ``signals.update`` the
 kernel's state, and everything after that (soundness changes, fills, equity, ``on_mark``,
 halts, the strategy, risk checks, orders, store writes, logs) is the readable code itself.
@@ -190,7 +191,7 @@ class FastReplay:
             self.absorb_s += t2 - t1
             if j < stop:
                 fb.pos = j + 1
-                on_event(event_at(a, j))
+                on_event(event_at(a, j, levels=False))  # BookView.apply ignores the levels
                 self.engine_s += clock() - t2
                 self.handled += 1
                 i = j + 1
