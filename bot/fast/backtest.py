@@ -95,6 +95,9 @@ class FastReplay:
         engine.signals = SignalView(self.fb)  # type: ignore[assignment]
         self.si = np.zeros(K.S_ISIZE, dtype=np.int64)
         self.sf = np.zeros(K.SF_FSIZE, dtype=np.float64)
+        # item writes through a memoryview cost a third of numpy's per-item or fancy assignment
+        self._si, self._sf = memoryview(self.si), memoryview(self.sf)
+        self._protect: tuple[Any, Any, bool, float, float] = (None, None, False, 0.0, 0.0)
         self._paper = isinstance(engine.venue, PaperVenue)
         self._sync_static()
         self.smp_ts = np.zeros(chunk, dtype=np.int64)
@@ -121,11 +124,6 @@ class FastReplay:
         sf[K.SF_ENTER] = strat.cfg.enter_threshold
         sf[K.SF_EXIT] = strat.cfg.exit_threshold
 
-    # the slots _sync writes, in the order of the values it builds (one fancy assignment per array)
-    _SYNC_I = np.array([K.S_ENGINE_SOUND, K.S_STOP_ALL, K.S_DUE, K.S_PENDING, K.S_FLAT, K.S_SIGN, K.S_HALT_NONE, K.S_RISK_DAY,
-                        K.S_NEXT_ENTRY, K.S_OPENED_TS, K.S_NEXT_EQUITY, K.S_SPREAD_N, K.S_HAS_STOP, K.S_HAS_TP], dtype=np.intp)
-    _SYNC_F = np.array([K.SF_SPREAD_SUM, K.SF_CASH, K.SF_QTY, K.SF_PEAK, K.SF_DAY_START, K.SF_STOP, K.SF_TP], dtype=np.intp)
-
     def _sync(self) -> None:
         """Copy what the scan needs from the engine's objects (they only change on handled events)."""
         e = self.engine
@@ -142,15 +140,36 @@ class FastReplay:
         flat = pf.is_flat
         stop, target = pf.stop_price, pf.take_profit_price
         long = not flat and qty > 0
-        self.si[self._SYNC_I] = (
-            e.sound_seen, stop_all, due, pending, flat, 0 if flat else (1 if qty > 0 else -1), risk.halt is None, risk.day,
-            e.strategy.next_entry_ts, pf.open_ts, e.next_equity_ts, e.spread_n, stop is not None, target is not None,
-        )
-        # long: bid <= stop, bid >= target; short: ask >= stop, ask <= target
-        self.sf[self._SYNC_F] = (
-            e.spread_sum, float(pf.cash), float(qty), risk.peak_equity, risk.day_start_equity,
-            0.0 if stop is None else _widen(stop, up=long), 0.0 if target is None else _widen(target, up=not long),
-        )
+        si, sf = self._si, self._sf
+        si[K.S_ENGINE_SOUND] = e.sound_seen
+        si[K.S_STOP_ALL] = stop_all
+        si[K.S_DUE] = due
+        si[K.S_PENDING] = pending
+        si[K.S_FLAT] = flat
+        si[K.S_SIGN] = 0 if flat else (1 if qty > 0 else -1)
+        si[K.S_HALT_NONE] = risk.halt is None
+        si[K.S_RISK_DAY] = risk.day
+        si[K.S_NEXT_ENTRY] = e.strategy.next_entry_ts
+        si[K.S_OPENED_TS] = pf.open_ts
+        si[K.S_NEXT_EQUITY] = e.next_equity_ts
+        si[K.S_SPREAD_N] = e.spread_n
+        si[K.S_HAS_STOP] = stop is not None
+        si[K.S_HAS_TP] = target is not None
+        sf[K.SF_SPREAD_SUM] = e.spread_sum
+        sf[K.SF_CASH] = float(pf.cash)
+        sf[K.SF_QTY] = float(qty)
+        sf[K.SF_PEAK] = risk.peak_equity
+        sf[K.SF_DAY_START] = risk.day_start_equity
+        # long: bid <= stop, bid >= target; short: ask >= stop, ask <= target. The widened floats
+        # only change when the protective prices do (on a fill): reuse them otherwise.
+        cached = self._protect
+        if stop is not cached[0] or target is not cached[1] or long is not cached[2]:
+            cached = self._protect = (
+                stop, target, long,
+                0.0 if stop is None else _widen(stop, up=long), 0.0 if target is None else _widen(target, up=not long),
+            )
+        sf[K.SF_STOP] = cached[3]
+        sf[K.SF_TP] = cached[4]
 
     def _absorb(self) -> None:
         """Hand the engine what the scan did for the skipped events (:meth:`Engine.absorb_skipped`)."""

@@ -167,8 +167,14 @@ class _Levels(Sequence):
     def __iter__(self):
         fb, bids = self._fb, self._bids
         ptab, sizes = fb.ptab, (fb.bsz if bids else fb.asz)
-        left = self._n
-        after = None
+        if self._n <= 0:
+            return
+        # the touch straight from the kernel's state: a paper fill usually needs nothing more
+        self._check()
+        best = fb.I.item(K.I_BB) if bids else fb.I.item(K.I_BA)
+        yield ptab.item(best), sizes.item(best)
+        left = self._n - 1
+        after = best
         block = 16
         while left > 0:
             self._check()
