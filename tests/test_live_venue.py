@@ -25,7 +25,7 @@ TIMEOUT_MS = 500
 RECV_WINDOW_MS = 2_000  # the client settles a "not found" 3 s (window + 1 s margin) after signing
 
 
-def _client(emu, **exchange) -> ExchangeClient:
+def _settings(emu, **exchange):
     cfg = {
         "rest_url": emu.base_url,
         "timeout_ms": TIMEOUT_MS,
@@ -37,8 +37,11 @@ def _client(emu, **exchange) -> ExchangeClient:
         "api_secret": emu.api_secret,
         **exchange,
     }
-    settings = load_settings(None, exchange=cfg, market={"exchange": "binance", "symbol": "BTC/USDT"})
-    return ExchangeClient(settings)
+    return load_settings(None, exchange=cfg, market={"exchange": "binance", "symbol": "BTC/USDT"}, run={"mode": "live"})
+
+
+def _client(emu, **exchange) -> ExchangeClient:
+    return ExchangeClient(_settings(emu, **exchange))
 
 
 def _order(cid: str) -> Order:
@@ -140,3 +143,55 @@ async def test_shutdown_settles_an_order_whose_request_is_in_flight(tmp_path, ho
         finally:
             store.close()
             await client.close()
+
+
+async def test_restart_waits_for_a_request_the_dead_run_left_in_flight(tmp_path):
+    """A run died (kill -9) while its create request was still on the way. The restart's
+    reconcile must not call the order REJECTED because a first lookup finds nothing: the request
+    executes 1.5 s later, and the order, its fills and the position must be taken over."""
+    from bot.engine.daemon import Daemon
+    from bot.engine.restore import restore
+
+    async with emulator() as emu:
+        settings = _settings(emu, timeout_ms=5_000)
+        dead_client = ExchangeClient(settings)
+        client = ExchangeClient(settings)
+        store = Store(tmp_path / "bot.db")
+        try:
+            market = await client.load_market()
+            await dead_client.load_market()
+            # the dead run: its order was written ahead, sent, and the process died mid-request
+            store.start_run("dead-run", mode="live", config={}, git_rev=None, data_files=[], initial_equity=10_000.0, symbol=market.symbol)
+            order = _order("dead-run-1")
+            store.record_order("dead-run", order)
+            store.record_heartbeat("dead-run", {})
+            store.flush()
+            await _hold_next_request(emu, 1.5)
+            in_flight = asyncio.ensure_future(dead_client.create_order(order))
+            assert await wait_for(lambda: emu.faults.injected.get("slow", 0) >= 1, timeout=5.0)
+            in_flight.cancel()  # the process is gone; its request is not
+            await asyncio.gather(in_flight, return_exceptions=True)
+
+            daemon = Daemon(settings, tmp_path / "bot.db", live=True)
+            restored = restore(store, "live", market.symbol, 10_000.0)
+            assert [r["client_order_id"] for r in restored.open_orders] == [order.client_order_id]
+            store.start_run(daemon.run_id, mode="live", config={}, git_rev=None, data_files=[], initial_equity=10_000.0, symbol=market.symbol)
+            t0 = time.monotonic()
+            await daemon._reconcile(client, store, restored)
+            took = time.monotonic() - t0
+            await asyncio.sleep(max(0.0, 1.5 + 0.5 - took))  # the held request has been handled by now
+
+            status, filled = store.db.execute(
+                "SELECT status, filled FROM orders WHERE client_order_id = ?", [order.client_order_id]
+            ).fetchone()
+            on_exchange = await _orders_with(emu, order.client_order_id)
+            assert len(on_exchange) == 1 and on_exchange[0]["status"] == "FILLED", on_exchange
+            assert status == "filled" and Decimal(filled) == Decimal(on_exchange[0]["executedQty"]), (status, filled)
+            fills = store.db.execute("SELECT amount FROM fills WHERE client_order_id = ?", [order.client_order_id]).fetchall()
+            assert sum(Decimal(a) for (a,) in fills) == order.amount
+            assert restored.portfolio.qty == order.amount
+            assert took < 4.0, f"found once executed, not after the whole window: {took:.2f}s"
+        finally:
+            store.close()
+            await client.close()
+            await dead_client.close()
