@@ -65,48 +65,42 @@ async def _orders_with(emu, cid: str) -> list[dict]:
     return [o for o in state["orders"] if o["clientOrderId"] == cid]
 
 
-async def test_a_late_create_is_found_not_sent_again():
-    """Held 1.2 s (inside the 2 s recvWindow): the client times out after 0.5 s, the exchange still
-    executes it. The client must find it rather than send the same order again."""
+async def _create_through_a_hold(cid: str, hold_s: float) -> tuple[dict, float, list[dict]]:
+    """``create_order`` whose first request the emulator holds ``hold_s``: (the answer, seconds
+    it took, the exchange's orders with that id once the held request has been handled)."""
     async with emulator() as emu:
         client = _client(emu)
         try:
             await client.load_market()
-            order = _order("late-but-accepted")
-            await _hold_next_request(emu, 1.2)
+            order = _order(cid)
+            await _hold_next_request(emu, hold_s)
             t0 = time.monotonic()
             info = await client.create_order(order)
             took = time.monotonic() - t0
-            assert info["status"] == "closed" and info["clientOrderId"] == order.client_order_id, info
-            await asyncio.sleep(max(0.0, 1.2 + 0.5 - took))  # the held request has been handled by now
-            orders = await _orders_with(emu, order.client_order_id)
-            assert len(orders) == 1, f"sent twice: {orders}"
             assert emu.faults.injected.get("slow") == 1
-            assert took < 3.0, f"found once executed, not after the whole window: {took:.2f}s"
+            await asyncio.sleep(max(0.0, hold_s + 0.5 - took))  # the held request has been handled by now
+            return info, took, await _orders_with(emu, cid)
         finally:
             await client.close()
+
+
+async def test_a_late_create_is_found_not_sent_again():
+    """Held 1.2 s (inside the 2 s recvWindow): the client times out after 0.5 s, the exchange still
+    executes it. The client must find it rather than send the same order again."""
+    info, took, orders = await _create_through_a_hold("late-but-accepted", 1.2)
+    assert info["status"] == "closed" and info["clientOrderId"] == "late-but-accepted", info
+    assert len(orders) == 1, f"sent twice: {orders}"
+    assert took < 3.0, f"found once executed, not after the whole window: {took:.2f}s"
 
 
 async def test_a_create_that_can_no_longer_arrive_is_sent_again_once():
     """Held 2.5 s (outside the 2 s recvWindow): the exchange refuses it when it finally handles it.
     Only after the window has passed is "not found" final, and the order is sent again, once."""
-    async with emulator() as emu:
-        client = _client(emu)
-        try:
-            await client.load_market()
-            order = _order("refused-then-resent")
-            await _hold_next_request(emu, 2.5)
-            t0 = time.monotonic()
-            info = await client.create_order(order)
-            took = time.monotonic() - t0
-            assert info["status"] == "closed", info
-            await asyncio.sleep(max(0.0, 2.5 + 0.5 - took))  # the held request has been handled by now
-            orders = await _orders_with(emu, order.client_order_id)
-            assert len(orders) == 1, f"sent twice: {orders}"
-            # the re-send waited for the acceptance window (0.5 s timeout + 2 s + 1 s margin)
-            assert took >= (TIMEOUT_MS + RECV_WINDOW_MS + 1000) / 1000 - 0.1, took
-        finally:
-            await client.close()
+    info, took, orders = await _create_through_a_hold("refused-then-resent", 2.5)
+    assert info["status"] == "closed", info
+    assert len(orders) == 1, f"sent twice: {orders}"
+    # the re-send waited for the acceptance window (0.5 s timeout + 2 s + 1 s margin)
+    assert took >= (TIMEOUT_MS + RECV_WINDOW_MS + 1000) / 1000 - 0.1, took
 
 
 @pytest.mark.parametrize("hold_s, expected", [(1.2, OrderStatus.FILLED), (2.5, OrderStatus.REJECTED)])
