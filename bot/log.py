@@ -33,7 +33,6 @@ import structlog
 
 _SECRET_KEY_PARTS = ("secret", "api_key", "apikey", "password", "signature", "token")
 _known_secrets: set[str] = set()
-_secret_keys: dict[str, bool] = {}  # key -> looks secret (keys repeat: decide once per key)
 _safe_keys: set[str] = set()  # keys seen and found not secret: one set difference per line skips them
 _context: ContextVar[dict[str, Any]] = ContextVar("bot_log_context", default={})  # run_id, mode
 
@@ -69,13 +68,8 @@ def _mask(value: Any) -> Any:
 
 
 def _key_is_secret(key: str) -> bool:
-    secret = _secret_keys.get(key)
-    if secret is None:
-        lower = key.lower()
-        secret = any(part in lower for part in _SECRET_KEY_PARTS)
-        if len(_secret_keys) < 10_000:  # keys are code identifiers; bound it anyway
-            _secret_keys[key] = secret
-    return secret
+    lower = key.lower()
+    return any(part in lower for part in _SECRET_KEY_PARTS)
 
 
 def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
