@@ -45,14 +45,19 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--balances", default=None, help='starting balances, e.g. "USDT=10000,BTC=0.5" (default: 10000 quote, 0.5 base)')
     p.add_argument("--faults", default="", help="fault SPEC, e.g. rate_limit=0.05,ws_drop=30,gap=10 (see bot.emulator.faults)")
     p.add_argument("--fault-seed", type=int, default=0, help="seed of the fault RNG (also seed=N inside --faults)")
-    p.add_argument("--taker-fee", default="0.001", help="taker fee rate, charged in quote (default 0.001)")
-    p.add_argument("--maker-fee", default="0.001", help="maker fee rate, charged in quote (default 0.001)")
+    p.add_argument("--taker-fee", default="0.001", help="taker fee rate (default 0.001; negative = a rebate)")
+    p.add_argument("--maker-fee", default="0.001", help="maker fee rate (default 0.001; negative = a rebate, e.g. -0.0001)")
+    p.add_argument("--commission-asset", default="quote", metavar="quote|base|bnb",
+                   help="asset that pays commissions, as Binance spot: quote (default), base (a buy pays in the base "
+                        "received), bnb (paid in BNB, else as base; see bot.emulator.commission)")
+    p.add_argument("--bnb-price", default="500", help="--commission-asset bnb: the BNB price in the quote asset (default 500)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p
 
 
 def config_from_args(args: argparse.Namespace):
     """Turn parsed options into an :class:`~bot.emulator.server.EmulatorConfig` (ValueError on bad values)."""
+    from bot.emulator.commission import MODES
     from bot.emulator.server import EmulatorConfig
 
     market, sim = MarketSection(), SimSection()
@@ -80,12 +85,24 @@ def config_from_args(args: argparse.Namespace):
         taker, maker = Decimal(args.taker_fee), Decimal(args.maker_fee)
     except InvalidOperation:
         raise ValueError("--taker-fee/--maker-fee must be numbers") from None
+    if not all(x.is_finite() and -1 < x < 1 for x in (taker, maker)):
+        raise ValueError("--taker-fee/--maker-fee must be rates in (-1, 1)")
+    commission_asset = str(getattr(args, "commission_asset", None) or "quote").lower()
+    if commission_asset not in MODES:
+        raise ValueError(f"--commission-asset must be quote, base or bnb, got {commission_asset!r}")
+    try:
+        bnb_price = Decimal(str(getattr(args, "bnb_price", None) or "500"))
+    except InvalidOperation:
+        raise ValueError(f"--bnb-price must be a number, got {args.bnb_price!r}") from None
+    if not bnb_price.is_finite() or bnb_price <= 0:
+        raise ValueError(f"--bnb-price must be > 0, got {args.bnb_price!r}")
     if args.speed <= 0:
         raise ValueError("--speed must be > 0")
     return EmulatorConfig(
         data=list(args.data or []), speed=args.speed, loop=args.loop, seed=args.seed, host=args.host, port=args.port,
         api_key=args.api_key, api_secret=args.api_secret, balances=args.balances, faults=args.faults,
         fault_seed=args.fault_seed, market=market, sim=sim, taker_fee=taker, maker_fee=maker,
+        commission_asset=commission_asset, bnb_price=bnb_price,
     )
 
 

@@ -19,9 +19,10 @@ Rules (Binance spot, as far as the bot can observe them):
   its price (a sell below a resting buy, a buy above a resting sell), up to the trade's size.
   A trade exactly at the order's price does not fill it (queue position is unknown). Resting
   orders are not shown in the public book.
-* Fees: ``taker_fee`` / ``maker_fee`` (default 0.1 % each) of the fill's quote amount, always
-  charged in the quote asset (``commissionAsset`` = quote; real Binance charges a buyer in the
-  base asset unless BNB pays). A LIMIT buy locks ``qty * price * (1 + max fee)`` of quote; a
+* Fees: ``taker_fee`` / ``maker_fee`` (default 0.1 % each; negative = a rebate), charged in the
+  asset :class:`~bot.emulator.commission.CommissionPolicy` says (default: the quote asset, of the
+  fill's quote amount; ``base`` / ``bnb`` modes as Binance charges them). A LIMIT buy locks
+  ``qty * price * (1 + max(fees, 0))`` of quote when quote pays the fee, else ``qty * price``; a
   sell locks ``qty`` of base; locks are released as the order fills or ends.
 * ``--sim`` mode: orders that take liquidity (market orders, marketable limits, resting orders
   that get crossed) consume the simulator's book via ``SimMarket.take``, so they move the
@@ -42,6 +43,7 @@ from typing import Callable
 from bot.config.settings import MarketSection
 from bot.core.market import to_decimal
 from bot.emulator import errors as E
+from bot.emulator.commission import BNB, CommissionPolicy
 from bot.emulator.errors import BinanceError
 from bot.emulator.market import MarketState, PublicTrade, now_ms
 
@@ -211,12 +213,13 @@ class Engine:
 
     def __init__(self, rules: SymbolRules, market: MarketState, balances: dict[str, Decimal],
                  taker_fee: Decimal = Decimal("0.001"), maker_fee: Decimal = Decimal("0.001"),
-                 take: TakeFn | None = None) -> None:
+                 take: TakeFn | None = None, commission: CommissionPolicy | None = None) -> None:
         self.rules = rules
         self.market = market
         self.taker_fee = taker_fee
         self.maker_fee = maker_fee
-        self.lock_fee = max(taker_fee, maker_fee)
+        self.commission = commission or CommissionPolicy("quote", rules.base, rules.quote)
+        self.lock_fee = max(taker_fee, maker_fee, ZERO) if self.commission.quote_pays_buys else ZERO
         self.take = take  # sim mode: consume the simulator's liquidity; None: replay mode
         self.balances: dict[str, list[Decimal]] = {}
         self.set_balances(balances)
@@ -238,9 +241,13 @@ class Engine:
         for asset, amount in balances.items():
             entry = self.balances.setdefault(asset.upper(), [ZERO, ZERO])
             entry[0] = Decimal(amount)
-        for asset in (self.rules.base, self.rules.quote):
+        for asset in self.balance_assets():
             self.balances.setdefault(asset, [ZERO, ZERO])
         self.update_time = now_ms()
+
+    def balance_assets(self) -> list[str]:
+        """The assets a fill can move: base, quote and the commission mode's extra ones (BNB)."""
+        return [self.rules.base, self.rules.quote, *self.commission.extra_assets]
 
     def _bal(self, asset: str) -> list[Decimal]:
         return self.balances.setdefault(asset, [ZERO, ZERO])
@@ -452,7 +459,8 @@ class Engine:
         if side == "BUY":
             if otype == "MARKET":
                 cost = sum((p * q for p, q, _ in plan), ZERO)
-                need = cost + (cost * self.taker_fee).quantize(E8, rounding=ROUND_UP)
+                need = cost + self.commission.charge(True, ZERO, cost, self.taker_fee).amount \
+                    if self.commission.quote_pays_buys else cost
             else:
                 need = (qty * price * (1 + self.lock_fee)).quantize(E8, rounding=ROUND_UP)
             if quote_bal[0] < need:
@@ -547,8 +555,10 @@ class Engine:
         rules = self.rules
         now = now_ms()
         quote_qty = (price * qty).quantize(E8, rounding=ROUND_DOWN) if (price * qty).as_tuple().exponent < -8 else price * qty
-        commission = (quote_qty * (self.maker_fee if maker else self.taker_fee)).quantize(E8, rounding=ROUND_UP)
-        fill = Fill(trade_id, order.order_id, rules.symbol, price, qty, quote_qty, commission, rules.quote, now,
+        policy = self.commission
+        fee = policy.charge(order.side == "BUY", qty, quote_qty, self.maker_fee if maker else self.taker_fee,
+                            self._bal(BNB)[0] if policy.mode == "bnb" else ZERO)
+        fill = Fill(trade_id, order.order_id, rules.symbol, price, qty, quote_qty, fee.amount, fee.asset, now,
                     order.side == "BUY", maker)
         base_bal = self._bal(rules.base)
         quote_bal = self._bal(rules.quote)
@@ -558,7 +568,7 @@ class Engine:
                 order.lock_left -= release
                 quote_bal[1] -= release
                 quote_bal[0] += release
-            quote_bal[0] -= quote_qty + commission
+            quote_bal[0] -= quote_qty
             base_bal[0] += qty
         else:
             if order.lock_asset:
@@ -567,7 +577,8 @@ class Engine:
                 base_bal[1] -= release
                 base_bal[0] += release
             base_bal[0] -= qty
-            quote_bal[0] += quote_qty - commission
+            quote_bal[0] += quote_qty
+        self._bal(fee.asset)[0] -= fee.amount
         order.executed_qty += qty
         order.cum_quote += quote_qty
         order.fills.append(fill)
@@ -694,7 +705,7 @@ class Engine:
 
     def _emit_balances(self) -> None:
         for listener in self.balance_listeners:
-            listener([self.rules.base, self.rules.quote])
+            listener(self.balance_assets())
 
     # ------------------------------------------------------------------ queries
     def open_orders(self) -> list[dict]:

@@ -51,6 +51,7 @@ from aiohttp import web
 
 from bot.config.settings import MarketSection, SimSection
 from bot.emulator import auth
+from bot.emulator.commission import BNB, CommissionPolicy, bnb_rules, reference_row
 from bot.emulator.errors import BinanceError, missing
 from bot.emulator.faults import FaultError, FaultState
 from bot.emulator.market import MarketState, now_ms
@@ -72,7 +73,6 @@ _WEIGHTS = {
     ("GET", "/api/v3/allOrders"): 20, ("GET", "/api/v3/myTrades"): 20,
     ("POST", "/api/v3/userDataStream"): 2, ("PUT", "/api/v3/userDataStream"): 2, ("DELETE", "/api/v3/userDataStream"): 2,
 }
-
 
 def default_credentials() -> tuple[str, str]:
     return (os.environ.get("BOT_EMULATOR_API_KEY") or DEFAULT_API_KEY,
@@ -121,6 +121,8 @@ class EmulatorConfig:
     sim: SimSection = field(default_factory=SimSection)
     taker_fee: Decimal = Decimal("0.001")
     maker_fee: Decimal = Decimal("0.001")
+    commission_asset: str = "quote"  # quote | base | bnb (see bot.emulator.commission)
+    bnb_price: Decimal = Decimal(500)  # bnb mode: the BNB price in the quote asset
     ready_timeout: float = 10.0
 
     @property
@@ -195,6 +197,12 @@ class _Api:
         self.orders_day = 0
         self.requests = 0
         self.statuses: dict[int, int] = {}
+        policy = engine.commission
+        # symbols listed and priced but not traded: BNB<QUOTE> in bnb mode, so a client can value BNB
+        self.references: dict[str, tuple[SymbolRules, Decimal]] = {}
+        if policy.mode == "bnb":
+            ref = bnb_rules(self.rules.quote, policy.bnb_price)
+            self.references[ref.symbol] = (ref, policy.bnb_price)
 
     # ------------------------------------------------------------------ plumbing
     async def hold(self, seconds: float) -> None:
@@ -338,8 +346,8 @@ class _Api:
     async def time(self, request: web.Request) -> web.Response:
         return self.json({"serverTime": now_ms()})
 
-    def symbol_info(self) -> dict:
-        r = self.rules
+    def symbol_info(self, rules: SymbolRules | None = None) -> dict:
+        r = rules or self.rules
         return {
             "symbol": r.symbol, "status": "TRADING", "baseAsset": r.base, "baseAssetPrecision": 8,
             "quoteAsset": r.quote, "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8,
@@ -370,9 +378,11 @@ class _Api:
                 wanted = json.loads(params["symbols"])
             except ValueError:
                 raise BinanceError(-1100, "Illegal characters found in parameter 'symbols'; legal range is '^\\[(\"[A-Z0-9-_.]{1,20}\"(,\"[A-Z0-9-_.]{1,20}\"){0,}){0,1}\\]$'.") from None
+        listed = {self.rules.symbol: self.rules, **{name: ref for name, (ref, _) in self.references.items()}}
         for s in wanted:
-            if s.upper() != self.rules.symbol:
+            if s.upper() not in listed:
                 raise BinanceError(-1121, "Invalid symbol.")
+        shown = [listed[s.upper()] for s in wanted] if wanted else list(listed.values())
         return self.json({
             "timezone": "UTC", "serverTime": now_ms(),
             "rateLimits": [
@@ -381,7 +391,7 @@ class _Api:
                 {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
                 {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
             ],
-            "exchangeFilters": [], "symbols": [self.symbol_info()],
+            "exchangeFilters": [], "symbols": [self.symbol_info(r) for r in shown],
         })
 
     async def depth(self, request: web.Request) -> web.Response:
@@ -439,31 +449,35 @@ class _Api:
             return mid if mid == mid else 0.0
         return last
 
-    def _wanted(self, params: dict[str, str]) -> bool:
-        """True when one symbol was asked for (answer an object), False for all/list (answer a list)."""
+    def _ticker_answer(self, params: dict[str, str], kind: str, row: Callable[[], dict]) -> web.Response:
+        """One object when one symbol was asked for, else a list (all symbols, or those of ``symbols``);
+        ``row`` builds the emulated symbol's row, reference symbols (bnb mode) answer at their fixed price."""
+        def one(name: str) -> dict:
+            ref = self.references.get(name.upper())
+            return reference_row(ref[0].symbol, ref[1], kind) if ref is not None else row()
+
         if params.get("symbol"):
-            self._symbol(params)
-            return True
+            if params["symbol"].upper() not in self.references:
+                self._symbol(params)
+            return self.json(one(params["symbol"]))
+        names = [self.rules.symbol, *self.references]
         if params.get("symbols"):
             try:
-                for s in json.loads(params["symbols"]):
-                    if s.upper() != self.rules.symbol:
-                        raise BinanceError(-1121, "Invalid symbol.")
-            except ValueError:
+                names = [str(s) for s in json.loads(params["symbols"])]
+            except (ValueError, TypeError):
                 raise BinanceError(-1100, "Illegal characters found in parameter 'symbols'.") from None
-        return False
+            for s in names:
+                if s.upper() != self.rules.symbol and s.upper() not in self.references:
+                    raise BinanceError(-1121, "Invalid symbol.")
+        return self.json([one(s) for s in names])
 
     async def book_ticker(self, request: web.Request) -> web.Response:
         params, _, _ = await self._params(request)
-        single = self._wanted(params)
-        row = self._book_ticker()
-        return self.json(row if single else [row])
+        return self._ticker_answer(params, "book", self._book_ticker)
 
     async def ticker_price(self, request: web.Request) -> web.Response:
         params, _, _ = await self._params(request)
-        single = self._wanted(params)
-        row = {"symbol": self.rules.symbol, "price": f"{self._last_price():.8f}"}
-        return self.json(row if single else [row])
+        return self._ticker_answer(params, "price", lambda: {"symbol": self.rules.symbol, "price": f"{self._last_price():.8f}"})
 
     async def avg_price(self, request: web.Request) -> web.Response:
         params, _, _ = await self._params(request)
@@ -472,7 +486,9 @@ class _Api:
 
     async def ticker_24hr(self, request: web.Request) -> web.Response:
         params, _, _ = await self._params(request)
-        single = self._wanted(params)
+        return self._ticker_answer(params, "24hr", self._ticker_24hr_row)
+
+    def _ticker_24hr_row(self) -> dict:
         st = self.market.day_stats()
         book = self.market.book
         change = st["last"] - st["open"]
@@ -486,7 +502,7 @@ class _Api:
             "quoteVolume": f"{st['quote_volume']:.8f}", "openTime": st["open_time"], "closeTime": st["close_time"],
             "firstId": st["first_id"], "lastId": st["last_id"], "count": st["count"],
         }
-        return self.json(row if single else [row])
+        return row
 
     async def system_status(self, request: web.Request) -> web.Response:
         return self.json({"status": 0, "msg": "normal"})
@@ -686,7 +702,10 @@ async def start_emulator(config: EmulatorConfig) -> RunningEmulator:
     if config.seed is not None:
         config.sim = config.sim.model_copy(update={"seed": config.seed})
     rules = SymbolRules.from_market(config.market)
+    policy = CommissionPolicy(config.commission_asset, rules.base, rules.quote, config.bnb_price)  # ValueError
     balances = parse_balances(config.balances) if config.balances is not None else {rules.quote: Decimal(10000), rules.base: Decimal("0.5")}
+    if config.balances is None and policy.mode == "bnb":
+        balances[BNB] = Decimal(1)
     faults = FaultState(config.faults, seed=config.fault_seed)  # raises FaultError (a ValueError)
 
     market = MarketState()
@@ -701,7 +720,8 @@ async def start_emulator(config: EmulatorConfig) -> RunningEmulator:
 
         feed = SimFeed(market, config.sim, config.market, speed=config.speed)
         take = feed.take
-    engine = Engine(rules, market, balances, taker_fee=config.taker_fee, maker_fee=config.maker_fee, take=take)
+    engine = Engine(rules, market, balances, taker_fee=config.taker_fee, maker_fee=config.maker_fee, take=take,
+                    commission=policy)
     hub = Hub(market, engine, rules.symbol, faults)
     hub.api_key, hub.api_secret = config.api_key, config.api_secret
     stopping = asyncio.Event()

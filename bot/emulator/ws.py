@@ -528,7 +528,7 @@ class Hub:
         }
         self._push_user(conns, json.dumps(event, separators=(",", ":")))
         if exec_type in ("NEW", "TRADE"):
-            self._on_balances([self.engine.rules.base, self.engine.rules.quote])
+            self._on_balances(self.engine.balance_assets())
 
     def _on_balances(self, assets: list[str]) -> None:
         conns = self._user_conns()
