@@ -15,6 +15,7 @@ Modules: :mod:`~bot.emulator.server` (REST, admin, :func:`start_emulator`),
 :mod:`~bot.emulator.market` (book and update ids), :mod:`~bot.emulator.feed` (sim / replay
 pacing), :mod:`~bot.emulator.auth` (signatures), :mod:`~bot.emulator.faults` (fault SPEC),
 :mod:`~bot.emulator.commission` (which asset pays a fill's commission),
+:mod:`~bot.emulator.override` / :mod:`~bot.emulator.ws_inject` (hostile REST answers and websocket frames),
 :mod:`~bot.emulator.client` (ccxt configuration).
 """
 

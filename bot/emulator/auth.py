@@ -18,6 +18,16 @@ from bot.emulator.errors import BinanceError, missing
 from bot.emulator.market import now_ms
 
 
+# What each REST endpoint checks (the others are public): "signed" = API key + signature + timestamp,
+# "key" = the API key only. The handlers check it themselves; this table is for the override layer,
+# which must check it before a hostile answer replaces the handler.
+ENDPOINT_AUTH = {(m, "/api/v3/" + p): "signed" for m, p in (
+    ("GET", "account"), ("GET", "account/commission"), ("POST", "order"), ("POST", "order/test"), ("GET", "order"),
+    ("DELETE", "order"), ("GET", "openOrders"), ("DELETE", "openOrders"), ("GET", "allOrders"), ("GET", "myTrades"))}
+ENDPOINT_AUTH.update({(m, "/api/v3/userDataStream"): "key" for m in ("POST", "PUT", "DELETE")})
+ENDPOINT_AUTH[("GET", "/api/v3/historicalTrades")] = "key"
+
+
 def _strip_signature(raw: str) -> tuple[str, str | None]:
     if not raw:
         return "", None

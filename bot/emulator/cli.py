@@ -51,6 +51,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                    help="asset that pays commissions, as Binance spot: quote (default), base (a buy pays in the base "
                         "received), bnb (paid in BNB, else as base; see bot.emulator.commission)")
     p.add_argument("--bnb-price", default="500", help="--commission-asset bnb: the BNB price in the quote asset (default 500)")
+    p.add_argument("--override", metavar="FILE", default=None,
+                   help="JSON list of REST overrides (hostile answers) active from the first request (see bot.emulator.override)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p
 
@@ -58,6 +60,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 def config_from_args(args: argparse.Namespace):
     """Turn parsed options into an :class:`~bot.emulator.server.EmulatorConfig` (ValueError on bad values)."""
     from bot.emulator.commission import MODES
+    from bot.emulator.override import load_override_file
     from bot.emulator.server import EmulatorConfig
 
     market, sim = MarketSection(), SimSection()
@@ -96,13 +99,14 @@ def config_from_args(args: argparse.Namespace):
         raise ValueError(f"--bnb-price must be a number, got {args.bnb_price!r}") from None
     if not bnb_price.is_finite() or bnb_price <= 0:
         raise ValueError(f"--bnb-price must be > 0, got {args.bnb_price!r}")
+    overrides = load_override_file(args.override) if getattr(args, "override", None) else []
     if args.speed <= 0:
         raise ValueError("--speed must be > 0")
     return EmulatorConfig(
         data=list(args.data or []), speed=args.speed, loop=args.loop, seed=args.seed, host=args.host, port=args.port,
         api_key=args.api_key, api_secret=args.api_secret, balances=args.balances, faults=args.faults,
         fault_seed=args.fault_seed, market=market, sim=sim, taker_fee=taker, maker_fee=maker,
-        commission_asset=commission_asset, bnb_price=bnb_price,
+        commission_asset=commission_asset, bnb_price=bnb_price, overrides=overrides,
     )
 
 

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,44 @@ class EmulatorProcess:
             raise RuntimeError(f"the exchange emulator did not start ({line.strip() or 'no output'}) {detail}".rstrip())
         _, _, self.url, self.ws_url = line.split()
 
-    def admin(self, path: str, body: str | None = None) -> Any:
-        """GET (or POST ``body`` to) an ``/admin/...`` endpoint and return its JSON."""
-        req = urllib.request.Request(self.url + path, data=body.encode() if body is not None else None, method="POST" if body is not None else "GET")
+    def admin(self, path: str, body: str | dict | list | None = None, method: str | None = None) -> Any:
+        """GET (or POST ``body`` to, or ``method``) an ``/admin/...`` endpoint and return its JSON.
+
+        A dict or list ``body`` is sent as JSON. An HTTP error answer raises ``urllib.error.HTTPError``.
+        """
+        headers = {}
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            headers["Content-Type"] = "application/json"
+        data = body.encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, headers=headers,
+                                     method=method or ("POST" if body is not None else "GET"))
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read())
+
+    def _admin_checked(self, path: str, body: dict | None, method: str | None = None) -> Any:
+        try:
+            return self.admin(path, body, method)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 400:
+                raise
+            raise ValueError(json.loads(exc.read() or b"{}").get("error", f"{path}: HTTP 400")) from None
+
+    def override(self, spec: dict) -> int:
+        """Add a REST override (see :mod:`bot.emulator.override`); return its id (ValueError if refused)."""
+        return self._admin_checked("/admin/override", spec)["id"]
+
+    def overrides(self) -> list[dict]:
+        """The overrides in force, with how many times each fired."""
+        return self.admin("/admin/override")["overrides"]
+
+    def clear_overrides(self) -> int:
+        """Remove every override; return how many there were."""
+        return self.admin("/admin/override", method="DELETE")["cleared"]
+
+    def ws_inject(self, spec: dict) -> int:
+        """Inject a websocket frame (see :mod:`bot.emulator.ws_inject`); return the connections reached."""
+        return self._admin_checked("/admin/ws_inject", spec)["connections"]
 
     def state(self) -> dict[str, Any]:
         return self.admin("/admin/state")

@@ -17,7 +17,9 @@ signed                                     ``GET /api/v3/account``, ``account/co
 API key only                               ``POST``/``PUT``/``DELETE /api/v3/userDataStream``
 admin (never faulted, no auth)             ``GET /admin/state``, ``GET``/``POST /admin/faults``,
                                            ``POST /admin/ws_drop``, ``POST /admin/gap``,
-                                           ``POST /admin/balances``
+                                           ``POST /admin/balances``; ``GET``/``POST``/
+                                           ``DELETE /admin/override``, ``POST /admin/ws_inject``
+                                           (see :mod:`bot.emulator.override`)
 websockets (see :mod:`bot.emulator.ws`)    ``/ws``, ``/ws/<stream or listenKey or index>``,
                                            ``/stream?streams=...``, ``/ws-api/v3``
 =========================================  ================================================
@@ -56,6 +58,7 @@ from bot.emulator.errors import BinanceError, missing
 from bot.emulator.faults import FaultError, FaultState
 from bot.emulator.market import MarketState, now_ms
 from bot.emulator.matching import Engine, SymbolRules, fmt
+from bot.emulator.override import Overrides, add_admin_routes
 from bot.emulator.ws import Hub
 
 log = logging.getLogger("bot.emulator")
@@ -123,6 +126,7 @@ class EmulatorConfig:
     maker_fee: Decimal = Decimal("0.001")
     commission_asset: str = "quote"  # quote | base | bnb (see bot.emulator.commission)
     bnb_price: Decimal = Decimal(500)  # bnb mode: the BNB price in the quote asset
+    overrides: list[dict] = field(default_factory=list)  # REST overrides active from the start (bot.emulator.override)
     ready_timeout: float = 10.0
 
     @property
@@ -147,6 +151,7 @@ class RunningEmulator:
         self.hub = hub
         self.faults = faults
         self.feed = feed
+        self.overrides: Overrides | None = None  # set by start_emulator
         self._runner = runner
         self._tasks = tasks
         self._stopping = stopping
@@ -197,6 +202,7 @@ class _Api:
         self.orders_day = 0
         self.requests = 0
         self.statuses: dict[int, int] = {}
+        self.overrides = Overrides()
         policy = engine.commission
         # symbols listed and priced but not traded: BNB<QUOTE> in bnb mode, so a client can value BNB
         self.references: dict[str, tuple[SymbolRules, Decimal]] = {}
@@ -281,18 +287,32 @@ class _Api:
             # that gives up (timeout, shutdown) during the hold does not stop it being executed.
             await request.read()
             await self.hold(spec.slow_seconds)
+        # overrides (bot.emulator.override) act around the handler, once the request's auth passed
+        resp = await self.overrides.dispatch(request, lambda: self._guarded(request, handler),
+                                             lambda: self._guarded(request, self._authorize))
+        if not resp.prepared:
+            resp.headers["X-MBX-USED-WEIGHT-1M"] = str(self.weight_used)
+        return resp
+
+    async def _guarded(self, request: web.Request, fn: Callable[[web.Request], Awaitable[Any]]) -> Any:
+        """``fn(request)``, with a :class:`BinanceError` (or an emulator bug) turned into Binance's error answer."""
         try:
-            resp = await handler(request)
+            return await fn(request)
         except BinanceError as exc:
-            resp = self.json(exc.body(), status=exc.status, headers=exc.headers)
+            return self.json(exc.body(), status=exc.status, headers=exc.headers)
         except web.HTTPException:
             raise
         except Exception as exc:  # a bug in the emulator: answer like Binance's unknown error
             log.exception("request %s %s failed", request.method, request.path)
-            resp = self.json({"code": -1000, "msg": f"An unknown error occurred while processing the request. ({type(exc).__name__})"}, status=500)
-        if not resp.prepared:
-            resp.headers["X-MBX-USED-WEIGHT-1M"] = str(self.weight_used)
-        return resp
+            return self.json({"code": -1000, "msg": f"An unknown error occurred while processing the request. ({type(exc).__name__})"}, status=500)
+
+    async def _authorize(self, request: web.Request) -> None:
+        """Only the auth check of the endpoint (raises :class:`BinanceError`), for an overridden request."""
+        need = auth.ENDPOINT_AUTH.get((request.method, request.path))
+        if need == "signed":
+            await self._signed(request)
+        elif need == "key":
+            auth.check_api_key(request.headers, self.api_key)
 
     def _rate_limited(self, retry_after: int = 1) -> web.Response:
         return self.json({"code": -1003, "msg": "Too much request weight used; current limit is 6000 request weight per 1 MINUTE. "
@@ -682,6 +702,7 @@ def build_app(api: _Api, hub: Hub) -> web.Application:
     r.add_post("/admin/ws_drop", api.admin_ws_drop)
     r.add_post("/admin/gap", api.admin_gap)
     r.add_post("/admin/balances", api.admin_balances)
+    add_admin_routes(r, api.overrides, hub)
     r.add_get("/ws", hub.handle)
     r.add_get("/ws/{tail:.*}", hub.handle)
     r.add_get("/stream", hub.handle)
@@ -726,6 +747,8 @@ async def start_emulator(config: EmulatorConfig) -> RunningEmulator:
     hub.api_key, hub.api_secret = config.api_key, config.api_secret
     stopping = asyncio.Event()
     api = _Api(config, market, engine, hub, faults, stopping)
+    for spec in config.overrides:
+        api.overrides.add(spec)  # OverrideError (a ValueError)
     app = build_app(api, hub)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5, handle_signals=False)
     await runner.setup()
@@ -735,6 +758,7 @@ async def start_emulator(config: EmulatorConfig) -> RunningEmulator:
     loop = asyncio.get_running_loop()
     tasks = [loop.create_task(feed.run(), name="emulator-feed"), loop.create_task(hub.run(), name="emulator-streams")]
     emu = RunningEmulator(config, runner, port, market, engine, hub, faults, feed, tasks, stopping)
+    emu.overrides = api.overrides
     deadline = time.monotonic() + config.ready_timeout
     while not market.ready and time.monotonic() < deadline:
         if tasks[0].done():

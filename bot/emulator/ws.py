@@ -50,6 +50,7 @@ from bot.emulator import auth
 from bot.emulator.errors import BinanceError
 from bot.emulator.market import MarketState, PublicTrade, now_ms
 from bot.emulator.matching import Engine, Fill, Order, fmt
+from bot.emulator.ws_inject import poison_levels
 
 if TYPE_CHECKING:
     from bot.emulator.faults import FaultState
@@ -66,7 +67,7 @@ def _f(x: float) -> str:
 
 
 class _DiffAcc:
-    __slots__ = ("first", "last", "bids", "asks", "drop_after")
+    __slots__ = ("first", "last", "bids", "asks", "drop_after", "poison")
 
     def __init__(self) -> None:
         self.first = 0
@@ -74,6 +75,7 @@ class _DiffAcc:
         self.bids: dict[float, float] = {}
         self.asks: dict[float, float] = {}
         self.drop_after: int | None = None  # gap fault: drop the next message with u > this
+        self.poison: tuple[str, str] | None = None  # (side, price): bot.emulator.ws_inject depth_price
 
     def add(self, bids, asks, update_id: int) -> None:
         if not self.first:
@@ -102,6 +104,7 @@ class WsConn:
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=max_queue)
         self.listen_key: str | None = None
         self.user_sub: int | None = None  # WebSocket API user data subscription id
+        self.api = False  # a /ws-api/v3 connection
         self.dead = False
 
     def push(self, text: str) -> None:
@@ -205,10 +208,14 @@ class Hub:
         if not names:
             return
         first, last, bids, asks = batch
-        data = json.dumps({
+        message = {
             "e": "depthUpdate", "E": now_ms(), "s": self.symbol, "U": first, "u": last,
             "b": [[_f(p), _f(q)] for p, q in bids.items()], "a": [[_f(p), _f(q)] for p, q in asks.items()],
-        }, separators=(",", ":"))
+        }
+        if acc.poison is not None:
+            poison_levels(message, *acc.poison)
+            acc.poison = None
+        data = json.dumps(message, separators=(",", ":"))
         for name in names:
             self.publish(name, data)
 
@@ -405,6 +412,7 @@ class Hub:
             return web.Response(status=400, text="websocket upgrade expected")
         await ws.prepare(request)
         conn = WsConn(ws, False, self.max_queue)
+        conn.api = True
         self.conns.add(conn)
         writer = asyncio.ensure_future(conn.writer())
         try:
