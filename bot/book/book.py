@@ -11,9 +11,14 @@ A later diff that is older than the last overlay is applied and the overlay re-a
 book never goes back in time.
 
 The book refuses to be used while it is unsound: before its first snapshot or after a
-:class:`~bot.core.events.BookInvalidated` (``RESYNC``), or while best bid >= best ask
-(``CROSSED``, counted in ``crossed_events``). Staleness is a question of time and is answered by
-:meth:`OrderBook.age_ns` against the caller's clock.
+:class:`~bot.core.events.BookInvalidated` (``RESYNC``), while best bid >= best ask
+(``CROSSED``, counted in ``crossed_events``), after an update carried a price that is not a
+positive finite number (``INVALID``: the level is not applied, and the book waits for the next
+snapshot like after a gap), and while the mid is more than ``price_band`` (a fraction) away
+from the last sound mid (``IMPLAUSIBLE``, counted in ``implausible_events``: a price of 0.01 or
+9e15 in a BTC book is a broken message, not a market; the book is sound again once prices are
+back inside the band around that last sound mid). Staleness is a question of time and is
+answered by :meth:`OrderBook.age_ns` against the caller's clock.
 """
 
 from __future__ import annotations
@@ -25,12 +30,15 @@ from enum import Enum
 from bot.core.events import BestBidAsk, BookDelta, BookInvalidated, BookSnapshot, Level, MarketEvent, Trade
 
 NAN = float("nan")
+INF = float("inf")
 
 
 class BookStatus(str, Enum):
     SOUND = "sound"
     RESYNC = "resync"
     CROSSED = "crossed"
+    IMPLAUSIBLE = "price_band"
+    INVALID = "bad_price"
 
 
 class OrderBook:
@@ -39,9 +47,11 @@ class OrderBook:
     __slots__ = (
         "_bids", "_asks", "_bid_prices", "_ask_prices", "status", "depth_sequence",
         "_last_bbo", "last_update_ts", "crossed_events", "resyncs", "updates",
+        "price_band", "ref_mid", "implausible_events", "bad_prices", "_synced",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, price_band: float | None = None) -> None:
+        """``price_band``: the fraction of the last sound mid a new mid may be away (None: no band)."""
         self._bids: dict[float, float] = {}
         self._asks: dict[float, float] = {}
         self._bid_prices: list[float] = []  # ascending; best bid is the last
@@ -53,6 +63,11 @@ class OrderBook:
         self.crossed_events = 0
         self.resyncs = 0
         self.updates = 0
+        self.price_band = INF if price_band is None else float(price_band)
+        self.ref_mid = NAN  # the last sound mid
+        self.implausible_events = 0
+        self.bad_prices = 0  # levels refused for a price that is not a positive finite number
+        self._synced = False  # False: deltas and best-bid/ask updates wait for a snapshot
 
     # ------------------------------------------------------------------ updates
     def apply(self, event: MarketEvent) -> bool:
@@ -60,41 +75,47 @@ class OrderBook:
         if isinstance(event, BestBidAsk):
             return self._apply_bbo(event)
         if isinstance(event, BookDelta):
-            if self.status is BookStatus.RESYNC:
+            if not self._synced:
                 return False
-            self._set_levels(event.bids, self._bids, self._bid_prices)
-            self._set_levels(event.asks, self._asks, self._ask_prices)
+            bad = self._set_levels(event.bids, self._bids, self._bid_prices)
+            bad += self._set_levels(event.asks, self._asks, self._ask_prices)
             self.depth_sequence = event.last_seq or self.depth_sequence
             bbo = self._last_bbo
             if bbo is not None and bbo.sequence > self.depth_sequence:
                 self._overlay(bbo)
-            self._touched(event.ts_local)
+            self._touched(event.ts_local, bad)
             return True
         if isinstance(event, BookSnapshot):
-            self._load_side(event.bids, self._bids, self._bid_prices, descending=True)
-            self._load_side(event.asks, self._asks, self._ask_prices, descending=False)
+            bad = self._load_side(event.bids, self._bids, self._bid_prices, descending=True)
+            bad += self._load_side(event.asks, self._asks, self._ask_prices, descending=False)
             self.depth_sequence = event.sequence
             self._last_bbo = None
+            self._synced = True
             self.status = BookStatus.SOUND
-            self._touched(event.ts_local)
+            self._touched(event.ts_local, bad)
             return True
         if isinstance(event, BookInvalidated):
             if self.status is not BookStatus.RESYNC:
                 self.resyncs += 1
             self.status = BookStatus.RESYNC
+            self._synced = False
             return True
         if isinstance(event, Trade):
             return False
         raise TypeError(f"not a market event: {type(event).__name__}")
 
     def _apply_bbo(self, bbo: BestBidAsk) -> bool:
-        if self.status is BookStatus.RESYNC:
+        if not self._synced:
             return False
         if bbo.sequence and bbo.sequence <= self.depth_sequence:
             return False  # older than the depth we already hold
+        if not (0.0 < bbo.bid_price < INF and 0.0 < bbo.ask_price < INF):
+            self.bad_prices += 1
+            self._touched(bbo.ts_local, 1)
+            return True
         self._last_bbo = bbo
         self._overlay(bbo)
-        self._touched(bbo.ts_local)
+        self._touched(bbo.ts_local, 0)
         return True
 
     def _overlay(self, bbo: BestBidAsk) -> None:
@@ -107,25 +128,30 @@ class OrderBook:
         self._set_levels(((bbo.bid_price, bbo.bid_size),), bids, bid_prices)
         self._set_levels(((bbo.ask_price, bbo.ask_size),), asks, ask_prices)
 
-    @classmethod
-    def _load_side(cls, levels: tuple[Level, ...], sizes: dict[float, float], prices: list[float], descending: bool) -> None:
-        """Replace one side from a snapshot. Snapshots normally arrive sorted best-first, which
-        lets the price list be built in one pass; anything else goes level by level."""
+    def _load_side(self, levels: tuple[Level, ...], sizes: dict[float, float], prices: list[float], descending: bool) -> int:
+        """Replace one side from a snapshot; return how many levels had a bad price. Snapshots
+        normally arrive sorted best-first, which lets the price list be built in one pass
+        (strictly increasing prices are all finite and only the first can be <= 0); anything else
+        goes level by level."""
         sizes.clear()
         prices.clear()
         ordered = [p for p, _ in levels]
         if descending:
             ordered.reverse()
-        if all(a < b for a, b in zip(ordered, ordered[1:])):  # sorted, no price twice
+        if all(a < b for a, b in zip(ordered, ordered[1:])) and (not ordered or 0.0 < ordered[0] and ordered[-1] < INF):
             kept = [(p, q) for p, q in levels if q > 0.0]
             prices.extend(p for p, _ in (reversed(kept) if descending else kept))
             sizes.update(kept)
-        else:
-            cls._set_levels(levels, sizes, prices)
+            return 0
+        return self._set_levels(levels, sizes, prices)
 
-    @staticmethod
-    def _set_levels(levels: tuple[Level, ...], sizes: dict[float, float], prices: list[float]) -> None:
+    def _set_levels(self, levels: tuple[Level, ...], sizes: dict[float, float], prices: list[float]) -> int:
+        """Set absolute sizes; return how many levels were refused for a bad price."""
+        bad = 0
         for price, size in levels:
+            if not 0.0 < price < INF:  # NaN fails too: it would break the sorted price list
+                bad += 1
+                continue
             if size > 0.0:
                 if price not in sizes:
                     insort(prices, price)
@@ -133,18 +159,41 @@ class OrderBook:
             elif price in sizes:
                 del sizes[price]
                 del prices[bisect_left(prices, price)]
+        if bad:
+            self.bad_prices += bad
+        return bad
 
-    def _touched(self, ts: int) -> None:
+    def _touched(self, ts: int, bad: int) -> None:
         self.last_update_ts = ts
         self.updates += 1
-        if self._bid_prices and self._ask_prices and self._bid_prices[-1] >= self._ask_prices[0]:
-            if self.status is not BookStatus.CROSSED:
-                self.crossed_events += 1
-            self.status = BookStatus.CROSSED
-        else:
-            self.status = BookStatus.SOUND
+        if bad:  # part of the update could not be applied: the book is not the exchange's any more
+            self.status = BookStatus.INVALID
+            self._synced = False
+            return
+        bid_prices, ask_prices = self._bid_prices, self._ask_prices
+        if bid_prices and ask_prices:
+            best_bid, best_ask = bid_prices[-1], ask_prices[0]
+            if best_bid >= best_ask:
+                if self.status is not BookStatus.CROSSED:
+                    self.crossed_events += 1
+                self.status = BookStatus.CROSSED
+                return
+            mid = (best_bid + best_ask) * 0.5
+            ref = self.ref_mid
+            if abs(mid - ref) > self.price_band * ref:  # False while ref is NaN (no sound mid yet)
+                if self.status is not BookStatus.IMPLAUSIBLE:
+                    self.implausible_events += 1
+                self.status = BookStatus.IMPLAUSIBLE
+                return
+            self.ref_mid = mid
+        self.status = BookStatus.SOUND
 
     # ------------------------------------------------------------------ reads
+    @property
+    def awaiting_snapshot(self) -> bool:
+        """True before the first snapshot and after a gap or a bad price, until the next snapshot."""
+        return not self._synced
+
     @property
     def is_sound(self) -> bool:
         """Synced and not crossed, with both sides present."""

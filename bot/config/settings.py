@@ -122,6 +122,15 @@ class RiskSection(_Section):
     daily_loss_limit: float = Field(0.02, gt=0, le=1, description="fraction of start-of-day equity")
     max_drawdown: float = Field(0.05, gt=0, le=1, description="fraction of peak equity")
     max_book_age_s: float = Field(5.0, gt=0, description="book older than this is stale: no trading")
+    price_band: float = Field(
+        0.2,
+        gt=0,
+        le=10,
+        description="a book whose mid is more than this fraction away from the last sound mid is unsound (a bad price, not a market)",
+    )
+    venue_reject_cooldown_s: float = Field(1.0, gt=0, description="after the venue refuses an order: no order on that side for this long")
+    venue_reject_cooldown_max_s: float = Field(60.0, gt=0, description="the venue-reject cooldown doubles with each refusal up to this")
+    max_exit_rejects: int = Field(3, ge=1, description="exits refused in a row before entries halt (stuck_exit)")
     kill_switch: bool = Field(False, description="true: flatten and never trade")
     kill_switch_file: str | None = Field(None, description="if this file exists: flatten and halt (touch it to stop trading)")
 

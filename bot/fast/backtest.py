@@ -89,7 +89,7 @@ class FastReplay:
         self.engine = engine
         self.arrays = arrays
         self.chunk = chunk
-        self.fb = FastBook(arrays, engine.settings.signal)
+        self.fb = FastBook(arrays, engine.settings.signal, price_band=engine.book.price_band)
         self.view = BookView(self.fb)
         engine.book = self.view  # type: ignore[assignment]
         engine.signals = SignalView(self.fb)  # type: ignore[assignment]

@@ -19,7 +19,7 @@ from bot.fast.columnar import EventArrays
 from bot.signals.features import SignalState
 
 NAN = float("nan")
-_STATUS = {K.SOUND: BookStatus.SOUND, K.RESYNC: BookStatus.RESYNC, K.CROSSED: BookStatus.CROSSED}
+_STATUS = {K.SOUND: BookStatus.SOUND, K.RESYNC: BookStatus.RESYNC, K.CROSSED: BookStatus.CROSSED, K.IMPLAUSIBLE: BookStatus.IMPLAUSIBLE}
 CHUNK = 1 << 16
 
 
@@ -40,7 +40,8 @@ def signal_params(cfg: SignalSection) -> tuple[np.ndarray, np.ndarray, int]:
 class FastBook:
     """Kernel state for one event stream: book sides, signal state and the OFI ring."""
 
-    def __init__(self, arrays: EventArrays, cfg: SignalSection, ring_capacity: int | None = None):
+    def __init__(self, arrays: EventArrays, cfg: SignalSection, ring_capacity: int | None = None, price_band: float | None = None):
+        """``price_band`` as for :class:`~bot.book.book.OrderBook` (None: no band)."""
         self.arrays = arrays
         self.cfg = cfg
         self.scale = arrays.scale
@@ -58,6 +59,8 @@ class FastBook:
         self.F[K.F_MID] = NAN
         self.F[K.F_SPREAD] = NAN
         self.F[K.F_LAST_MID] = NAN
+        self.F[K.F_REF_MID] = NAN
+        self.F[K.F_BAND] = math.inf if price_band is None else float(price_band)
         self.w, self.pf, window_ns = signal_params(cfg)
         self._tmp = np.zeros(64, dtype=np.int64)
         if ring_capacity is None:
@@ -236,6 +239,18 @@ class BookView:
     @property
     def resyncs(self) -> int:
         return self._fb.I.item(K.I_RESYNCS)
+
+    @property
+    def implausible_events(self) -> int:
+        return self._fb.I.item(K.I_IMPLAUSIBLE)
+
+    @property
+    def bad_prices(self) -> int:
+        return 0  # the readers refuse non-positive and non-finite prices before encoding
+
+    @property
+    def ref_mid(self) -> float:
+        return self._fb.F.item(K.F_REF_MID)
 
     @property
     def updates(self) -> int:

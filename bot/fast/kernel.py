@@ -54,7 +54,7 @@ jit = njit(**_OPTS)
 jit_inline = njit(inline="always", **_OPTS)
 
 SNAPSHOT, DELTA, BBO, TRADE, INVALIDATED = 0, 1, 2, 3, 4
-SOUND, RESYNC, CROSSED = 0, 1, 2
+SOUND, RESYNC, CROSSED, IMPLAUSIBLE = 0, 1, 2, 3
 
 # integer state slots
 I_NB = 0  # bid levels
@@ -79,7 +79,8 @@ I_SIG_TS = 18  # state.ts
 I_EVENTS = 19  # events applied
 I_BB = 20  # best bid rank (-1: none)
 I_BA = 21  # best ask rank (R: none)
-I_SIZE = 22
+I_IMPLAUSIBLE = 22  # book.implausible_events
+I_SIZE = 23
 
 # float state slots
 F_BBO_BQ = 0
@@ -96,7 +97,9 @@ F_MID = 10
 F_SPREAD = 11
 F_SCORE = 12
 F_LAST_MID = 13  # mid of the last valid state (engine.last_mid)
-F_SIZE = 14
+F_REF_MID = 14  # book.ref_mid: the last sound mid (NaN: none yet)
+F_BAND = 15  # book.price_band (inf: no band)
+F_SIZE = 16
 
 # parameter slots
 PF_W_OBI, PF_W_OFI, PF_W_MICRO, PF_OFI_SCALE = 0, 1, 2, 3
@@ -195,15 +198,24 @@ def _overlay(bsz, bbits, asz, abits, I, bid_r, bid_sz, ask_r, ask_sz):
 
 
 @jit_inline
-def _touched(I, ts):
+def _touched(I, F, ptab, ts):
     I[I_LAST_TS] = ts
     I[I_UPDATES] += 1
-    if I[I_NB] > 0 and I[I_NA] > 0 and I[I_BB] >= I[I_BA]:
-        if I[I_STATUS] != CROSSED:
-            I[I_CROSSED] += 1
-        I[I_STATUS] = CROSSED
-    else:
-        I[I_STATUS] = SOUND
+    if I[I_NB] > 0 and I[I_NA] > 0:
+        if I[I_BB] >= I[I_BA]:
+            if I[I_STATUS] != CROSSED:
+                I[I_CROSSED] += 1
+            I[I_STATUS] = CROSSED
+            return
+        mid = (ptab[I[I_BB]] + ptab[I[I_BA]]) * 0.5
+        ref = F[F_REF_MID]
+        if abs(mid - ref) > F[F_BAND] * ref:  # False while ref is NaN
+            if I[I_STATUS] != IMPLAUSIBLE:
+                I[I_IMPLAUSIBLE] += 1
+            I[I_STATUS] = IMPLAUSIBLE
+            return
+        F[F_REF_MID] = mid
+    I[I_STATUS] = SOUND
 
 
 @jit
@@ -219,7 +231,7 @@ def _clear(bsz, bbits, asz, abits, I):
 
 
 @jit_inline
-def _apply(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, I, F):
+def _apply(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, I, F, ptab):
     """OrderBook.apply(event i); returns True when the levels may have changed."""
     k = kind[i]
     t = ts[i]
@@ -237,7 +249,7 @@ def _apply(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, I, F):
         F[F_BBO_BQ] = sz[j]
         F[F_BBO_AQ] = sz[j + 1]
         _overlay(bsz, bbits, asz, abits, I, lvl[j], sz[j], lvl[j + 1], sz[j + 1])
-        _touched(I, t)
+        _touched(I, F, ptab, t)
         return True
     if k == TRADE:
         return False
@@ -255,7 +267,7 @@ def _apply(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, I, F):
             I[I_DEPTH_SEQ] = seq[i]
         if I[I_HAS_BBO] != 0 and I[I_BBO_SEQ] > I[I_DEPTH_SEQ]:
             _overlay(bsz, bbits, asz, abits, I, I[I_BBO_BID], F[F_BBO_BQ], I[I_BBO_ASK], F[F_BBO_AQ])
-        _touched(I, t)
+        _touched(I, F, ptab, t)
         return True
     if k == SNAPSHOT:
         _clear(bsz, bbits, asz, abits, I)
@@ -269,7 +281,7 @@ def _apply(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, I, F):
         I[I_DEPTH_SEQ] = seq[i]
         I[I_HAS_BBO] = 0
         I[I_STATUS] = SOUND
-        _touched(I, t)
+        _touched(I, F, ptab, t)
         return True
     if k == INVALIDATED:
         if I[I_STATUS] != RESYNC:
@@ -416,7 +428,7 @@ def _update_signals(bsz, bbits, asz, abits, ptab, I, F, rts, re, w, pf, pi, t):
 @jit_inline
 def _step(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, ptab, I, F, rts, re, w, pf, pi):
     """Engine.on_event's book + signal part for event i; returns whether the book changed."""
-    changed = _apply(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, I, F)
+    changed = _apply(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, I, F, ptab)
     I[I_EVENTS] += 1
     if changed:
         I[I_CHANGED] = 1

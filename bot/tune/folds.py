@@ -41,7 +41,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from bot.book.book import BookStatus, OrderBook
+from bot.book.book import OrderBook
 from bot.core.events import BestBidAsk, BookInvalidated, BookSnapshot, MarketEvent
 
 ALL_LEVELS = 1 << 30
@@ -117,7 +117,7 @@ class _Warmup:
         if self.seen == 0:
             return ()
         book = self.book
-        if book.status is BookStatus.RESYNC:
+        if book.awaiting_snapshot:
             return (BookInvalidated(start_ns, 0, "segment start: the source was awaiting a book snapshot"),)
         snap = BookSnapshot(start_ns, 0, tuple(book.bids(ALL_LEVELS)), tuple(book.asks(ALL_LEVELS)), book.depth_sequence)
         bbo = self.last_bbo
