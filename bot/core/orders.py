@@ -74,6 +74,8 @@ class Order:
     exchange_order_id: str | None = None
     sent_ns: int = 0
     """Wall-clock ns by which every create request for this order had been signed (0: none was)."""
+    reject_reason: str = ""
+    """Why the venue refused it (the exchange's own message), when ``status`` is REJECTED."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,14 @@ class Reject:
 
 @dataclass(frozen=True, slots=True)
 class Fill:
-    """One execution against the book. ``fee`` is in the quote currency and always >= 0."""
+    """One execution against the book, with its fee as the venue charged it.
+
+    ``fee`` is in ``fee_currency`` (the asset the exchange took it in: the quote, the base asset
+    a Binance spot buy pays in without BNB, or BNB); empty means the quote currency. It is
+    negative for a rebate. ``fee_value`` is the same fee in the quote currency (the fee times the
+    fill price for a base-asset fee, times the asset's market price for any other asset; see
+    :class:`bot.core.portfolio.Portfolio`); None means "equal to ``fee``" (a quote fee).
+    """
 
     ts: int
     client_order_id: str
@@ -98,6 +107,12 @@ class Fill:
     fee: Decimal
     liquidity: str = "taker"
     trade_id: str = ""
+    fee_currency: str = ""
+    fee_value: Decimal | None = None
+
+    @property
+    def fee_in_quote(self) -> Decimal:
+        return self.fee if self.fee_value is None else self.fee_value
 
 
 class SentIds:

@@ -1,11 +1,31 @@
-"""Position and cash accounting, changed only by fills.
+"""Position and cash accounting, changed only by fills (and by setting dust aside).
 
 Quantities and cash are Decimal: they come from fills the exchange (or the paper venue) rounded
 to the market's precision, and summing them in floats would drift from the exchange's own
 balances. Equity marks the position at a float mid because it is only ever reported.
 
-A round trip is a position going from flat back to flat (or flipping through zero); its PnL,
-net of the fees of every fill in it, is what ``trades`` and ``win rate`` count.
+Fees are booked in the asset the venue charged them in, so the portfolio holds what the
+exchange holds:
+
+* a fee in the quote currency comes out of ``cash``;
+* a fee in the base asset comes out of the base received (Binance spot without BNB charges a
+  buyer in the asset bought): the position is the net amount, ``amount - fee``, and the fee's
+  value is ``fee * fill price``;
+* a fee in any other asset (BNB) changes neither cash nor the position; it is kept per asset in
+  ``other_fees`` (the exchange balance of that asset falls by it) and valued in quote at the
+  asset's market price at the fill (``Fill.fee_value``), which equity subtracts
+  (``other_fees_value``). Rebates are negative fees and work the same way.
+
+``fees`` is the sum of every fee's quote value: what round trips and reports count.
+
+Dust: what is left of a position after an exit when it is below the exchange's minimum order
+(less than one lot, or below ``min_qty``/``min_notional``) cannot be sold. :meth:`set_aside_dust`
+moves it out of the position (the round trip closes) into ``dust``, at its cost; equity keeps
+counting it at the mark, and the next position opened in its direction takes it back, so it is
+sold once it makes a tradable amount together with new size.
+
+A round trip is a position going from flat back to flat (or flipping through zero, or ending in
+dust); its PnL, net of the fees of every fill in it, is what ``trades`` and ``win rate`` count.
 """
 
 from __future__ import annotations
@@ -37,7 +57,12 @@ class RoundTrip:
 
 @dataclass(slots=True)
 class Portfolio:
-    """Cash in quote currency, a signed base position and its cost (signed sum of lot price x size)."""
+    """Cash in quote currency, a signed base position and its cost (signed sum of lot price x size).
+
+    ``equity_cash`` and ``equity_qty`` are the two numbers equity is made of (``cash`` less the
+    value of fees paid in other assets; the position plus dust), kept up to date on every change
+    so that ``equity(mark)`` is one float multiply-add (the fast replay computes it the same way).
+    """
 
     cash: Decimal
     qty: Decimal = ZERO
@@ -48,16 +73,29 @@ class Portfolio:
     open_ts: int = 0
     stop_price: Decimal | None = None
     take_profit_price: Decimal | None = None
+    base: str = ""
+    quote: str = ""
+    dust: Decimal = ZERO
+    dust_cost: Decimal = ZERO
+    other_fees: dict[str, Decimal] = field(default_factory=dict)
+    other_fees_value: Decimal = ZERO
+    last_fill_ts: int = 0
+    equity_cash: Decimal = ZERO
+    equity_qty: Decimal = ZERO
     closed: list[RoundTrip] = field(default_factory=list)
     _trip_gross: Decimal = ZERO
     _trip_fees: Decimal = ZERO
     _trip_max: Decimal = ZERO
     _lots: deque[list[Decimal]] = field(default_factory=deque)
+    _dust_lots: list[list[Decimal]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._sync_equity()
 
     @classmethod
-    def start(cls, cash: Decimal | float | str) -> "Portfolio":
+    def start(cls, cash: Decimal | float | str, base: str = "", quote: str = "") -> "Portfolio":
         cash = Decimal(str(cash))
-        return cls(cash=cash, initial_cash=cash)
+        return cls(cash=cash, initial_cash=cash, base=base, quote=quote)
 
     def apply(self, fill: Fill) -> RoundTrip | None:
         """Book one fill; return the round trip it closed, if any.
@@ -66,59 +104,112 @@ class Portfolio:
         cost would need a division that does not terminate).
         """
         signed = fill.amount * fill.side.sign
-        self.cash -= signed * fill.price + fill.fee
-        self.fees += fill.fee
+        fee = fill.fee
+        currency = fill.fee_currency
+        self.cash -= signed * fill.price
+        received = signed
+        if not currency or currency == self.quote:
+            self.cash -= fee
+            fee_value = fee
+        elif currency == self.base:
+            fee_value = fill.fee_value if fill.fee_value is not None else fee * fill.price
+            received = signed - fee
+        else:
+            fee_value = fill.fee_in_quote
+            self.other_fees[currency] = self.other_fees.get(currency, ZERO) + fee
+            self.other_fees_value += fee_value
+        self.fees += fee_value
+        self.last_fill_ts = fill.ts
         if self.qty == ZERO:
             self.open_ts = fill.ts
             self._trip_gross = ZERO
             self._trip_fees = ZERO
             self._trip_max = ZERO
-        self._trip_fees += fill.fee
+            if self._dust_lots and (self.dust > 0) == (received > 0):
+                self._take_back_dust()
+        self._trip_fees += fee_value
+        closed = self._trade(received, fill.price, fill.ts) if received else None
+        self._trip_max = max(self._trip_max, abs(self.qty))
+        self._sync_equity()
+        return closed
+
+    def _trade(self, signed: Decimal, price: Decimal, ts: int) -> RoundTrip | None:
         closed: RoundTrip | None = None
         lots = self._lots
         if self.qty == ZERO or (self.qty > 0) == (signed > 0):
-            lots.append([fill.price, abs(signed)])
-            self.cost_basis += signed * fill.price
+            lots.append([price, abs(signed)])
+            self.cost_basis += signed * price
             self.qty += signed
-        else:
-            direction = 1 if self.qty > 0 else -1
-            left = abs(signed)
-            pnl = ZERO
-            while left > 0 and lots:
-                lot = lots[0]
-                take = min(left, lot[1])
-                pnl += (fill.price - lot[0]) * take * direction
-                self.cost_basis -= lot[0] * take * direction
-                lot[1] -= take
-                left -= take
-                if lot[1] == ZERO:
-                    lots.popleft()
-            self.realized_pnl += pnl
-            self._trip_gross += pnl
-            before = self.qty
-            self.qty = before + signed
-            if self.qty == ZERO or (self.qty > 0) != (before > 0):
-                closed = RoundTrip(
-                    open_ts=self.open_ts,
-                    close_ts=fill.ts,
-                    side="long" if direction > 0 else "short",
-                    max_qty=max(self._trip_max, abs(before)),
-                    pnl_gross=self._trip_gross,
-                    fees=self._trip_fees,
-                )
-                self.closed.append(closed)
-                self.stop_price = None
-                self.take_profit_price = None
-                self.cost_basis = ZERO
-                if self.qty != ZERO:  # flipped through zero: the rest opens a new trip
-                    self.open_ts = fill.ts
-                    self._trip_gross = ZERO
-                    self._trip_fees = ZERO
-                    self._trip_max = ZERO
-                    lots.append([fill.price, left])
-                    self.cost_basis = self.qty * fill.price
-        self._trip_max = max(self._trip_max, abs(self.qty))
+            return None
+        direction = 1 if self.qty > 0 else -1
+        left = abs(signed)
+        pnl = ZERO
+        while left > 0 and lots:
+            lot = lots[0]
+            take = min(left, lot[1])
+            pnl += (price - lot[0]) * take * direction
+            self.cost_basis -= lot[0] * take * direction
+            lot[1] -= take
+            left -= take
+            if lot[1] == ZERO:
+                lots.popleft()
+        self.realized_pnl += pnl
+        self._trip_gross += pnl
+        before = self.qty
+        self.qty = before + signed
+        if self.qty == ZERO or (self.qty > 0) != (before > 0):
+            closed = self._close_trip(ts, direction, before)
+            if self.qty != ZERO:  # flipped through zero: the rest opens a new trip
+                self.open_ts = ts
+                self._trip_gross = ZERO
+                self._trip_fees = ZERO
+                self._trip_max = ZERO
+                lots.append([price, left])
+                self.cost_basis = self.qty * price
         return closed
+
+    def _close_trip(self, ts: int, direction: int, size: Decimal) -> RoundTrip:
+        trip = RoundTrip(
+            open_ts=self.open_ts,
+            close_ts=ts,
+            side="long" if direction > 0 else "short",
+            max_qty=max(self._trip_max, abs(size)),
+            pnl_gross=self._trip_gross,
+            fees=self._trip_fees,
+        )
+        self.closed.append(trip)
+        self.stop_price = None
+        self.take_profit_price = None
+        self.cost_basis = ZERO
+        return trip
+
+    def set_aside_dust(self, ts: int) -> RoundTrip | None:
+        """Move an untradable remainder of the position into ``dust``; close its round trip."""
+        if self.qty == ZERO:
+            return None
+        direction = 1 if self.qty > 0 else -1
+        self._dust_lots.extend([lot[0], lot[1] * direction] for lot in self._lots)
+        self._lots.clear()
+        self.dust += self.qty
+        self.dust_cost += self.cost_basis
+        size, self.qty = self.qty, ZERO
+        trip = self._close_trip(ts, direction, size)
+        self._sync_equity()
+        return trip
+
+    def _take_back_dust(self) -> None:
+        """A new position in the dust's direction starts from the dust's lots (FIFO: oldest first)."""
+        for price, signed in self._dust_lots:
+            self._lots.append([price, abs(signed)])
+        self.qty += self.dust
+        self.cost_basis += self.dust_cost
+        self._dust_lots.clear()
+        self.dust = ZERO
+        self.dust_cost = ZERO
+
+    def _sync_equity(self) -> None:
+        self.equity_cash = self.cash - self.other_fees_value
+        self.equity_qty = self.qty + self.dust
 
     @property
     def avg_price(self) -> Decimal:
@@ -128,8 +219,8 @@ class Portfolio:
         return (self.cost_basis / self.qty).quantize(Decimal("1e-12"))
 
     def equity(self, mark: float) -> float:
-        """Cash plus the position marked at ``mark`` (normally the mid)."""
-        return float(self.cash) + float(self.qty) * mark
+        """Cash less fees paid in other assets, plus the position and dust marked at ``mark``."""
+        return float(self.equity_cash) + float(self.equity_qty) * mark
 
     def unrealized(self, mark: float) -> float:
         return float(self.qty) * mark - float(self.cost_basis)

@@ -7,6 +7,11 @@ recorded live session replays to the same decisions.
 
 One order is in flight at a time: while the venue holds a pending order no new decision is made,
 so an exit can never race the entry it closes.
+
+What the venue reports back is acted on here, by the risk manager's rules: an order the venue
+refused pauses its side (``venue_reject``; repeated exit refusals halt entries, ``stuck_exit``);
+a position beyond the caps halts without trading it out (``position_breach``); an exit too small
+for the exchange is set aside as dust (``dust``) instead of being retried.
 """
 
 from __future__ import annotations
@@ -48,6 +53,9 @@ class Venue(Protocol):
 
     def on_book(self, book: OrderBook, now: int, event: MarketEvent | None = None) -> list[tuple[Order, list[Fill]]]: ...
 
+    def available(self, asset: str) -> Decimal | None:
+        """What the exchange reports free of ``asset`` (None: unknown or unlimited, as in paper)."""
+
 
 def market_from_settings(settings: Settings) -> Market:
     m = settings.market
@@ -62,9 +70,11 @@ class EngineStats:
     decisions: int = 0
     orders: int = 0
     rejects: int = 0
+    venue_rejects: int = 0
     fills: int = 0
     halts: int = 0
     unsound_periods: int = 0
+    dust_set_aside: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -98,7 +108,7 @@ class Engine:
         # per-order info lines build their fields (Decimal to str, the average price) only when
         # an info line would be written: at warning level a backtest skips that work
         self._info = log_enabled_for("info")
-        self.book = OrderBook()
+        self.book = OrderBook(price_band=settings.risk.price_band)
         self.signals = SignalEngine(settings.signal)
         self.strategy = ThresholdStrategy(settings.strategy, settings.execution.taker_fee_bps)
         self.maker = (
@@ -113,7 +123,7 @@ class Engine:
             taker_fee_bps=settings.execution.taker_fee_bps,
             kill_switch_file=settings.risk.kill_switch_file,
         )
-        self.portfolio = portfolio if portfolio is not None else Portfolio.start(Decimal(repr(settings.risk.initial_equity)))
+        self.portfolio = portfolio if portfolio is not None else Portfolio.start(Decimal(repr(settings.risk.initial_equity)), market.base, market.quote)
         self.risk.peak_equity = peak_equity
         self.stats = EngineStats()
         self.last_mid = float("nan")
@@ -186,8 +196,9 @@ class Engine:
         """
         if equity_points:
             pf = self.portfolio
-            cash, qty = float(pf.cash), float(pf.qty)
-            self.store.record_equity_many(self.run_id, [(ts, cash + qty * mid, mid, qty, cash) for ts, mid in equity_points])
+            cash, qty = float(pf.equity_cash), float(pf.equity_qty)
+            row_qty, row_cash = float(pf.qty), float(pf.cash)
+            self.store.record_equity_many(self.run_id, [(ts, cash + qty * mid, mid, row_qty, row_cash) for ts, mid in equity_points])
             ts = equity_points[-1][0]
             expected = ts - ts % self.equity_interval_ns + self.equity_interval_ns
             if next_equity_ts != expected:
@@ -215,7 +226,7 @@ class Engine:
             self.now = now = now + latency
         if not self.portfolio.is_flat and not self.venue.has_pending:
             mid = self.last_mid
-            equity = self.portfolio.equity(mid) if mid == mid else float(self.portfolio.cash)
+            equity = self.portfolio.equity(mid) if mid == mid else float(self.portfolio.equity_cash)
             # the last update's own time: the book is as fresh as it will ever be
             self._decide(Intent(IntentKind.EXIT, now, reason), equity, max(now, self.book.last_update_ts))
         if self.venue.has_pending:
@@ -232,8 +243,15 @@ class Engine:
 
     def _decide(self, intent: Intent, equity: float, now: int) -> None:
         self.stats.decisions += 1
-        result = self.risk.check(intent, self.portfolio, equity, self.book, now, self._next_client_order_id())
+        available = self.venue.available(self.market.base) if intent.kind is IntentKind.EXIT else None
+        result = self.risk.check(intent, self.portfolio, equity, self.book, now, self._next_client_order_id(), available)
         if isinstance(result, Reject):
+            self._order_seq -= 1  # the id was not used: ids stay contiguous (SentIds keeps them flat)
+            if result.rule == "venue_cooldown":
+                return  # nothing was decided: not yet
+            if result.rule == "dust":
+                self._set_aside_dust(now, result.detail)
+                return
             self.stats.rejects += 1
             if intent.kind is not IntentKind.EXIT:
                 self.strategy.cool_down(now)
@@ -290,6 +308,9 @@ class Engine:
             )
             self.stats.decisions += 1
             if isinstance(result, Reject):
+                self._order_seq -= 1
+                if result.rule == "venue_cooldown":
+                    continue
                 self.stats.rejects += 1
                 maker.cool_down(side.value, now)
                 self.store.record_risk_event(self.run_id, now, "reject", result.rule, f"quote {side.value}: {result.detail}")
@@ -301,6 +322,42 @@ class Engine:
             self.store.record_order(self.run_id, result)
             if self._info:
                 self.log.info("quote sent", client_order_id=result.client_order_id, side=side.value, price=str(result.price), amount=str(result.amount), score=round(state.score, 4))
+
+    def _set_aside_dust(self, now: int, detail: str) -> None:
+        """An exit too small for the exchange: keep it as dust (valued, never re-sent)."""
+        pf = self.portfolio
+        left_by = pf.last_fill_ts
+        trip = pf.set_aside_dust(now)
+        self.stats.dust_set_aside += 1
+        if trip is not None:
+            self.store.record_round_trip(self.run_id, trip)
+        pf.closed.clear()
+        # stamped with the fill that left the remainder, so a restart replays it in its place
+        self.store.record_risk_event(self.run_id, left_by, "dust", "min_order", detail)
+        self.store.record_position(self.run_id, now, pf.qty, pf.avg_price, pf.realized_pnl, pf.cash, pf.fees, pf.dust)
+        self.log.warning("position remainder set aside as dust", dust=str(pf.dust), detail=detail)
+
+    def _venue_feedback(self, order: Order, fills: list[Fill], now: int) -> None:
+        """The risk manager's reaction to what the venue did with an order."""
+        risk = self.risk
+        if order.status is OrderStatus.REJECTED:
+            self.stats.venue_rejects += 1
+            delay, halt = risk.on_venue_reject(order.side, order.reduce_only, now)
+            what = "exit" if order.reduce_only else ("quote" if order.order_type != "market" else "entry")
+            reason = order.reject_reason or "no reason given"
+            self.store.record_risk_event(
+                self.run_id, now, "venue_reject", what,
+                f"{order.client_order_id} {order.side.value} {order.amount}: {reason}; no {order.side.value} order for {delay:g}s",
+            )
+            self.log.warning("order refused by the venue", client_order_id=order.client_order_id, kind=what, reason=reason, cooldown_s=delay)
+            if halt is not None:
+                self.store.record_risk_event(self.run_id, now, "stuck_exit", halt.rule, halt.detail)
+                self._halt_changed(now)
+        elif fills:
+            risk.on_venue_fill(order.side, order.reduce_only)
+            mid = self.last_mid if self.last_mid == self.last_mid else float(fills[-1].price)
+            if risk.check_position(self.portfolio, mid) is not None:
+                self._halt_changed(now)
 
     def _on_execution(self, order: Order, fills: list[Fill], now: int) -> None:
         portfolio = self.portfolio
@@ -315,7 +372,7 @@ class Engine:
                     self.log.info("round trip closed", side=trip.side, pnl_net=str(trip.pnl_net), fees=str(trip.fees))
         portfolio.closed.clear()  # recorded in the store; a daemon must not keep every round trip in memory
         if fills:
-            self.store.record_position(self.run_id, now, portfolio.qty, portfolio.avg_price, portfolio.realized_pnl, portfolio.cash, portfolio.fees)
+            self.store.record_position(self.run_id, now, portfolio.qty, portfolio.avg_price, portfolio.realized_pnl, portfolio.cash, portfolio.fees, portfolio.dust)
         if was_flat and not portfolio.is_flat:
             stop, target = self.risk.protective_prices(portfolio.qty, portfolio.avg_price)
             portfolio.stop_price, portfolio.take_profit_price = stop, target
@@ -337,6 +394,8 @@ class Engine:
             )
         if order.status is OrderStatus.EXPIRED and order.filled < order.amount and order.order_type == "market":
             self.store.record_risk_event(self.run_id, now, "partial_fill", "book_depth", f"{order.client_order_id} filled {order.filled} of {order.amount}")
+        if fills or order.status is OrderStatus.REJECTED:
+            self._venue_feedback(order, fills, now)
 
     def run_stats(self) -> dict[str, object]:
         """Counters stored with the run when it ends (``stats`` in the report)."""
@@ -344,6 +403,8 @@ class Engine:
             **self.stats.as_dict(),
             "crossed_book_events": self.book.crossed_events,
             "book_resyncs": self.book.resyncs,
+            "implausible_book_events": self.book.implausible_events,
+            "bad_price_levels": self.book.bad_prices,
             "strategy_mode": self.settings.strategy.mode,
             "cost_hurdle": self.cost_hurdle(),
         }

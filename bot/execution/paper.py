@@ -101,6 +101,10 @@ class PaperVenue:
             due = self._cancels[0][0]
         return due
 
+    def available(self, asset: str) -> Decimal | None:
+        """No exchange balance to respect: a simulated account holds what its fills say."""
+        return None
+
     def resting(self, side: Side) -> Order | None:
         for r in self._resting.values():
             if r.order.side is side:
@@ -156,7 +160,7 @@ class PaperVenue:
         fee = (price * amount * rate).quantize(FEE_QUANTUM, rounding=ROUND_HALF_UP)
         self._fill_seq += 1
         order.filled += amount
-        return Fill(now, order.client_order_id, order.side, price, amount, fee, liquidity, f"paper-{self._fill_seq}")
+        return Fill(now, order.client_order_id, order.side, price, amount, fee, liquidity, f"paper-{self._fill_seq}", self.market.quote)
 
     # ------------------------------------------------------------------ resting orders
     def _activate(self, order: Order, book: OrderBook, done: list[tuple[Order, list[Fill]]]) -> None:
@@ -165,6 +169,7 @@ class PaperVenue:
         buy = order.side is Side.BUY
         if (buy and book.best_ask <= price) or (not buy and book.best_bid >= price):
             order.status = OrderStatus.REJECTED  # post-only: it would have taken liquidity
+            order.reject_reason = "post-only order would immediately match and take"
             done.append((order, []))
             return
         ahead = book.size_at("bid" if buy else "ask", price)

@@ -8,16 +8,34 @@ the order they are applied:
 ``stale_book``    no book update for ``max_book_age_s``: we would trade on old prices.
 ``kill_switch``   config or file kill switch: entries refused, positions flattened.
 ``halted``        a daily-loss or drawdown halt is in force: entries refused.
+``venue_cooldown`` the venue refused an order on this side moments ago (see below): not yet.
 ``position_open`` an entry while a position is open (one position at a time).
 ``no_position``   an exit with nothing to exit.
 ``min_qty`` / ``min_notional``  the size left after every cap is below the exchange minimum.
+``dust``          an exit whose size (the position, capped by what the exchange says is free,
+                  rounded down to the lot) is below the exchange minimum: it cannot be sold,
+                  and the engine sets it aside as dust instead of retrying it.
 
 Entry size is the smallest of:
   risk budget   equity * risk_per_trade / (stop distance + round-trip taker fees), per unit
   order cap     max_order_notional / price
   position cap  max_position_notional / price
   depth cap     max_depth_fraction * visible size of the top N levels on the side we take
-then truncated to the lot size. Exits are never capped: leaving a position is always allowed.
+then truncated to the lot size. Exits are never capped by these: leaving a position is always
+allowed; they are sized to the position, or to what the exchange reports free when that is less
+(a spot sell cannot sell more base than the account holds, e.g. after a fee taken in base).
+
+Venue rejections. Any order the venue refuses starts a cooldown on its side (buy or sell): no
+order on that side for ``venue_reject_cooldown_s``, doubling with each further refusal up to
+``venue_reject_cooldown_max_s``; a fill on that side resets it. ``max_exit_rejects`` refusals of
+exits in a row halt entries (``stuck_exit``, until restart): the exit keeps being retried at the
+cooldown's pace, never on every book update.
+
+Last check. Whatever the exchange or a bug says, no order leaves a venue larger than the caps:
+:meth:`RiskManager.last_check` is called by the live venue on every order before it is sent.
+A position the bot computes beyond its own caps (``POSITION_BREACH_FACTOR`` times
+``max_position_notional`` at the mid) is not traded out: it means the bot's books are wrong, so
+trading halts (``position_breach``, no flattening) until an operator has looked.
 
 :meth:`RiskManager.on_mark` runs on every book update: it tracks peak and start-of-day equity
 (UTC days), fires stop-loss and take-profit, and flattens and halts on the daily loss limit
@@ -37,6 +55,9 @@ from bot.core.orders import Intent, IntentKind, Order, Reject, Side
 from bot.core.portfolio import Portfolio
 
 DAY_NS = 86_400 * 1_000_000_000
+POSITION_BREACH_FACTOR = 1.25
+"""A position worth more than this times ``max_position_notional`` cannot come from the bot's own
+sizing (entries are capped at the cap, and the price would have to move 25 % while it is held)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +65,7 @@ class Halt:
     rule: str
     detail: str
     until_ts: int | None  # None: until an operator restarts the bot
+    flatten: bool = True  # False: stop trading, but do not trade the position out either
 
 
 class RiskManager:
@@ -68,6 +90,88 @@ class RiskManager:
         self._max_age_ns = int(cfg.max_book_age_s * 1e9)
         self._sl = cfg.stop_loss_bps / 1e4
         self._tp = cfg.take_profit_bps / 1e4
+        self._blocked_until = {Side.BUY: 0, Side.SELL: 0}
+        self._reject_streak = {Side.BUY: 0, Side.SELL: 0}
+        self._exit_rejects = 0
+
+    # ------------------------------------------------------------------ restarts
+    def restore(self, *, peak_equity: float, day: int, day_start_equity: float, halt: Halt | None) -> None:
+        """Carry the equity marks and a halt in force over from earlier runs of the same account,
+        so that a restart neither forgets the drawdown peak nor opens a new daily loss budget."""
+        self.peak_equity = peak_equity
+        if day >= 0:
+            self.day = day
+            self.day_start_equity = day_start_equity
+        if halt is not None:
+            self.halt = halt
+
+    # ------------------------------------------------------------------ venue feedback
+    def on_venue_reject(self, side: Side, is_exit: bool, now: int) -> tuple[float, Halt | None]:
+        """The venue refused an order on ``side``: block that side; return the cooldown (s) and
+        the ``stuck_exit`` halt when exits keep being refused (None otherwise)."""
+        streak = self._reject_streak[side] + 1
+        self._reject_streak[side] = streak
+        cfg = self.cfg
+        delay = min(cfg.venue_reject_cooldown_s * 2 ** (streak - 1), cfg.venue_reject_cooldown_max_s)
+        self._blocked_until[side] = now + int(delay * 1e9)
+        halt = None
+        if is_exit:
+            self._exit_rejects += 1
+            if self._exit_rejects >= cfg.max_exit_rejects and (self.halt is None or self.halt.rule != "stuck_exit"):
+                halt = Halt("stuck_exit", f"{self._exit_rejects} exits in a row refused by the venue; entries halted until restart", None)
+                self.halt = halt
+        return delay, halt
+
+    def on_venue_fill(self, side: Side, is_exit: bool) -> None:
+        """An order on ``side`` traded: the venue takes orders there again."""
+        self._reject_streak[side] = 0
+        self._blocked_until[side] = 0
+        if is_exit:
+            self._exit_rejects = 0
+
+    def cooling(self, side: Side, now: int) -> bool:
+        return now < self._blocked_until[side]
+
+    def check_position(self, portfolio: Portfolio, mid: float) -> Halt | None:
+        """Halt (without flattening) when the position is beyond what the bot's own caps allow."""
+        if portfolio.is_flat or not mid > 0:
+            return None
+        notional = abs(float(portfolio.qty)) * mid
+        limit = self.cfg.max_position_notional * POSITION_BREACH_FACTOR
+        if notional <= limit:
+            return None
+        if self.halt is not None and self.halt.rule == "position_breach":
+            return None
+        self.halt = Halt(
+            "position_breach",
+            f"position {portfolio.qty} ({notional:.2f} at mid {mid}) exceeds {POSITION_BREACH_FACTOR} x max_position_notional "
+            f"{self.cfg.max_position_notional}: the books disagree with the bot's own sizing; not trading it out, check the exchange",
+            None,
+            flatten=False,
+        )
+        return self.halt
+
+    def last_check(self, order: Order, book: OrderBook) -> str | None:
+        """Why ``order`` must not leave the venue (too large for any cap), or None.
+
+        Entries are capped at ``max_order_notional``; exits (reduce-only) at what a position can
+        legitimately reach. Priced at the order's limit price or the touch it would take.
+        """
+        if order.amount <= 0:
+            return f"amount {order.amount} is not positive"
+        if order.price is not None:
+            price = float(order.price)
+        else:
+            price = book.best_ask if order.side is Side.BUY else book.best_bid
+        if not (price > 0 and price < float("inf")):
+            return f"no sane price to value it (touch {price})"
+        cfg = self.cfg
+        cap = cfg.max_position_notional * POSITION_BREACH_FACTOR if order.reduce_only else max(cfg.max_order_notional, 0.0)
+        notional = float(order.amount) * price
+        slack = float(self.market.lot_size) * price  # one lot of rounding
+        if notional > cap * (1 + 1e-9) + slack:
+            return f"notional {notional:.2f} ({order.amount} at {price}) exceeds the cap {cap:.2f}"
+        return None
 
     # ------------------------------------------------------------------ limits
     def kill_switch_on(self) -> bool:
@@ -98,10 +202,10 @@ class RiskManager:
             elif equity < self.day_start_equity * (1.0 - self.cfg.daily_loss_limit):
                 loss = 1.0 - equity / self.day_start_equity
                 self.halt = Halt("daily_loss_limit", f"day loss {loss:.4%} exceeds {self.cfg.daily_loss_limit:.4%}", (day + 1) * DAY_NS)
-            if self.halt is not None and not flat:
+            if self.halt is not None and not flat and self.halt.flatten:
                 return Intent(IntentKind.EXIT, now, self.halt.rule)
         elif not flat:
-            return Intent(IntentKind.EXIT, now, self.halt.rule)
+            return Intent(IntentKind.EXIT, now, self.halt.rule) if self.halt.flatten else None
 
         if flat:
             return None
@@ -128,9 +232,20 @@ class RiskManager:
 
     # ------------------------------------------------------------------ the door
     def check(
-        self, intent: Intent, portfolio: Portfolio, equity: float, book: OrderBook, now: int, client_order_id: str
+        self,
+        intent: Intent,
+        portfolio: Portfolio,
+        equity: float,
+        book: OrderBook,
+        now: int,
+        client_order_id: str,
+        available: Decimal | None = None,
     ) -> Order | Reject:
-        """Turn an intent into an order, or say which rule refused it."""
+        """Turn an intent into an order, or say which rule refused it.
+
+        ``available``: what the exchange reports free of the asset an exit would sell (None: no
+        limit known, as in backtest and paper).
+        """
         if not book.is_sound:
             return Reject(now, intent, "book_unsound", f"book status {book.status.value}")
         if book.age_ns(now) > self._max_age_ns:
@@ -140,7 +255,17 @@ class RiskManager:
             if portfolio.is_flat:
                 return Reject(now, intent, "no_position", "exit requested while flat")
             side = Side.SELL if portfolio.qty > 0 else Side.BUY
-            return Order(client_order_id, now, side, abs(portfolio.qty), reason=intent.reason, reduce_only=True)
+            if now < self._blocked_until[side]:
+                return Reject(now, intent, "venue_cooldown", f"{side.value} orders refused by the venue; retry after the cooldown")
+            size = abs(portfolio.qty)
+            if available is not None and side is Side.SELL and available < size:
+                size = max(available, Decimal(0))
+            amount = self.market.amount_to_precision(size)
+            price = book.best_bid if side is Side.SELL else book.best_ask
+            problem = self.market.check_order(amount, to_decimal(price))
+            if problem is not None:
+                return Reject(now, intent, "dust", f"position {portfolio.qty} (free {available}): {problem}; set aside as dust")
+            return Order(client_order_id, now, side, amount, reason=intent.reason, reduce_only=True)
 
         if self.kill_switch_on():
             return Reject(now, intent, "kill_switch", "kill switch engaged")
@@ -150,6 +275,8 @@ class RiskManager:
             return Reject(now, intent, "position_open", f"position {portfolio.qty} already open")
 
         buy = intent.kind is IntentKind.ENTER_LONG
+        if now < self._blocked_until[Side.BUY if buy else Side.SELL]:
+            return Reject(now, intent, "venue_cooldown", "orders on this side refused by the venue; retry after the cooldown")
         price = book.best_ask if buy else book.best_bid
         cfg = self.cfg
         loss_per_unit = price * (self._sl + 2.0 * self.fee_rate)
@@ -202,6 +329,8 @@ class RiskManager:
             return Reject(now, intent, "kill_switch", "kill switch engaged")
         if self.halt is not None:
             return Reject(now, intent, "halted", f"{self.halt.rule}: {self.halt.detail}")
+        if now < self._blocked_until[side]:
+            return Reject(now, intent, "venue_cooldown", f"{side.value} orders refused by the venue; retry after the cooldown")
         dprice = self.market.price_to_precision(price)
         if (side is Side.BUY and float(dprice) >= book.best_ask) or (side is Side.SELL and float(dprice) <= book.best_bid):
             return Reject(now, intent, "post_only", f"{side.value} at {dprice} would cross the book")

@@ -17,7 +17,6 @@ and the batch stays buffered, so a later ``flush`` retries it (``discard_pending
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sqlite3
@@ -26,202 +25,21 @@ from dataclasses import asdict, is_dataclass
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterator
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any, Iterator
 
 from bot.core.orders import Fill, Order
 from bot.core.portfolio import RoundTrip
+from bot.store.schema import BUFFERED_TABLES, ROW_COLUMNS, SCHEMA_VERSION, StoreError, ensure_schema, open_database, schema_version
+
+if TYPE_CHECKING:
+    from bot.store.writer import WriterLock
+
+__all__ = ["BUFFERED_TABLES", "SCHEMA_VERSION", "Store", "StoreError", "checkpoint", "to_json"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-RUN_STATUSES_FINAL = ("completed", "interrupted", "failed")
+RUN_STATUSES_FINAL = ("completed", "interrupted", "failed", "crashed")
 RUN_STATUS_RUNNING = "running"
-
-# Buffered tables, in the order a flush writes them.
-BUFFERED_TABLES = ("orders", "fills", "positions", "round_trips", "equity", "risk_events")
-
-
-class StoreError(Exception):
-    """A persistence problem: failed flush (batch rolled back), unknown run, wrong schema, ..."""
-
-
-# ---------------------------------------------------------------------------------------------
-# schema
-
-_FK = [("run_id", "runs", "run_id")]
-
-# table -> (columns, pk, not_null, indexes)
-_SCHEMA: dict[str, dict[str, Any]] = {
-    "runs": {
-        "columns": {
-            "run_id": str,
-            "mode": str,
-            "symbol": str,
-            "started_at": float,
-            "ended_at": float,
-            "status": str,
-            "git_rev": str,
-            "config_json": str,
-            "data_files_json": str,
-            "initial_equity": float,
-            "stats_json": str,
-        },
-        "pk": "run_id",
-        "not_null": ["mode", "started_at", "status", "config_json", "data_files_json", "initial_equity"],
-        "indexes": [["started_at"]],
-        "fk": None,
-    },
-    "orders": {
-        "columns": {
-            "run_id": str,
-            "client_order_id": str,
-            "ts": int,
-            "side": str,
-            "amount": str,
-            "order_type": str,
-            "price": str,
-            "reason": str,
-            "reduce_only": int,
-            "stop_price": str,
-            "take_profit_price": str,
-            "status": str,
-            "filled": str,
-            "exchange_order_id": str,
-        },
-        "pk": ("run_id", "client_order_id"),
-        "not_null": ["run_id", "client_order_id", "ts", "side", "amount", "order_type", "status", "filled"],
-        "indexes": [["run_id", "ts"]],
-        "fk": _FK,
-    },
-    "fills": {
-        "columns": {
-            "id": int,
-            "run_id": str,
-            "ts": int,
-            "client_order_id": str,
-            "side": str,
-            "price": str,
-            "amount": str,
-            "fee": str,
-            "liquidity": str,
-            "trade_id": str,
-        },
-        "pk": "id",
-        "not_null": ["run_id", "ts", "client_order_id", "side", "price", "amount", "fee"],
-        "indexes": [["run_id", "ts"], ["run_id", "client_order_id"]],
-        "fk": _FK,
-    },
-    "positions": {
-        "columns": {
-            "id": int,
-            "run_id": str,
-            "ts": int,
-            "qty": str,
-            "avg_price": str,
-            "realized_pnl": str,
-            "cash": str,
-            "fees": str,
-        },
-        "pk": "id",
-        "not_null": ["run_id", "ts", "qty", "avg_price", "realized_pnl", "cash", "fees"],
-        "indexes": [["run_id", "ts"]],
-        "fk": _FK,
-    },
-    "round_trips": {
-        "columns": {
-            "id": int,
-            "run_id": str,
-            "open_ts": int,
-            "close_ts": int,
-            "side": str,
-            "max_qty": str,
-            "pnl_gross": str,
-            "fees": str,
-            "pnl_net": str,
-        },
-        "pk": "id",
-        "not_null": ["run_id", "open_ts", "close_ts", "side", "max_qty", "pnl_gross", "fees", "pnl_net"],
-        "indexes": [["run_id", "close_ts"]],
-        "fk": _FK,
-    },
-    "equity": {
-        "columns": {
-            "id": int,
-            "run_id": str,
-            "ts": int,
-            "equity": float,
-            "mid": float,
-            "position_qty": float,
-            "cash": float,
-        },
-        "pk": "id",
-        "not_null": ["run_id", "ts", "equity"],
-        "indexes": [["run_id", "ts"]],
-        "fk": _FK,
-    },
-    "heartbeat": {
-        "columns": {
-            "run_id": str,
-            "ts": float,
-            "state_json": str,
-        },
-        "pk": "run_id",
-        "not_null": ["run_id", "ts", "state_json"],
-        "indexes": [],
-        "fk": _FK,
-    },
-    "risk_events": {
-        "columns": {
-            "id": int,
-            "run_id": str,
-            "ts": int,
-            "kind": str,
-            "rule": str,
-            "detail": str,
-        },
-        "pk": "id",
-        "not_null": ["run_id", "ts", "kind"],
-        "indexes": [["run_id", "kind"], ["run_id", "ts"]],
-        "fk": _FK,
-    },
-}
-
-
-# Buffered rows are tuples in this column order (the schema's, without the autoincrement id).
-_ROW_COLUMNS: dict[str, tuple[str, ...]] = {t: tuple(c for c in _SCHEMA[t]["columns"] if c != "id") for t in BUFFERED_TABLES}
-
-
-@functools.lru_cache(maxsize=1)
-def _schema_script() -> tuple[str, ...]:
-    """The schema as ``CREATE ... IF NOT EXISTS`` statements, in creation order.
-
-    sqlite-utils builds the tables from ``_SCHEMA`` once, in memory; the statements SQLite
-    recorded for them are then replayed on every store.
-    """
-    mem = sqlite_utils.Database(memory=True)
-    mem.table("meta").create({"key": str, "value": str}, pk="key")
-    for name, spec in _SCHEMA.items():
-        kwargs: dict[str, Any] = {"pk": spec["pk"], "not_null": spec["not_null"]}
-        if spec["fk"]:
-            kwargs["foreign_keys"] = spec["fk"]
-        table = mem.table(name)
-        table.create(spec["columns"], **kwargs)
-        for cols in spec["indexes"]:
-            table.create_index(cols, index_name=f"idx_{name}_{'_'.join(cols)}")
-    out = []
-    for (sql,) in mem.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid").fetchall():
-        for kind in ("CREATE TABLE ", "CREATE INDEX "):
-            if sql.startswith(kind):
-                sql = kind + "IF NOT EXISTS " + sql[len(kind):]
-                break
-        else:
-            raise AssertionError(f"unexpected schema statement: {sql}")
-        out.append(sql)
-    mem.close()
-    return tuple(out)
-
 
 def _dec(value: Any) -> str | None:
     """Exact TEXT for a quantity: Decimal in plain notation, ints as is, floats via repr."""
@@ -293,60 +111,37 @@ class Store:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.path = Path(path)
         self.batch_size = int(batch_size)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite_utils.Database(self.path)
+        if synchronous not in ("off", "normal", "full"):
+            raise ValueError(f"synchronous must be 'off', 'normal' or 'full', got {synchronous!r}")
+        self.db = open_database(self.path)  # StoreError: not openable, not SQLite, another tool's database
         self._closed = False
         try:
-            self.db.conn.execute("PRAGMA busy_timeout = 5000")
-            self.db.enable_wal()
             # WAL + NORMAL: a committed transaction survives the process being killed (it is in the
             # WAL, which the OS keeps); FULL also fsyncs each commit against power loss; OFF never
             # fsyncs (still safe against a killed process, not against power loss): backtests,
             # whose results a rerun rebuilds, save the checkpoint's fsyncs (~5-10 ms per run).
-            if synchronous not in ("off", "normal", "full"):
-                raise ValueError(f"synchronous must be 'off', 'normal' or 'full', got {synchronous!r}")
             self.db.conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             self.db.conn.execute("PRAGMA foreign_keys = ON")
-            self._ensure_schema()
+            ensure_schema(self.db, self.path)
         except BaseException:
             self.db.close()
             self._closed = True
             raise
-        # rows as tuples in _ROW_COLUMNS order; orders keyed so a later snapshot replaces an earlier one
+        # rows as tuples in ROW_COLUMNS order; orders keyed so a later snapshot replaces an earlier one
         self._orders: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._rows: dict[str, list[tuple[Any, ...]]] = {t: [] for t in BUFFERED_TABLES if t != "orders"}
         self._n_rows = 0  # rows in self._rows (orders are counted by len(self._orders))
         self._known_runs: set[str] = set()
         self._sql: dict[str, str] = {}
 
-    # -- schema ----------------------------------------------------------------------------
-
-    def _ensure_schema(self) -> None:
-        """Create what is missing of the schema, in one transaction.
-
-        The statements come from :func:`_schema_script` (built once per process): creating the
-        tables one by one through sqlite-utils took ~150 statements and 10-15 ms per store, a
-        large part of a short backtest.
-        """
-        conn = self.db.conn
-        row = None
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is not None and int(row[0]) > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: schema version {row[0]} is newer than this code supports "
-                f"({SCHEMA_VERSION}); upgrade the bot"
-            )
-        with self.db.atomic():
-            for statement in _schema_script():
-                conn.execute(statement)
-            if row is None:
-                conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-                conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)", [repr(time.time())])
-
     def schema_version(self) -> int:
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return int(row[0])
+        return schema_version(self.db.conn)
+
+    def writer_lock(self) -> "WriterLock":
+        """The one-writer lock inside this database (see :mod:`bot.store.writer`)."""
+        from bot.store.writer import WriterLock
+
+        return WriterLock(self.db.conn, self.path)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -397,8 +192,12 @@ class Store:
         initial_equity: float,
         started_at: float | None = None,
         symbol: str = "",
+        carried: dict[str, Any] | None = None,
     ) -> None:
-        """Insert the run row (status ``running``) in its own, immediately committed transaction."""
+        """Insert the run row (status ``running``) in its own, immediately committed transaction.
+
+        ``carried``: the position taken over from earlier runs and how it was valued at this
+        run's start (part of ``initial_equity``), for the report."""
         self._check_open()
         row = {
             "run_id": run_id,
@@ -412,6 +211,7 @@ class Store:
             "data_files_json": to_json([str(f) for f in data_files]),
             "initial_equity": float(initial_equity),
             "stats_json": None,
+            "carried_json": to_json(carried) if carried else None,
         }
         try:
             with self.db.atomic():
@@ -431,6 +231,16 @@ class Store:
             extra=lambda: self._close_run_row(run_id, status, ended, stats_json),
             what=f"finish_run({run_id!r})",
         )
+
+    def mark_crashed(self, run_id: str, ended_at: float | None, reason: str) -> None:
+        """A run found ``running`` whose process is gone (killed, power loss): close it as ``crashed``."""
+        self._check_open()
+        stats_json = to_json({"crash": reason})
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE runs SET status = 'crashed', ended_at = ?, stats_json = coalesce(stats_json, ?) WHERE run_id = ? AND status = 'running'",
+                [ended_at, stats_json, run_id],
+            )
 
     def _close_run_row(self, run_id: str, status: str, ended_at: float, stats_json: str) -> None:
         cur = self.db.execute(
@@ -478,15 +288,17 @@ class Store:
                 _dec(fill.fee),
                 fill.liquidity,
                 fill.trade_id,
+                fill.fee_currency or None,
+                _dec(fill.fee_in_quote),
             ),
         )
 
-    def record_position(self, run_id: str, ts: int, qty, avg_price, realized_pnl, cash, fees) -> None:
+    def record_position(self, run_id: str, ts: int, qty, avg_price, realized_pnl, cash, fees, dust=None) -> None:
         """The position after a fill (exact values, normally the Portfolio's Decimals)."""
         self._check_record(run_id)
         self._buffer(
             "positions",
-            (run_id, int(ts), _dec(qty), _dec(avg_price), _dec(realized_pnl), _dec(cash), _dec(fees)),
+            (run_id, int(ts), _dec(qty), _dec(avg_price), _dec(realized_pnl), _dec(cash), _dec(fees), _dec(dust) if dust else None),
         )
 
     def record_round_trip(self, run_id: str, trip: RoundTrip) -> None:
@@ -570,7 +382,7 @@ class Store:
         """
         sql = self._sql.get(table)
         if sql is None:
-            columns = _ROW_COLUMNS[table]
+            columns = ROW_COLUMNS[table]
             names = ", ".join(f"[{c}]" for c in columns)
             marks = ", ".join("?" * len(columns))
             sql = f"INSERT INTO [{table}] ({names}) VALUES ({marks})"
@@ -659,6 +471,8 @@ class Store:
         out["data_files"] = json.loads(out.pop("data_files_json") or "[]")
         stats = out.pop("stats_json")
         out["stats"] = json.loads(stats) if stats else {}
+        carried = out.pop("carried_json", None)
+        out["carried"] = json.loads(carried) if carried else None
         return out
 
     def runs(self) -> list[dict]:
