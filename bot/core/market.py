@@ -34,6 +34,8 @@ class Market:
     min_notional: Decimal = Decimal(0)
     base: str = ""
     quote: str = ""
+    exchange_symbol: str = ""
+    """The exchange's own id of the symbol (``BTCUSDT``), from ccxt's market ``id``; empty in backtests."""
 
     def amount_to_precision(self, amount: float | Decimal) -> Decimal:
         """Truncate ``amount`` down to a whole number of lots (as ccxt's TRUNCATE mode does)."""

@@ -35,7 +35,11 @@ from bot.core.market import Market, to_decimal
 from bot.core.orders import Fill, Order, Side
 from bot.exchange.errors import is_duplicate_order, is_rate_limit, is_retryable, outcome_unknown
 from bot.exchange.urls import override_api_urls
+from bot.exchange.validate import ExchangeResponseError, check_balances, check_book, number
 from bot.log import get_logger, register_secret
+
+FEE_PRICE_TTL_S = 10.0
+"""How long a fee asset's market price (BNB) is reused before it is fetched again."""
 
 T = TypeVar("T")
 BANNED_UNTIL = re.compile(r"banned until (\d{10,})")
@@ -87,24 +91,44 @@ def build_ccxt(settings: Settings) -> Any:
 
 
 def market_from_ccxt(info: dict[str, Any]) -> Market:
-    """Precision and limits from a ccxt market (binance reports precision as step sizes)."""
-    precision, limits = info.get("precision", {}), info.get("limits", {})
+    """Precision and limits from a ccxt market (binance reports precision as step sizes).
+
+    Raises :class:`ExchangeFailure` naming the field when the exchange's market description is
+    not usable (a missing, zero, negative or non-finite step: every amount and price the bot
+    sends is rounded with these)."""
+    if not isinstance(info, dict):
+        raise ExchangeFailure(f"load_markets: the market is not an object ({type(info).__name__})")
+    symbol = info.get("symbol")
+    precision, limits = info.get("precision") or {}, info.get("limits") or {}
+    if not isinstance(precision, dict) or not isinstance(limits, dict):
+        raise ExchangeFailure(f"load_markets: market {symbol}: precision/limits are not objects")
 
     def step(value: Any, name: str) -> Decimal:
         if value is None:
-            raise ExchangeFailure(f"exchange market {info.get('symbol')} has no {name} precision")
-        d = to_decimal(str(value))
+            raise ExchangeFailure(f"load_markets: market {symbol} has no {name} precision (tick/lot size)")
+        try:
+            d = number(value, "load_markets", f"{symbol} precision.{name}", positive=True)
+        except ExchangeResponseError as exc:
+            raise ExchangeFailure(str(exc)) from None
         # ccxt's DECIMAL_PLACES mode gives digits, TICK_SIZE mode gives the step itself
         return Decimal(1).scaleb(-int(d)) if d >= 1 and d == d.to_integral_value() else d
 
+    def limit(section: str) -> Decimal:
+        value = (limits.get(section) or {}).get("min") if isinstance(limits.get(section) or {}, dict) else None
+        try:
+            return number(value or 0, "load_markets", f"{symbol} limits.{section}.min")
+        except ExchangeResponseError as exc:
+            raise ExchangeFailure(str(exc)) from None
+
     return Market(
-        symbol=info["symbol"],
+        symbol=str(symbol),
         tick_size=step(precision.get("price"), "price"),
         lot_size=step(precision.get("amount"), "amount"),
-        min_qty=to_decimal(str((limits.get("amount") or {}).get("min") or 0)),
-        min_notional=to_decimal(str((limits.get("cost") or {}).get("min") or 0)),
-        base=info.get("base", ""),
-        quote=info.get("quote", ""),
+        min_qty=limit("amount"),
+        min_notional=limit("cost"),
+        base=str(info.get("base", "")),
+        quote=str(info.get("quote", "")),
+        exchange_symbol=str(info.get("id") or ""),
     )
 
 
@@ -121,6 +145,7 @@ class ExchangeClient:
         self.market: Market | None = None
         self.calls = 0
         self.retries = 0
+        self._fee_prices: dict[str, tuple[float, Decimal]] = {}
 
     async def close(self) -> None:
         await self.ccxt.close()
@@ -166,16 +191,52 @@ class ExchangeClient:
     # ------------------------------------------------------------------ reads
     async def load_market(self) -> Market:
         markets = await self.call("load_markets", lambda: self.ccxt.load_markets())
+        if not isinstance(markets, dict) or not markets:
+            raise ExchangeFailure(f"load_markets: {self.settings.market.exchange} listed no markets (an empty or malformed exchangeInfo)")
         if self.symbol not in markets:
             raise ExchangeFailure(f"market.symbol {self.symbol!r} is not listed by {self.settings.market.exchange}")
         self.market = market_from_ccxt(markets[self.symbol])
         return self.market
 
     async def fetch_order_book(self) -> dict[str, Any]:
-        return await self.call("fetch_order_book", lambda: self.ccxt.fetch_order_book(self.symbol, self.cfg.book_levels))
+        book = await self.call("fetch_order_book", lambda: self.ccxt.fetch_order_book(self.symbol, self.cfg.book_levels))
+        check_book(book, "fetch_order_book", self.cfg.book_levels)
+        return book
 
     async def fetch_balance(self) -> dict[str, Any]:
         return await self.call("fetch_balance", lambda: self.ccxt.fetch_balance())
+
+    async def free_balances(self) -> dict[str, Decimal]:
+        """Free amount per asset, checked (ExchangeResponseError on garbage)."""
+        return check_balances(await self.fetch_balance(), "fetch_balance")
+
+    async def fee_asset_price(self, asset: str) -> Decimal:
+        """The market price of ``asset`` in the quote currency (to value a fee paid in it, e.g. BNB).
+
+        The last trade price of ``ASSET/QUOTE`` from the exchange's ticker (the mid when there is
+        none), cached for ``FEE_PRICE_TTL_S``. Raises :class:`ExchangeFailure` when the exchange
+        lists no such market or the ticker is not a sane price.
+        """
+        market = self.market
+        assert market is not None, "load_market() first"
+        cached = self._fee_prices.get(asset)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < FEE_PRICE_TTL_S:
+            return cached[1]
+        pair = f"{asset}/{market.quote}"
+        markets = getattr(self.ccxt, "markets", None) or {}
+        if pair not in markets:
+            raise ExchangeFailure(f"a fee is charged in {asset}, but {self.settings.market.exchange} lists no {pair} market to value it in {market.quote}")
+        ticker = await self.call("fetch_ticker", lambda: self.ccxt.fetch_ticker(pair))
+        value = (ticker or {}).get("last") if isinstance(ticker, dict) else None
+        if value is None and isinstance(ticker, dict) and ticker.get("bid") and ticker.get("ask"):
+            value = (ticker["bid"] + ticker["ask"]) / 2
+        try:
+            price = number(value, "fetch_ticker", f"{pair} last", positive=True)
+        except ExchangeResponseError as exc:
+            raise ExchangeFailure(f"cannot value fees paid in {asset}: {exc}") from None
+        self._fee_prices[asset] = (now, price)
+        return price
 
     async def fetch_open_orders(self) -> list[dict[str, Any]]:
         return await self.call("fetch_open_orders", lambda: self.ccxt.fetch_open_orders(self.symbol))
@@ -238,8 +299,9 @@ class ExchangeClient:
             self.calls += 1
             try:
                 async with self.order_throttle:
+                    # the exchange-rounded decimal strings: no float can round them again on the way
                     return await self.ccxt.create_order(
-                        self.symbol, ccxt_type, order.side.value, float(amount), float(price) if price is not None else None, params
+                        self.symbol, ccxt_type, order.side.value, str(amount), str(price) if price is not None else None, params
                     )
             except Exception as exc:  # noqa: BLE001 - classified below
                 order.sent_ns = time.time_ns()  # ccxt signed this attempt before it failed
@@ -280,21 +342,33 @@ class ExchangeClient:
             return None
 
 
-def fills_from_trades(trades: list[dict[str, Any]], client_order_id: str, market: Market) -> list[Fill]:
-    """ccxt trade structures -> our fills, fees in the quote currency.
+def fills_from_trades(
+    trades: list[dict[str, Any]], client_order_id: str, market: Market, asset_prices: dict[str, Decimal] | None = None
+) -> list[Fill]:
+    """ccxt trade structures (checked by :func:`bot.exchange.validate.check_trades`) -> our fills.
 
-    A fee charged in the base asset is converted at the fill price (and the base received is
-    smaller by that amount on the exchange; the balance check at start-up shows any drift).
+    Each fill keeps its fee in the asset the exchange charged (``fee_currency``) and its value in
+    the quote currency (``fee_value``): a quote fee as is, a base-asset fee at the fill price (the
+    base received is smaller by the fee; the portfolio books the net amount), a fee in any other
+    asset at ``asset_prices[asset]`` (its market price in quote, e.g. BNB). A trade without a fee
+    has fee 0 in quote. Raises KeyError for a fee asset missing from ``asset_prices``.
     """
     fills = []
     for t in trades:
         price = to_decimal(str(t["price"]))
         amount = to_decimal(str(t["amount"]))
         fee = Decimal(0)
+        currency = market.quote
         fee_info = t.get("fee") or {}
         if fee_info.get("cost") is not None:
-            cost = to_decimal(str(fee_info["cost"]))
-            fee = cost * price if fee_info.get("currency") == market.base else cost
+            fee = to_decimal(str(fee_info["cost"]))
+            currency = fee_info.get("currency") or market.quote
+        if currency == market.quote:
+            value = fee
+        elif currency == market.base:
+            value = fee * price
+        else:
+            value = fee * (asset_prices or {})[currency]
         fills.append(
             Fill(
                 ts=int(t["timestamp"]) * 1_000_000 if t.get("timestamp") else 0,
@@ -305,6 +379,8 @@ def fills_from_trades(trades: list[dict[str, Any]], client_order_id: str, market
                 fee=fee,
                 liquidity="maker" if t.get("takerOrMaker") == "maker" else "taker",
                 trade_id=str(t.get("id", "")),
+                fee_currency=currency,
+                fee_value=value,
             )
         )
     return fills

@@ -13,6 +13,16 @@ Order state machine (exchange status -> ours): open -> NEW or PARTIALLY_FILLED (
 amount), closed -> FILLED, canceled -> CANCELED, expired -> EXPIRED, rejected or a refused
 create -> REJECTED. Fills are keyed by exchange trade id, so polling twice never books one twice.
 
+Every answer about an order is checked against what was sent before anything of it is booked
+(:mod:`bot.exchange.validate`: symbol, client id, side, amount, executed amount within the order
+and never decreasing, positive finite prices). An answer that fails is an exchange fault: it is
+logged with the call and the field, counted in ``faults``, never booked, and the order is looked
+up again by client id (as for an unknown outcome) until a sane answer comes.
+
+Before an order is sent, the risk manager's last check (``guard``) refuses anything larger than
+the caps, whatever state led to it. Exits are sized by the engine against ``available``: the
+free balances the exchange reported after the last order finished (or was refused).
+
 An order whose create may or may not have reached the exchange (the lookup failed, or shutdown
 cancelled the request) is never guessed: it is looked up by client id until the exchange knows it
 or the request's acceptance window has passed (:meth:`ExchangeClient.lookup_settled`); only then
@@ -23,6 +33,7 @@ daemon leaves no order the database calls ``new`` while the exchange never saw i
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -30,10 +41,11 @@ import ccxt
 
 from bot.book.book import OrderBook
 from bot.core.events import MarketEvent
-from bot.core.market import Market, to_decimal
+from bot.core.market import Market
 from bot.core.orders import Fill, Order, OrderStatus, SentIds, Side
 from bot.exchange.client import ExchangeClient, ExchangeFailure, OrderOutcomeUnknown, fills_from_trades
-from bot.log import get_logger
+from bot.exchange.validate import ExchangeResponseError, check_order_info, check_trades
+from bot.log import get_logger, mask_secrets
 from bot.store.store import Store, StoreError
 
 FINAL = {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
@@ -59,29 +71,60 @@ class OrderTracker:
         self.client = client
         self.market = market
         self.booked_trades: dict[str, set[str]] = {}
+        self.seen_filled: dict[str, Decimal] = {}  # the executed amount the exchange last reported
 
-    async def refresh(self, order: Order, info: dict[str, Any] | None = None) -> list[Fill]:
-        """Update ``order`` from the exchange; return fills not booked before."""
+    def forget(self, client_order_id: str) -> None:
+        self.booked_trades.pop(client_order_id, None)
+        self.seen_filled.pop(client_order_id, None)
+
+    async def refresh(self, order: Order, info: dict[str, Any] | None = None, call: str = "fetch_order") -> list[Fill]:
+        """Update ``order`` from the exchange; return fills not booked before.
+
+        Raises :class:`ExchangeResponseError` (nothing booked, ``order`` unchanged) when an
+        answer contradicts the order."""
         if info is None:
             info = await self.client.fetch_order(order.client_order_id)
             if info is None:
                 return []
-        order.exchange_order_id = str(info.get("id")) if info.get("id") is not None else order.exchange_order_id
-        filled = to_decimal(str(info.get("filled") or 0))
-        booked = self.booked_trades.setdefault(order.client_order_id, set())
+        cid = order.client_order_id
+        market = self.market
+        filled = check_order_info(info, order, market.symbol, self.seen_filled.get(cid, Decimal(0)), call, market.exchange_symbol)
+        exchange_id = str(info.get("id")) if info.get("id") is not None else order.exchange_order_id
+        if order.exchange_order_id is not None and exchange_id != order.exchange_order_id:
+            raise ExchangeResponseError(call, "id", f"order id changed from {order.exchange_order_id} to {exchange_id}")
+        booked = self.booked_trades.setdefault(cid, set())
         new: list[Fill] = []
-        if filled > order.filled and order.exchange_order_id:
-            trades = await self.client.fetch_order_trades(order.exchange_order_id)
-            for fill in fills_from_trades(trades, order.client_order_id, self.market):
-                if fill.trade_id not in booked:
-                    booked.add(fill.trade_id)
-                    new.append(fill)
+        if filled > order.filled and exchange_id:
+            trades = check_trades(
+                await self.client.fetch_order_trades(exchange_id), order, market.symbol, exchange_id, "fetch_my_trades", market.exchange_symbol
+            )
+            fresh = [t for t in trades if str(t.get("id")) not in booked]
+            prices = await self._fee_prices(fresh)
+            new = fills_from_trades(fresh, cid, self.market, prices)
+            total = order.filled + sum((f.amount for f in new), Decimal(0))
+            if total > order.amount:
+                raise ExchangeResponseError("fetch_my_trades", "amount", f"trades add up to {total}, beyond the order's {order.amount}")
+            if len({f.trade_id for f in new}) != len(new):
+                raise ExchangeResponseError("fetch_my_trades", "id", "the same trade id twice in one answer")
+        order.exchange_order_id = exchange_id
+        self.seen_filled[cid] = filled
+        for fill in new:
+            booked.add(fill.trade_id)
         order.filled += sum((f.amount for f in new), Decimal(0))
         status = status_from_exchange(info, filled)
         if status in FINAL and order.filled < filled:
             status = OrderStatus.PARTIALLY_FILLED  # trades not visible yet: poll again
         order.status = status
+        if status is OrderStatus.REJECTED:
+            order.reject_reason = order.reject_reason or "the exchange reports the order rejected"
         return new
+
+    async def _fee_prices(self, trades: list[dict[str, Any]]) -> dict[str, Decimal]:
+        """Market prices of the fee assets that are neither base nor quote (e.g. BNB)."""
+        market = self.market
+        assets = {((t.get("fee") or {}).get("currency")) for t in trades if (t.get("fee") or {}).get("cost") is not None}
+        assets -= {market.base, market.quote, None}
+        return {asset: await self.client.fee_asset_price(asset) for asset in sorted(assets)}
 
 
 class LiveVenue:
@@ -101,6 +144,22 @@ class LiveVenue:
         self._sent = SentIds()
         self._cancelling: set[str] = set()
         self.failures = 0
+        self.faults = 0  # exchange answers that failed validation
+        self.guard: Callable[[Order], str | None] | None = None
+        self._free: dict[str, Decimal] | None = None
+
+    def available(self, asset: str) -> Decimal | None:
+        """Free ``asset`` as the exchange last reported it (None: not known)."""
+        free = self._free
+        return None if free is None else free.get(asset, Decimal(0))
+
+    async def refresh_balance(self) -> None:
+        """Ask the exchange what is free now; on failure the last answer is dropped (no cap known)."""
+        try:
+            self._free = await self.client.free_balances()
+        except Exception as exc:  # noqa: BLE001 - exits are then sized to the position; the exchange still refuses excess
+            self._free = None
+            self.log.warning("balance refresh failed", error=type(exc).__name__, detail=mask_secrets(str(exc))[:200])
 
     def _is_resting(self, order: Order) -> bool:
         return (
@@ -147,6 +206,13 @@ class LiveVenue:
             raise ValueError(f"duplicate client order id {order.client_order_id}: refusing to send it twice")
         self._sent.add(order.client_order_id)
         self._inflight[order.client_order_id] = order
+        problem = self.guard(order) if self.guard is not None else None
+        if problem is not None:  # never sent: the engine sees it REJECTED on its next event
+            order.status = OrderStatus.REJECTED
+            order.reject_reason = f"refused before sending by the risk manager's last check: {problem}"
+            self.log.error("order refused by the last check", client_order_id=order.client_order_id, amount=str(order.amount), detail=problem)
+            self._finish(order, [])
+            return
         task = asyncio.get_running_loop().create_task(self._drive(order), name=f"order-{order.client_order_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -172,30 +238,47 @@ class LiveVenue:
                 info = await self.client.create_order(order)
             except OrderOutcomeUnknown as exc:
                 self.failures += 1
-                self.log.error("order outcome unknown; looking it up until settled", client_order_id=order.client_order_id, detail=str(exc)[:300])
+                self.log.error("order outcome unknown; looking it up until settled", client_order_id=order.client_order_id, detail=mask_secrets(str(exc))[:300])
                 self._resume_later(order)
                 return
             except (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.BadRequest, ExchangeFailure) as exc:
                 self.failures += 1
                 order.status = OrderStatus.REJECTED
-                self.log.warning("order refused by the exchange", client_order_id=order.client_order_id, error=type(exc).__name__, detail=str(exc)[:200])
+                order.reject_reason = f"{type(exc).__name__}: {mask_secrets(str(exc))[:200]}"
+                self.log.warning("order refused by the exchange", client_order_id=order.client_order_id, error=type(exc).__name__, detail=mask_secrets(str(exc))[:200])
+                await self.refresh_balance()
                 self._finish(order, [])
                 return
+            call = "create_order"
             while True:
-                fills = await self.tracker.refresh(order, info)
+                fills = await self.tracker.refresh(order, info, call)
                 if order.status in FINAL:
+                    if fills or order.status is OrderStatus.REJECTED:
+                        await self.refresh_balance()
                     self._finish(order, fills)
                     return
                 if fills:
                     self._done.append((order, fills))
                 await asyncio.sleep(self.poll_interval_s)
-                info = None
+                info, call = None, "fetch_order"
         except asyncio.CancelledError:
             raise
+        except ExchangeResponseError as exc:
+            self._fault(order, exc)
+            self._resume_later(order)
         except Exception as exc:  # noqa: BLE001 - the order stays pending; reconciliation resolves it
             self.failures += 1
-            self.log.error("lost track of order; it stays open until reconciled", client_order_id=order.client_order_id, error=type(exc).__name__, detail=str(exc)[:200])
+            self.log.error("lost track of order; it stays open until reconciled", client_order_id=order.client_order_id, error=type(exc).__name__, detail=mask_secrets(str(exc))[:200])
             self._resume_later(order)
+
+    def _fault(self, order: Order, exc: ExchangeResponseError) -> None:
+        """An answer that contradicts the order: nothing of it was booked; look the order up again."""
+        self.faults += 1
+        self.failures += 1
+        self.log.error(
+            "exchange answer refused: not booked, the order is looked up again",
+            client_order_id=order.client_order_id, call=exc.call, field=exc.field, detail=mask_secrets(str(exc))[:300],
+        )
 
     async def _look_up(self, order: Order) -> list[Fill]:
         """One refresh of an order; one never confirmed by the exchange is looked up until settled,
@@ -205,6 +288,7 @@ class LiveVenue:
             info = await self.client.lookup_settled(order.client_order_id, order.sent_ns)
             if info is None:
                 order.status = OrderStatus.REJECTED
+                order.reject_reason = "never reached the exchange (not found after its acceptance window)"
                 self.log.warning("order never reached the exchange (not found after its acceptance window)", client_order_id=order.client_order_id)
                 return []
         return await self.tracker.refresh(order, info)
@@ -214,11 +298,17 @@ class LiveVenue:
             await asyncio.sleep(max(self.poll_interval_s, 1.0))
             try:
                 fills = await self._look_up(order)
+            except ExchangeResponseError as exc:
+                self._fault(order, exc)
+                self._resume_later(order)
+                return
             except Exception as exc:  # noqa: BLE001
-                self.log.warning("order lookup failed", client_order_id=order.client_order_id, error=type(exc).__name__)
+                self.log.warning("order lookup failed", client_order_id=order.client_order_id, error=type(exc).__name__, detail=mask_secrets(str(exc))[:200])
                 self._resume_later(order)
                 return
             if order.status in FINAL:
+                if fills or order.status is OrderStatus.REJECTED:
+                    await self.refresh_balance()
                 self._finish(order, fills)
             else:
                 if fills:
@@ -231,7 +321,7 @@ class LiveVenue:
 
     def _finish(self, order: Order, fills: list[Fill]) -> None:
         self._inflight.pop(order.client_order_id, None)
-        self.tracker.booked_trades.pop(order.client_order_id, None)  # final: no trade of it can come again
+        self.tracker.forget(order.client_order_id)  # final: no trade of it can come again
         self._cancelling.discard(order.client_order_id)
         self._done.append((order, fills))
 
@@ -272,7 +362,7 @@ class LiveVenue:
                     await self.client.cancel_order(order.client_order_id)
                     fills += await self.tracker.refresh(order)
             except Exception as exc:  # noqa: BLE001 - the next start reconciles it
-                self.log.error("order unresolved at shutdown; the next start reconciles it", client_order_id=order.client_order_id, error=type(exc).__name__, detail=str(exc)[:200])
+                self.log.error("order unresolved at shutdown; the next start reconciles it", client_order_id=order.client_order_id, error=type(exc).__name__, detail=mask_secrets(str(exc))[:200])
                 return
             if order.status in FINAL:
                 self._finish(order, fills)
