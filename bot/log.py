@@ -67,6 +67,21 @@ def _mask(value: Any) -> Any:
     return value
 
 
+def mask_secrets(text: str) -> str:
+    """``text`` with every registered secret replaced by ``***`` (for messages that leave the
+    process other than through a log line: error output, stored reasons)."""
+    return _mask(text)
+
+
+def _exc_summary(exc_info: Any) -> str:
+    """One line for an exception: ``Type: message`` (masked)."""
+    exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+    if exc is None:
+        return ""
+    text = " ".join(str(exc).split())
+    return _mask(f"{type(exc).__name__}: {text}"[:300])
+
+
 def _key_is_secret(key: str) -> bool:
     lower = key.lower()
     return any(part in lower for part in _SECRET_KEY_PARTS)
@@ -122,11 +137,14 @@ class _Sink:
         self._console = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
 
     def emit(self, level: int, event: dict[str, Any]) -> None:
+        exc = event.get("exc_info")
         if level >= self.file_level:
-            exc = event.get("exc_info")
+            file_event = event
             if exc:
-                event = structlog.processors.format_exc_info(None, "", dict(event))
-            line = _encode(event)
+                file_event = structlog.processors.format_exc_info(None, "", dict(event))
+                if "exception" in file_event:
+                    file_event["exception"] = _mask(file_event["exception"])
+            line = _encode(file_event)
             with self._lock:
                 if self._file is None:
                     return
@@ -139,8 +157,14 @@ class _Sink:
                     written = self._file.write(line)
                 self._size += len(line)
         if level >= self.console_level:
+            console = dict(event)
+            if exc or "exception" in console:  # the console gets one line; the traceback is in the file
+                console.pop("exc_info", None)
+                console.pop("exception", None)
+                if exc:
+                    console["error"] = _exc_summary(exc)
             try:
-                sys.stderr.write(self._console(None, "", dict(event)) + "\n")
+                sys.stderr.write(self._console(None, "", console) + "\n")
                 sys.stderr.flush()
             except (OSError, ValueError):  # closed or broken stderr: the file still has the line
                 pass

@@ -127,18 +127,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
     from bot.engine.daemon import Daemon, DaemonError
-    from bot.exchange.client import ExchangeFailure
     from bot.log import configure
 
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
         return _fail(str(exc))
-    configure(settings.run.log_dir, settings.run.log_level, settings.run.console_log_level)
+    try:
+        configure(settings.run.log_dir, settings.run.log_level, settings.run.console_log_level)
+    except OSError as exc:
+        return _fail(f"run.log_dir {settings.run.log_dir!r}: cannot write the log there ({exc.strerror or exc})")
     try:
         daemon = Daemon(settings, args.db or settings.run.db, live=args.live)
         return asyncio.run(daemon.run())
-    except (DaemonError, ExchangeFailure) as exc:
+    except DaemonError as exc:
         return _fail(str(exc))
 
 
@@ -226,11 +228,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Whatever goes wrong ends in one ``error:`` line on stderr and exit 1
+    (the traceback goes to the log file only, secrets masked), never a traceback on the console."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
+        from bot.log import get_logger, mask_secrets
+
+        get_logger("bot.cli").error("command failed", command=args.command, exc_info=True)
+        detail = mask_secrets(" ".join(str(exc).split()))[:400]
+        return _fail(f"{args.command}: {type(exc).__name__}: {detail} (the traceback is in the log file)")
 
 
 if __name__ == "__main__":

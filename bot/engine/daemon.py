@@ -1,9 +1,15 @@
 """The daemon: ``bot run`` trades one symbol in paper or live mode until it is told to stop.
 
-Start-up order matters for money: take the instance lock (one daemon per database), load the
-market's precision from the exchange, rebuild the position from stored fills, and in live mode
-reconcile every order an earlier run left unfinished with the exchange (look it up by client
-order id, book the fills it got, cancel it if still open) before the first new decision.
+Start-up order matters for money: take the instance locks (one daemon per database: a file
+lock on the resolved path and a writer row inside the database), close earlier runs that died
+without closing (``crashed``), load the market's precision from the exchange, rebuild the
+position from stored fills and the risk marks of today (:mod:`bot.engine.restore`), value a
+carried position at the mid now (this run's ``initial_equity``; what it carried is stored with
+the run), and in live mode reconcile every order an earlier run left unfinished with the
+exchange (look it up by client order id, book the fills it got, cancel it if still open) and
+read the free balances, before the first new decision. Any failure there is one line naming
+its cause (:mod:`bot.engine.startup`); a run that was started and then fails is marked
+``failed`` with the reason.
 
 Running: market events from the feed go through the same :class:`Engine` as a backtest. A
 watchdog invalidates the book when no update arrived for ``risk.max_book_age_s``, so trading
@@ -22,7 +28,6 @@ left unconfirmed, counting the window from that run's last heartbeat.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import gc
 import math
 import os
@@ -34,70 +39,23 @@ from typing import Any
 
 from bot.config.settings import Settings
 from bot.core.events import MarketEvent
-from bot.core.orders import Order, OrderStatus, Side
 from bot.engine.engine import Engine
-from bot.engine.restore import restore
+from bot.engine.restore import Restored, restore
 from bot.engine.runner import git_revision, new_run_id
+from bot.engine.startup import (
+    HEARTBEAT_INTERVAL_S, DaemonError, InstanceLock, check_account, check_live_allowed, close_dead_runs, reconcile, startup_error,
+)
 from bot.exchange.client import ExchangeClient
-from bot.exchange.feed import LiveFeed
-from bot.execution.live import FINAL, LiveVenue, OrderTracker
+from bot.exchange.feed import LiveFeed, snapshot_from_ccxt
+from bot.execution.live import LiveVenue
 from bot.execution.paper import PaperVenue
-from bot.log import bind_run, get_logger
-from bot.store.store import Store, checkpoint
+from bot.log import bind_run, get_logger, mask_secrets
+from bot.store.store import Store, StoreError, checkpoint
 
-
-class DaemonError(Exception):
-    """The daemon cannot start; the message says why and what to do."""
-
-
-class InstanceLock:
-    """An exclusive ``flock`` on ``<db>.lock``: a second daemon on the same database refuses to start.
-
-    The kernel drops the lock when the process dies (even by ``kill -9``), so a stale lock file
-    never blocks a restart.
-    """
-
-    def __init__(self, db_path: Path):
-        self.path = Path(str(db_path) + ".lock")
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise DaemonError(f"another bot instance (pid {holder}) is running on {self.path.with_suffix('')}; stop it first or use another run.db") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-
-def check_live_allowed(settings: Settings, live_flag: bool) -> None:
-    """Live trading needs three independent yeses: the config, the command line and the keys."""
-    if settings.run.mode == "live" and not live_flag:
-        raise DaemonError("config says mode = \"live\" but the command line lacks --live: refusing to trade real money")
-    if live_flag and settings.run.mode != "live":
-        raise DaemonError(f"--live given but the config says mode = {settings.run.mode!r}: set run.mode = \"live\"")
-    if settings.run.mode == "live" and (settings.exchange.api_key is None or settings.exchange.api_secret is None):
-        raise DaemonError("live mode needs BOT__EXCHANGE__API_KEY and BOT__EXCHANGE__API_SECRET in the environment or .env")
-    if settings.run.mode == "backtest":
-        raise DaemonError("run.mode is \"backtest\": use `bot backtest`, or a paper/live config for `bot run`")
-    if settings.store.synchronous == "off":
-        raise DaemonError('store.synchronous = "off" is for backtests: a power loss could corrupt the database of a running daemon; use "normal" or "full"')
-
+__all__ = ["Daemon", "DaemonError", "InstanceLock", "check_live_allowed"]
 
 LOOP_INTERVAL_S = 0.05  # housekeeping cadence; market events reach the engine directly from the feed
 CHECKPOINT_INTERVAL_S = 30.0  # WAL checkpoints, in a worker thread (see Store.manual_checkpoints)
-HEARTBEAT_INTERVAL_S = 1.0  # live state for ``bot status``; also bounds when a dead run last sent
 SETTLE_EXTRA_S = 10.0  # shutdown: time for settling in-flight orders beyond their acceptance window
 
 
@@ -114,6 +72,8 @@ class Daemon:
         self.engine_error: BaseException | None = None
         self.events_delivered = 0
         self.run_id = new_run_id()
+        self.initial_equity = 0.0  # this run's own starting equity (carried position valued at the start)
+        self.feed: LiveFeed | None = None
 
     def request_stop(self, reason: str) -> None:
         if not self.stop_requested.is_set():
@@ -122,6 +82,9 @@ class Daemon:
             self.stop_requested.set()
 
     async def run(self) -> int:
+        """Trade until stopped; 0 on a clean stop. Raises :class:`DaemonError` (one line) when it
+        cannot start or must stop; the run, if it was started, is then marked ``failed`` with the
+        reason."""
         self.lock.acquire()
         try:
             return await self._run_locked()
@@ -134,58 +97,151 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
-        store = Store(self.db_path, batch_size=settings.store.batch_size, synchronous=settings.store.synchronous)
-        store.manual_checkpoints()  # the housekeeping loop checkpoints in a worker thread, off the order path
+        previous_handler = loop.get_exception_handler()
+        loop.set_exception_handler(self._loop_exception)
+        try:
+            store = Store(self.lock.db_path, batch_size=settings.store.batch_size, synchronous=settings.store.synchronous)
+        except StoreError as exc:
+            raise DaemonError(str(exc)) from None
         client = ExchangeClient(settings)
-        status = "failed"
-        engine: Engine | None = None
-        feed: LiveFeed | None = None
-        venue: Any = None
-        started = time.monotonic()
+        writer = store.writer_lock()
+        try:
+            try:
+                writer.acquire(self.run_id)
+            except StoreError as exc:
+                raise DaemonError(str(exc)) from None
+            close_dead_runs(store, self.log)
+            await self._session(store, client, writer)
+        finally:
+            writer.release()
+            store.close()
+            await client.close()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            loop.set_exception_handler(previous_handler)
+        return 0
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """Errors raised in event-loop callbacks (a library's, e.g. ccxt's websocket reader on a
+        malformed frame): one log line, no traceback on the console; the feed's own watchdog
+        notices the stream went quiet and rebuilds it."""
+        exc = context.get("exception")
+        what = f"{type(exc).__name__}: {exc}" if exc is not None else context.get("message", "")
+        detail = mask_secrets(" ".join(str(what).split()))[:300]
+        self.log.warning("error in an event-loop callback", detail=detail, where=str(context.get("message", ""))[:120])
+        # a frame the websocket reader could not decode (JSON, text) raised in its read callback
+        if self.feed is not None and "handle" in context and isinstance(exc, (ValueError, TypeError, KeyError, AttributeError)):
+            self.feed.websocket_broken(detail[:160])
+
+    async def _start(self, store: Store, client: ExchangeClient) -> tuple[Any, Restored, float, dict[str, Any] | None]:
+        """Everything exchange-facing before the run row exists: the market, the account, the
+        carried position valued at the mid now. Failures become one DaemonError line."""
+        settings = self.settings
+        call = "load_markets"
         try:
             market = await client.load_market()
             initial_equity = settings.risk.initial_equity
             if self.mode == "live":
+                call = "fetch_balance"
                 # a live account's equity is what the exchange holds, not a config number: size from it
-                balance = await client.fetch_balance()
-                quote_total = (balance.get(market.quote) or {}).get("total")
-                if quote_total:
-                    initial_equity = float(quote_total)
-            restored = restore(store, self.mode, market.symbol, initial_equity)
+                quote_free = (await client.free_balances()).get(market.quote)
+                if quote_free:
+                    initial_equity = float(quote_free)
+            restored = restore(store, self.mode, market.symbol, initial_equity, base=market.base, quote=market.quote, now_ns=time.time_ns())
+            pf = restored.portfolio
+            start_equity, carried = float(pf.initial_cash), None
+            if restored.previous_runs:
+                start_equity = float(pf.equity_cash)
+                if not pf.is_flat or pf.dust:
+                    call = "fetch_order_book"
+                    snap = snapshot_from_ccxt(await client.fetch_order_book(), settings.exchange.book_levels, time.time_ns())
+                    if not snap.bids or not snap.asks:
+                        raise DaemonError("fetch_order_book: the exchange's book has an empty side; cannot value the carried position")
+                    mark = (snap.bids[0][0] + snap.asks[0][0]) * 0.5
+                    start_equity = pf.equity(mark)
+                    carried = {
+                        "qty": str(pf.qty), "avg_price": str(pf.avg_price), "dust": str(pf.dust), "mark": mark,
+                        "value": round(float(pf.equity_qty) * mark, 8), "from_runs": len(restored.previous_runs),
+                    }
+        except DaemonError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every start-up failure is one line with its cause
+            raise startup_error(exc, settings, call) from None
+        return market, restored, start_equity, carried
+
+    async def _session(self, store: Store, client: ExchangeClient, writer: Any) -> None:
+        settings = self.settings
+        status = "failed"
+        reason = ""
+        engine: Engine | None = None
+        feed: LiveFeed | None = None
+        venue: Any = None
+        started_run = False
+        started = time.monotonic()
+        try:
+            market, restored, start_equity, carried = await self._start(store, client)
             store.start_run(
                 self.run_id,
                 mode=self.mode,
                 config=settings.snapshot(),
                 git_rev=git_revision(),
                 data_files=[],
-                initial_equity=float(restored.portfolio.initial_cash),
+                initial_equity=start_equity,
                 symbol=market.symbol,
+                carried=carried,
             )
-            self.log.info("daemon started", db=str(self.db_path), symbol=market.symbol, tick=str(market.tick_size), lot=str(market.lot_size), position=str(restored.portfolio.qty), previous_runs=len(restored.previous_runs))
+            started_run = True
+            self.initial_equity = start_equity
+            self.log.info("daemon started", db=str(self.db_path), symbol=market.symbol, tick=str(market.tick_size), lot=str(market.lot_size), position=str(restored.portfolio.qty), previous_runs=len(restored.previous_runs), initial_equity=start_equity)
             if self.mode == "live":
-                await self._reconcile(client, store, restored)
+                try:
+                    await reconcile(client, store, restored, self.run_id, self.log)
+                    await check_account(client, store, restored.portfolio, self.run_id, self.log)
+                except DaemonError:
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    raise startup_error(exc, settings, "reconcile") from None
                 venue = LiveVenue(client, market, store, self.run_id, settings.exchange.rest_poll_interval_s)
+                await venue.refresh_balance()
             else:
                 venue = PaperVenue(settings.execution, market)
-            engine = Engine(settings, market, venue, store, self.run_id, portfolio=restored.portfolio, peak_equity=restored.peak_equity)
+            engine = Engine(settings, market, venue, store, self.run_id, portfolio=restored.portfolio)
+            engine.risk.restore(peak_equity=restored.peak_equity, day=restored.day, day_start_equity=restored.day_start_equity, halt=restored.halt)
+            if isinstance(venue, LiveVenue):
+                risk, book = engine.risk, engine.book
+                venue.guard = lambda order: risk.last_check(order, book)
             if not restored.portfolio.is_flat:
                 pf = restored.portfolio
                 pf.stop_price, pf.take_profit_price = engine.risk.protective_prices(pf.qty, pf.avg_price)
-            feed = LiveFeed(client, self._deliver_to(engine))
+            feed = self.feed = LiveFeed(client, self._deliver_to(engine))
             # Start-up built everything long-lived (ccxt's markets, config, engine): freezing it
             # keeps the garbage collector from re-scanning it in every full collection, which
             # otherwise lands as a multi-millisecond pause on whichever book update triggers it.
             gc.collect()
             gc.freeze()
             feed.start()
-            await self._loop(engine, feed, venue, store, started)
+            await self._loop(engine, feed, venue, store, writer, started)
             if self.engine_error is not None:
-                raise self.engine_error
+                raise DaemonError(f"stopped by an engine error: {type(self.engine_error).__name__}: {mask_secrets(str(self.engine_error))[:300]}")
             status = "completed"
         except asyncio.CancelledError:
             status = "interrupted"
             raise
+        except DaemonError as exc:
+            reason = str(exc)
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {mask_secrets(str(exc))[:300]}"
+            self.log.error("daemon failed", error=reason, exc_info=True)
+            raise DaemonError(f"the daemon stopped on an unexpected error: {reason} (traceback in the log file)") from None
         finally:
+            await self._shutdown(store, client, engine, feed, venue, status, reason, started, started_run)
+
+    async def _shutdown(self, store: Store, client: ExchangeClient, engine: Engine | None, feed: LiveFeed | None, venue: Any,
+                        status: str, reason: str, started: float, started_run: bool) -> None:
+        """Stop the feed, settle orders, checkpoint and close the run (only if it was started)."""
+        settings = self.settings
+        try:
             if feed is not None:
                 await feed.stop()
             if isinstance(venue, LiveVenue):
@@ -201,21 +257,27 @@ class Daemon:
             if engine is not None:
                 engine.poll(time.time_ns())
                 engine.checkpoint()
-            stats: dict[str, Any] = {"wall_time_s": round(time.monotonic() - started, 3), "stop_reason": self.stop_reason}
-            if engine is not None:
-                stats.update(engine.run_stats())
-            if feed is not None:
-                stats["source"] = {"source": "exchange", "feed_mode": feed.mode, "book_updates": feed.updates, "invalidations": feed.invalidations}
-            stats["exchange_calls"], stats["exchange_retries"] = client.calls, client.retries
-            try:
-                store.finish_run(self.run_id, status=status, stats=stats)
-            finally:
-                store.close()
-                await client.close()
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.remove_signal_handler(sig)
-            self.log.info("daemon stopped", status=status, reason=self.stop_reason)
-        return 0
+        except Exception as exc:  # noqa: BLE001 - the run must still be closed
+            reason = reason or f"shutdown: {type(exc).__name__}: {mask_secrets(str(exc))[:200]}"
+            status = "failed" if status == "completed" else status
+            self.log.error("shutdown step failed", error=f"{type(exc).__name__}: {mask_secrets(str(exc))[:200]}")
+        if not started_run:
+            self.log.info("daemon stopped before its run started", reason=reason or self.stop_reason)
+            return
+        stats: dict[str, Any] = {"wall_time_s": round(time.monotonic() - started, 3), "stop_reason": reason or self.stop_reason}
+        if engine is not None:
+            stats.update(engine.run_stats())
+        if feed is not None:
+            stats["source"] = {"source": "exchange", "feed_mode": feed.mode, "book_updates": feed.updates, "invalidations": feed.invalidations, "teardowns": feed.teardowns}
+        if isinstance(venue, LiveVenue):
+            stats["exchange_faults"] = venue.faults
+        stats["exchange_calls"], stats["exchange_retries"] = client.calls, client.retries
+        try:
+            store.finish_run(self.run_id, status=status, stats=stats)
+        except StoreError as exc:
+            store.discard_pending()
+            store.mark_crashed(self.run_id, time.time(), f"the run could not be closed: {exc}")
+        self.log.info("daemon stopped", status=status, reason=reason or self.stop_reason)
 
     def _deliver_to(self, engine: Engine) -> Callable[[MarketEvent], None]:
         """The feed's callback: the engine decides inside the coroutine that received the update.
@@ -236,7 +298,7 @@ class Daemon:
 
         return deliver
 
-    async def _loop(self, engine: Engine, feed: LiveFeed, venue: Any, store: Store, started: float) -> None:
+    async def _loop(self, engine: Engine, feed: LiveFeed, venue: Any, store: Store, writer: Any, started: float) -> None:
         """Housekeeping beside the feed: venue results without market events, staleness, the
         unsound-book cancel, heartbeats and the run's duration, every ``LOOP_INTERVAL_S``."""
         settings = self.settings
@@ -270,6 +332,7 @@ class Daemon:
             if mono >= next_heartbeat:
                 next_heartbeat = mono + HEARTBEAT_INTERVAL_S
                 store.record_heartbeat(self.run_id, self._state(engine, venue, feed, now, started))
+                writer.refresh()
             if mono >= next_checkpoint:
                 next_checkpoint = mono + CHECKPOINT_INTERVAL_S
                 try:
@@ -282,7 +345,7 @@ class Daemon:
     def _state(self, engine: Engine, venue: Any, feed: LiveFeed, now: int, started: float) -> dict[str, Any]:
         pf = engine.portfolio
         mid = engine.last_mid
-        equity = pf.equity(mid) if mid == mid else float(pf.cash)
+        equity = pf.equity(mid) if mid == mid else float(pf.equity_cash)
         halt = engine.risk.halt
         return {
             "mode": self.mode,
@@ -292,7 +355,8 @@ class Daemon:
             "avg_price": str(pf.avg_price),
             "cash": str(pf.cash),
             "equity": round(equity, 8),
-            "pnl": round(equity - float(pf.initial_cash), 8),
+            "pnl": round(equity - self.initial_equity, 8),
+            "dust": str(pf.dust),
             "mid": None if not math.isfinite(mid) else mid,
             "book_status": engine.book.status.value,
             "book_age_s": round(engine.book.age_ns(now) / 1e9, 3) if engine.book.last_update_ts else None,
@@ -302,66 +366,3 @@ class Daemon:
             "orders": engine.stats.orders,
             "fills": engine.stats.fills,
         }
-
-    async def _reconcile(self, client: ExchangeClient, store: Store, restored: Any) -> None:
-        """Resolve every order an earlier run left unfinished, before trading (live mode)."""
-        market = client.market
-        assert market is not None
-        tracker = OrderTracker(client, market)
-        for row in restored.open_orders:
-            order = Order(row["client_order_id"], int(row["ts"]), Side(row["side"]), _dec(row["amount"]), reason=row["reason"] or "")
-            order.exchange_order_id = row["exchange_order_id"]
-            booked = {r[0] for r in store.db.execute("SELECT trade_id FROM fills WHERE run_id = ? AND client_order_id = ?", [row["run_id"], order.client_order_id]).fetchall()}
-            tracker.booked_trades[order.client_order_id] = set(booked)
-            order.filled = sum((_dec(r[0]) for r in store.db.execute("SELECT amount FROM fills WHERE run_id = ? AND client_order_id = ?", [row["run_id"], order.client_order_id]).fetchall()), _dec("0"))
-            if order.exchange_order_id is None:  # a request may still be on its way: wait until it cannot be
-                info = await client.lookup_settled(order.client_order_id, self._last_send_bound(store, row))
-            else:
-                info = await client.fetch_order(order.client_order_id)
-            if info is None:
-                order.status = OrderStatus.REJECTED
-                detail = "never reached the exchange (not found after its acceptance window)"
-                fills = []
-            else:
-                if info.get("status") == "open":
-                    await client.cancel_order(order.client_order_id)
-                    info = await client.fetch_order(order.client_order_id) or info
-                fills = await tracker.refresh(order, info)
-                if order.status not in FINAL:
-                    order.status = OrderStatus.CANCELED
-                detail = f"exchange status {info.get('status')}, {len(fills)} fill(s) recovered"
-            for fill in fills:
-                restored.portfolio.apply(fill)
-                store.record_fill(row["run_id"], fill)
-            store.record_order(row["run_id"], order)
-            store.record_risk_event(self.run_id, time.time_ns(), "reconcile", order.status.value, f"{order.client_order_id}: {detail}")
-            self.log.warning("reconciled order from an earlier run", client_order_id=order.client_order_id, status=order.status.value, fills=len(fills), detail=detail)
-        restored.portfolio.closed.clear()
-        if restored.open_orders:
-            store.record_position(self.run_id, time.time_ns(), restored.portfolio.qty, restored.portfolio.avg_price, restored.portfolio.realized_pnl, restored.portfolio.cash, restored.portfolio.fees)
-        store.flush()
-        balance = await client.fetch_balance()
-        base_total = (balance.get(market.base) or {}).get("total")
-        self.log.info("exchange balances at start", base=market.base, base_total=base_total, quote=market.quote, quote_total=(balance.get(market.quote) or {}).get("total"), position=str(restored.portfolio.qty))
-        if base_total is not None and restored.portfolio.qty > 0 and _dec(str(base_total)) < restored.portfolio.qty:
-            store.record_risk_event(self.run_id, time.time_ns(), "reconcile", "balance_mismatch", f"stored position {restored.portfolio.qty} exceeds exchange {market.base} balance {base_total}")
-            self.log.error("stored position exceeds the exchange balance", position=str(restored.portfolio.qty), balance=base_total)
-
-    @staticmethod
-    def _last_send_bound(store: Store, row: dict[str, Any]) -> int:
-        """Wall-clock ns by which the run that wrote ``row`` had signed its last request.
-
-        A run sends only while its loop runs, and its loop writes a heartbeat every
-        ``HEARTBEAT_INTERVAL_S``: it was gone within about one interval after its last heartbeat
-        (or its end, if it ended). One more interval of slack covers a slow last iteration.
-        """
-        heartbeat = store.heartbeat(row["run_id"]) or {}
-        ended = store.db.execute("SELECT ended_at FROM runs WHERE run_id = ?", [row["run_id"]]).fetchone()
-        last_alive_s = max(float(heartbeat.get("ts") or 0.0), float((ended or [None])[0] or 0.0))
-        return max(int(row["ts"]), int((last_alive_s + 2 * HEARTBEAT_INTERVAL_S) * 1e9))
-
-
-def _dec(value: Any):  # noqa: ANN202
-    from decimal import Decimal
-
-    return Decimal(str(value))

@@ -5,11 +5,22 @@ checking update ids) and raises when the chain breaks. Each update is handed to 
 :class:`BookSnapshot` of the top ``exchange.book_levels`` levels: a few dozen levels ten times
 per second is cheap, and it keeps one code path for websocket and REST data.
 
-Integrity checks on top of ccxt's: the update id (``nonce``) must not go backwards, and any
-watch error becomes a :class:`BookInvalidated` so the engine stops trading until the book is
-rebuilt. After ``ws_failures_before_rest`` consecutive websocket failures the feed falls back
-to REST polling and retries the websocket every 30 s. Staleness (no update for too long) is
-watched by the daemon, which calls :meth:`LiveFeed.invalidate`.
+Integrity checks on top of ccxt's: every level the bot uses must be a positive finite price and
+a finite size (:func:`bot.exchange.validate.check_book`), the update id (``nonce``) must not go
+backwards, and any watch error becomes a :class:`BookInvalidated` so the engine stops trading
+until the book is rebuilt. A book that fails the checks is also dropped from ccxt's cache and
+the websocket torn down: ccxt would otherwise keep applying diffs to the broken copy.
+
+A websocket can also go quiet without an error: ccxt reads frames in an event-loop callback,
+and a frame it cannot decode raises there, which ends its read loop while the connection stays
+open (every watcher then waits forever). So :meth:`LiveFeed.websocket_broken` (called by the
+daemon's loop exception handler) and :meth:`LiveFeed.invalidate` (called by the daemon's
+staleness watchdog after ``risk.max_book_age_s`` without an update) fail every pending watch,
+and the feed closes the connections and subscribes again.
+
+After ``ws_failures_before_rest`` consecutive websocket failures the feed falls back to REST
+polling and retries the websocket every 30 s; failures count as consecutive only while the
+websocket never stayed healthy for ``WS_HEALTHY_RESET_S`` in between.
 
 Events are handed to ``deliver`` (the daemon passes the engine's ``on_event``) inside the
 coroutine that received them from ccxt, without a queue in between: a queue put a hop through
@@ -24,11 +35,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import math
+
+import ccxt
+
 from bot.core.events import BookInvalidated, BookSnapshot, MarketEvent, Trade
 from bot.exchange.client import ExchangeClient
-from bot.log import get_logger
+from bot.exchange.validate import ExchangeResponseError, check_book
+from bot.log import get_logger, mask_secrets
 
 WS_RETRY_AFTER_REST_S = 30.0
+WS_HEALTHY_RESET_S = 60.0
+"""A websocket that delivered updates this long before failing starts the failure count afresh."""
 
 
 def snapshot_from_ccxt(book: dict[str, Any], levels: int, now_ns: int) -> BookSnapshot:
@@ -54,9 +72,12 @@ class LiveFeed:
         self.last_sequence = 0
         self.invalidations = 0
         self.updates = 0
+        self.teardowns = 0
+        self.bad_trades = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._resync = asyncio.Event()
         self._stopping = False
+        self._healthy_since = 0.0
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._books(), name="feed-books")]
@@ -73,6 +94,28 @@ class LiveFeed:
         """Mark the book unusable now and make the feed rebuild it from scratch."""
         self._emit_invalid(reason)
         self._resync.set()
+        self._fail_watchers(reason)
+
+    def websocket_broken(self, reason: str) -> None:
+        """Something broke ccxt's websocket reading (an exception in its callback): rebuild."""
+        if self.mode == "websocket" and not self._stopping:
+            self.invalidate(f"websocket broken: {reason}")
+
+    def _fail_watchers(self, reason: str) -> None:
+        """Fail every pending websocket watch, so a watcher blocked on a dead stream wakes up."""
+        if self.mode != "websocket":
+            return
+        clients = getattr(self.client.ccxt, "clients", None) or {}
+        for ws in list(clients.values()):
+            error = ccxt.NetworkError(f"resync: {reason}")
+            try:
+                reset = getattr(ws, "reset", None)
+                if reset is not None:
+                    reset(error)
+                else:
+                    ws.reject(error)
+            except Exception as exc:  # noqa: BLE001 - the teardown that follows closes it anyway
+                self.log.info("could not fail a websocket's watchers", error=type(exc).__name__)
 
     def _emit_invalid(self, reason: str) -> None:
         self.invalidations += 1
@@ -83,6 +126,12 @@ class LiveFeed:
 
     def _emit_book(self, book: dict[str, Any]) -> None:
         now = time.time_ns()
+        try:
+            check_book(book, "watch_order_book" if self.mode == "websocket" else "fetch_order_book", self.cfg.book_levels)
+        except ExchangeResponseError as exc:
+            self._emit_invalid(f"book refused: {exc}")
+            self._resync.set()
+            return
         snap = snapshot_from_ccxt(book, self.cfg.book_levels, now)
         if snap.sequence and self.last_sequence and snap.sequence < self.last_sequence:
             self._emit_invalid(f"update id went backwards: {snap.sequence} < {self.last_sequence}")
@@ -102,8 +151,11 @@ class LiveFeed:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - every failure means: resync
-                    failures += 1
-                    self._emit_invalid(f"websocket book failed: {type(exc).__name__}: {str(exc)[:160]}")
+                    healthy = self._healthy_since and time.monotonic() - self._healthy_since >= WS_HEALTHY_RESET_S
+                    failures = 1 if healthy else failures + 1
+                    self._healthy_since = 0.0
+                    self._emit_invalid(f"websocket book failed: {type(exc).__name__}: {mask_secrets(str(exc))[:160]}")
+                    await self._teardown()
                     if failures >= self.cfg.ws_failures_before_rest:
                         self.mode = "rest"
                         self.log.warning("falling back to REST polling", failures=failures)
@@ -123,18 +175,31 @@ class LiveFeed:
         while not self._stopping:
             book = await ex.watch_order_book(symbol)
             if self._resync.is_set():
-                # a stale or broken book: drop ccxt's cached book so it resubscribes and resyncs
+                # a stale or broken book: close the connection and drop ccxt's cached book, so
+                # the next watch subscribes afresh and rebuilds it from a new snapshot
                 self._resync.clear()
-                await self._unwatch()
+                self._healthy_since = 0.0
+                await self._teardown()
                 continue
+            if not self._healthy_since:
+                self._healthy_since = time.monotonic()
             self._emit_book(book)
 
-    async def _unwatch(self) -> None:
+    async def _teardown(self) -> None:
+        """Close the websocket connections and forget ccxt's cached book."""
         ex = self.client.ccxt
+        self.teardowns += 1
         try:
             await ex.un_watch_order_book(self.client.symbol)
-        except Exception:  # noqa: BLE001 - not every exchange supports unwatch; a fresh watch resyncs anyway
+        except Exception:  # noqa: BLE001 - not every exchange supports unwatch; closing resyncs anyway
             pass
+        try:
+            await asyncio.wait_for(ex.close_ws_clients(), timeout=5.0)
+        except Exception as exc:  # noqa: BLE001 - a connection that will not close is dropped below
+            self.log.info("websocket close failed", error=type(exc).__name__)
+            clients = getattr(ex, "clients", None)
+            if isinstance(clients, dict):
+                clients.clear()
         ob = getattr(ex, "orderbooks", {})
         if isinstance(ob, dict):
             ob.pop(self.client.symbol, None)
@@ -168,7 +233,13 @@ class LiveFeed:
                 continue
             now = time.time_ns()
             for t in trades:
-                ts = t.get("timestamp")
-                self.deliver(
-                    Trade(now, int(ts) * 1_000_000 if ts else 0, float(t["price"]), float(t["amount"]), t.get("side") or "buy", int(t.get("id") or 0))
-                )
+                try:
+                    price, amount = float(t["price"]), float(t["amount"])
+                    ts = int(t.get("timestamp") or 0)
+                    trade_id = int(t.get("id") or 0)
+                except (KeyError, TypeError, ValueError):
+                    price = amount = math.nan
+                if not (0.0 < price < math.inf and 0.0 < amount < math.inf):
+                    self.bad_trades += 1
+                    continue
+                self.deliver(Trade(now, ts * 1_000_000, price, amount, "sell" if t.get("side") == "sell" else "buy", trade_id))

@@ -2,9 +2,13 @@
 
 Definitions (all per run):
 
+* ``initial_equity``: the run's own starting equity. A daemon run that resumed a position of
+  earlier runs valued it at the mid when it started (``carried``: qty, avg_price, dust, mark,
+  value), so ``pnl_net`` is this run's own result, never an earlier run's.
 * ``final_equity``: equity of the last equity row (``initial_equity`` if there is none);
-  ``pnl_net = final_equity - initial_equity``; ``fees`` = sum of the fills' fees (summed exactly as
-  Decimal); ``pnl_gross = pnl_net + fees``.
+  ``pnl_net = final_equity - initial_equity``; ``fees`` = sum of the fills' fee values in the
+  quote currency (a fee charged in another asset is valued as the fill recorded it; summed
+  exactly as Decimal); ``pnl_gross = pnl_net + fees``.
 * ``trades``: round trips; ``win_rate``: share of round trips with ``pnl_net > 0`` (None without trades).
 * ``max_drawdown``: largest drop from a running peak of the equity rows, as a fraction of that peak.
 * ``sharpe``: mean / sample std (ddof=1) of the simple returns between consecutive equity rows,
@@ -19,6 +23,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import sqlite3
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -36,7 +41,7 @@ SUMMARY_KEYS = (
     "events", "wall_time_s", "events_per_s",
     "trades", "fills", "orders", "rejects",
     "pnl_gross", "fees", "pnl_net", "win_rate", "max_drawdown",
-    "sharpe", "sharpe_annualization", "initial_equity", "final_equity", "stats",
+    "sharpe", "sharpe_annualization", "initial_equity", "final_equity", "carried", "stats",
 )
 
 
@@ -89,10 +94,14 @@ def _open(db_path: str | Path) -> sqlite_utils.Database:
     path = Path(db_path)
     if not path.is_file():
         raise LookupError(f"no database at {path} (file does not exist)")
-    db = sqlite_utils.Database(path)
-    if "runs" not in db.table_names():
+    try:
+        db = sqlite_utils.Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10))  # read-only: a report never writes
+        tables = db.table_names()
+    except sqlite3.DatabaseError as exc:
+        raise LookupError(f"{path} is not an SQLite database ({exc})") from None
+    if "runs" not in tables or "meta" not in tables:
         db.close()
-        raise LookupError(f"{path} is not a bot database (no 'runs' table)")
+        raise LookupError(f"{path} is not an imbalance-bot database (no 'runs' table)")
     return db
 
 
@@ -127,7 +136,9 @@ def summarize(db_path: str | Path, run_id: str | None = None) -> dict:
         fills = count("fills")
         orders = count("orders")
         rejects = count("risk_events", " AND kind = ?", ("reject",))
-        fees = sum((Decimal(f) for (f,) in conn.execute("SELECT fee FROM fills WHERE run_id = ?", (run_id,))), Decimal(0))
+        fill_cols = {r[1] for r in conn.execute("PRAGMA table_info(fills)")}
+        value = "coalesce(fee_value, fee)" if "fee_value" in fill_cols else "fee"
+        fees = sum((Decimal(f) for (f,) in conn.execute(f"SELECT {value} FROM fills WHERE run_id = ?", (run_id,))), Decimal(0))
 
         n_eq = count("equity")
         cur = conn.execute("SELECT equity FROM equity WHERE run_id = ? ORDER BY ts, id", (run_id,))
@@ -173,6 +184,7 @@ def summarize(db_path: str | Path, run_id: str | None = None) -> dict:
             "sharpe_annualization": annualization,
             "initial_equity": _money(initial_equity),
             "final_equity": _money(final_equity),
+            "carried": json.loads(run["carried_json"]) if run.get("carried_json") else None,
             "stats": {k: v for k, v in stats.items() if k not in _OWN_STATS},
         }
     finally:
@@ -207,6 +219,8 @@ def format_summary(summary: dict) -> str:
             continue
         if key == "status" and value == "running":
             text = "running (DID NOT FINISH: no finish_run was recorded; the process was killed or is still running)"
+        elif key == "status" and value == "crashed":
+            text = "crashed (the process died without closing the run; a later start found it and closed it)"
         elif key in ("started_at", "ended_at"):
             text = _ts(value)
         else:

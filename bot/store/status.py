@@ -1,63 +1,113 @@
-"""``bot status``: a daemon's live state, read from the database it writes (never from the process)."""
+"""``bot status``: a daemon's state, read from the database it writes (never from the process).
+
+Every figure about money comes from the rows themselves, so status always equals the database:
+``position``/``avg_price``/``cash``/``dust`` are the account's latest ``positions`` row (the
+position is carried across runs of the same mode and symbol, so that row may belong to an earlier
+run; ``carried`` says what this run took over), ``orders``/``fills``/``open_orders``/``fees`` are
+this run's rows, ``equity`` is this run's latest equity point and ``pnl`` its difference to the
+run's own ``initial_equity``. Only what has no row is taken from the heartbeat the daemon writes
+every second (uptime, book status and age, feed mode, the halt in force), and only while the
+daemon is alive. The database is opened read-only: status never changes it.
+"""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+ALIVE_HEARTBEAT_S = 10.0
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise LookupError(f"{path} is not an SQLite database ({exc})") from None
+    if not {"runs", "meta", "positions", "orders"} <= tables:
+        conn.close()
+        raise LookupError(f"{path} is not an imbalance-bot database (no bot tables in it)")
+    return conn
+
+
+def _col(conn: sqlite3.Connection, table: str, column: str) -> str:
+    """``column``, or NULL for a database written before the column existed (read-only: no migration)."""
+    have = {r[1] for r in conn.execute(f"PRAGMA table_info([{table}])")}
+    return column if column in have else "NULL"
 
 
 def read_status(db_path: str | Path, run_id: str | None = None) -> dict[str, Any]:
     path = Path(db_path)
     if not path.is_file():
         raise LookupError(f"database not found: {path}")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn = _connect(path)
     try:
         if run_id is None:
             row = conn.execute("SELECT run_id FROM runs WHERE mode IN ('paper', 'live') ORDER BY started_at DESC, rowid DESC LIMIT 1").fetchone()
             if row is None:
                 raise LookupError(f"{path}: no paper or live run recorded yet (start one with `bot run`)")
             run_id = row[0]
-        run = conn.execute("SELECT mode, symbol, status, started_at, ended_at, initial_equity FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        run = conn.execute(f"SELECT mode, symbol, status, started_at, ended_at, initial_equity, {_col(conn, 'runs', 'carried_json')} FROM runs WHERE run_id = ?", [run_id]).fetchone()
         if run is None:
             raise LookupError(f"{path}: no run {run_id!r}")
-        mode, symbol, status, started_at, ended_at, initial_equity = run
+        mode, symbol, status, started_at, ended_at, initial_equity, carried = run
         hb = conn.execute("SELECT ts, state_json FROM heartbeat WHERE run_id = ?", [run_id]).fetchone()
         state: dict[str, Any] = json.loads(hb[1]) if hb else {}
+        account_runs = [r[0] for r in conn.execute(
+            "SELECT run_id FROM runs WHERE mode = ? AND symbol = ? AND (started_at < ? OR run_id = ?)", [mode, symbol, started_at, run_id]
+        )]
+        marks = ",".join("?" * len(account_runs))
+        pos = conn.execute(
+            f"SELECT qty, avg_price, cash, {_col(conn, 'positions', 'dust')} FROM positions WHERE run_id IN ({marks}) ORDER BY ts DESC, id DESC LIMIT 1", account_runs
+        ).fetchone()
+        orders = conn.execute("SELECT count(*) FROM orders WHERE run_id = ?", [run_id]).fetchone()[0]
+        fills = conn.execute("SELECT count(*) FROM fills WHERE run_id = ?", [run_id]).fetchone()[0]
+        fees = sum((Decimal(v if v is not None else f) for f, v in conn.execute(f"SELECT fee, {_col(conn, 'fills', 'fee_value')} FROM fills WHERE run_id = ?", [run_id])), Decimal(0))
+        open_orders = [r[0] for r in conn.execute(
+            "SELECT client_order_id FROM orders WHERE run_id = ? AND status IN ('new', 'partially_filled') ORDER BY ts", [run_id]
+        )]
+        eq = conn.execute("SELECT equity, ts FROM equity WHERE run_id = ? ORDER BY ts DESC, id DESC LIMIT 1", [run_id]).fetchone()
         halts = [
             {"ts": ts, "rule": rule, "detail": detail}
-            for ts, rule, detail in conn.execute("SELECT ts, rule, detail FROM risk_events WHERE run_id = ? AND kind = 'halt' ORDER BY ts", [run_id])
-        ]
-        open_orders = [
-            r[0] for r in conn.execute("SELECT client_order_id FROM orders WHERE run_id = ? AND status IN ('new', 'partially_filled')", [run_id])
+            for ts, rule, detail in conn.execute("SELECT ts, rule, detail FROM risk_events WHERE run_id = ? AND kind = 'halt' ORDER BY ts, id", [run_id])
         ]
     finally:
         conn.close()
     heartbeat_age = round(time.time() - hb[0], 1) if hb else None
-    alive = status == "running" and heartbeat_age is not None and heartbeat_age < 10
+    alive = status == "running" and heartbeat_age is not None and heartbeat_age < ALIVE_HEARTBEAT_S
+    equity = float(eq[0]) if eq else float(initial_equity)
     return {
         "run_id": run_id,
         "db": str(path),
         "mode": mode,
         "symbol": symbol,
         "status": status if alive or status != "running" else "running (no heartbeat for %ss: process gone?)" % heartbeat_age,
-        "uptime_s": state.get("uptime_s"),
+        "started_at": started_at,
+        "ended_at": ended_at,
+        "uptime_s": state.get("uptime_s") if alive else (round(ended_at - started_at, 1) if ended_at else None),
         "heartbeat_age_s": heartbeat_age,
-        "position": state.get("position"),
-        "avg_price": state.get("avg_price"),
-        "equity": state.get("equity"),
-        "pnl": state.get("pnl"),
+        "position": pos[0] if pos else "0",
+        "avg_price": pos[1] if pos else "0",
+        "cash": pos[2] if pos else None,
+        "dust": (pos[3] or "0") if pos else "0",
+        "carried": json.loads(carried) if carried else None,
+        "equity": round(equity, 8),
+        "equity_ts": eq[1] if eq else None,
+        "pnl": round(equity - float(initial_equity), 8),
         "initial_equity": initial_equity,
-        "open_orders": state.get("open_orders", open_orders) if alive else open_orders,
-        "book_status": state.get("book_status"),
+        "fees": round(float(fees), 8),
+        "orders": orders,
+        "fills": fills,
+        "open_orders": open_orders,
+        "book_status": state.get("book_status"),  # as of the last heartbeat
         "last_book_age_s": state.get("book_age_s"),
         "feed_mode": state.get("feed_mode"),
-        "halt": state.get("halt"),
+        "halt": state.get("halt") if alive else None,
         "halts": halts,
-        "orders": state.get("orders"),
-        "fills": state.get("fills"),
     }
 
 
