@@ -195,3 +195,77 @@ def test_fast_cli_backtest_stores_the_same_fills(tmp_path):
         assert_db_matches_summary(db, summary)
         fills[flag] = (summary["trades"], summary["pnl_net"], db_rows(db, "select ts, side, price, amount, fee from fills order by id"))
     assert fills[""] == fills["--fast"] and fills[""][2]
+
+
+# --------------------------------------------------------------------------- bad inputs: one error line, exit 1
+def write_foreign(path: Path, kind: str) -> Path:
+    """Files a user may give to --data by mistake."""
+    if kind == "plain-text":  # not gzip at all
+        path.write_text("1723161253937085768 {}\n")
+        return path
+    text = {
+        "gzipped-csv": "timestamp,side,price,qty\n" + "".join(f"{1723161253 + i},buy,{61000 + i},0.01\n" for i in range(30)),
+        "gzipped-json": "".join(json.dumps({"id": i, "price": 61000.5 + i, "tags": ["x"]}) + "\n" for i in range(30)),
+        "gzipped-empty": "",
+    }[kind]
+    with gzip.open(path, "wt") as fh:
+        fh.write(text)
+    return path
+
+
+FOREIGN = ("gzipped-csv", "gzipped-json", "gzipped-empty", "plain-text")
+
+
+def error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    """The one error line of a refused command (no traceback, nothing else on stderr's last line)."""
+    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["readable", "fast"])
+def test_foreign_data_files_are_refused_naming_the_file(tmp_path, fast):
+    for kind in FOREIGN:
+        path = write_foreign(tmp_path / f"{kind}.gz", kind)
+        db = tmp_path / f"{kind}.db"
+        proc = run_cli("backtest", "--config", str(ROOT / "config" / "backtest.toml"), "--data", str(path), "--db", str(db), "--json",
+                       *(["--fast", "--cache", str(tmp_path / "cache")] if fast else []), cwd=tmp_path)
+        line = error_line(proc)
+        assert str(path) in line, (kind, line)
+        assert proc.stdout == "", "no summary of a run that did not happen"
+        if kind == "plain-text":
+            assert "not a gzip file" in line
+        else:
+            assert "not a Binance raw-stream recording" in line and "<local_ns> <json>" in line, line
+        assert not db.exists() or not db_rows(db, "select count(*) from runs where status = 'completed'")[0][0]
+    if not fast:  # the readable path refuses before storing a run
+        assert not any((tmp_path / f"{kind}.db").exists() for kind in FOREIGN)
+
+
+def test_recording_without_market_events_is_refused(tmp_path):
+    path = tmp_path / "btcusdt_aggtrades.gz"
+    with gzip.open(path, "wt") as fh:
+        for i in range(5):
+            fh.write(f"{1723161253000000000 + i} " + json.dumps({"stream": "btcusdt@aggTrade", "data": {"a": i}}) + "\n")
+    for fast in ([], ["--fast", "--cache", str(tmp_path / "cache")]):
+        proc = run_cli("backtest", "--config", str(ROOT / "config" / "backtest.toml"), "--data", str(path), "--db", str(tmp_path / "x.db"), *fast, cwd=tmp_path)
+        line = error_line(proc)
+        assert str(path) in line and "no market events" in line
+
+
+def test_a_few_malformed_lines_still_replay(tmp_path):
+    """Bad lines among good ones are counted and reported, not a reason to refuse the file."""
+    from emulator_helpers import write_recording
+
+    path = tmp_path / "btcusdt_synthetic.gz"
+    write_recording(path, seconds=1.0)
+    lines = gzip.open(path, "rt").read().splitlines()
+    lines[5] = lines[5][:-10]  # truncated JSON
+    lines.insert(8, "garbage without a timestamp")
+    with gzip.open(path, "wt") as fh:
+        fh.write("\n".join(lines) + "\n")
+    proc = run_cli("backtest", "--config", str(ROOT / "config" / "backtest.toml"), "--data", str(path), "--db", str(tmp_path / "m.db"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "btcusdt_synthetic.gz:6: invalid JSON" in proc.stderr and "btcusdt_synthetic.gz:9:" in proc.stderr

@@ -205,6 +205,24 @@ def test_input_errors_exit_1(tmp_path):
     assert code == 1 and "no_such_key" in err
 
 
+@pytest.mark.parametrize("kind", ["gzipped-csv", "gzipped-json", "gzipped-empty", "plain-text"])
+def test_foreign_data_files_exit_1_naming_the_file(tmp_path, kind):
+    path = tmp_path / f"{kind}.gz"
+    if kind == "plain-text":
+        path.write_text("1723161253937085768 {}\n")
+    else:
+        with gzip.open(path, "wt") as fh:
+            fh.write({"gzipped-csv": "ts,price,qty\n1723161253,61000.1,0.5\n1723161254,61000.2,0.1\n",
+                      "gzipped-json": "".join(json.dumps({"id": i, "price": 61000.5}) + "\n" for i in range(5)),
+                      "gzipped-empty": ""}[kind])
+    code, out, err = run_cli(["research", "--data", str(path), "--out", str(tmp_path / "o"), "--quiet"])
+    assert code == 1 and out == ""
+    [line] = err.splitlines()
+    assert line.startswith("error: ") and str(path) in line
+    assert ("not a gzip file" if kind == "plain-text" else "not a Binance raw-stream recording") in line
+    assert not (tmp_path / "o" / "report.json").exists()
+
+
 # ---------------------------------------------------------------------------------------------
 # features and figures on a slice of the real spot BTCUSDT recording
 # ---------------------------------------------------------------------------------------------

@@ -171,6 +171,22 @@ def test_recording_of_another_symbol_is_refused(tmp_path, capsys):
     assert "recording is ETHUSDT but market.symbol is BTC/USDT" in capsys.readouterr().err
 
 
+def test_foreign_data_file_is_refused_naming_it(tmp_path, capsys):
+    import gzip
+
+    space = write(tmp_path / "space.toml", '[params]\n"signal.depth_levels" = [3, 5]\n')
+    csv = tmp_path / "trades.csv.gz"
+    with gzip.open(csv, "wt") as fh:
+        fh.write("ts,price,qty\n1723161253,61000.1,0.5\n")
+    code = bot_main(["tune", "--config", str(ROOT / "config" / "backtest.toml"), "--space", str(space),
+                     "--data", str(csv), "--db", str(tmp_path / "t.db"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    [line] = [x for x in err.splitlines() if x.startswith("error: ")]
+    assert str(csv) in line and "not a Binance raw-stream recording" in line
+    assert not (tmp_path / "t.db").exists()
+
+
 def test_register_adds_the_tune_subcommand():
     parser = argparse.ArgumentParser(prog="bot")
     register(parser.add_subparsers(dest="command", required=True))

@@ -31,6 +31,8 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    import itertools
+
     from bot.data.binance import RecordingError, ReaderStats, read_binance
     from bot.data.sim import simulate
     from bot.engine.runner import run_backtest
@@ -61,6 +63,15 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         events = _checked_symbol(read_binance(args.data, stats), stats, settings.market.symbol)
         files = [str(f) for f in args.data]
         source_stats = stats.as_dict
+        # the first event before the run is stored: a file of another format, a recording without
+        # market events or of another symbol is refused here, without leaving a failed run behind
+        try:
+            first = next(events)
+        except (RecordingError, SymbolMismatch) as exc:
+            return _fail(str(exc))
+        except StopIteration:  # the reader raises instead; kept so an empty replay can never pass
+            return _fail(f"{', '.join(files)}: the recording yields no market events")
+        events = itertools.chain([first], events)
     try:
         summary = run_backtest(settings, events, db_path=db, data_files=files, source_stats=source_stats)
     except (RecordingError, SymbolMismatch) as exc:
