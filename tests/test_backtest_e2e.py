@@ -269,3 +269,56 @@ def test_a_few_malformed_lines_still_replay(tmp_path):
     proc = run_cli("backtest", "--config", str(ROOT / "config" / "backtest.toml"), "--data", str(path), "--db", str(tmp_path / "m.db"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "btcusdt_synthetic.gz:6: invalid JSON" in proc.stderr and "btcusdt_synthetic.gz:9:" in proc.stderr
+
+
+def _raise_on_constant(name: str):
+    raise AssertionError(f"not strict JSON: {name}")
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["readable", "fast"])
+def test_zero_trade_backtest_json_is_strict(tmp_path, fast):
+    """A recording whose book never syncs (no snapshot): no spread, no trades. The summary says null, not NaN."""
+    from emulator_helpers import write_recording
+
+    full = tmp_path / "full.gz"
+    write_recording(full, seconds=1.0)
+    path = tmp_path / "btcusdt_nosnapshot.gz"
+    with gzip.open(full, "rt") as src, gzip.open(path, "wt") as dst:
+        dst.writelines(line for line in src if '"lastUpdateId"' not in line)
+    db = tmp_path / "z.db"
+    proc = run_cli("backtest", "--config", str(ROOT / "config" / "backtest.toml"), "--data", str(path), "--db", str(db), "--json",
+                   *(["--fast", "--cache", str(tmp_path / "cache")] if fast else []), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout, parse_constant=_raise_on_constant)
+    assert summary["trades"] == 0 and summary["events"] > 0
+    hurdle = summary["stats"]["cost_hurdle"]
+    assert hurdle["mean_spread_bps"] is None and hurdle["taker_round_trip_bps"] is None and "no sound book" in hurdle["note"]
+    assert hurdle["maker_round_trip_bps"] == 20.0
+    report = run_cli("report", "--db", str(db), "--json", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    summary.pop("fast_path", None)  # said by the --fast run only, not stored
+    assert json.loads(report.stdout, parse_constant=_raise_on_constant) == summary
+
+
+def test_sim_zero_trade_backtest_and_report_json_are_strict(tmp_path):
+    db = tmp_path / "sim0.db"
+    proc = run_cli("backtest", "--config", str(ROOT / "config" / "backtest.toml"), "--sim", "--db", str(db), "--json", cwd=tmp_path,
+                   env_extra={"BOT__SIM__DURATION_S": "30", "BOT__STRATEGY__ENTER_THRESHOLD": "1.0"})
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout, parse_constant=_raise_on_constant)
+    assert summary["trades"] == 0 and summary["win_rate"] is None and summary["sharpe"] is None
+    report = run_cli("report", "--db", str(db), "--json", cwd=tmp_path)
+    assert json.loads(report.stdout, parse_constant=_raise_on_constant) == summary
+
+
+def test_strict_json_writes_null_for_non_finite_numbers():
+    from decimal import Decimal
+
+    import numpy as np
+
+    from bot.cli.jsonout import strict_json
+
+    text = strict_json({"a": float("nan"), "b": [1.5, float("inf"), (-float("inf"), np.float64("nan"))], "c": np.int64(3),
+                        "d": np.array([1.0, np.nan]), "e": Decimal("0.1"), "f": np.bool_(True), 7: None})
+    assert json.loads(text, parse_constant=_raise_on_constant) == {
+        "a": None, "b": [1.5, None, [None, None]], "c": 3, "d": [1.0, None], "e": "0.1", "f": True, "7": None}

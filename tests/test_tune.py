@@ -187,6 +187,22 @@ def test_foreign_data_file_is_refused_naming_it(tmp_path, capsys):
     assert not (tmp_path / "t.db").exists()
 
 
+def test_json_of_a_zero_trade_sweep_is_strict(tmp_path, capsys):
+    """No trades anywhere: undefined figures are null in the JSON, never NaN or Infinity."""
+    config = sim_config(tmp_path, duration_s=60.0)
+    space = write(tmp_path / "space.toml", '[search]\nfolds = 2\n[params]\n"strategy.enter_threshold" = [1.0]\n')
+    code = bot_main(["tune", "--config", str(config), "--space", str(space), "--sim", "--db", str(tmp_path / "t.db"),
+                     "--workers", "0", "--json", "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+
+    def strict(name):
+        raise AssertionError(f"not strict JSON: {name}")
+
+    report = json.loads(out.strip().splitlines()[-1], parse_constant=strict)
+    assert report["complete"] and report["leaderboard"]["best"]["out_of_sample_last_fold"]["pnl_net"] == 0
+
+
 def test_register_adds_the_tune_subcommand():
     parser = argparse.ArgumentParser(prog="bot")
     register(parser.add_subparsers(dest="command", required=True))

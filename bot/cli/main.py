@@ -22,10 +22,11 @@ def _fail(message: str) -> int:
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    from bot.cli.jsonout import strict_json
     from bot.store.report import format_summary
 
     if as_json:
-        print(json.dumps(summary, default=str))
+        print(strict_json(summary))  # null, never NaN/Infinity: strict parsers reject those
     else:
         print(format_summary(summary))
 
