@@ -311,6 +311,51 @@ def test_sim_zero_trade_backtest_and_report_json_are_strict(tmp_path):
     assert json.loads(report.stdout, parse_constant=_raise_on_constant) == summary
 
 
+USDM_0808 = shared_data_dir() / "hftbacktest-binance" / "usdm" / "btcusdt_20240808.gz"
+needs_usdm = pytest.mark.skipif(
+    not (USDM_0808.exists() and BTC_FILES[0].exists()),
+    reason="../shared/data not present: the real Binance recordings are only available where the shared folder is mounted",
+)
+
+
+@needs_usdm
+@pytest.mark.parametrize("fast", [False, True], ids=["readable", "fast"])
+def test_market_type_mismatch_is_refused(tmp_path, fast):
+    """USD-M data with a spot config (and the reverse) would replay with the wrong fees and sizes."""
+    extra = ["--fast", "--cache", str(tmp_path / "cache")] if fast else []
+    usdm_cfg = ROOT / "config" / "backtest-usdm-btcusdt.toml"
+    spot_cfg = ROOT / "config" / "backtest.toml"
+    proc = run_cli("backtest", "--config", str(usdm_cfg), "--data", str(BTC_FILES[0]), "--db", str(tmp_path / "a.db"), *extra, cwd=tmp_path)
+    line = error_line(proc)
+    assert 'recording is spot (market type "spot")' in line and 'market.type is "future"' in line and str(usdm_cfg) in line
+    assert line.endswith("use " + str(spot_cfg))
+    proc = run_cli("backtest", "--config", str(spot_cfg), "--data", str(USDM_0808), "--db", str(tmp_path / "b.db"), *extra, cwd=tmp_path)
+    line = error_line(proc)
+    assert 'recording is USD-M futures (market type "future")' in line and 'market.type is "spot"' in line and str(spot_cfg) in line
+    assert line.endswith("use " + str(usdm_cfg))
+    if not fast:  # refused before the run is stored
+        assert not (tmp_path / "a.db").exists() and not (tmp_path / "b.db").exists()
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["readable", "fast"])
+def test_market_type_mismatch_is_refused_on_a_synthetic_recording(tmp_path, fast):
+    """The same check without the shared data: a small USD-M recording, spot and USD-M configs."""
+    from emulator_helpers import write_usdm_recording
+
+    path = tmp_path / "btcusdt_usdm.gz"
+    write_usdm_recording(path, seconds=1.0)
+    extra = ["--fast", "--cache", str(tmp_path / "cache")] if fast else []
+    spot_cfg = ROOT / "config" / "backtest.toml"
+    proc = run_cli("backtest", "--config", str(spot_cfg), "--data", str(path), "--db", str(tmp_path / "a.db"), *extra, cwd=tmp_path)
+    line = error_line(proc)
+    assert 'recording is USD-M futures (market type "future") but market.type is "spot" in ' + str(spot_cfg) in line
+    assert line.endswith("use " + str(ROOT / "config" / "backtest-usdm-btcusdt.toml"))
+    usdm_cfg = ROOT / "config" / "backtest-usdm-btcusdt.toml"
+    proc = run_cli("backtest", "--config", str(usdm_cfg), "--data", str(path), "--db", str(tmp_path / "b.db"), "--json", *extra, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["stats"]["source"]["market_type"] == "future"
+
+
 def test_strict_json_writes_null_for_non_finite_numbers():
     from decimal import Decimal
 

@@ -187,6 +187,20 @@ def test_foreign_data_file_is_refused_naming_it(tmp_path, capsys):
     assert not (tmp_path / "t.db").exists()
 
 
+USDM_0808 = shared_data_dir() / "hftbacktest-binance" / "usdm" / "btcusdt_20240808.gz"
+
+
+@pytest.mark.skipif(not USDM_0808.exists(), reason="../shared/data not present: the real Binance recordings are only available where the shared folder is mounted")
+def test_recording_of_the_other_market_is_refused(tmp_path, capsys):
+    space = write(tmp_path / "space.toml", '[params]\n"signal.depth_levels" = [3, 5]\n')
+    code = bot_main(["tune", "--config", str(ROOT / "config" / "backtest.toml"), "--space", str(space),
+                     "--data", str(USDM_0808), "--db", str(tmp_path / "t.db"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert 'recording is USD-M futures (market type "future") but market.type is "spot"' in err
+    assert "backtest-usdm-btcusdt.toml" in err and str(ROOT / "config" / "backtest.toml") in err
+
+
 def test_json_of_a_zero_trade_sweep_is_strict(tmp_path, capsys):
     """No trades anywhere: undefined figures are null in the JSON, never NaN or Infinity."""
     config = sim_config(tmp_path, duration_s=60.0)

@@ -131,10 +131,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     except (RecordingError, TrialError) as exc:
         return _fail(str(exc))
     if data.kind == "files":
-        wanted = base.market.symbol.replace("/", "").upper()
-        if info.get("symbol") and info["symbol"].upper() != wanted:
-            return _fail(f"recording is {info['symbol']} but market.symbol is {base.market.symbol} in {args.config}: "
-                         "use a config whose [market] matches the data")
+        from bot.data.market_check import market_mismatch
+
+        problem = market_mismatch(info.get("symbol"), info.get("market_type"), base.market, args.config)
+        if problem:  # another symbol or market (spot / USD-M futures): wrong fees, tick and lot sizes
+            return _fail(problem)
         if info.get("problems_total"):
             _warn(f"the recording has {info['problems_total']} data problem(s) (gaps {info.get('gaps', 0)}, "
                   f"malformed {info.get('malformed', 0)}); see bot backtest for the list")
