@@ -98,3 +98,21 @@ def write_recording(path, seconds: float = 1.0, step_ms: int = 50, mid: float = 
         lines.append(f"{ts + 1000} " + json.dumps({"stream": f"{symbol}@trade", "data": trade}))
     with gzip.open(path, "wt") as fh:
         fh.write("\n".join(lines) + "\n")
+
+
+def write_usdm_recording(path, seconds: float = 1.0, step_ms: int = 50, mid: float = 50_000.0, symbol: str = "btcusdt") -> None:
+    """:func:`write_recording` as a USD-M futures recording: ``@depth@0ms`` diffs carrying ``pu``."""
+    import gzip
+
+    write_recording(path, seconds, step_ms, mid, symbol)
+    out = []
+    with gzip.open(path, "rt") as fh:
+        for line in fh:
+            ts, body = line.rstrip("\n").split(" ", 1)
+            obj = json.loads(body)
+            if "@depth" in obj.get("stream", ""):
+                obj["stream"] = obj["stream"].replace("@depth@100ms", "@depth@0ms")
+                obj["data"]["pu"] = obj["data"]["U"] - 1  # the diffs chain U = previous u + 1
+            out.append(f"{ts} {json.dumps(obj)}\n")
+    with gzip.open(path, "wt") as fh:
+        fh.writelines(out)

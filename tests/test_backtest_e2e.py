@@ -195,3 +195,175 @@ def test_fast_cli_backtest_stores_the_same_fills(tmp_path):
         assert_db_matches_summary(db, summary)
         fills[flag] = (summary["trades"], summary["pnl_net"], db_rows(db, "select ts, side, price, amount, fee from fills order by id"))
     assert fills[""] == fills["--fast"] and fills[""][2]
+
+
+# --------------------------------------------------------------------------- bad inputs: one error line, exit 1
+def write_foreign(path: Path, kind: str) -> Path:
+    """Files a user may give to --data by mistake."""
+    if kind == "plain-text":  # not gzip at all
+        path.write_text("1723161253937085768 {}\n")
+        return path
+    text = {
+        "gzipped-csv": "timestamp,side,price,qty\n" + "".join(f"{1723161253 + i},buy,{61000 + i},0.01\n" for i in range(30)),
+        "gzipped-json": "".join(json.dumps({"id": i, "price": 61000.5 + i, "tags": ["x"]}) + "\n" for i in range(30)),
+        "gzipped-empty": "",
+    }[kind]
+    with gzip.open(path, "wt") as fh:
+        fh.write(text)
+    return path
+
+
+FOREIGN = ("gzipped-csv", "gzipped-json", "gzipped-empty", "plain-text")
+
+
+def error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    """The one error line of a refused command (no traceback, nothing else on stderr's last line)."""
+    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["readable", "fast"])
+def test_foreign_data_files_are_refused_naming_the_file(tmp_path, fast):
+    for kind in FOREIGN:
+        path = write_foreign(tmp_path / f"{kind}.gz", kind)
+        db = tmp_path / f"{kind}.db"
+        proc = run_cli("backtest", "--config", str(ROOT / "config" / "backtest.toml"), "--data", str(path), "--db", str(db), "--json",
+                       *(["--fast", "--cache", str(tmp_path / "cache")] if fast else []), cwd=tmp_path)
+        line = error_line(proc)
+        assert str(path) in line, (kind, line)
+        assert proc.stdout == "", "no summary of a run that did not happen"
+        if kind == "plain-text":
+            assert "not a gzip file" in line
+        else:
+            assert "not a Binance raw-stream recording" in line and "<local_ns> <json>" in line, line
+        assert not db.exists() or not db_rows(db, "select count(*) from runs where status = 'completed'")[0][0]
+    if not fast:  # the readable path refuses before storing a run
+        assert not any((tmp_path / f"{kind}.db").exists() for kind in FOREIGN)
+
+
+def test_recording_without_market_events_is_refused(tmp_path):
+    path = tmp_path / "btcusdt_aggtrades.gz"
+    with gzip.open(path, "wt") as fh:
+        for i in range(5):
+            fh.write(f"{1723161253000000000 + i} " + json.dumps({"stream": "btcusdt@aggTrade", "data": {"a": i}}) + "\n")
+    for fast in ([], ["--fast", "--cache", str(tmp_path / "cache")]):
+        proc = run_cli("backtest", "--config", str(ROOT / "config" / "backtest.toml"), "--data", str(path), "--db", str(tmp_path / "x.db"), *fast, cwd=tmp_path)
+        line = error_line(proc)
+        assert str(path) in line and "no market events" in line
+
+
+def test_a_few_malformed_lines_still_replay(tmp_path):
+    """Bad lines among good ones are counted and reported, not a reason to refuse the file."""
+    from emulator_helpers import write_recording
+
+    path = tmp_path / "btcusdt_synthetic.gz"
+    write_recording(path, seconds=1.0)
+    lines = gzip.open(path, "rt").read().splitlines()
+    lines[5] = lines[5][:-10]  # truncated JSON
+    lines.insert(8, "garbage without a timestamp")
+    with gzip.open(path, "wt") as fh:
+        fh.write("\n".join(lines) + "\n")
+    proc = run_cli("backtest", "--config", str(ROOT / "config" / "backtest.toml"), "--data", str(path), "--db", str(tmp_path / "m.db"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "btcusdt_synthetic.gz:6: invalid JSON" in proc.stderr and "btcusdt_synthetic.gz:9:" in proc.stderr
+
+
+def _raise_on_constant(name: str):
+    raise AssertionError(f"not strict JSON: {name}")
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["readable", "fast"])
+def test_zero_trade_backtest_json_is_strict(tmp_path, fast):
+    """A recording whose book never syncs (no snapshot): no spread, no trades. The summary says null, not NaN."""
+    from emulator_helpers import write_recording
+
+    full = tmp_path / "full.gz"
+    write_recording(full, seconds=1.0)
+    path = tmp_path / "btcusdt_nosnapshot.gz"
+    with gzip.open(full, "rt") as src, gzip.open(path, "wt") as dst:
+        dst.writelines(line for line in src if '"lastUpdateId"' not in line)
+    db = tmp_path / "z.db"
+    proc = run_cli("backtest", "--config", str(ROOT / "config" / "backtest.toml"), "--data", str(path), "--db", str(db), "--json",
+                   *(["--fast", "--cache", str(tmp_path / "cache")] if fast else []), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout, parse_constant=_raise_on_constant)
+    assert summary["trades"] == 0 and summary["events"] > 0
+    hurdle = summary["stats"]["cost_hurdle"]
+    assert hurdle["mean_spread_bps"] is None and hurdle["taker_round_trip_bps"] is None and "no sound book" in hurdle["note"]
+    assert hurdle["maker_round_trip_bps"] == 20.0
+    report = run_cli("report", "--db", str(db), "--json", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    summary.pop("fast_path", None)  # said by the --fast run only, not stored
+    assert json.loads(report.stdout, parse_constant=_raise_on_constant) == summary
+
+
+def test_sim_zero_trade_backtest_and_report_json_are_strict(tmp_path):
+    db = tmp_path / "sim0.db"
+    proc = run_cli("backtest", "--config", str(ROOT / "config" / "backtest.toml"), "--sim", "--db", str(db), "--json", cwd=tmp_path,
+                   env_extra={"BOT__SIM__DURATION_S": "30", "BOT__STRATEGY__ENTER_THRESHOLD": "1.0"})
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout, parse_constant=_raise_on_constant)
+    assert summary["trades"] == 0 and summary["win_rate"] is None and summary["sharpe"] is None
+    report = run_cli("report", "--db", str(db), "--json", cwd=tmp_path)
+    assert json.loads(report.stdout, parse_constant=_raise_on_constant) == summary
+
+
+USDM_0808 = shared_data_dir() / "hftbacktest-binance" / "usdm" / "btcusdt_20240808.gz"
+needs_usdm = pytest.mark.skipif(
+    not (USDM_0808.exists() and BTC_FILES[0].exists()),
+    reason="../shared/data not present: the real Binance recordings are only available where the shared folder is mounted",
+)
+
+
+@needs_usdm
+@pytest.mark.parametrize("fast", [False, True], ids=["readable", "fast"])
+def test_market_type_mismatch_is_refused(tmp_path, fast):
+    """USD-M data with a spot config (and the reverse) would replay with the wrong fees and sizes."""
+    extra = ["--fast", "--cache", str(tmp_path / "cache")] if fast else []
+    usdm_cfg = ROOT / "config" / "backtest-usdm-btcusdt.toml"
+    spot_cfg = ROOT / "config" / "backtest.toml"
+    proc = run_cli("backtest", "--config", str(usdm_cfg), "--data", str(BTC_FILES[0]), "--db", str(tmp_path / "a.db"), *extra, cwd=tmp_path)
+    line = error_line(proc)
+    assert 'recording is spot (market type "spot")' in line and 'market.type is "future"' in line and str(usdm_cfg) in line
+    assert line.endswith("use " + str(spot_cfg))
+    proc = run_cli("backtest", "--config", str(spot_cfg), "--data", str(USDM_0808), "--db", str(tmp_path / "b.db"), *extra, cwd=tmp_path)
+    line = error_line(proc)
+    assert 'recording is USD-M futures (market type "future")' in line and 'market.type is "spot"' in line and str(spot_cfg) in line
+    assert line.endswith("use " + str(usdm_cfg))
+    if not fast:  # refused before the run is stored
+        assert not (tmp_path / "a.db").exists() and not (tmp_path / "b.db").exists()
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["readable", "fast"])
+def test_market_type_mismatch_is_refused_on_a_synthetic_recording(tmp_path, fast):
+    """The same check without the shared data: a small USD-M recording, spot and USD-M configs."""
+    from emulator_helpers import write_usdm_recording
+
+    path = tmp_path / "btcusdt_usdm.gz"
+    write_usdm_recording(path, seconds=1.0)
+    extra = ["--fast", "--cache", str(tmp_path / "cache")] if fast else []
+    spot_cfg = ROOT / "config" / "backtest.toml"
+    proc = run_cli("backtest", "--config", str(spot_cfg), "--data", str(path), "--db", str(tmp_path / "a.db"), *extra, cwd=tmp_path)
+    line = error_line(proc)
+    assert 'recording is USD-M futures (market type "future") but market.type is "spot" in ' + str(spot_cfg) in line
+    assert line.endswith("use " + str(ROOT / "config" / "backtest-usdm-btcusdt.toml"))
+    usdm_cfg = ROOT / "config" / "backtest-usdm-btcusdt.toml"
+    proc = run_cli("backtest", "--config", str(usdm_cfg), "--data", str(path), "--db", str(tmp_path / "b.db"), "--json", *extra, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["stats"]["source"]["market_type"] == "future"
+
+
+def test_strict_json_writes_null_for_non_finite_numbers():
+    from decimal import Decimal
+
+    import numpy as np
+
+    from bot.cli.jsonout import strict_json
+
+    text = strict_json({"a": float("nan"), "b": [1.5, float("inf"), (-float("inf"), np.float64("nan"))], "c": np.int64(3),
+                        "d": np.array([1.0, np.nan]), "e": Decimal("0.1"), "f": np.bool_(True), 7: None})
+    assert json.loads(text, parse_constant=_raise_on_constant) == {
+        "a": None, "b": [1.5, None, [None, None]], "c": 3, "d": [1.0, None], "e": "0.1", "f": True, "7": None}

@@ -359,9 +359,11 @@ def test_malformed_lines_are_counted_with_line_numbers(tmp_path):
 
 def test_problem_list_is_capped_but_counted(tmp_path):
     t0 = 1_700_000_000_000_000_000
-    path = _write_gz(tmp_path / "junk.gz", [f"{t0 + i} {{oops" for i in range(MAX_PROBLEMS + 50)])
+    # one good line: a file of nothing but bad lines is not a recording at all (see below)
+    good = (t0, _bbo(1, ("100", "1"), ("101", "1")))
+    path = _write_gz(tmp_path / "junk.gz", [good, *(f"{t0 + 1 + i} {{oops" for i in range(MAX_PROBLEMS + 50))])
     events, stats = _read([path])
-    assert events == [] and stats.malformed == MAX_PROBLEMS + 50
+    assert len(events) == 1 and stats.malformed == MAX_PROBLEMS + 50
     assert len(stats.problems) == MAX_PROBLEMS and stats.problems_total == MAX_PROBLEMS + 50
 
 
@@ -396,3 +398,75 @@ def test_unreadable_inputs_raise_recording_error(tmp_path):
     eth = _write_gz(tmp_path / "eth.gz", [(t0 + 10, _bbo(1, ("10", "1"), ("11", "1"), sym="ethusdt"))])
     with pytest.raises(RecordingError, match="different symbols"):
         list(read_binance([btc, eth]))
+
+
+@pytest.mark.parametrize("kind", ["csv", "other-json", "timestamped-other-json", "empty", "blank-lines", "all-malformed"])
+def test_foreign_files_raise_recording_error_naming_the_file(tmp_path, kind):
+    """Another format gzipped is not a recording of 0 events: the reader refuses it up front."""
+    t0 = 1_700_000_000_000_000_000
+    lines = {
+        "csv": ["timestamp,price,qty", *(f"{1_700_000_000 + i},{100 + i},1" for i in range(50))],
+        "other-json": [json.dumps({"id": i, "price": 100 + i}) for i in range(20)],
+        "timestamped-other-json": [f"{t0 + i} " + json.dumps({"id": i, "price": 100 + i}) for i in range(20)],
+        "empty": [],
+        "blank-lines": ["", "", ""],
+        "all-malformed": [f"{t0 + i} {{oops" for i in range(MAX_PROBLEMS + 50)],
+    }[kind]
+    path = tmp_path / f"foreign_{kind}.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write("".join(line + "\n" for line in lines))
+    it = read_binance([path])
+    with pytest.raises(RecordingError) as err:
+        next(it)  # before any event
+    message = str(err.value)
+    assert str(path) in message and "not a Binance raw-stream recording" in message
+    assert "<local_ns> <json>" in message and "lastUpdateId" in message and "\n" not in message
+    if kind == "csv":
+        assert "timestamp,price,qty" in message  # shows what the file starts with
+    if kind == "empty":
+        assert "empty" in message
+
+
+def test_foreign_file_after_a_good_one_is_refused(tmp_path):
+    t0 = 1_700_000_000_000_000_000
+    good = _write_gz(tmp_path / "btcusdt_a.gz", [(t0 + i, _bbo(i, ("100", "1"), ("101", "1"))) for i in range(5)])
+    other = tmp_path / "notes.gz"
+    with gzip.open(other, "wt") as fh:
+        fh.write("a,b\n1,2\n")
+    with pytest.raises(RecordingError, match="notes.gz: not a Binance raw-stream recording"):
+        list(read_binance([good, other]))
+
+
+def test_recording_without_market_events_raises(tmp_path):
+    """Recognized lines, but nothing comes out: every line of a used stream broken, or unused streams only."""
+    t0 = 1_700_000_000_000_000_000
+    path = _write_gz(tmp_path / "btcusdt_agg.gz", [(t0 + i, {"stream": "btcusdt@aggTrade", "data": {"a": i}}) for i in range(5)])
+    stats = ReaderStats()
+    with pytest.raises(RecordingError) as err:
+        next(read_binance([path], stats))
+    assert str(path) in str(err.value) and "no market events" in str(err.value) and "5 of unused streams" in str(err.value)
+    assert stats.ignored == 5  # the stats are filled in before the error
+    broken = _write_gz(tmp_path / "btcusdt_broken.gz", [(t0 + i, _bbo(i, ("100", "-1"), ("101", "1"))) for i in range(3)])
+    with pytest.raises(RecordingError, match="no market events.*3 with negative sizes"):
+        list(read_binance([broken]))
+
+
+def test_market_type_is_known_before_the_first_event(tmp_path):
+    t0 = 1_700_000_000_000_000_000
+    for pu, expected in ((None, "spot"), (5, "future")):
+        path = _write_gz(tmp_path / f"btcusdt_{expected}.gz", [
+            (t0, _bbo(1, ("100", "1"), ("101", "1"))),  # a quote first, then the first diff
+            (t0 + 1, _diff(6, 10, bids=[("100", "2")], pu=pu)),
+            (t0 + 2, _snap(7, bids=[("100", "1")], asks=[("101", "1")])),
+        ])
+        stats = ReaderStats()
+        first = next(read_binance([path], stats))
+        assert isinstance(first, BestBidAsk) and stats.market_type == expected and stats.symbol == "BTCUSDT"
+
+
+def test_files_of_different_markets_raise(tmp_path):
+    t0 = 1_700_000_000_000_000_000
+    spot = _write_gz(tmp_path / "spot.gz", [(t0, _diff(1, 2))])
+    fut = _write_gz(tmp_path / "fut.gz", [(t0 + 10, _diff(3, 4, pu=2))])
+    with pytest.raises(RecordingError, match="different markets.*spot.gz \\(spot\\).*fut.gz \\(future\\)"):
+        list(read_binance([spot, fut]))

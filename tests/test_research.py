@@ -42,6 +42,7 @@ SPOT_BTC = [BINANCE / "spot" / "btcusdt_20240808.gz", BINANCE / "spot" / "btcusd
 SPOT_ETH = [BINANCE / "spot" / "ethusdt_20240808.gz", BINANCE / "spot" / "ethusdt_20240809.gz"]
 USDM_BTC = [BINANCE / "usdm" / "btcusdt_20240808.gz"]
 CONFIG = ROOT / "config" / "backtest.toml"
+USDM_CONFIG = ROOT / "config" / "backtest-usdm-btcusdt.toml"
 
 needs_data = pytest.mark.skipif(
     not all(p.is_file() for p in SPOT_BTC + SPOT_ETH + USDM_BTC),
@@ -203,6 +204,54 @@ def test_input_errors_exit_1(tmp_path):
     bad_cfg.write_text("[signal]\nno_such_key = 1\n")
     code, _, err = run_cli(["research", "--data", str(good), "--out", str(tmp_path / "o"), "--config", str(bad_cfg)])
     assert code == 1 and "no_such_key" in err
+
+
+@pytest.mark.parametrize("kind", ["gzipped-csv", "gzipped-json", "gzipped-empty", "plain-text"])
+def test_foreign_data_files_exit_1_naming_the_file(tmp_path, kind):
+    path = tmp_path / f"{kind}.gz"
+    if kind == "plain-text":
+        path.write_text("1723161253937085768 {}\n")
+    else:
+        with gzip.open(path, "wt") as fh:
+            fh.write({"gzipped-csv": "ts,price,qty\n1723161253,61000.1,0.5\n1723161254,61000.2,0.1\n",
+                      "gzipped-json": "".join(json.dumps({"id": i, "price": 61000.5}) + "\n" for i in range(5)),
+                      "gzipped-empty": ""}[kind])
+    code, out, err = run_cli(["research", "--data", str(path), "--out", str(tmp_path / "o"), "--quiet"])
+    assert code == 1 and out == ""
+    [line] = err.splitlines()
+    assert line.startswith("error: ") and str(path) in line
+    assert ("not a gzip file" if kind == "plain-text" else "not a Binance raw-stream recording") in line
+    assert not (tmp_path / "o" / "report.json").exists()
+
+
+@pytest.mark.skipif(not (USDM_BTC[0].is_file() and SPOT_BTC[0].is_file()), reason=f"../shared/data not present: {DATA}")
+def test_market_type_mismatch_with_a_config_exits_1(tmp_path):
+    """The config's fees and tick would be of the other market: refused, naming both and the config to use."""
+    code, _, err = run_cli(["research", "--data", str(USDM_BTC[0]), "--out", str(tmp_path / "a"), "--config", str(CONFIG), "--quiet"])
+    assert code == 1
+    [line] = err.splitlines()
+    assert 'recording is USD-M futures (market type "future")' in line and 'market.type is "spot"' in line
+    assert str(CONFIG) in line and "backtest-usdm-btcusdt.toml" in line
+    code, _, err = run_cli(["research", "--data", str(SPOT_BTC[0]), "--out", str(tmp_path / "b"), "--config", str(USDM_CONFIG), "--quiet"])
+    assert code == 1 and 'recording is spot' in err and 'market.type is "future"' in err and "backtest.toml" in err
+
+
+def test_usdm_recording_without_config_warns_and_report_json_is_strict(tmp_path):
+    from emulator_helpers import write_usdm_recording
+
+    path = tmp_path / "btcusdt_usdm.gz"
+    write_usdm_recording(path, seconds=5.0)
+    code, _, err = run_cli(["research", "--data", str(path), "--out", str(tmp_path / "a"), "--config", str(CONFIG), "--quiet"])
+    assert code == 1 and 'market.type is "spot"' in err and "backtest-usdm-btcusdt.toml" in err
+    code, _, err = run_cli(["research", "--data", str(path), "--out", str(tmp_path / "b"), "--quiet"])
+    assert code == 0, err
+
+    def strict(name):
+        raise AssertionError(f"report.json is not strict JSON: {name}")
+
+    rep = json.loads((tmp_path / "b" / "report.json").read_text(), parse_constant=strict)
+    assert rep["data"]["market_type"] == "future"
+    assert rep["warnings"][0].startswith("no --config, so the built-in defaults are used: recording is USD-M futures")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -504,16 +553,17 @@ def test_cks_table_matches_polyfit_on_intervals(spot0808):
 @pytest.mark.data
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "files, extra, expect_warning",
+    "files, config, extra, expect_warning",
     [
-        (USDM_BTC, [], "tick_size looks too small"),           # USD-M tick is 0.1, the spot config says 0.01
-        (SPOT_ETH, [], "recording is ETHUSDT"),                # symbol differs from the config's market
+        # USD-M tick is 0.1; a spot config is refused (other market), so the small tick comes from --tick-size
+        (USDM_BTC, USDM_CONFIG, ["--tick-size", "0.01"], "tick_size looks too small"),
+        (SPOT_ETH, CONFIG, [], "recording is ETHUSDT"),                # symbol differs from the config's market
     ],
     ids=["usdm-btcusdt-0808", "spot-ethusdt"],
 )
-def test_robustness_other_recordings(tmp_path, files, extra, expect_warning):
+def test_robustness_other_recordings(tmp_path, files, config, extra, expect_warning):
     t = time.perf_counter()
-    code, stdout, stderr = run_cli(["research", "--data", *map(str, files), "--out", str(tmp_path), "--config", str(CONFIG), "--quiet", *extra])
+    code, stdout, stderr = run_cli(["research", "--data", *map(str, files), "--out", str(tmp_path), "--config", str(config), "--quiet", *extra])
     elapsed = time.perf_counter() - t
     print(f"\nbot research on {[p.name for p in files]}: {elapsed:.1f} s")
     assert code == 0, stderr

@@ -171,6 +171,52 @@ def test_recording_of_another_symbol_is_refused(tmp_path, capsys):
     assert "recording is ETHUSDT but market.symbol is BTC/USDT" in capsys.readouterr().err
 
 
+def test_foreign_data_file_is_refused_naming_it(tmp_path, capsys):
+    import gzip
+
+    space = write(tmp_path / "space.toml", '[params]\n"signal.depth_levels" = [3, 5]\n')
+    csv = tmp_path / "trades.csv.gz"
+    with gzip.open(csv, "wt") as fh:
+        fh.write("ts,price,qty\n1723161253,61000.1,0.5\n")
+    code = bot_main(["tune", "--config", str(ROOT / "config" / "backtest.toml"), "--space", str(space),
+                     "--data", str(csv), "--db", str(tmp_path / "t.db"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    [line] = [x for x in err.splitlines() if x.startswith("error: ")]
+    assert str(csv) in line and "not a Binance raw-stream recording" in line
+    assert not (tmp_path / "t.db").exists()
+
+
+USDM_0808 = shared_data_dir() / "hftbacktest-binance" / "usdm" / "btcusdt_20240808.gz"
+
+
+@pytest.mark.skipif(not USDM_0808.exists(), reason="../shared/data not present: the real Binance recordings are only available where the shared folder is mounted")
+def test_recording_of_the_other_market_is_refused(tmp_path, capsys):
+    space = write(tmp_path / "space.toml", '[params]\n"signal.depth_levels" = [3, 5]\n')
+    code = bot_main(["tune", "--config", str(ROOT / "config" / "backtest.toml"), "--space", str(space),
+                     "--data", str(USDM_0808), "--db", str(tmp_path / "t.db"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert 'recording is USD-M futures (market type "future") but market.type is "spot"' in err
+    assert "backtest-usdm-btcusdt.toml" in err and str(ROOT / "config" / "backtest.toml") in err
+
+
+def test_json_of_a_zero_trade_sweep_is_strict(tmp_path, capsys):
+    """No trades anywhere: undefined figures are null in the JSON, never NaN or Infinity."""
+    config = sim_config(tmp_path, duration_s=60.0)
+    space = write(tmp_path / "space.toml", '[search]\nfolds = 2\n[params]\n"strategy.enter_threshold" = [1.0]\n')
+    code = bot_main(["tune", "--config", str(config), "--space", str(space), "--sim", "--db", str(tmp_path / "t.db"),
+                     "--workers", "0", "--json", "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+
+    def strict(name):
+        raise AssertionError(f"not strict JSON: {name}")
+
+    report = json.loads(out.strip().splitlines()[-1], parse_constant=strict)
+    assert report["complete"] and report["leaderboard"]["best"]["out_of_sample_last_fold"]["pnl_net"] == 0
+
+
 def test_register_adds_the_tune_subcommand():
     parser = argparse.ArgumentParser(prog="bot")
     register(parser.add_subparsers(dest="command", required=True))

@@ -22,15 +22,18 @@ def _fail(message: str) -> int:
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    from bot.cli.jsonout import strict_json
     from bot.store.report import format_summary
 
     if as_json:
-        print(json.dumps(summary, default=str))
+        print(strict_json(summary))  # null, never NaN/Infinity: strict parsers reject those
     else:
         print(format_summary(summary))
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    import itertools
+
     from bot.data.binance import RecordingError, ReaderStats, read_binance
     from bot.data.sim import simulate
     from bot.engine.runner import run_backtest
@@ -58,12 +61,21 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         if args.fast:
             return _backtest_fast(settings, args, db)
         stats = ReaderStats()
-        events = _checked_symbol(read_binance(args.data, stats), stats, settings.market.symbol)
+        events = _checked_symbol(read_binance(args.data, stats), stats, settings.market, args.config)
         files = [str(f) for f in args.data]
         source_stats = stats.as_dict
+        # the first event before the run is stored: a file of another format, a recording without
+        # market events or of another market is refused here, without leaving a failed run behind
+        try:
+            first = next(events)
+        except RecordingError as exc:
+            return _fail(str(exc))
+        except StopIteration:  # the reader raises instead; kept so an empty replay can never pass
+            return _fail(f"{', '.join(files)}: the recording yields no market events")
+        events = itertools.chain([first], events)
     try:
         summary = run_backtest(settings, events, db_path=db, data_files=files, source_stats=source_stats)
-    except (RecordingError, SymbolMismatch) as exc:
+    except RecordingError as exc:
         return _fail(str(exc))
     _print_summary(summary, args.json)
     if not args.json and not args.sim:
@@ -73,13 +85,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0 if summary.get("status") == "completed" else 1
 
 
-class SymbolMismatch(Exception):
-    pass
-
-
 def _backtest_fast(settings, args: argparse.Namespace, db: str) -> int:  # type: ignore[no-untyped-def]
     """``--fast``: columnar events (cached) and the compiled scan; the stored results are identical."""
     from bot.data.binance import RecordingError
+    from bot.data.market_check import market_mismatch
     from bot.fast.backtest import run_backtest_fast
     from bot.fast.columnar import load_binance
 
@@ -89,25 +98,20 @@ def _backtest_fast(settings, args: argparse.Namespace, db: str) -> int:  # type:
         return _fail(str(exc))
     reader = arrays.meta.get("reader", {})
     symbol = str(reader.get("symbol") or arrays.meta.get("symbol") or "")
-    if symbol and symbol.upper() != settings.market.symbol.replace("/", "").upper():
-        return _fail(f"recording is {symbol} but market.symbol is {settings.market.symbol}: use a config whose [market] matches the data")
+    problem = market_mismatch(symbol, str(reader.get("market_type") or ""), settings.market, args.config)
+    if problem:
+        return _fail(problem)
     summary = run_backtest_fast(settings, arrays, db_path=db, data_files=[str(f) for f in args.data], source_stats=lambda: reader)
     _print_summary(summary, args.json)
     return 0 if summary.get("status") == "completed" else 1
 
 
-def _checked_symbol(events, stats, configured: str):  # type: ignore[no-untyped-def]
-    """Refuse to replay a recording of another symbol than the config's market (wrong lot sizes)."""
-    wanted = configured.replace("/", "").upper()
-    checked = False
-    for event in events:
-        if not checked and stats.symbol:
-            if stats.symbol.upper() != wanted:
-                raise SymbolMismatch(
-                    f"recording is {stats.symbol} but market.symbol is {configured}: use a config whose [market] matches the data"
-                )
-            checked = True
-        yield event
+def _checked_symbol(events, stats, market, config):  # type: ignore[no-untyped-def]
+    """Refuse to replay a recording of another symbol or market type (spot / USD-M futures) than the
+    config's ``[market]`` (wrong fees, tick and lot sizes): raises MarketMismatch, a RecordingError."""
+    from bot.data.market_check import checked_market
+
+    return checked_market(events, stats, market, config)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

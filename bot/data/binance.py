@@ -11,10 +11,14 @@ replays as one continuous stream (only the first file holds the snapshot).
 
 * **Files** are ordered by the local timestamp of their first line, so they may be given in any
   order. A file that starts before the previous one ends, a missing/unreadable/non-gzip file,
-  or files of different symbols raise :class:`RecordingError`. The iterator is lazy: these
-  checks run on the first ``next()``, before any event is yielded (the CLI relies on this to
-  catch the error inside its ``try``). The check decompresses every file once up front (no JSON
-  parsing; about 0.1 s per 15 MB of text).
+  a file of another format (none of its first 1000 non-blank lines is a timestamped stream
+  message or depth snapshot: a gzipped CSV, other JSON, an empty file), or files of different
+  symbols or markets raise :class:`RecordingError`. The iterator is lazy: these checks run on
+  the first ``next()``, before any event is yielded (the CLI relies on this to catch the error
+  inside its ``try``). The check decompresses every file once up front (JSON parsing of the first
+  few lines only; about 0.1 s per 15 MB of text). A recording that yields no market event at all
+  (every line malformed, no usable stream) raises :class:`RecordingError` at its end, which is
+  the first ``next()`` too, since nothing was yielded before.
 * **Order and clocks**: events come in file line order. ``ts_local`` is the line's timestamp,
   ``ts_exchange`` the message's ``E`` (``T`` for trades) converted from ms to ns, 0 when absent
   (spot bookTicker). A line whose local timestamp is earlier than the previous line's is counted
@@ -36,13 +40,17 @@ replays as one continuous stream (only the first file holds the snapshot).
   diffs. A snapshot line resets the sync state at any time.
 * **Market type** is decided by the first depth diff: ``pu`` present (or a ``@depth@0ms``
   stream, which only USD-M has) means USD-M futures (``"future"``), otherwise ``"spot"``. A futures diff without ``pu`` is malformed; a diff
-  with ``pu`` in a spot recording raises :class:`RecordingError` (mixed markets).
+  with ``pu`` in a spot recording raises :class:`RecordingError` (mixed markets). When the
+  first lines of the files hold a diff (real recordings start with one), the type is known
+  before the first event, like the symbol, so a caller can refuse a config of the other market
+  before replaying anything.
 * **bookTicker** rows are emitted also before the first snapshot and while resyncing (the book
   ignores them in that state; a strategy may still want the quote). Rows with bid >= ask are
   counted in ``crossed_bbo`` and not emitted. ``BestBidAsk.sequence`` is ``u``.
 * **Trades**: ``side`` is ``"sell"`` when ``m`` (buyer is maker) is true, else ``"buy"``;
   ``trade_id`` is ``t``.
-* **Bad input never raises** (only the :class:`RecordingError` conditions above do). A line
+* **Bad input never raises** (only the :class:`RecordingError` conditions above do): a file
+  with a few bad lines among good ones replays, the bad lines counted and named. A line
   without a space, with a bad timestamp, invalid JSON, missing fields or non-numeric/non-finite/
   non-positive prices is counted in ``malformed``; a message with a negative size anywhere is
   rejected whole and counted in ``negative_sizes``. Each such line is named in ``problems`` as
@@ -68,7 +76,7 @@ from typing import Any
 
 from bot.core.events import BestBidAsk, BookDelta, BookInvalidated, BookSnapshot, Level, MarketEvent, Trade
 
-__all__ = ["MAX_BUFFERED_DIFFS", "MAX_PROBLEMS", "ReaderStats", "RecordingError", "read_binance"]
+__all__ = ["EXPECTED_FORMAT", "MAX_BUFFERED_DIFFS", "MAX_PROBLEMS", "ReaderStats", "RecordingError", "read_binance"]
 
 MAX_PROBLEMS = 100
 """At most this many problem lines are kept in :attr:`ReaderStats.problems` (all are counted)."""
@@ -84,8 +92,8 @@ _KINDS = ("snapshot", "delta", "bbo", "trade", "invalidated")
 
 
 class RecordingError(Exception):
-    """The recording cannot be replayed at all (missing/unreadable file, not gzip, files that do
-    not chain in time, mixed symbols or markets)."""
+    """The recording cannot be replayed at all (missing/unreadable file, not gzip, not a raw-stream
+    recording, no market events, files that do not chain in time, mixed symbols or markets)."""
 
 
 @dataclass
@@ -251,35 +259,92 @@ class _FileInfo:
     first_ts: int | None = None
     last_ts: int | None = None
     symbol: str = ""
+    market_type: str = ""  # from the first well-formed depth diff of the first lines, if any
+    recognized: bool = False  # a line of the first _HEAD_LINES is a stream message or a snapshot
+    nonblank: int = 0  # non-blank head lines looked at
+    scanned: int = 0  # head lines (blank or not) looked at: the next call goes on from here
+    sample: list[str] = field(default_factory=list)  # the first non-blank lines, cut short (for errors)
+
+
+def _head_object(line: bytes) -> Any:
+    try:
+        return json.loads(line.split(b" ", 1)[1])
+    except (ValueError, RecursionError):
+        return None
 
 
 def _scan_head(info: _FileInfo, head: bytes, complete: bool) -> bool:
-    """Find the first timestamp and the symbol in the first lines; True when both are known."""
+    """Look at the first lines: first timestamp, symbol, market type and whether the file is a
+    raw-stream recording at all; True when nothing more is to be learnt from the head.
+
+    ``head`` only grows between calls, so each call goes on where the previous one stopped.
+    """
     lines = head.split(b"\n")
     if not complete:
         lines.pop()  # may be cut in the middle
-    for line in lines[:_HEAD_LINES]:
+    for i in range(info.scanned, len(lines)):
+        if info.nonblank >= _HEAD_LINES:
+            break
+        info.scanned = i + 1
+        line = lines[i]
+        if not line.strip():
+            continue
+        info.nonblank += 1
+        if len(info.sample) < 2:
+            info.sample.append(line[:60].decode("utf-8", "replace"))
         ts = _line_ts(line)
         if ts is None:
             continue
         if info.first_ts is None:
             info.first_ts = ts
-        if not info.symbol and line.find(b'"stream"', 0, 200) >= 0:
-            try:
-                stream = json.loads(line.split(b" ", 1)[1]).get("stream")
-            except (ValueError, AttributeError):
-                continue
-            if isinstance(stream, str) and "@" in stream:
-                info.symbol = stream.partition("@")[0].upper()
-        if info.symbol:
+        if not info.recognized or (not info.symbol and line.find(b'"stream"', 0, 200) >= 0) or (
+            not info.market_type and line.find(b"@depth", 0, 200) >= 0
+        ):
+            obj = _head_object(line)
+            if type(obj) is dict:
+                stream = obj.get("stream")
+                if isinstance(stream, str) and "@" in stream:
+                    sym, _, suffix = stream.partition("@")
+                    if not info.symbol:
+                        info.symbol = sym.upper()
+                    data = obj.get("data")
+                    if type(data) is dict:
+                        info.recognized = True
+                        # the rule of _Reader._parse_diff, on the first diff it would accept
+                        if (not info.market_type and _stream_kind(suffix) == "depth"
+                                and type(data.get("U")) is int and type(data.get("u")) is int):
+                            info.market_type = "future" if "pu" in data or stream.endswith("@0ms") else "spot"
+                elif stream is None and "lastUpdateId" in obj:
+                    info.recognized = True
+        if info.recognized and info.symbol and info.market_type:
             return True
-    return len(lines) >= _HEAD_LINES
+    return info.nonblank >= _HEAD_LINES
+
+
+EXPECTED_FORMAT = (
+    "expected gzip text of '<local_ns> <json>' lines holding Binance combined-stream "
+    "messages ({\"stream\": \"btcusdt@depth@100ms\", \"data\": {...}}) or a REST depth snapshot ({\"lastUpdateId\": ...})"
+)
+
+
+def _foreign(info: _FileInfo, empty: bool) -> RecordingError:
+    if empty:
+        what = "the file is empty"
+    elif not info.nonblank:
+        what = "it holds only blank lines"
+    else:
+        first = ", ".join(repr(s) for s in info.sample)
+        what = f"none of its first {info.nonblank} line(s) is a stream message or a depth snapshot; first lines are {first}"
+    return RecordingError(f"{info.path}: not a Binance raw-stream recording ({what}); {EXPECTED_FORMAT}")
 
 
 def _probe(path: Path, index: int) -> _FileInfo:
-    """First/last local timestamp and symbol of a file (decompresses it once, no JSON per line).
+    """First/last local timestamp, symbol and market type of a file (decompresses it once, no
+    JSON per line beyond the first ones).
 
-    The symbol comes from the first stream name within the first lines; files without one
+    Raises :class:`RecordingError` when none of the first :data:`_HEAD_LINES` non-blank lines is a
+    stream message or a depth snapshot (another format, an empty file). The symbol and the market
+    type come from the first stream name and depth diff within the first lines; files without them
     there are still checked line by line during the replay.
     """
     info = _FileInfo(path, path.name, index)
@@ -290,17 +355,19 @@ def _probe(path: Path, index: int) -> _FileInfo:
         if not head_done:
             head += chunk
             head_done = _scan_head(info, head, complete=False) or len(head) >= 4 * _CHUNK
+            if head_done and not info.recognized:
+                raise _foreign(info, empty=False)  # before decompressing the rest of a foreign file
         prev, last = last, chunk
     if not head_done:
         _scan_head(info, head, complete=True)
+        if not info.recognized:
+            raise _foreign(info, empty=not head)
     for line in reversed((prev + last).split(b"\n")):
         ts = _line_ts(line)
         if ts is not None:
             info.last_ts = ts
             break
-    if info.first_ts is None and info.last_ts is not None:  # long garbage at the start: look further
-        info.first_ts = next(ts for ts in map(_line_ts, _iter_lines(path)) if ts is not None)
-    if info.first_ts is not None and info.last_ts is None:
+    if info.last_ts is None:
         info.last_ts = info.first_ts  # no timestamp in the last 1-2 MB: cannot check the end
     return info
 
@@ -331,14 +398,15 @@ class _Reader:
             if not path.is_file():
                 raise RecordingError(f"recording not found: {path}" if not path.exists() else f"not a file: {path}")
             infos.append(_probe(path, i))
-        empty = [f for f in infos if f.first_ts is None]
-        for f in empty:
-            stats.problem(f"{f.name}: no timestamped lines; file skipped")
-        files = sorted((f for f in infos if f.first_ts is not None), key=lambda f: (f.first_ts, f.index))
+        files = sorted(infos, key=lambda f: (f.first_ts, f.index))  # a recognized file has a first_ts
         symbols = {f.symbol for f in files if f.symbol}
         if len(symbols) > 1:
             listing = ", ".join(f"{f.path} ({f.symbol})" for f in files if f.symbol)
             raise RecordingError(f"recordings of different symbols cannot be replayed together: {listing}")
+        types = [f.market_type for f in files if f.market_type]
+        if len(set(types)) > 1:
+            listing = ", ".join(f"{f.path} ({f.market_type})" for f in files if f.market_type)
+            raise RecordingError(f"recordings of different markets (spot and USD-M futures) cannot be replayed together: {listing}")
         for a, b in zip(files, files[1:]):
             assert a.last_ts is not None and b.first_ts is not None
             if b.first_ts < a.last_ts:
@@ -349,6 +417,9 @@ class _Reader:
         stats.files = [str(f.path) for f in files]
         if symbols:
             stats.symbol = symbols.pop()
+        if types:  # known before the first event, like the symbol (the CLI checks both)
+            stats.market_type = types[0]
+            self.future = types[0] == "future"
         return files
 
     # -- depth sync -----------------------------------------------------------------------
@@ -568,6 +639,19 @@ class _Reader:
             stats.dropped_deltas += n
             stats.problem(f"{self.buffer[0][0]}: {n} depth diff(s) from here on never got a snapshot to apply to; dropped at end of recording")
             self.buffer = []
+        if not any(counts.values()):
+            raise RecordingError(self._no_events())
+
+    def _no_events(self) -> str:
+        stats = self.stats
+        seen = [f"{n} {what}" for n, what in (
+            (stats.malformed, "malformed"), (stats.negative_sizes, "with negative sizes"),
+            (stats.crossed_bbo, "crossed bookTicker"), (stats.out_of_order, "out of order"),
+            (stats.ignored, "of unused streams"), (stats.dropped_deltas, "depth diff(s) without a snapshot to apply to"),
+        ) if n]
+        first = f"; first problem: {stats.problems[0]}" if stats.problems else ""
+        return (f"{', '.join(stats.files)}: the recording yields no market events ({stats.lines} line(s) read"
+                f"{': ' + ', '.join(seen) if seen else ''}{first}); {EXPECTED_FORMAT}")
 
     def _reject(self, exc: _Reject, where: str) -> None:
         if exc.negative:

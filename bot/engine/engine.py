@@ -415,14 +415,26 @@ class Engine:
             self._record_equity(self.now, self.portfolio.equity(self.last_mid))
         self.store.flush()
 
-    def cost_hurdle(self) -> dict[str, float]:
-        """What a round trip costs on this market, in bps: the bar any signal must clear."""
+    def cost_hurdle(self) -> dict[str, float | str | None]:
+        """What a round trip costs on this market, in bps: the bar any signal must clear.
+
+        Without a single sound book state the mean spread is undefined: it and the taker round
+        trip are None (never NaN, which is not JSON) and ``note`` says why.
+        """
         ex = self.settings.execution
-        spread = self.spread_sum / self.spread_n * 1e4 if self.spread_n else float("nan")
+        maker = round(2 * ex.maker_fee_bps, 4)
+        if not self.spread_n:
+            return {
+                "mean_spread_bps": None,
+                "taker_round_trip_bps": None,
+                "maker_round_trip_bps": maker,
+                "note": "no sound book state was seen, so the spread (and the taker round trip) is unknown",
+            }
+        spread = self.spread_sum / self.spread_n * 1e4
         return {
             "mean_spread_bps": round(spread, 4),
             "taker_round_trip_bps": round(2 * ex.taker_fee_bps + spread, 4),
-            "maker_round_trip_bps": round(2 * ex.maker_fee_bps, 4),
+            "maker_round_trip_bps": maker,
         }
 
     # ------------------------------------------------------------------ bookkeeping

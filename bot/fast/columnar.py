@@ -285,7 +285,10 @@ def load_binance(paths: Sequence[str | Path], cache_dir: str | Path | None = Non
     The key covers the files' absolute paths, sizes and modification times and the encoding
     version. Returns the arrays and timings ``{"parse_s", "encode_s", "load_s", "cached"}``
     (``parse_s`` is the reader, ``encode_s`` the conversion; both 0 when loaded from the cache).
-    The reader's statistics are kept in ``arrays.meta["reader"]``.
+    The reader's statistics are kept in ``arrays.meta["reader"]``. Raises
+    :class:`bot.data.binance.RecordingError` as the reader does (also for a file of another format
+    or a recording without market events; a cached parse of no events, from before the reader
+    refused those, is parsed again so that the reader says what is wrong).
     """
     import time
 
@@ -296,6 +299,8 @@ def load_binance(paths: Sequence[str | Path], cache_dir: str | Path | None = Non
     if path.exists() and not refresh:
         t = time.perf_counter()
         a = load_npz(path)
+        if len(a) == 0:
+            return load_binance(paths, cache_dir, refresh=True)
         return a, {"parse_s": 0.0, "encode_s": 0.0, "load_s": time.perf_counter() - t, "cached": True, "path": str(path)}
     stats = ReaderStats()
     t0 = time.perf_counter()

@@ -98,6 +98,7 @@ def run_research(
     """
     from bot.config.settings import ConfigError, load_settings
     from bot.data.binance import ReaderStats, RecordingError, read_binance
+    from bot.data.market_check import checked_market, market_mismatch
     from bot.research.analysis import AnalysisParams, analyze
     from bot.research.features import extract_features
     from bot.research.plots import write_plots
@@ -147,8 +148,11 @@ def run_research(
             say(f"{n_events:,} events, {n_samples:,} book samples, {now - t_read:.1f} s")
 
     say(f"reading {len(files)} file(s)")
+    events = read_binance([str(f) for f in files], stats)
+    if config:  # the config's fees and tick would be of the other market (spot / USD-M): refused
+        events = checked_market(events, stats, settings.market, config, check_symbol=False)
     try:
-        fs = extract_features(read_binance([str(f) for f in files], stats), settings.signal, levels, progress=progress)
+        fs = extract_features(events, settings.signal, levels, progress=progress)
     except RecordingError as exc:
         raise ResearchInputError(str(exc)) from None
     read_s = time.perf_counter() - t_read
@@ -178,6 +182,10 @@ def run_research(
 
     duration_s = (int(fs.segment_end_ts[-1]) - 1 - int(fs.ts[0])) / 1e9
     warnings = _warnings(fs, stats, settings, tick, tick_size is not None, params, duration_s, sections)
+    if not config:
+        other = market_mismatch(stats.symbol, stats.market_type, settings.market, check_symbol=False)
+        if other:
+            warnings.insert(0, f"no --config, so the built-in defaults are used: {other}")
     report: dict[str, Any] = {
         "tool": "bot research",
         "report_version": 1,

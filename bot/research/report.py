@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import math
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+from bot.cli.jsonout import strict_json
 
 
 def iso(ts_ns: int | None) -> str | None:
@@ -17,29 +14,10 @@ def iso(ts_ns: int | None) -> str | None:
     return datetime.fromtimestamp(ts_ns / 1e9, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        x = float(obj)
-        return x if math.isfinite(x) else None
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def write_report(report: dict, out: Path) -> Path:
     path = out / "report.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_jsonable(report), indent=1, allow_nan=False), encoding="utf-8")
+    tmp.write_text(strict_json(report, indent=1), encoding="utf-8")
     tmp.replace(path)
     return path
 

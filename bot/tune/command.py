@@ -18,7 +18,6 @@ runs it stand-alone.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -71,6 +70,7 @@ def _warn(message: str) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    from bot.cli.jsonout import strict_json
     from bot.config.settings import ConfigError, load_settings
     from bot.data.binance import RecordingError
     from bot.log import configure
@@ -131,10 +131,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     except (RecordingError, TrialError) as exc:
         return _fail(str(exc))
     if data.kind == "files":
-        wanted = base.market.symbol.replace("/", "").upper()
-        if info.get("symbol") and info["symbol"].upper() != wanted:
-            return _fail(f"recording is {info['symbol']} but market.symbol is {base.market.symbol} in {args.config}: "
-                         "use a config whose [market] matches the data")
+        from bot.data.market_check import market_mismatch
+
+        problem = market_mismatch(info.get("symbol"), info.get("market_type"), base.market, args.config)
+        if problem:  # another symbol or market (spot / USD-M futures): wrong fees, tick and lot sizes
+            return _fail(problem)
         if info.get("problems_total"):
             _warn(f"the recording has {info['problems_total']} data problem(s) (gaps {info.get('gaps', 0)}, "
                   f"malformed {info.get('malformed', 0)}); see bot backtest for the list")
@@ -172,7 +173,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(f"tune: {reason}: {len(outcome.results)} of {len(plan.specs)} trials finished and kept in {db}; "
               "re-run the same command to resume (finished trials are not recomputed)", file=sys.stderr)
         if args.json:
-            print(json.dumps({"complete": False, "sweep": sweep_info}))
+            print(strict_json({"complete": False, "sweep": sweep_info}))
         return EXIT_SIGNAL.get(outcome.interrupted or "", 0)
 
     report: dict[str, Any] = {"complete": True, "sweep": sweep_info}
@@ -196,7 +197,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     report["best_config"] = str(out)
     sweep_info["elapsed_s"] = round(time.perf_counter() - t0, 3)
     if args.json:
-        print(json.dumps(report, default=str))
+        print(strict_json(report))  # null, never NaN/Infinity
     else:
         from bot.tune.leaderboard import format_text
 
