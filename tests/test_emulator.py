@@ -26,7 +26,8 @@ from bot.emulator.market import MarketState
 from bot.emulator.matching import Engine, SymbolRules
 from bot.emulator.server import parse_balances
 from conftest import shared_data_dir
-from emulator_helpers import SYMBOL, admin, client, emulator, emulator_and_client, wait_for, write_recording
+from emulator_helpers import SYMBOL, admin, client, emulator, emulator_and_client, write_recording
+from waiting import HANG_GUARD_S, eventually, first_success
 
 ROOT = Path(__file__).resolve().parents[1]
 D = Decimal
@@ -53,7 +54,8 @@ async def test_fetch_order_book_is_sound_and_updates():
         assert 0 < len(first["bids"]) <= 10 and 0 < len(first["asks"]) <= 10
         assert first["bids"][0][0] < first["asks"][0][0]
         assert first["bids"] == sorted(first["bids"], reverse=True) and first["asks"] == sorted(first["asks"])
-        await asyncio.sleep(0.3)
+        await eventually(lambda: emu.market.update_id > first["nonce"] and emu.market.trades,
+                         "the emulator's book to change and a first public trade")
         second = await ex.fetch_order_book(SYMBOL, 10)
         assert second["nonce"] > first["nonce"]
         assert second["bids"][0][0] < second["asks"][0][0]
@@ -257,10 +259,12 @@ async def test_ban_for_a_while_then_recover():
         with pytest.raises(ccxt.DDoSProtection):
             await ex.fetch_time()
         emu.set_faults("ban=0.0001@1,seed=1")  # no new bans drawn, the current one lasts 1 s
-        with pytest.raises(ccxt.DDoSProtection):
+        banned_until_ms = int(emu.faults.banned_until * 1000)
+        with pytest.raises(ccxt.DDoSProtection, match=f"banned until {banned_until_ms}"):
             await ex.fetch_time()
-        await asyncio.sleep(1.1)
-        assert await ex.fetch_time() > 0
+        served, _ = await first_success(ex.fetch_time, ccxt.DDoSProtection, "the 1 s ban to expire")
+        assert served >= banned_until_ms  # refused until the ban's end, served from then on
+        assert await ex.fetch_time() >= served
 
 
 async def test_reject_fault_refuses_new_orders():
@@ -335,12 +339,16 @@ async def test_gap_makes_watch_order_book_raise_checksum_error_then_resync():
 async def test_periodic_gap_fault():
     async with emulator_and_client(faults="gap=0.3") as (emu, ex):
         errors = 0
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline and errors < 2:
+
+        async def two_gaps_seen() -> bool:
+            nonlocal errors
             try:
                 await ex.watch_order_book(SYMBOL)
             except ccxt.InvalidNonce:
                 errors += 1
+            return errors >= 2
+
+        await eventually(two_gaps_seen, "two gaps (one every 0.3 s) to reach the client", interval=0)
         assert errors >= 2
 
 
@@ -410,7 +418,7 @@ async def test_runs_as_a_subprocess_and_prints_ready():
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     try:
-        line = (await asyncio.wait_for(proc.stdout.readline(), timeout=20)).decode().strip()
+        line = (await asyncio.wait_for(proc.stdout.readline(), timeout=HANG_GUARD_S)).decode().strip()
         assert line.startswith("EMULATOR READY http://127.0.0.1:")
         base_url, ws_url = line.split()[2:4]
         assert ws_url == base_url.replace("http://", "ws://") + "/ws"
@@ -425,7 +433,7 @@ async def test_runs_as_a_subprocess_and_prints_ready():
         finally:
             await ex.close()
         proc.terminate()
-        assert await asyncio.wait_for(proc.wait(), timeout=10) == 0
+        assert await asyncio.wait_for(proc.wait(), timeout=HANG_GUARD_S) == 0
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -474,7 +482,7 @@ async def test_replay_follows_the_recording_and_our_orders_do_not_move_it(tmp_pa
         assert first["bids"][0][0] < first["asks"][0][0]
         order = await ex.create_order(SYMBOL, "market", "buy", 0.1)
         assert order["status"] == "closed" and order["filled"] == 0.1
-        assert await wait_for(lambda: emu.feed.done, timeout=5)
+        await eventually(lambda: emu.feed.done, "the replay to reach the recording's end")
         book = await ex.fetch_order_book(SYMBOL)
         # 20 steps of one tick each: the book ends where the recording ends, untouched by our order
         assert book["bids"][0] == [50_000.19, 2.0] and book["asks"][0][0] == 50_000.20
@@ -486,24 +494,31 @@ async def test_replay_loop_starts_again(tmp_path):
     rec = tmp_path / "btcusdt_synthetic.gz"
     write_recording(rec, seconds=0.5, step_ms=50)
     async with emulator_and_client(data=[str(rec)], speed=5.0, loop=True) as (emu, ex):
-        assert await wait_for(lambda: emu.feed.passes >= 2, timeout=5)
+        await eventually(lambda: emu.feed.passes >= 2, "the replay to start again")
         book = await ex.watch_order_book(SYMBOL)
         assert book["bids"][0][0] < book["asks"][0][0]
 
 
 # ---------------------------------------------------------------------------- private websockets
+def ccxt_is_watching(ex: ccxt.pro.binance, what: str) -> bool:
+    """ccxt.pro has a pending future for a watch whose message hash names ``what`` (e.g.
+    ``orders:BTC/USDT``, ``spot:balance``): an update sent from now on resolves it."""
+    return any(what in str(h) for c in ex.clients.values() for h in c.futures)
+
+
 async def test_ccxt_pro_private_streams_and_ws_orders():
     """ccxt.pro spot private streams go through the WebSocket API (userDataStream.subscribe.signature)."""
     async with emulator_and_client() as (emu, ex):
         watcher = asyncio.ensure_future(ex.watch_orders(SYMBOL))
-        await asyncio.sleep(0.3)
+        await eventually(lambda: emu.hub._user_conns() and ccxt_is_watching(ex, "orders"),
+                         "the user data stream to be subscribed and ccxt to wait for orders")
         await ex.create_order(SYMBOL, "market", "buy", 0.001, None, {"clientOrderId": "ws-watch-1"})
-        orders = await asyncio.wait_for(watcher, 5)
+        orders = await asyncio.wait_for(watcher, HANG_GUARD_S)
         assert orders[-1]["clientOrderId"] == "ws-watch-1" and orders[-1]["status"] == "closed"
         balance = asyncio.ensure_future(ex.watch_balance())
-        await asyncio.sleep(0.1)
+        await eventually(lambda: ccxt_is_watching(ex, "balance"), "ccxt to wait for a balance update")
         await ex.create_order(SYMBOL, "market", "sell", 0.001)
-        assert (await asyncio.wait_for(balance, 5))["BTC"]["free"] == pytest.approx(0.5)
+        assert (await asyncio.wait_for(balance, HANG_GUARD_S))["BTC"]["free"] == pytest.approx(0.5)
         placed = await ex.create_order_ws(SYMBOL, "limit", "buy", 0.001, 20_000.0, {"clientOrderId": "ws-place-1"})
         assert placed["status"] == "open" and placed["clientOrderId"] == "ws-place-1"
         assert (await ex.cancel_order_ws(placed["id"], SYMBOL))["status"] == "canceled"
@@ -531,7 +546,7 @@ async def test_listen_key_user_data_stream():
                 await ex.create_order(SYMBOL, "market", "buy", 0.001, None, {"clientOrderId": "lk-1"})
                 events = []
                 while not any(e.get("e") == "executionReport" and e["X"] == "FILLED" for e in events):
-                    events.append(await asyncio.wait_for(ws.receive_json(), 5))
+                    events.append(await asyncio.wait_for(ws.receive_json(), HANG_GUARD_S))
                 kinds = {e["e"] for e in events}
                 assert {"executionReport", "outboundAccountPosition"} <= kinds
                 filled = [e for e in events if e.get("X") == "FILLED"][0]
