@@ -1,4 +1,4 @@
-"""Run the four benchmarks (``make bench``) and print a markdown table of the results.
+"""Run the five benchmarks (``make bench``) and print a markdown table of the results.
 
     .venv/bin/python benchmarks/run_all.py            # full: about 7 minutes
     .venv/bin/python benchmarks/run_all.py --quick    # about 3 minutes
@@ -12,6 +12,7 @@ throughput is given at the best and the median of repeated runs.
 2. ``bench_pipeline.py`` full backtest pipeline (book, signals, risk, paper fills, store writes)
 3. ``bench_latency.py``  daemon tick-to-decision latency against the emulator (live and paper mode)
 4. ``bench_soak.py``     daemon soak against the emulator at accelerated simulation (1 simulated hour)
+5. ``bench_summary.py``  ``summarize`` (``bot report``, the tune leaderboard) on a run of a million equity rows
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from common import fmt_rate, print_machine  # noqa: E402
 TARGET_KERNEL = 5e6
 TARGET_PIPELINE = 1e6
 TARGET_P99_MS = 1.0
+TARGET_SUMMARY_S = 5.0
 
 
 def run(script: str, args: list[str], out: Path) -> dict | None:
@@ -107,6 +109,10 @@ def table(res: dict) -> str:
                      f"daemon RSS {so['daemon_rss_first_mb']} -> {so['daemon_rss_last_mb']} MiB (max sampled {so['daemon_rss_max_sampled_mb']}, peak {so.get('daemon_peak_rss_mb')}); "
                      f"{so['orders']} orders, {so['fills']} fills; run {so['run_status']}",
                      "flat memory", yes(so.get("daemon_rss_growth_second_half_mb") is not None and so["daemon_rss_growth_second_half_mb"] < 5)))
+    su = res.get("summary")
+    if su:
+        rows.append((f"5. summarize a run of {su['rows']:,} equity rows", f"{su['best_s']:.3f} s best, {su['median_s']:.3f} s median",
+                     f"< {TARGET_SUMMARY_S:g} s", yes(su["best_s"] < TARGET_SUMMARY_S)))
     out = ["| benchmark | result | target | met |", "|---|---|---|---|"]
     out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     return "\n".join(out)
@@ -115,12 +121,12 @@ def table(res: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Run the benchmarks and print a markdown summary.")
     p.add_argument("--quick", action="store_true", help="smaller synthetic stream and shorter daemon runs (about 3 minutes)")
-    p.add_argument("--only", nargs="+", choices=["kernel", "pipeline", "latency", "soak"], default=None)
+    p.add_argument("--only", nargs="+", choices=["kernel", "pipeline", "latency", "soak", "summary"], default=None)
     p.add_argument("--events", type=int, default=None, help="synthetic events for benchmarks 1 and 2 (default 10M, quick 1M)")
     p.add_argument("--save", default=None, help="also write the combined results as JSON to this file")
     args = p.parse_args(argv)
     machine = print_machine("benchmarks (run_all)")
-    only = set(args.only or ["kernel", "pipeline", "latency", "soak"])
+    only = set(args.only or ["kernel", "pipeline", "latency", "soak", "summary"])
     common = ["--quick"] if args.quick else []
     ev = ["--events", str(args.events)] if args.events else []
     tmp = Path(tempfile.mkdtemp(prefix="bench-all-"))
@@ -135,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         res["latency_paper"] = run("bench_latency.py", ["--mode", "paper", "--seconds", "20" if args.quick else "30"], tmp / "latency-paper.json")
     if "soak" in only:
         res["soak"] = run("bench_soak.py", common, tmp / "soak.json")
+    if "summary" in only:
+        res["summary"] = run("bench_summary.py", common, tmp / "summary.json")
     total = time.perf_counter() - started
     m = machine
     print(f"\n## Benchmark results ({'quick' if args.quick else 'full'} run, {total / 60:.1f} min)\n")

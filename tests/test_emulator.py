@@ -10,7 +10,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,7 +25,8 @@ from bot.emulator.market import MarketState
 from bot.emulator.matching import Engine, SymbolRules
 from bot.emulator.server import parse_balances
 from conftest import shared_data_dir
-from emulator_helpers import SYMBOL, admin, client, emulator, emulator_and_client, wait_for, write_recording
+from emulator_helpers import SYMBOL, admin, client, emulator, emulator_and_client, write_recording
+from waiting import HANG_GUARD_S, clock_ms, eventually, first_success
 
 ROOT = Path(__file__).resolve().parents[1]
 D = Decimal
@@ -44,7 +44,9 @@ async def test_load_markets_precision_and_limits_come_from_the_config():
         assert m["limits"]["cost"]["min"] == 10.0
         assert m["limits"]["price"]["min"] == 0.1
         assert list(ex.markets) == [SYMBOL]
-        assert abs(await ex.fetch_time() - time.time() * 1000) < 2000
+        before = int(clock_ms())
+        server_time = await ex.fetch_time()
+        assert before <= server_time <= clock_ms()  # the server's clock is the wall clock at the call
 
 
 async def test_fetch_order_book_is_sound_and_updates():
@@ -53,7 +55,8 @@ async def test_fetch_order_book_is_sound_and_updates():
         assert 0 < len(first["bids"]) <= 10 and 0 < len(first["asks"]) <= 10
         assert first["bids"][0][0] < first["asks"][0][0]
         assert first["bids"] == sorted(first["bids"], reverse=True) and first["asks"] == sorted(first["asks"])
-        await asyncio.sleep(0.3)
+        await eventually(lambda: emu.market.update_id > first["nonce"] and emu.market.trades,
+                         "the emulator's book to change and a first public trade")
         second = await ex.fetch_order_book(SYMBOL, 10)
         assert second["nonce"] > first["nonce"]
         assert second["bids"][0][0] < second["asks"][0][0]
@@ -214,7 +217,7 @@ async def test_stale_or_future_timestamp_is_invalid_nonce():
         ex.options["timeDifference"] = 15_000  # our clock 15 s behind the server, recvWindow 10 s
         with pytest.raises(ccxt.InvalidNonce, match="-1021"):
             await ex.fetch_balance()
-        ex.options["timeDifference"] = -3_000  # 3 s ahead
+        ex.options["timeDifference"] = -30_000  # 30 s ahead (more than 1 s ahead however late the request arrives)
         with pytest.raises(ccxt.InvalidNonce, match="-1021"):
             await ex.fetch_balance()
         ex.options["timeDifference"] = 0
@@ -228,13 +231,17 @@ async def test_stale_or_future_timestamp_is_invalid_nonce():
     ("server_error=1", ccxt.ExchangeNotAvailable),  # 503
     ("server_error=1@504", ccxt.RequestTimeout),
     ("internal_error=1", ccxt.OperationFailed),  # 500 -1001
-    ("slow=1@1.5", ccxt.RequestTimeout),  # client timeout 500 ms
+    ("slow=1@30", ccxt.RequestTimeout),  # held 30 s (released when the emulator stops), client timeout 500 ms
 ])
 async def test_each_rest_fault_gives_the_ccxt_exception(spec, error):
-    async with emulator() as emu, client(emu, timeout_ms=500) as ex:
+    async with emulator() as emu, client(emu) as ex:
         emu.set_faults(spec)
+        usual = ex.timeout
+        if spec.startswith("slow"):
+            ex.timeout = 500  # only the held request: the others answer at once, however busy the machine
         with pytest.raises(error):
             await ex.fetch_order_book(SYMBOL)
+        ex.timeout = usual
         emu.set_faults("")
         assert (await ex.fetch_order_book(SYMBOL))["bids"]
 
@@ -257,10 +264,12 @@ async def test_ban_for_a_while_then_recover():
         with pytest.raises(ccxt.DDoSProtection):
             await ex.fetch_time()
         emu.set_faults("ban=0.0001@1,seed=1")  # no new bans drawn, the current one lasts 1 s
-        with pytest.raises(ccxt.DDoSProtection):
+        banned_until_ms = int(emu.faults.banned_until * 1000)
+        with pytest.raises(ccxt.DDoSProtection, match=f"banned until {banned_until_ms}"):
             await ex.fetch_time()
-        await asyncio.sleep(1.1)
-        assert await ex.fetch_time() > 0
+        served, _ = await first_success(ex.fetch_time, ccxt.DDoSProtection, "the 1 s ban to expire")
+        assert served >= banned_until_ms  # refused until the ban's end, served from then on
+        assert await ex.fetch_time() >= served
 
 
 async def test_reject_fault_refuses_new_orders():
@@ -272,11 +281,13 @@ async def test_reject_fault_refuses_new_orders():
 
 async def test_timeout_after_accept_books_the_order_once():
     """The client times out but the order exists: the bot must look it up, not send it again."""
-    async with emulator() as emu, client(emu, timeout_ms=700) as ex:
-        status, body = await admin(emu, "POST", "/admin/faults", "timeout_after_accept=1@5")
+    async with emulator() as emu, client(emu) as ex:
+        status, body = await admin(emu, "POST", "/admin/faults", "timeout_after_accept=1@30")  # held 30 s, or until stop
         assert status == 200 and body["faults"]["timeout_after_accept"] == 1.0
+        usual, ex.timeout = ex.timeout, 700  # only this request: its answer is held far longer
         with pytest.raises(ccxt.RequestTimeout):
             await ex.create_order(SYMBOL, "market", "buy", 0.002, None, {"clientOrderId": "never-twice"})
+        ex.timeout = usual
         await admin(emu, "POST", "/admin/faults", "")
         found = await ex.fetch_order(None, SYMBOL, {"origClientOrderId": "never-twice"})
         assert found["status"] == "closed" and found["filled"] == 0.002
@@ -335,12 +346,16 @@ async def test_gap_makes_watch_order_book_raise_checksum_error_then_resync():
 async def test_periodic_gap_fault():
     async with emulator_and_client(faults="gap=0.3") as (emu, ex):
         errors = 0
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline and errors < 2:
+
+        async def two_gaps_seen() -> bool:
+            nonlocal errors
             try:
                 await ex.watch_order_book(SYMBOL)
             except ccxt.InvalidNonce:
                 errors += 1
+            return errors >= 2
+
+        await eventually(two_gaps_seen, "two gaps (one every 0.3 s) to reach the client", interval=0)
         assert errors >= 2
 
 
@@ -410,7 +425,7 @@ async def test_runs_as_a_subprocess_and_prints_ready():
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     try:
-        line = (await asyncio.wait_for(proc.stdout.readline(), timeout=20)).decode().strip()
+        line = (await asyncio.wait_for(proc.stdout.readline(), timeout=HANG_GUARD_S)).decode().strip()
         assert line.startswith("EMULATOR READY http://127.0.0.1:")
         base_url, ws_url = line.split()[2:4]
         assert ws_url == base_url.replace("http://", "ws://") + "/ws"
@@ -425,7 +440,7 @@ async def test_runs_as_a_subprocess_and_prints_ready():
         finally:
             await ex.close()
         proc.terminate()
-        assert await asyncio.wait_for(proc.wait(), timeout=10) == 0
+        assert await asyncio.wait_for(proc.wait(), timeout=HANG_GUARD_S) == 0
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -450,6 +465,7 @@ async def test_replays_the_real_recording():
     data = shared_data_dir() / "hftbacktest-binance" / "spot" / "btcusdt_20240808.gz"
     if not data.is_file():
         pytest.skip(f"recording not mounted: {data}")
+    started_ms = int(clock_ms())
     async with emulator_and_client(data=[str(data)], speed=20.0) as (emu, ex):
         book = await ex.fetch_order_book(SYMBOL, 5)
         assert 40_000 < book["bids"][0][0] < book["asks"][0][0] < 80_000
@@ -458,8 +474,9 @@ async def test_replays_the_real_recording():
         order = await ex.create_order(SYMBOL, "market", "buy", 0.01)
         assert order["status"] == "closed" and order["filled"] == 0.01
         assert 40_000 < order["average"] < 80_000
-        # timestamps are re-based to now
-        assert abs((await ex.fetch_trades(SYMBOL, limit=5))[-1]["timestamp"] - time.time() * 1000) < 10_000
+        # timestamps are re-based to now: stamped when the emulator applied them, not in 2024
+        stamped = (await ex.fetch_trades(SYMBOL, limit=5))[-1]["timestamp"]
+        assert started_ms <= stamped <= clock_ms()
     eth = shared_data_dir() / "hftbacktest-binance" / "spot" / "ethusdt_20240808.gz"
     with pytest.raises(ValueError, match="ETHUSDT"):
         await start_emulator(EmulatorConfig(data=[str(eth)]))
@@ -469,41 +486,52 @@ async def test_replays_the_real_recording():
 async def test_replay_follows_the_recording_and_our_orders_do_not_move_it(tmp_path):
     rec = tmp_path / "btcusdt_synthetic.gz"
     write_recording(rec, seconds=1.0, step_ms=50)
+    started_ms = int(clock_ms())
     async with emulator_and_client(data=[str(rec)], speed=1.0) as (emu, ex):
         first = await ex.fetch_order_book(SYMBOL)
         assert first["bids"][0][0] < first["asks"][0][0]
         order = await ex.create_order(SYMBOL, "market", "buy", 0.1)
         assert order["status"] == "closed" and order["filled"] == 0.1
-        assert await wait_for(lambda: emu.feed.done, timeout=5)
+        await eventually(lambda: emu.feed.done, "the replay to reach the recording's end")
+        done_ms = clock_ms()
         book = await ex.fetch_order_book(SYMBOL)
         # 20 steps of one tick each: the book ends where the recording ends, untouched by our order
         assert book["bids"][0] == [50_000.19, 2.0] and book["asks"][0][0] == 50_000.20
         trades = await ex.fetch_trades(SYMBOL, limit=100)
-        assert len(trades) == 20 and abs(trades[-1]["timestamp"] - time.time() * 1000) < 5_000
+        assert len(trades) == 20
+        stamps = [t["timestamp"] for t in trades]  # stamped when replayed: within this run, not in 2024
+        assert started_ms <= min(stamps) and max(stamps) <= done_ms
 
 
 async def test_replay_loop_starts_again(tmp_path):
     rec = tmp_path / "btcusdt_synthetic.gz"
     write_recording(rec, seconds=0.5, step_ms=50)
     async with emulator_and_client(data=[str(rec)], speed=5.0, loop=True) as (emu, ex):
-        assert await wait_for(lambda: emu.feed.passes >= 2, timeout=5)
+        await eventually(lambda: emu.feed.passes >= 2, "the replay to start again")
         book = await ex.watch_order_book(SYMBOL)
         assert book["bids"][0][0] < book["asks"][0][0]
 
 
 # ---------------------------------------------------------------------------- private websockets
+def ccxt_is_watching(ex: ccxt.pro.binance, what: str) -> bool:
+    """ccxt.pro has a pending future for a watch whose message hash names ``what`` (e.g.
+    ``orders:BTC/USDT``, ``spot:balance``): an update sent from now on resolves it."""
+    return any(what in str(h) for c in ex.clients.values() for h in c.futures)
+
+
 async def test_ccxt_pro_private_streams_and_ws_orders():
     """ccxt.pro spot private streams go through the WebSocket API (userDataStream.subscribe.signature)."""
     async with emulator_and_client() as (emu, ex):
         watcher = asyncio.ensure_future(ex.watch_orders(SYMBOL))
-        await asyncio.sleep(0.3)
+        await eventually(lambda: emu.hub._user_conns() and ccxt_is_watching(ex, "orders"),
+                         "the user data stream to be subscribed and ccxt to wait for orders")
         await ex.create_order(SYMBOL, "market", "buy", 0.001, None, {"clientOrderId": "ws-watch-1"})
-        orders = await asyncio.wait_for(watcher, 5)
+        orders = await asyncio.wait_for(watcher, HANG_GUARD_S)
         assert orders[-1]["clientOrderId"] == "ws-watch-1" and orders[-1]["status"] == "closed"
         balance = asyncio.ensure_future(ex.watch_balance())
-        await asyncio.sleep(0.1)
+        await eventually(lambda: ccxt_is_watching(ex, "balance"), "ccxt to wait for a balance update")
         await ex.create_order(SYMBOL, "market", "sell", 0.001)
-        assert (await asyncio.wait_for(balance, 5))["BTC"]["free"] == pytest.approx(0.5)
+        assert (await asyncio.wait_for(balance, HANG_GUARD_S))["BTC"]["free"] == pytest.approx(0.5)
         placed = await ex.create_order_ws(SYMBOL, "limit", "buy", 0.001, 20_000.0, {"clientOrderId": "ws-place-1"})
         assert placed["status"] == "open" and placed["clientOrderId"] == "ws-place-1"
         assert (await ex.cancel_order_ws(placed["id"], SYMBOL))["status"] == "canceled"
@@ -531,7 +559,7 @@ async def test_listen_key_user_data_stream():
                 await ex.create_order(SYMBOL, "market", "buy", 0.001, None, {"clientOrderId": "lk-1"})
                 events = []
                 while not any(e.get("e") == "executionReport" and e["X"] == "FILLED" for e in events):
-                    events.append(await asyncio.wait_for(ws.receive_json(), 5))
+                    events.append(await asyncio.wait_for(ws.receive_json(), HANG_GUARD_S))
                 kinds = {e["e"] for e in events}
                 assert {"executionReport", "outboundAccountPosition"} <= kinds
                 filled = [e for e in events if e.get("X") == "FILLED"][0]

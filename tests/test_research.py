@@ -14,7 +14,6 @@ import io
 import json
 import math
 import struct
-import time
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -469,20 +468,16 @@ def spot_run(tmp_path_factory):
     if not all(p.is_file() for p in SPOT_BTC):
         pytest.skip(f"../shared/data not present: {DATA}")
     out = tmp_path_factory.mktemp("research_spot")
-    t = time.perf_counter()
     code, stdout, stderr = run_cli(["research", "--data", *map(str, SPOT_BTC), "--out", str(out), "--config", str(CONFIG)])
-    elapsed = time.perf_counter() - t
-    return code, stdout, stderr, out, elapsed
+    return code, stdout, stderr, out
 
 
 @needs_data
 @pytest.mark.data
 @pytest.mark.slow
 def test_end_to_end_spot_btcusdt(spot_run):
-    code, stdout, stderr, out, elapsed = spot_run
-    print(f"\nbot research on spot BTCUSDT 0808+0809: {elapsed:.1f} s")
+    code, stdout, stderr, out = spot_run
     assert code == 0, stderr
-    assert elapsed < 60.0, f"took {elapsed:.1f} s"
     assert "research:" in stderr  # progress on stderr
     rep = json.loads((out / "report.json").read_text())
     for key in ("data", "parameters", "warnings", "cks", "predictive", "costs", "plots", "runtime_s"):
@@ -562,10 +557,7 @@ def test_cks_table_matches_polyfit_on_intervals(spot0808):
     ids=["usdm-btcusdt-0808", "spot-ethusdt"],
 )
 def test_robustness_other_recordings(tmp_path, files, config, extra, expect_warning):
-    t = time.perf_counter()
     code, stdout, stderr = run_cli(["research", "--data", *map(str, files), "--out", str(tmp_path), "--config", str(config), "--quiet", *extra])
-    elapsed = time.perf_counter() - t
-    print(f"\nbot research on {[p.name for p in files]}: {elapsed:.1f} s")
     assert code == 0, stderr
     assert stderr == ""  # --quiet
     rep = json.loads((tmp_path / "report.json").read_text())

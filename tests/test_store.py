@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from decimal import Decimal
 from decimal import Decimal as D
 from pathlib import Path
@@ -410,11 +409,11 @@ def test_summarize_missing_db_or_run(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# speed
+# a big run (how long summarize takes on it is benchmarks/bench_summary.py's figure, not a test's)
 
 
 @pytest.mark.slow
-def test_summary_is_fast_on_a_million_equity_rows(tmp_path: Path) -> None:
+def test_summary_is_right_on_a_million_equity_rows(tmp_path: Path) -> None:
     db = tmp_path / "big.db"
     n = 1_000_000
     rng = np.random.default_rng(1)
@@ -428,10 +427,7 @@ def test_summary_is_fast_on_a_million_equity_rows(tmp_path: Path) -> None:
             )
         store.finish_run("big", status="completed", stats={"events": n, "wall_time_s": 10.0})
 
-    t0 = time.perf_counter()
     s = summarize(db, "big")
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 5.0, f"summarize took {elapsed:.2f}s"
 
     peak = np.maximum.accumulate(equity)
     assert s["max_drawdown"] == pytest.approx(((peak - equity) / peak).max(), abs=1e-6)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import shared_data_dir
+from waiting import HANG_GUARD_S, wait_until
 
 from bot.book.book import OrderBook
 from bot.config.settings import load_settings, validate_file
@@ -305,31 +306,53 @@ def test_best_config_writer_is_complete_and_never_writes_secrets(tmp_path, monke
 
 # --------------------------------------------------------------------------- the process pool
 def _quick_or_stuck(item):
-    if item == 0:
+    """Trial 0 returns at once; any other marks that it is running (its pid in ``running-N``) and
+    then works for minutes, marking ``finished-N`` only if nobody stopped it."""
+    n, marks = item
+    if n == 0:
         return {"pid": os.getpid()}
-    time.sleep(120)  # a trial that would run for minutes
+    Path(marks, f"running-{n}").write_text(str(os.getpid()))
+    time.sleep(120)  # a trial that would run for minutes (the workload, not a wait)
+    Path(marks, f"finished-{n}").write_text(str(os.getpid()))
     return {}
 
 
-def test_process_pool_stop_terminates_running_workers():
+def test_process_pool_stop_terminates_running_workers(tmp_path):
+    import threading
+    from multiprocessing.connection import wait
+
     from bot.tune.executor import ProcessPoolTrialExecutor
 
+    marks = str(tmp_path)
     ex = ProcessPoolTrialExecutor(2)
-    runs = ex.run(_quick_or_stuck, [1, 0, 2, 3])
+    runs = ex.run(_quick_or_stuck, [(1, marks), (0, marks), (2, marks), (3, marks)])
     item, result = next(runs)
-    assert item == 0 and isinstance(result, dict) and "pid" in result, result
-    procs = list(ex._pool._processes.values())
+    assert item == (0, marks) and isinstance(result, dict) and "pid" in result, result
+    pool = ex._pool
+    procs = list(pool._processes.values())
+    manager = pool._executor_manager_thread
     assert len(procs) == 2 and all(p.is_alive() for p in procs), procs
-    t0 = time.monotonic()
-    ex.stop()
+    # stop only once both workers are inside a long trial (1 and 2; 3 waits for a free worker)
+    running = wait_until(lambda: sorted(tmp_path.glob("running-*")) if len(list(tmp_path.glob("running-*"))) == 2 else None,
+                         "both workers to be running a long trial")
+    assert [m.name for m in running] == ["running-1", "running-2"]
+    assert {int(m.read_text()) for m in running} == {p.pid for p in procs}
+
+    # the only time bound: a stop() that hangs fails here, with a message, instead of hanging the run
+    stopper = threading.Thread(target=ex.stop, name="stop", daemon=True)
+    stopper.start()
+    stopper.join(HANG_GUARD_S)
+    assert not stopper.is_alive(), f"stop() did not return within {HANG_GUARD_S:g} s"
     runs.close()
-    took = time.monotonic() - t0
-    from multiprocessing.connection import wait
 
     exited = wait([p.sentinel for p in procs], timeout=0)
     assert len(exited) == len(procs), f"stop() must end the running trials, not wait for them: {procs}"
     assert not any(p.is_alive() for p in procs), f"stop() returned before the workers were reaped: {procs}"
-    assert took < 12, f"stop() took {took:.1f}s"
+    # ended, not finished: the worker's SIGTERM handler exits 128 + 15 (SIGKILL if stuck in C code)
+    assert all(p.exitcode in (128 + signal.SIGTERM, -signal.SIGKILL) for p in procs), [p.exitcode for p in procs]
+    assert not list(tmp_path.glob("finished-*")), "a trial ran to its end: stop() waited for it"
+    assert not (tmp_path / "running-3").exists(), "a trial that had not started was started after stop()"
+    assert not manager.is_alive(), "stop() returned before the pool's manager thread was joined"
 
 
 # --------------------------------------------------------------------------- full sweeps
@@ -337,15 +360,12 @@ def test_process_pool_stop_terminates_running_workers():
 def test_real_data_sweep_folds_never_score_on_fitted_data_and_best_config_runs(tmp_path):
     space = write(tmp_path / "space.toml", '[search]\nfolds = 2\n[params]\n"signal.depth_levels" = [3, 10]\n')
     db = tmp_path / "out" / "tune.db"
-    t0 = time.perf_counter()
     proc = run_module("bot", "tune", "--config", str(ROOT / "config" / "backtest.toml"), "--space", str(space),
                       "--data", str(BTC_0808), "--db", str(db), "--workers", "2", "--json", cwd=tmp_path)
-    elapsed = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["complete"] and report["sweep"]["trials_total"] == 2 * 2 * 2 and report["sweep"]["trials_run"] == 8
     lb = report["leaderboard"]
-    print(f"sweep of 8 trials on {BTC_0808.name}: {elapsed:.1f}s")
 
     # segments: consecutive, non-overlapping, covering every event of the recording
     events = list(read_binance([BTC_0808], ReaderStats()))
@@ -419,17 +439,19 @@ def test_sigterm_keeps_finished_trials_and_rerun_resumes_without_recomputing(tmp
     args = ["-m", "bot", "tune", "--config", str(config), "--space", str(space), "--sim", "--db", str(db), "--workers", "2", "--json"]
     proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=clean_subprocess_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    finished = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+
+    def three_trials_committed_or_exited() -> bool:
+        if proc.poll() is not None:
+            return True  # ended on its own: the checks below say how
         try:
-            finished = db_rows(db, "select count(*) from trials")[0][0]
-        except sqlite3.Error:
-            continue
-        if finished >= 3:
-            break
-    proc.send_signal(signal.SIGTERM)
+            return db.exists() and db_rows(db, "select count(*) from trials")[0][0] >= 3
+        except sqlite3.Error:  # not created yet, or busy
+            return False
+
+    try:
+        wait_until(three_trials_committed_or_exited, "the sweep to commit three trials", interval=0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, f"expected an interrupted sweep (rc {proc.returncode}): {err}"
     assert "re-run the same command to resume" in err
