@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,12 +19,17 @@ API_KEY = "itestKEY9f3a7c1e5b2d8a64"
 API_SECRET = "itestSECRETq8w7e6r5t4y3u2i1o0p9"
 
 
-class Emulator(EmulatorProcess):
-    """The simulated exchange for daemon tests: one account with the test keys and 10,000 USDT."""
+START_BALANCES = "USDT=10000,BTC=0"
 
-    def __init__(self, tmp: Path, *extra: str):
+
+class Emulator(EmulatorProcess):
+    """The simulated exchange for daemon tests: one account with the test keys and 10,000 USDT
+    (``balances`` replaces that)."""
+
+    def __init__(self, tmp: Path, *extra: str, balances: str = START_BALANCES):
+        self.start_balances = {k: Decimal(v) for k, v in (item.split("=") for item in balances.split(","))}
         super().__init__(
-            ["--sim", "--api-key", API_KEY, "--api-secret", API_SECRET, "--balances", "USDT=10000,BTC=0", *extra],
+            ["--sim", "--api-key", API_KEY, "--api-secret", API_SECRET, "--balances", balances, *extra],
             cwd=tmp, stderr_path=tmp / "emulator.err",
         )
 
@@ -64,10 +71,36 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def check_books_match(db: Path, emu_state: dict) -> dict[str, int]:
-    """Zero lost, zero duplicated orders; fills and balances agree with the exchange to the unit."""
-    from decimal import Decimal
+def db_balances(db: Path) -> dict[str, Decimal]:
+    """What the fills in the database say each asset's balance moved by: the traded amounts, and
+    every fee in the asset it was charged in."""
+    out: dict[str, Decimal] = {}
+    has_currency = any(name == "fee_currency" for _, name, *_ in query(db, "pragma table_info(fills)"))
+    currency_col = "f.fee_currency" if has_currency else "NULL"  # a database from before fees had currencies: quote
+    for symbol, side, price, amount, fee, currency in query(
+        db, f"select r.symbol, f.side, f.price, f.amount, f.fee, {currency_col} from fills f join runs r using (run_id)"
+    ):
+        base, quote = symbol.split("/")
+        sign = 1 if side == "buy" else -1
+        out[base] = out.get(base, Decimal(0)) + sign * Decimal(amount)
+        out[quote] = out.get(quote, Decimal(0)) - sign * Decimal(price) * Decimal(amount)
+        fee_asset = currency or quote
+        out[fee_asset] = out.get(fee_asset, Decimal(0)) - Decimal(fee)
+    return out
 
+
+def exchange_moves(emu_state: dict, start: dict[str, Decimal]) -> dict[str, Decimal]:
+    """How far each balance on the exchange is from where the account started (free + locked)."""
+    assets = set(start) | set(emu_state["balances"])
+    out = {}
+    for asset in assets:
+        bal = emu_state["balances"].get(asset, {"free": "0", "locked": "0"})
+        out[asset] = Decimal(bal["free"]) + Decimal(bal["locked"]) - start.get(asset, Decimal(0))
+    return out
+
+
+def check_books_match(db: Path, emu_state: dict, start: dict[str, Decimal] | None = None) -> dict[str, int]:
+    """Zero lost, zero duplicated orders; fills and every balance agree with the exchange to the unit."""
     exchange_orders = {o["clientOrderId"]: o for o in emu_state["orders"]}
     assert len(exchange_orders) == len(emu_state["orders"]), "two exchange orders share a client order id"
     db_orders = {cid: (status, filled) for cid, status, filled in query(db, "select client_order_id, status, filled from orders")}
@@ -83,9 +116,33 @@ def check_books_match(db: Path, emu_state: dict) -> dict[str, int]:
     trade_ids = [t for (t,) in query(db, "select trade_id from fills")]
     assert len(trade_ids) == len(set(trade_ids)), "a fill was booked twice"
     assert len(trade_ids) == len(emu_state["trades"]), "fills in the database differ from the exchange's trades"
-    base = sum((Decimal(a) * (1 if s == "buy" else -1) for s, a in query(db, "select side, amount from fills")), Decimal(0))
-    assert base == Decimal(emu_state["balances"].get("BTC", {"free": "0"})["free"]) + Decimal(emu_state["balances"].get("BTC", {"locked": "0"})["locked"])
-    quote = sum((-(Decimal(p) * Decimal(a)) * (1 if s == "buy" else -1) - Decimal(f) for s, p, a, f in query(db, "select side, price, amount, fee from fills")), Decimal(0))
-    usdt = emu_state["balances"]["USDT"]
-    assert Decimal("10000") + quote == Decimal(usdt["free"]) + Decimal(usdt["locked"])
+    booked = db_balances(db)
+    moved = exchange_moves(emu_state, start or {"USDT": Decimal(10000), "BTC": Decimal(0)})
+    for asset in set(booked) | {a for a, v in moved.items() if v}:
+        assert booked.get(asset, Decimal(0)) == moved.get(asset, Decimal(0)), (
+            f"{asset}: the database's fills say {booked.get(asset, 0)}, the exchange moved {moved.get(asset, 0)}"
+        )
     return {"orders": len(db_orders), "exchange_orders": len(exchange_orders), "fills": len(trade_ids)}
+
+
+def run_until(tmp: Path, config: Path, predicate: Callable[[], bool], what: str, *args: str, timeout: float = 120, tag: str = "daemon") -> None:
+    """Start the daemon, wait until ``predicate()`` holds (failing at once if the daemon exits),
+    then stop it with SIGTERM and require a clean exit 0: the test ends when what it checks has
+    happened, not after a fixed duration."""
+    proc = start_daemon(tmp, config, *args, tag=tag)
+    try:
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"the daemon exited with {proc.returncode} before {what}: {(tmp / f'{tag}.out').read_text()[-3000:]}")
+            return predicate()
+
+        wait_for(ready, timeout, what)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert code == 0, (tmp / f"{tag}.out").read_text()[-3000:]

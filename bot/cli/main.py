@@ -8,7 +8,6 @@ logs to stderr and ``logs/bot.log``, so scripts can parse stdout safely.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -149,6 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from bot.cli.jsonout import strict_json
     from bot.store.status import format_status, read_status
 
     if not Path(args.db).is_file():
@@ -157,7 +157,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         status = read_status(args.db, args.run)
     except LookupError as exc:
         return _fail(str(exc))
-    print(json.dumps(status, default=str) if args.json else format_status(status))
+    print(strict_json(status) if args.json else format_status(status))
     return 0
 
 
