@@ -210,6 +210,7 @@ class Daemon:
             if isinstance(venue, LiveVenue):
                 risk, book = engine.risk, engine.book
                 venue.guard = lambda order: risk.last_check(order, book)
+                venue.tracker.price_check = lambda price: risk.fill_price_problem(price, book)
             if not restored.portfolio.is_flat:
                 pf = restored.portfolio
                 pf.stop_price, pf.take_profit_price = engine.risk.protective_prices(pf.qty, pf.avg_price)
@@ -308,6 +309,7 @@ class Daemon:
         next_checkpoint = time.monotonic() + CHECKPOINT_INTERVAL_S
         stale_flagged = False
         was_sound = False
+        unsound_since = 0
         seen = self.events_delivered
         while not self.stop_requested.is_set():
             try:
@@ -325,6 +327,15 @@ class Daemon:
             if book.is_sound and book.age_ns(now) > max_age_ns and not stale_flagged:
                 stale_flagged = True
                 feed.invalidate(f"stale book: no update for {book.age_ns(now) / 1e9:.1f}s")
+            # crossed or implausible prices that keep coming: the exchange copy ccxt maintains is
+            # broken (a bad level is never deleted by a diff); subscribe afresh for a new snapshot
+            if book.is_sound or book.awaiting_snapshot:
+                unsound_since = 0
+            elif not unsound_since:
+                unsound_since = now
+            elif now - unsound_since > max_age_ns:
+                unsound_since = 0
+                feed.invalidate(f"book {book.status.value} for {settings.risk.max_book_age_s:g}s: subscribing afresh")
             if was_sound and not book.is_sound and isinstance(venue, LiveVenue) and settings.run.cancel_open_orders_on_unsound_book:
                 await venue.cancel_open()
             was_sound = book.is_sound

@@ -84,7 +84,8 @@ class Engine:
     """Runs the strategy for one symbol against one venue and records everything in the store.
 
     Bookkeeping an accelerated replay (:mod:`bot.fast.backtest`) reads before it skips events and
-    hands back through :meth:`absorb_skipped`: ``sound_seen`` (the book soundness last acted on),
+    hands back through :meth:`absorb_skipped`: ``sound_seen``/``status_seen`` (the book soundness
+    and status last acted on),
     ``next_equity_ts``/``equity_interval_ns`` (the equity curve's schedule), ``spread_sum``/
     ``spread_n`` (the mean relative spread of the cost hurdle) and ``last_mid``.
     """
@@ -132,6 +133,7 @@ class Engine:
         self.equity_interval_ns = int(settings.store.equity_interval_s * 1e9)
         self.next_equity_ts = 0
         self.sound_seen = False
+        self.status_seen = self.book.status  # the book status last acted on (a new reason to be unsound is recorded too)
         self._halt_seen = None
         self.spread_sum = 0.0
         self.spread_n = 0
@@ -143,7 +145,7 @@ class Engine:
         self.stats.events += 1
         book = self.book
         changed = book.apply(event)
-        if book.is_sound != self.sound_seen:
+        if book.is_sound != self.sound_seen or book.status is not self.status_seen:
             self._soundness_changed(now)
         if self.venue.active:
             for order, fills in self.venue.on_book(book, now, event):
@@ -443,12 +445,16 @@ class Engine:
         self.next_equity_ts = now - now % self.equity_interval_ns + self.equity_interval_ns
 
     def _soundness_changed(self, now: int) -> None:
+        was_sound = self.sound_seen
         self.sound_seen = self.book.is_sound
+        self.status_seen = self.book.status
         if self.sound_seen:
-            self.store.record_risk_event(self.run_id, now, "resume", "book_sound", "book sound again: trading allowed")
-            self.log.info("book sound", depth_sequence=self.book.depth_sequence)
+            if not was_sound:
+                self.store.record_risk_event(self.run_id, now, "resume", "book_sound", "book sound again: trading allowed")
+                self.log.info("book sound", depth_sequence=self.book.depth_sequence)
         else:
-            self.stats.unsound_periods += 1
+            if was_sound:
+                self.stats.unsound_periods += 1
             self.store.record_risk_event(self.run_id, now, "book_unsound", self.book.status.value, "no trading until the book is sound")
             self.log.warning("book unsound", status=self.book.status.value)
 

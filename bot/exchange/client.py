@@ -207,8 +207,10 @@ class ExchangeClient:
         return await self.call("fetch_balance", lambda: self.ccxt.fetch_balance())
 
     async def free_balances(self) -> dict[str, Decimal]:
-        """Free amount per asset, checked (ExchangeResponseError on garbage)."""
-        return check_balances(await self.fetch_balance(), "fetch_balance")
+        """Free amount per asset, checked, the market's base and quote required (ExchangeResponseError on garbage)."""
+        market = self.market
+        required = (market.base, market.quote) if market is not None else ()
+        return check_balances(await self.fetch_balance(), "fetch_balance", required)
 
     async def fee_asset_price(self, asset: str) -> Decimal:
         """The market price of ``asset`` in the quote currency (to value a fee paid in it, e.g. BNB).

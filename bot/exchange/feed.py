@@ -189,10 +189,8 @@ class LiveFeed:
         """Close the websocket connections and forget ccxt's cached book."""
         ex = self.client.ccxt
         self.teardowns += 1
-        try:
-            await ex.un_watch_order_book(self.client.symbol)
-        except Exception:  # noqa: BLE001 - not every exchange supports unwatch; closing resyncs anyway
-            pass
+        # no un_watch: it waits for the exchange to confirm the unsubscribe, on a connection whose
+        # reader may be dead; closing the connection ends every subscription on it anyway
         try:
             await asyncio.wait_for(ex.close_ws_clients(), timeout=5.0)
         except Exception as exc:  # noqa: BLE001 - a connection that will not close is dropped below

@@ -155,8 +155,12 @@ def check_book(book: Any, call: str, levels: int) -> None:
         raise ExchangeResponseError(call, "nonce", f"expected a non-negative integer update id, got {nonce!r}")
 
 
-def check_balances(balance: Any, call: str) -> dict[str, Decimal]:
-    """ccxt's ``fetch_balance`` -> free amount per asset, each a finite number >= 0."""
+def check_balances(balance: Any, call: str, required: tuple[str, ...] = ()) -> dict[str, Decimal]:
+    """ccxt's ``fetch_balance`` -> free amount per asset, each a finite number >= 0.
+
+    Every asset in ``required`` (the market's base and quote) must be reported: Binance lists
+    every asset, zero balances included, and ccxt turns an answer it cannot read into an empty
+    balance, which must not be mistaken for "you hold nothing"."""
     if not isinstance(balance, dict):
         raise ExchangeResponseError(call, "balance", f"expected a balance object, got {type(balance).__name__}")
     free = balance.get("free")
@@ -167,4 +171,7 @@ def check_balances(balance: Any, call: str) -> dict[str, Decimal]:
         if value is None:
             continue
         out[str(asset)] = number(value, call, f"free.{asset}")
+    for asset in required:
+        if asset not in out:
+            raise ExchangeResponseError(call, f"free.{asset}", "missing from the answer (an unreadable or partial balance)")
     return out

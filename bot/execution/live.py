@@ -72,6 +72,7 @@ class OrderTracker:
         self.market = market
         self.booked_trades: dict[str, set[str]] = {}
         self.seen_filled: dict[str, Decimal] = {}  # the executed amount the exchange last reported
+        self.price_check: Callable[[float], str | None] | None = None  # the risk manager's fill-price rule
 
     def forget(self, client_order_id: str) -> None:
         self.booked_trades.pop(client_order_id, None)
@@ -99,6 +100,12 @@ class OrderTracker:
                 await self.client.fetch_order_trades(exchange_id), order, market.symbol, exchange_id, "fetch_my_trades", market.exchange_symbol
             )
             fresh = [t for t in trades if str(t.get("id")) not in booked]
+            check = self.price_check
+            if check is not None:
+                for i, t in enumerate(fresh):
+                    problem = check(float(t["price"]))
+                    if problem is not None:
+                        raise ExchangeResponseError("fetch_my_trades", f"trades[{i}].price", problem)
             prices = await self._fee_prices(fresh)
             new = fills_from_trades(fresh, cid, self.market, prices)
             total = order.filled + sum((f.amount for f in new), Decimal(0))
@@ -151,7 +158,7 @@ class LiveVenue:
     def available(self, asset: str) -> Decimal | None:
         """Free ``asset`` as the exchange last reported it (None: not known)."""
         free = self._free
-        return None if free is None else free.get(asset, Decimal(0))
+        return None if free is None else free.get(asset)
 
     async def refresh_balance(self) -> None:
         """Ask the exchange what is free now; on failure the last answer is dropped (no cap known)."""
@@ -253,8 +260,7 @@ class LiveVenue:
             while True:
                 fills = await self.tracker.refresh(order, info, call)
                 if order.status in FINAL:
-                    if fills or order.status is OrderStatus.REJECTED:
-                        await self.refresh_balance()
+                    await self.refresh_balance()  # what the order moved or unlocked: the next exit is sized by it
                     self._finish(order, fills)
                     return
                 if fills:
@@ -307,8 +313,7 @@ class LiveVenue:
                 self._resume_later(order)
                 return
             if order.status in FINAL:
-                if fills or order.status is OrderStatus.REJECTED:
-                    await self.refresh_balance()
+                await self.refresh_balance()
                 self._finish(order, fills)
             else:
                 if fills:

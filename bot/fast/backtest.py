@@ -14,7 +14,8 @@ halts, the strategy, risk checks, orders, store writes, logs) is the readable co
 Why a skipped event cannot change any decision. ``Engine.on_event`` does, in order:
 
 1. ``book.apply`` -- the kernel does it for every event.
-2. ``_soundness_changed`` when ``book.is_sound != engine.sound_seen`` -- the scan stops there.
+2. ``_soundness_changed`` when ``book.is_sound != engine.sound_seen`` or the book's status is not
+   ``engine.status_seen`` -- the scan stops there.
 3. ``venue.on_book`` while the venue is active -- ``PaperVenue`` does nothing unless the book is
    sound and its earliest due time (first pending order or cancel) has come: the scan stops
    then. Resting orders (maker) or a venue whose state it cannot read: it stops at every event.
@@ -65,7 +66,7 @@ from bot.engine.engine import Engine
 from bot.engine.runner import run_backtest, run_engine_backtest
 from bot.execution.paper import PaperVenue
 from bot.fast import kernel as K
-from bot.fast.book import CHUNK, BookView, FastBook, SignalView
+from bot.fast.book import CHUNK, STATUS_CODE, BookView, FastBook, SignalView
 from bot.fast.columnar import EventArrays, event_at, iter_events
 from bot.store.store import Store
 
@@ -142,6 +143,7 @@ class FastReplay:
         long = not flat and qty > 0
         si, sf = self._si, self._sf
         si[K.S_ENGINE_SOUND] = e.sound_seen
+        si[K.S_ENGINE_STATUS] = STATUS_CODE[e.status_seen]
         si[K.S_STOP_ALL] = stop_all
         si[K.S_DUE] = due
         si[K.S_PENDING] = pending
@@ -156,8 +158,8 @@ class FastReplay:
         si[K.S_HAS_STOP] = stop is not None
         si[K.S_HAS_TP] = target is not None
         sf[K.SF_SPREAD_SUM] = e.spread_sum
-        sf[K.SF_CASH] = float(pf.cash)
-        sf[K.SF_QTY] = float(qty)
+        sf[K.SF_CASH] = float(pf.equity_cash)  # Portfolio.equity's two terms: cash less other-asset fees,
+        sf[K.SF_QTY] = float(pf.equity_qty)  # position plus dust
         sf[K.SF_PEAK] = risk.peak_equity
         sf[K.SF_DAY_START] = risk.day_start_equity
         # long: bid <= stop, bid >= target; short: ask >= stop, ask <= target. The widened floats

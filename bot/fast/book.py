@@ -20,6 +20,8 @@ from bot.signals.features import SignalState
 
 NAN = float("nan")
 _STATUS = {K.SOUND: BookStatus.SOUND, K.RESYNC: BookStatus.RESYNC, K.CROSSED: BookStatus.CROSSED, K.IMPLAUSIBLE: BookStatus.IMPLAUSIBLE}
+STATUS_CODE = {status: code for code, status in _STATUS.items()}
+STATUS_CODE[BookStatus.INVALID] = K.RESYNC  # never reached by the kernel: readers refuse bad prices
 CHUNK = 1 << 16
 
 

@@ -528,10 +528,11 @@ S_HAS_STOP = 15
 S_HAS_TP = 16
 S_NSAMPLES = 17  # out: equity samples written
 S_SPREAD_N = 18  # in/out: engine.spread_n
-S_ISIZE = 19
+S_ENGINE_STATUS = 19  # engine.status_seen, as a kernel status code
+S_ISIZE = 20
 # float parameters
-SF_CASH = 0  # float(portfolio.cash)
-SF_QTY = 1  # float(portfolio.qty)
+SF_CASH = 0  # float(portfolio.equity_cash)
+SF_QTY = 1  # float(portfolio.equity_qty)
 SF_PEAK = 2  # in/out: risk.peak_equity
 SF_DAY_START = 3
 SF_DD = 4  # 1.0 - max_drawdown
@@ -559,8 +560,8 @@ def _must_stop(I, F, t, sound, changed, si, sf):
     """
     if si[S_STOP_ALL] != 0:
         return True
-    if sound != (si[S_ENGINE_SOUND] != 0):
-        return True  # _soundness_changed
+    if sound != (si[S_ENGINE_SOUND] != 0) or I[I_STATUS] != si[S_ENGINE_STATUS]:
+        return True  # _soundness_changed (also a new reason to be unsound)
     if si[S_DUE] >= 0 and sound and t >= si[S_DUE]:
         return True  # venue.on_book executes due work (nothing happens while unsound or not due)
     if not changed or I[I_VALID] == 0:

@@ -15,6 +15,9 @@ the order they are applied:
 ``dust``          an exit whose size (the position, capped by what the exchange says is free,
                   rounded down to the lot) is below the exchange minimum: it cannot be sold,
                   and the engine sets it aside as dust instead of retrying it.
+``balance_mismatch`` an exit when the exchange reports more than one lot less free than the
+                  position: the books disagree with the account; trading halts without
+                  flattening (a halt of the same name) until an operator has looked.
 
 Entry size is the smallest of:
   risk budget   equity * risk_per_trade / (stop distance + round-trip taker fees), per unit
@@ -151,6 +154,17 @@ class RiskManager:
         )
         return self.halt
 
+    def fill_price_problem(self, price: float, book: OrderBook) -> str | None:
+        """Why a fill at ``price`` cannot be real (None if it can): an execution is at a price of
+        the book it traded against, so one more than ``price_band`` away from the last sound mid
+        is a broken or foreign answer, not a fill."""
+        ref = book.ref_mid
+        if not ref > 0:
+            return None
+        if not (0 < price < float("inf")) or abs(price - ref) > self.cfg.price_band * ref:
+            return f"{price} is more than price_band {self.cfg.price_band} away from the book's mid {ref}"
+        return None
+
     def last_check(self, order: Order, book: OrderBook) -> str | None:
         """Why ``order`` must not leave the venue (too large for any cap), or None.
 
@@ -259,6 +273,17 @@ class RiskManager:
                 return Reject(now, intent, "venue_cooldown", f"{side.value} orders refused by the venue; retry after the cooldown")
             size = abs(portfolio.qty)
             if available is not None and side is Side.SELL and available < size:
+                if size - available > self.market.lot_size:
+                    # not rounding and not a fee in base: the exchange does not hold the position
+                    # the books say (funds locked elsewhere, moved, or a wrong answer); selling what
+                    # is free would leave the rest looking like dust, so stop and let an operator look
+                    self.halt = Halt(
+                        "balance_mismatch",
+                        f"position {portfolio.qty} but the exchange reports {available} {self.market.base} free: not traded, check the account",
+                        None,
+                        flatten=False,
+                    )
+                    return Reject(now, intent, "balance_mismatch", self.halt.detail)
                 size = max(available, Decimal(0))
             amount = self.market.amount_to_precision(size)
             price = book.best_bid if side is Side.SELL else book.best_ask
