@@ -72,9 +72,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         except StopIteration:  # the reader raises instead; kept so an empty replay can never pass
             return _fail(f"{', '.join(files)}: the recording yields no market events")
         events = itertools.chain([first], events)
+    from bot.store.store import StoreError
+
     try:
         summary = run_backtest(settings, events, db_path=db, data_files=files, source_stats=source_stats)
-    except RecordingError as exc:
+    except (RecordingError, StoreError) as exc:
         return _fail(str(exc))
     _print_summary(summary, args.json)
     if not args.json and not args.sim:
@@ -100,7 +102,12 @@ def _backtest_fast(settings, args: argparse.Namespace, db: str) -> int:  # type:
     problem = market_mismatch(symbol, str(reader.get("market_type") or ""), settings.market, args.config)
     if problem:
         return _fail(problem)
-    summary = run_backtest_fast(settings, arrays, db_path=db, data_files=[str(f) for f in args.data], source_stats=lambda: reader)
+    from bot.store.store import StoreError
+
+    try:
+        summary = run_backtest_fast(settings, arrays, db_path=db, data_files=[str(f) for f in args.data], source_stats=lambda: reader)
+    except StoreError as exc:
+        return _fail(str(exc))
     _print_summary(summary, args.json)
     return 0 if summary.get("status") == "completed" else 1
 

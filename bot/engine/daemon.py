@@ -50,6 +50,7 @@ from bot.exchange.feed import LiveFeed, snapshot_from_ccxt
 from bot.execution.live import LiveVenue
 from bot.execution.paper import PaperVenue
 from bot.log import bind_run, get_logger, mask_secrets
+from bot.store.schema import check_file
 from bot.store.store import Store, StoreError, checkpoint
 
 __all__ = ["Daemon", "DaemonError", "InstanceLock", "check_live_allowed"]
@@ -85,6 +86,10 @@ class Daemon:
         """Trade until stopped; 0 on a clean stop. Raises :class:`DaemonError` (one line) when it
         cannot start or must stop; the run, if it was started, is then marked ``failed`` with the
         reason."""
+        try:
+            check_file(self.lock.db_path)  # before the lock file is made beside it
+        except StoreError as exc:
+            raise DaemonError(str(exc)) from None
         self.lock.acquire()
         try:
             return await self._run_locked()

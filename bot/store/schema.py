@@ -254,6 +254,23 @@ def check_bot_database(conn: sqlite3.Connection, path: Path) -> int | None:
     return version
 
 
+def check_file(path: Path) -> None:
+    """Refuse (StoreError) an existing file at ``path`` that is not the bot's database, reading it
+    only: callers that create files beside it (a lock file) check first."""
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise StoreError(f"database path {path} is not a file")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open database {path}: {exc}") from None
+    try:
+        check_bot_database(conn, path)
+    finally:
+        conn.close()
+
+
 def open_database(path: Path) -> sqlite_utils.Database:
     """Open (or create) the database at ``path`` for writing, after checking it is the bot's own.
 

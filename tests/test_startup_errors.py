@@ -1,0 +1,130 @@
+"""Every way a start can go wrong ends in one clear line and exit 1: never a traceback, never a
+modified file that is not the bot's.
+
+The daemon cases run ``bot run`` as a process against the emulator (wrong secret, empty key,
+unreachable exchange, a futures market type); the database cases run ``backtest``, ``run``,
+``status`` and ``report`` on paths that cannot be a bot database (not writable, not SQLite,
+another tool's SQLite file) and check the file is byte for byte what it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from daemon_harness import API_SECRET, Emulator, daemon_env, query, write_config
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "config" / "demo.toml"
+
+
+def bot(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=cwd, env=env or daemon_env(), timeout=120)
+
+
+def one_error_line(out: subprocess.CompletedProcess, *fragments: str) -> str:
+    assert out.returncode == 1, (out.returncode, out.stderr[-2000:])
+    assert "Traceback" not in out.stderr + out.stdout, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, out.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+@pytest.fixture
+def emulator(tmp_path):
+    emu = Emulator(tmp_path)
+    yield emu
+    emu.stop()
+
+
+def test_wrong_secret_is_one_line_naming_the_key(tmp_path, emulator):
+    config = write_config(tmp_path, emulator, duration=30)
+    env = daemon_env()
+    env["BOT__EXCHANGE__API_SECRET"] = API_SECRET[::-1]
+    line = one_error_line(bot("run", "--config", str(config), "--live", cwd=tmp_path, env=env), "refused the API key", "BOT__EXCHANGE__API_SECRET")
+    assert API_SECRET[::-1] not in line and API_SECRET not in line
+    assert "StoreError" not in line
+    assert query(tmp_path / "bot.db", "select status from runs where status = 'running'") == []
+    assert emulator.state()["orders"] == []
+
+
+def test_empty_keys_are_refused(tmp_path, emulator):
+    config = write_config(tmp_path, emulator, duration=30)
+    for name in ("API_KEY", "API_SECRET"):
+        env = daemon_env()
+        env[f"BOT__EXCHANGE__{name}"] = "  "
+        one_error_line(bot("run", "--config", str(config), "--live", cwd=tmp_path, env=env), f"non-empty exchange.{name.lower()}")
+    assert emulator.state()["requests"] == 0, "an empty key must be refused before anything is sent"
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("mode", ["live", "paper"])
+def test_unreachable_exchange_is_one_line(tmp_path, mode):
+    config = tmp_path / "bot.toml"
+    config.write_text(
+        f'[run]\nmode = "{mode}"\ndb = "{tmp_path / "bot.db"}"\nlog_dir = "{tmp_path / "logs"}"\n'
+        f'[exchange]\nrest_url = "http://127.0.0.1:{_closed_port()}"\ntimeout_ms = 1000\nretry_attempts = 2\nretry_base_delay_s = 0.05\n'
+    )
+    args = ["--live"] if mode == "live" else []
+    one_error_line(bot("run", "--config", str(config), *args, cwd=tmp_path), "cannot reach the exchange", "exchange.rest_url")
+
+
+def test_futures_market_type_is_refused_by_the_daemon(tmp_path, emulator):
+    config = write_config(tmp_path, emulator, mode="paper", duration=30)
+    config.write_text(config.read_text() + '\n[market]\ntype = "future"\n')
+    one_error_line(bot("run", "--config", str(config), cwd=tmp_path), 'market.type = \'future\'', "spot accounting")
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _foreign_sqlite(path: Path) -> Path:
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.execute("INSERT INTO users (name) VALUES ('alice')")
+    conn.commit()
+    conn.close()
+    return path
+
+
+def _not_sqlite(path: Path) -> Path:
+    path.write_text("these are someone's notes, not a database\n" * 20)
+    return path
+
+
+@pytest.mark.parametrize("make, fragment", [(_foreign_sqlite, "not an imbalance-bot database"), (_not_sqlite, "not an SQLite database")])
+def test_a_database_that_is_not_the_bots_is_refused_and_left_untouched(tmp_path, make, fragment):
+    db = make(tmp_path / "other.db")
+    before = _digest(db)
+    one_error_line(bot("backtest", "--config", str(DEMO), "--sim", "--db", str(db), cwd=tmp_path), fragment, str(db))
+    one_error_line(bot("status", "--db", str(db), cwd=tmp_path), str(db))
+    one_error_line(bot("report", "--db", str(db), cwd=tmp_path), str(db))
+    config = tmp_path / "paper.toml"
+    config.write_text(f'[run]\nmode = "paper"\nlog_dir = "{tmp_path / "logs"}"\n[exchange]\nrest_url = "http://127.0.0.1:{_closed_port()}"\n')
+    one_error_line(bot("run", "--config", str(config), "--db", str(db), cwd=tmp_path), fragment)
+    assert _digest(db) == before, "the file was modified"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("other.db")) == ["other.db"], "journal files were left beside it"
+
+
+def test_a_database_path_that_cannot_be_created_is_one_line(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    db = blocker / "bot.db"  # its folder is a file
+    one_error_line(bot("backtest", "--config", str(DEMO), "--sim", "--db", str(db), cwd=tmp_path), str(blocker))
+    config = tmp_path / "paper.toml"
+    config.write_text(f'[run]\nmode = "paper"\nlog_dir = "{tmp_path / "logs"}"\n[exchange]\nrest_url = "http://127.0.0.1:{_closed_port()}"\n')
+    one_error_line(bot("run", "--config", str(config), "--db", str(db), cwd=tmp_path), str(blocker))
