@@ -90,6 +90,11 @@ class Daemon:
             check_file(self.lock.db_path)  # before the lock file is made beside it
         except StoreError as exc:
             raise DaemonError(str(exc)) from None
+        links = self.lock.db_path.stat().st_nlink if self.lock.db_path.exists() else 1
+        if links > 1:
+            # SQLite names its WAL after the path: under two names one file has two WALs, and a
+            # writer under one name cannot see (or lock out) a writer under the other
+            raise DaemonError(f"{self.lock.db_path} has {links} hard links: a daemon needs its database under one name only (remove the other links)")
         self.lock.acquire()
         try:
             return await self._run_locked()

@@ -1,9 +1,10 @@
 """One writing daemon per database, enforced inside the database itself.
 
 The daemon also holds an ``flock`` on ``<db>.lock`` (taken on the resolved real path, so a
-symlink to the database finds the same lock file). That lock cannot see the same file reached
-through a hard link, a bind mount or another lock-file name; this one can, because it lives in
-the file: the ``writer`` table holds one row naming the daemon that writes (pid, host, the
+symlink to the database finds the same lock file), and refuses a database file with more than
+one hard link. Neither can see the same file reached through a bind mount; this lock can,
+because it lives in the file (and is checkpointed into it at once, since a process under
+another path name reads another WAL): the ``writer`` table holds one row naming the daemon that writes (pid, host, the
 process's start time, its run) and when it last said it was alive. A second daemon refuses to
 start while that row names a live process on this host, or a heartbeat younger than
 ``STALE_AFTER_S`` from another host. A row left by a killed process (its pid gone, or reused by
@@ -81,6 +82,12 @@ class WriterLock:
                 conn.execute("ROLLBACK")
             raise
         self.held = True
+        # into the main file at once: a process reaching the same file under another name (a
+        # bind mount) reads its own WAL, never ours, so it must find the row in the file itself
+        try:
+            conn.execute("PRAGMA wal_checkpoint(FULL)").fetchone()
+        except sqlite3.Error:
+            pass
 
     def refresh(self) -> None:
         """Say we are alive (the daemon does this with its heartbeat)."""
