@@ -32,6 +32,7 @@ import gc
 import math
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -75,6 +76,7 @@ class Daemon:
         self.run_id = new_run_id()
         self.initial_equity = 0.0  # this run's own starting equity (carried position valued at the start)
         self.feed: LiveFeed | None = None
+        self.host = socket.gethostname()
 
     def request_stop(self, reason: str) -> None:
         if not self.stop_requested.is_set():
@@ -371,6 +373,7 @@ class Daemon:
         return {
             "mode": self.mode,
             "pid": os.getpid(),
+            "host": self.host,
             "uptime_s": round(time.monotonic() - started, 1),
             "position": str(pf.qty),
             "avg_price": str(pf.avg_price),

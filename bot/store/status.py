@@ -13,6 +13,8 @@ daemon is alive. The database is opened read-only: status never changes it.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import time
 from decimal import Decimal
@@ -32,6 +34,20 @@ def _connect(path: Path) -> sqlite3.Connection:
         conn.close()
         raise LookupError(f"{path} is not an imbalance-bot database (no bot tables in it)")
     return conn
+
+
+def _process_alive(state: dict[str, Any]) -> bool:
+    """The daemon that wrote the heartbeat still runs (checked when it ran on this host)."""
+    pid, host = state.get("pid"), state.get("host")
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return True  # another host (or an old heartbeat without them): the heartbeat's age decides
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _col(conn: sqlite3.Connection, table: str, column: str) -> str:
@@ -78,14 +94,17 @@ def read_status(db_path: str | Path, run_id: str | None = None) -> dict[str, Any
     finally:
         conn.close()
     heartbeat_age = round(time.time() - hb[0], 1) if hb else None
-    alive = status == "running" and heartbeat_age is not None and heartbeat_age < ALIVE_HEARTBEAT_S
+    alive = status == "running" and heartbeat_age is not None and heartbeat_age < ALIVE_HEARTBEAT_S and _process_alive(state)
+    if status == "running" and not alive:
+        why = f"no heartbeat for {heartbeat_age}s" if heartbeat_age is None or heartbeat_age >= ALIVE_HEARTBEAT_S else f"its process (pid {state.get('pid')}) is gone"
+        status = f"running (DID NOT FINISH: {why}; the next start marks it crashed)"
     equity = float(eq[0]) if eq else float(initial_equity)
     return {
         "run_id": run_id,
         "db": str(path),
         "mode": mode,
         "symbol": symbol,
-        "status": status if alive or status != "running" else "running (no heartbeat for %ss: process gone?)" % heartbeat_age,
+        "status": status,
         "started_at": started_at,
         "ended_at": ended_at,
         "uptime_s": state.get("uptime_s") if alive else (round(ended_at - started_at, 1) if ended_at else None),
