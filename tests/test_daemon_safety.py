@@ -38,6 +38,8 @@ def test_the_same_database_through_a_symlink_or_a_hard_link_is_refused(tmp_path,
     first = start_daemon(tmp_path, config, tag="first")
     try:
         wait_for(lambda: bool(query(db, "select 1 from heartbeat")), 60, "the first daemon's heartbeat")
+        same = _second_daemon(tmp_path, config, db)
+        assert same.returncode == 1 and "another bot instance" in same.stderr and str(first.pid) in same.stderr
         (tmp_path / "elsewhere").mkdir()
         link = tmp_path / "elsewhere" / "link.db"
         link.symlink_to(db)
@@ -57,6 +59,7 @@ def test_the_same_database_through_a_symlink_or_a_hard_link_is_refused(tmp_path,
         first.send_signal(signal.SIGTERM)
         assert first.wait(60) == 0
     assert query(db, "select status from runs") == [("completed",)]
+    assert json.loads(query(db, "select stats_json from runs")[0][0])["stop_reason"] == "SIGTERM"
 
 
 def test_the_writer_row_refuses_a_second_writer_while_the_first_lives(tmp_path):
