@@ -18,11 +18,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/bot demo
 
+# 4 workers on 2 cores: most tests wait on emulator and daemon processes, not on the CPU
+TEST_WORKERS ?= 4
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS)
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -361,7 +361,7 @@ def test_strict_json_writes_null_for_non_finite_numbers():
 
     import numpy as np
 
-    from bot.cli.jsonout import strict_json
+    from bot.store.jsonout import strict_json
 
     text = strict_json({"a": float("nan"), "b": [1.5, float("inf"), (-float("inf"), np.float64("nan"))], "c": np.int64(3),
                         "d": np.array([1.0, np.nan]), "e": Decimal("0.1"), "f": np.bool_(True), 7: None})

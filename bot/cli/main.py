@@ -21,7 +21,7 @@ def _fail(message: str) -> int:
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
-    from bot.cli.jsonout import strict_json
+    from bot.store.jsonout import strict_json
     from bot.store.report import format_summary
 
     if as_json:
@@ -155,7 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from bot.cli.jsonout import strict_json
+    from bot.store.jsonout import strict_json
     from bot.store.status import format_status, read_status
 
     if not Path(args.db).is_file():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bot.cli.jsonout import strict_json
+from bot.store.jsonout import strict_json
 
 
 def iso(ts_ns: int | None) -> str | None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from bot.core.orders import Fill, Order
 from bot.core.portfolio import RoundTrip
+from bot.store.jsonout import finite_or_none
 from bot.store.schema import BUFFERED_TABLES, ROW_COLUMNS, SCHEMA_VERSION, StoreError, ensure_schema, open_database, schema_version
 
 if TYPE_CHECKING:
@@ -83,7 +84,9 @@ def _json_default(obj: Any) -> Any:
 
 
 def to_json(value: Any) -> str:
-    return json.dumps(value, default=_json_default, sort_keys=True)
+    """Strict JSON for what the store keeps as text (config, stats, heartbeat): an undefined float
+    is ``null``, never ``NaN``, so every stored document parses anywhere."""
+    return json.dumps(finite_or_none(value), default=_json_default, sort_keys=True, allow_nan=False)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def _warn(message: str) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from bot.cli.jsonout import strict_json
+    from bot.store.jsonout import strict_json
     from bot.config.settings import ConfigError, load_settings
     from bot.data.binance import RecordingError
     from bot.log import configure

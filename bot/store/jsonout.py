@@ -1,4 +1,4 @@
-"""Strict JSON for every ``--json`` output and written report.
+"""Strict JSON for every ``--json`` output, written report and stored document.
 
 Python's ``json.dumps`` writes ``NaN`` and ``Infinity`` for non-finite floats, which is not JSON:
 strict parsers (``jq``, JavaScript, ``json.loads(..., parse_constant=...)``) reject the whole
