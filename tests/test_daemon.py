@@ -83,12 +83,13 @@ def kill_and_restart(tmp_path: Path, emulator: Emulator, rounds: int, seed: int)
     for n in range(rounds):
         proc = start_daemon(tmp_path, config, "--live")
 
-        def up() -> bool:
+        def trading() -> bool:
             if proc.poll() is not None:
                 raise AssertionError(f"daemon exited with {proc.returncode}: {(tmp_path / 'daemon.out').read_text()[-3000:]}")
-            return query(db, "select count(*) from heartbeat") == [(n + 1,)]
+            ids = [r for (r,) in query(db, "select run_id from runs order by started_at, rowid")]
+            return len(ids) == n + 1 and count(db, "select count(*) from orders where run_id = ?", ids[-1]) >= 1
 
-        wait_for(up, 120, "the restarted daemon to come up")
+        wait_for(trading, 120, "the restarted daemon to send an order")
         time.sleep(rng.uniform(0.0, 3.0))  # the moment of the kill is the randomized input, not a wait for anything
         proc.kill()  # SIGKILL: no cleanup at all
         proc.wait(10)
@@ -132,7 +133,8 @@ REST_FAULTS = [
 ]
 
 
-def test_rest_faults_fire_and_trading_goes_on(tmp_path, emulator):
+@pytest.mark.parametrize("faults", [REST_FAULTS[:3], REST_FAULTS[3:]], ids=["limits-errors", "held-rejected"])
+def test_rest_faults_fire_and_trading_goes_on(tmp_path, emulator, faults):
     config = write_config(tmp_path, emulator, duration=900)
     db = tmp_path / "bot.db"
     proc = start_daemon(tmp_path, config, "--live")
@@ -144,7 +146,7 @@ def test_rest_faults_fire_and_trading_goes_on(tmp_path, emulator):
             return True
 
         wait_for(lambda: alive() and filled(db) >= 1, FAULT_TIMEOUT_S, "the first filled order")
-        for spec, name in REST_FAULTS:
+        for spec, name in faults:
             before_fired = emulator.state()["faults_injected"].get(name, 0)
             before_filled = filled(db)
             emulator.faults(spec + ",seed=5")
@@ -158,7 +160,7 @@ def test_rest_faults_fire_and_trading_goes_on(tmp_path, emulator):
             proc.send_signal(subprocess.signal.SIGTERM)
         code = proc.wait(120)
     assert code == 0, (tmp_path / "daemon.out").read_text()[-3000:]
-    assert list(seen) == [spec for spec, _ in REST_FAULTS]
+    assert list(seen) == [spec for spec, _ in faults]
     check_books_match(db, emulator.state())
     assert "Traceback" not in (tmp_path / "daemon.out").read_text()
 

@@ -117,9 +117,22 @@ def _last_risk_id(db: Path) -> int:
     return rows[0][0] if rows else 0
 
 
-@pytest.mark.parametrize("mode", ["live", "paper"])
-def test_hostile_answers_while_trading_are_refused_and_trading_goes_on(tmp_path, mode):
-    cases = _cases("trading", mode) + _cases("websocket", mode)
+def _group(case: dict) -> str:
+    """Cases run in groups, one daemon per group (groups run side by side under pytest-xdist)."""
+    name = case["name"]
+    if name.startswith(("order_", "lookup_")):
+        return "orders"
+    if name.startswith(("trades_", "balance_")):
+        return "trades"
+    return "market"
+
+
+SESSIONS = sorted({(m, _group(c)) for c in CORPUS["trading"] + CORPUS["websocket"] for m in c["modes"]})
+
+
+@pytest.mark.parametrize("mode, group", SESSIONS, ids=[f"{m}-{g}" for m, g in SESSIONS])
+def test_hostile_answers_while_trading_are_refused_and_trading_goes_on(tmp_path, mode, group):
+    cases = [c for c in _cases("trading", mode) + _cases("websocket", mode) if _group(c) == group]
     emu = Emulator(tmp_path)
     db = tmp_path / "bot.db"
     config = write_config(tmp_path, emu, mode=mode, duration=900)
