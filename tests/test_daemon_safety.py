@@ -141,3 +141,45 @@ def test_a_malformed_websocket_frame_resyncs_at_once(tmp_path, emulator):
     assert "websocket broken: JSONDecodeError" in log
     assert "stale book" not in log
     assert "Traceback" not in (tmp_path / "daemon.out").read_text()
+
+
+def test_a_refused_exit_backs_off_then_halts_entries_instead_of_storming(tmp_path, emulator):
+    """The venue refuses every order once a position is open: the exit is retried at a doubling
+    cooldown, never on every book update; after max_exit_rejects refusals entries halt
+    (stuck_exit); once the venue takes orders again the exit executes and no entry follows."""
+    config = write_config(tmp_path, emulator, duration=600)
+    text = config.read_text().replace("exit_threshold = 0.0", "exit_threshold = -0.99").replace("max_holding_s = 1.5", "max_holding_s = 3")
+    config.write_text(text.replace("[risk]\n", "[risk]\nstop_loss_bps = 2000\ntake_profit_bps = 2000\nvenue_reject_cooldown_s = 0.5\n"))
+    db = tmp_path / "bot.db"
+    proc = start_daemon(tmp_path, config, "--live")
+
+    def holding() -> bool:
+        last = query(db, "select qty from positions order by ts desc, id desc limit 1")
+        pending = query(db, "select count(*) from orders where status in ('new', 'partially_filled')")
+        return bool(last) and float(last[0][0]) > 0 and pending == [(0,)]
+
+    try:
+        wait_for(lambda: proc.poll() is None and holding(), 120, "a position held")
+        emulator.faults("reject=1")
+        wait_for(lambda: proc.poll() is None and bool(query(db, "select 1 from risk_events where kind = 'stuck_exit'")), 120, "the stuck_exit halt")
+        emulator.faults("")
+        wait_for(lambda: proc.poll() is None and query(db, "select count(*) from orders where reduce_only = 1 and status = 'filled'") == [(1,)],
+                 120, "the exit to execute once the venue takes orders")
+        seen = query(db, "select ts from heartbeat")[0][0]
+        wait_for(lambda: query(db, "select ts from heartbeat")[0][0] > seen + 2, 60, "a few more seconds of decisions while halted")
+    finally:
+        emulator.faults("")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    refused = query(db, "select ts from orders where reduce_only = 1 and status = 'rejected' order by ts")
+    (halt_ts,), = query(db, "select ts from risk_events where kind = 'stuck_exit'")
+    before_halt = [ts for (ts,) in refused if ts <= halt_ts]
+    assert len(before_halt) == 3, f"max_exit_rejects = 3 refusals before the halt, got {len(before_halt)}"
+    # each retry waited at least the doubled cooldown: 0.5 s, then 1 s (a lower bound: load only adds to it)
+    gaps = [b - a for a, b in zip(before_halt, before_halt[1:])]
+    assert gaps[0] >= 0.5e9 and gaps[1] >= 1.0e9, gaps
+    reasons = [d for (d,) in query(db, "select detail from risk_events where kind = 'venue_reject'")]
+    assert len(reasons) == len(refused) and all("rejected by the matching engine" in r for r in reasons)
+    entries_after = query(db, "select count(*) from orders where reduce_only = 0 and ts > ?", halt_ts)
+    assert entries_after == [(0,)], "entries went on after stuck_exit"
+    assert query(db, "select count(*) from orders where reduce_only = 0 and status = 'rejected'") == [(0,)]

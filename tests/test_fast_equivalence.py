@@ -159,9 +159,11 @@ def test_columnar_round_trip(tmp_path):
     assert b.price_decimals == 2 and b.meta == {"source": "sim"}
 
 
-def _random_stream(rng: random.Random, n: int):
+def _random_stream(rng: random.Random, n: int, jump: float = 0.0, snapshots: float = 0.02):
     """Snapshots, deltas (near and far levels, deletions, duplicates), bbos with in- and
-    out-of-order ids, trades, invalidations and crossed quotes."""
+    out-of-order ids, trades, invalidations and crossed quotes. ``jump``: after an invalidation
+    the mid moves by up to this fraction (beyond a price band), some of it at once, some in a
+    single delta-free snapshot."""
     events = []
     t = 1_700_000_000_000_000_000
     seq = 100
@@ -175,7 +177,7 @@ def _random_stream(rng: random.Random, n: int):
         t += rng.randint(1, 3_000_000)
         r = rng.random()
         mid += rng.choice((-1, 0, 0, 1))
-        if r < 0.02:
+        if r < snapshots:
             bids = tuple(sorted({lv(mid, "b") for _ in range(8)}, key=lambda x: -x[0]))
             asks = tuple(sorted({lv(mid, "a") for _ in range(8)}))
             events.append(BookSnapshot(t, 0, bids, asks, seq))
@@ -192,6 +194,8 @@ def _random_stream(rng: random.Random, n: int):
             events.append(Trade(t, 0, mid / 100, 0.1, rng.choice(("buy", "sell")), rng.randint(1, 10**6)))
         else:
             events.append(BookInvalidated(t, 0, "test"))
+            if jump:
+                mid = max(5000, int(mid * (1 + rng.uniform(-jump, jump))))  # far levels stay above 0
     return events
 
 
@@ -219,6 +223,26 @@ def test_book_matches_readable_book_event_by_event(seed):
         if i % 97 == 0:
             assert list(view.bids(1 << 30)) == book.bids(1 << 30) and list(view.asks(1 << 30)) == book.asks(1 << 30), i
     assert book.crossed_events > 0 and book.resyncs > 0  # the stream exercised both
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_price_band_and_reanchoring_match_event_by_event(seed):
+    """Mid jumps beyond the band across resyncs: the kernel's status, reference mid and
+    re-anchoring equal OrderBook's at every event."""
+    events = _random_stream(random.Random(seed), 6000, jump=0.2, snapshots=0.15)
+    arrays = encode_events(events)
+    settings = load_settings(signal={"depth_levels": 4})
+    fb = FastBook(arrays, settings.signal, price_band=0.05)
+    view = BookView(fb)
+    flags = np.zeros(1, np.uint8)
+    vals = np.zeros((len(OUT_ROWS), 1))
+    book = OrderBook(price_band=0.05)
+    for i, ev in enumerate(events):
+        book.apply(ev)
+        fb.run_signals(i + 1, flags, vals)
+        assert (view.status, view.is_sound, view.implausible_events, view.reanchors) == (book.status, book.is_sound, book.implausible_events, book.reanchors), i
+        assert view.ref_mid == book.ref_mid or (math.isnan(view.ref_mid) and math.isnan(book.ref_mid)), i
+    assert book.implausible_events > 0 and book.reanchors > 0  # the stream exercised both
 
 
 @pytest.mark.parametrize("seed", [1, 2])

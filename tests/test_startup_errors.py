@@ -128,3 +128,39 @@ def test_a_database_path_that_cannot_be_created_is_one_line(tmp_path):
     config = tmp_path / "paper.toml"
     config.write_text(f'[run]\nmode = "paper"\nlog_dir = "{tmp_path / "logs"}"\n[exchange]\nrest_url = "http://127.0.0.1:{_closed_port()}"\n')
     one_error_line(bot("run", "--config", str(config), "--db", str(db), cwd=tmp_path), str(blocker))
+
+
+def test_a_started_run_that_must_stop_is_marked_failed_with_the_reason(tmp_path):
+    """A dead run left an order the exchange now answers garbage about: the restart cannot know
+    the position, so it stops with one line, and its run (already started) is marked failed with
+    that reason instead of staying 'running'."""
+    import json
+
+    from bot.core.orders import Order, Side
+    from bot.store.store import Store
+
+    cid = "deadrun-1"
+    store = Store(tmp_path / "bot.db")
+    store.start_run("deadrun", mode="live", config={}, git_rev=None, data_files=[], initial_equity=10_000.0, symbol="BTC/USDT")
+    order = Order(cid, 1, Side.BUY, __import__("decimal").Decimal("0.01"), reason="signal")
+    order.exchange_order_id = "4000000999"
+    store.record_order("deadrun", order)
+    store.flush()
+    store.close()
+    garbage = {"symbol": "BTCUSDT", "orderId": 4000000999, "orderListId": -1, "clientOrderId": cid, "price": "0.00000000",
+               "origQty": "0.01000000", "executedQty": "1000000.00000000", "cummulativeQuoteQty": "30000000000.00000000",
+               "status": "FILLED", "timeInForce": "GTC", "type": "MARKET", "side": "BUY", "time": 1, "updateTime": 1}
+    overrides = tmp_path / "overrides.json"
+    overrides.write_text(json.dumps([{"method": "GET", "path": "/api/v3/order", "mode": "replace", "body": garbage, "times": 0}]))
+    emu = Emulator(tmp_path, "--override", str(overrides))
+    try:
+        config = write_config(tmp_path, emu, duration=60)
+        line = one_error_line(bot("run", "--config", str(config), "--live", cwd=tmp_path), f"reconciling order {cid}", "filled")
+        assert emu.state()["orders"] == []
+    finally:
+        emu.stop()
+    rows = query(tmp_path / "bot.db", "select run_id, status, stats_json from runs where run_id != 'deadrun'")
+    assert len(rows) == 1 and rows[0][1] == "failed", rows
+    assert "reconciling order" in json.loads(rows[0][2])["stop_reason"] and line.endswith(json.loads(rows[0][2])["stop_reason"][-40:])
+    assert query(tmp_path / "bot.db", "select status from runs where run_id = 'deadrun'") == [("crashed",)]
+    assert query(tmp_path / "bot.db", "select count(*) from fills") == [(0,)], "nothing of the garbage was booked"

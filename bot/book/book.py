@@ -17,7 +17,10 @@ positive finite number (``INVALID``: the level is not applied, and the book wait
 snapshot like after a gap), and while the mid is more than ``price_band`` (a fraction) away
 from the last sound mid (``IMPLAUSIBLE``, counted in ``implausible_events``: a price of 0.01 or
 9e15 in a BTC book is a broken message, not a market; the book is sound again once prices are
-back inside the band around that last sound mid). Staleness is a question of time and is
+back inside the band around that last sound mid). A real move beyond the band while the book was
+being rebuilt is accepted only from fresh snapshots: ``REANCHOR_SNAPSHOTS`` snapshots in a row,
+each taken after a resync and each within the band of the one before, move the reference to the
+new level (counted in ``reanchors``); deltas and best-bid/ask updates never move it. Staleness is a question of time and is
 answered by :meth:`OrderBook.age_ns` against the caller's clock.
 """
 
@@ -31,6 +34,8 @@ from bot.core.events import BestBidAsk, BookDelta, BookInvalidated, BookSnapshot
 
 NAN = float("nan")
 INF = float("inf")
+REANCHOR_SNAPSHOTS = 3
+"""Fresh snapshots in a row, after resyncs and agreeing with each other, that move the reference mid."""
 
 
 class BookStatus(str, Enum):
@@ -48,6 +53,7 @@ class OrderBook:
         "_bids", "_asks", "_bid_prices", "_ask_prices", "status", "depth_sequence",
         "_last_bbo", "last_update_ts", "crossed_events", "resyncs", "updates",
         "price_band", "ref_mid", "implausible_events", "bad_prices", "_synced",
+        "_pending_ref", "_pending_count", "reanchors",
     )
 
     def __init__(self, price_band: float | None = None) -> None:
@@ -68,6 +74,9 @@ class OrderBook:
         self.implausible_events = 0
         self.bad_prices = 0  # levels refused for a price that is not a positive finite number
         self._synced = False  # False: deltas and best-bid/ask updates wait for a snapshot
+        self._pending_ref = NAN  # an out-of-band level seen in fresh snapshots, and how many in a row
+        self._pending_count = 0
+        self.reanchors = 0
 
     # ------------------------------------------------------------------ updates
     def apply(self, event: MarketEvent) -> bool:
@@ -90,9 +99,10 @@ class OrderBook:
             bad += self._load_side(event.asks, self._asks, self._ask_prices, descending=False)
             self.depth_sequence = event.sequence
             self._last_bbo = None
+            fresh = not self._synced
             self._synced = True
             self.status = BookStatus.SOUND
-            self._touched(event.ts_local, bad)
+            self._touched(event.ts_local, bad, fresh)
             return True
         if isinstance(event, BookInvalidated):
             if self.status is not BookStatus.RESYNC:
@@ -163,7 +173,7 @@ class OrderBook:
             self.bad_prices += bad
         return bad
 
-    def _touched(self, ts: int, bad: int) -> None:
+    def _touched(self, ts: int, bad: int, fresh: bool = False) -> None:
         self.last_update_ts = ts
         self.updates += 1
         if bad:  # part of the update could not be applied: the book is not the exchange's any more
@@ -180,11 +190,29 @@ class OrderBook:
                 return
             mid = (best_bid + best_ask) * 0.5
             ref = self.ref_mid
-            if abs(mid - ref) > self.price_band * ref:  # False while ref is NaN (no sound mid yet)
+            band = self.price_band
+            if abs(mid - ref) > band * ref:  # False while ref is NaN (no sound mid yet)
+                if fresh:  # a snapshot after a resync: maybe the market really moved meanwhile
+                    pending = self._pending_ref
+                    if abs(mid - pending) <= band * pending:
+                        self._pending_count += 1
+                    else:
+                        self._pending_count = 1
+                    self._pending_ref = mid
+                    if self._pending_count >= REANCHOR_SNAPSHOTS:
+                        self.reanchors += 1
+                        self._pending_count = 0
+                        self._pending_ref = NAN
+                        self.ref_mid = mid
+                        self.status = BookStatus.SOUND
+                        return
                 if self.status is not BookStatus.IMPLAUSIBLE:
                     self.implausible_events += 1
                 self.status = BookStatus.IMPLAUSIBLE
                 return
+            if fresh:
+                self._pending_count = 0
+                self._pending_ref = NAN
             self.ref_mid = mid
         self.status = BookStatus.SOUND
 

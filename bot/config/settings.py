@@ -180,6 +180,7 @@ class ExchangeSection(_Section):
     retry_base_delay_s: float = Field(0.25, gt=0)
     retry_max_delay_s: float = Field(10.0, gt=0)
     ws_failures_before_rest: int = Field(3, ge=1, description="consecutive websocket failures before REST polling")
+    ws_healthy_reset_s: float = Field(60.0, gt=0, description="a websocket healthy this long before it fails starts the failure count afresh")
 
 
 class SimSection(_Section):

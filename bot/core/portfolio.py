@@ -184,15 +184,41 @@ class Portfolio:
         return trip
 
     def set_aside_dust(self, ts: int) -> RoundTrip | None:
-        """Move an untradable remainder of the position into ``dust``; close its round trip."""
+        """Move an untradable remainder of the position into ``dust``; close its round trip.
+
+        Dust of the other direction (a short remainder while long dust is held, possible when
+        shorting is allowed) is netted against the new remainder first, oldest lots first, and
+        the PnL of that netting belongs to this trip: dust is always of one sign.
+        """
         if self.qty == ZERO:
             return None
         direction = 1 if self.qty > 0 else -1
-        self._dust_lots.extend([lot[0], lot[1] * direction] for lot in self._lots)
+        new_lots = [[lot[0], lot[1]] for lot in self._lots]  # unsigned sizes, in this trip's direction
         self._lots.clear()
-        self.dust += self.qty
-        self.dust_cost += self.cost_basis
-        size, self.qty = self.qty, ZERO
+        size = self.qty
+        if self._dust_lots and (self.dust > 0) != (direction > 0):
+            pnl = ZERO
+            while new_lots and self._dust_lots:
+                price, left = new_lots[0]
+                old = self._dust_lots[0]
+                take = min(left, abs(old[1]))
+                # a long lot bought at one price against a short lot sold at the other
+                pnl += (price - old[0]) * take * -direction
+                self.dust_cost -= old[0] * take * (1 if old[1] > 0 else -1)
+                self.dust -= take if old[1] > 0 else -take
+                old[1] -= take if old[1] > 0 else -take
+                new_lots[0][1] -= take
+                if old[1] == ZERO:
+                    self._dust_lots.pop(0)
+                if new_lots[0][1] == ZERO:
+                    new_lots.pop(0)
+            self.realized_pnl += pnl
+            self._trip_gross += pnl
+        self._dust_lots.extend([price, amount * direction] for price, amount in new_lots)
+        remainder = sum((amount for _, amount in new_lots), ZERO) * direction
+        self.dust += remainder
+        self.dust_cost += sum((price * amount for price, amount in new_lots), ZERO) * direction
+        self.qty = ZERO
         trip = self._close_trip(ts, direction, size)
         self._sync_equity()
         return trip

@@ -76,6 +76,7 @@ class Daemon:
         self.run_id = new_run_id()
         self.initial_equity = 0.0  # this run's own starting equity (carried position valued at the start)
         self.feed: LiveFeed | None = None
+        self.writer_lost = False
         self.host = socket.gethostname()
 
     def request_stop(self, reason: str) -> None:
@@ -107,16 +108,20 @@ class Daemon:
         settings = self.settings
         bind_run(self.run_id, self.mode)
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
-        previous_handler = loop.get_exception_handler()
-        loop.set_exception_handler(self._loop_exception)
         try:
             store = Store(self.lock.db_path, batch_size=settings.store.batch_size, synchronous=settings.store.synchronous)
         except StoreError as exc:
             raise DaemonError(str(exc)) from None
-        client = ExchangeClient(settings)
+        try:
+            client = ExchangeClient(settings)
+        except Exception as exc:  # noqa: BLE001 - e.g. an exchange id ccxt does not know
+            store.close()
+            raise startup_error(exc, settings, "the exchange client") from None
         writer = store.writer_lock()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
+        previous_handler = loop.get_exception_handler()
+        loop.set_exception_handler(self._loop_exception)
         try:
             try:
                 writer.acquire(self.run_id)
@@ -234,6 +239,8 @@ class Daemon:
             gc.freeze()
             feed.start()
             await self._loop(engine, feed, venue, store, writer, started)
+            if self.writer_lost:
+                raise DaemonError(f"{self.lock.db_path}: another writer took the database over; this daemon stopped")
             if self.engine_error is not None:
                 raise DaemonError(f"stopped by an engine error: {type(self.engine_error).__name__}: {mask_secrets(str(self.engine_error))[:300]}")
             status = "completed"
@@ -288,8 +295,12 @@ class Daemon:
         try:
             store.finish_run(self.run_id, status=status, stats=stats)
         except StoreError as exc:
+            self.log.error("the run could not be closed", error=str(exc)[:300])
             store.discard_pending()
-            store.mark_crashed(self.run_id, time.time(), f"the run could not be closed: {exc}")
+            try:
+                store.mark_crashed(self.run_id, time.time(), f"the run could not be closed: {exc}")
+            except Exception as again:  # noqa: BLE001 - the next start marks it crashed
+                self.log.error("the run could not be marked crashed either; the next start will", error=str(again)[:200])
         self.log.info("daemon stopped", status=status, reason=reason or self.stop_reason)
 
     def _deliver_to(self, engine: Engine) -> Callable[[MarketEvent], None]:
@@ -355,7 +366,9 @@ class Daemon:
             if mono >= next_heartbeat:
                 next_heartbeat = mono + HEARTBEAT_INTERVAL_S
                 store.record_heartbeat(self.run_id, self._state(engine, venue, feed, now, started))
-                writer.refresh()
+                if not writer.refresh():
+                    self.writer_lost = True
+                    self.request_stop("another writer took the database over (its writer row is not ours): stopping")
             if mono >= next_checkpoint:
                 next_checkpoint = mono + CHECKPOINT_INTERVAL_S
                 try:

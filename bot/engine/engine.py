@@ -56,6 +56,13 @@ class Venue(Protocol):
     def available(self, asset: str) -> Decimal | None:
         """What the exchange reports free of ``asset`` (None: unknown or unlimited, as in paper)."""
 
+    @property
+    def balance_generation(self) -> int:
+        """Changes with every balance answer taken: tells the risk manager a re-read happened."""
+
+    def recheck_balance(self) -> None:
+        """Read the exchange's balances again (the risk manager doubts them)."""
+
 
 def market_from_settings(settings: Settings) -> Market:
     m = settings.market
@@ -134,6 +141,7 @@ class Engine:
         self.next_equity_ts = 0
         self.sound_seen = False
         self.status_seen = self.book.status  # the book status last acted on (a new reason to be unsound is recorded too)
+        self._reanchors_seen = 0
         self._halt_seen = None
         self.spread_sum = 0.0
         self.spread_n = 0
@@ -175,6 +183,9 @@ class Engine:
                 self._quote(state, equity, now)
             return
         if intent is None:
+            halt = self.risk.halt
+            if halt is not None and not halt.flatten and not self.portfolio.is_flat:
+                return  # a halt that must not trade the position: not even the strategy's exit
             sign = 0 if self.portfolio.is_flat else (1 if self.portfolio.qty > 0 else -1)
             intent = self.strategy.decide(state, sign, self.portfolio.open_ts, now)
         if intent is not None:
@@ -245,12 +256,16 @@ class Engine:
 
     def _decide(self, intent: Intent, equity: float, now: int) -> None:
         self.stats.decisions += 1
-        available = self.venue.available(self.market.base) if intent.kind is IntentKind.EXIT else None
-        result = self.risk.check(intent, self.portfolio, equity, self.book, now, self._next_client_order_id(), available)
+        venue = self.venue
+        available = venue.available(self.market.base) if intent.kind is IntentKind.EXIT else None
+        result = self.risk.check(intent, self.portfolio, equity, self.book, now, self._next_client_order_id(), available, venue.balance_generation)
         if isinstance(result, Reject):
             self._order_seq -= 1  # the id was not used: ids stay contiguous (SentIds keeps them flat)
             if result.rule == "venue_cooldown":
                 return  # nothing was decided: not yet
+            if result.rule == "balance_recheck":
+                venue.recheck_balance()  # not yet either: the balance is read again before anything is concluded
+                return
             if result.rule == "dust":
                 self._set_aside_dust(now, result.detail)
                 return
@@ -342,11 +357,15 @@ class Engine:
     def _venue_feedback(self, order: Order, fills: list[Fill], now: int) -> None:
         """The risk manager's reaction to what the venue did with an order."""
         risk = self.risk
-        if order.status is OrderStatus.REJECTED:
+        # a market exit that came back without any fill (expired in a thin book) is as good as
+        # refused: re-sending it on the next update would storm the exchange the same way
+        unfilled_exit = order.reduce_only and order.order_type == "market" and not fills and order.filled == 0 and order.status in (
+            OrderStatus.EXPIRED, OrderStatus.CANCELED)
+        if order.status is OrderStatus.REJECTED or unfilled_exit:
             self.stats.venue_rejects += 1
             delay, halt = risk.on_venue_reject(order.side, order.reduce_only, now)
             what = "exit" if order.reduce_only else ("quote" if order.order_type != "market" else "entry")
-            reason = order.reject_reason or "no reason given"
+            reason = order.reject_reason or ("ended without a fill" if unfilled_exit else "no reason given")
             self.store.record_risk_event(
                 self.run_id, now, "venue_reject", what,
                 f"{order.client_order_id} {order.side.value} {order.amount}: {reason}; no {order.side.value} order for {delay:g}s",
@@ -396,7 +415,7 @@ class Engine:
             )
         if order.status is OrderStatus.EXPIRED and order.filled < order.amount and order.order_type == "market":
             self.store.record_risk_event(self.run_id, now, "partial_fill", "book_depth", f"{order.client_order_id} filled {order.filled} of {order.amount}")
-        if fills or order.status is OrderStatus.REJECTED:
+        if fills or order.status is not OrderStatus.FILLED:
             self._venue_feedback(order, fills, now)
 
     def run_stats(self) -> dict[str, object]:
@@ -406,6 +425,7 @@ class Engine:
             "crossed_book_events": self.book.crossed_events,
             "book_resyncs": self.book.resyncs,
             "implausible_book_events": self.book.implausible_events,
+            "price_band_reanchors": self.book.reanchors,
             "bad_price_levels": self.book.bad_prices,
             "strategy_mode": self.settings.strategy.mode,
             "cost_hurdle": self.cost_hurdle(),
@@ -450,6 +470,12 @@ class Engine:
         self.status_seen = self.book.status
         if self.sound_seen:
             if not was_sound:
+                reanchors = self.book.reanchors
+                if reanchors != self._reanchors_seen:  # only ever on a fresh snapshot, so always at a soundness change
+                    self._reanchors_seen = reanchors
+                    detail = f"the price moved beyond risk.price_band while the book was rebuilt; fresh snapshots agree on mid {self.book.ref_mid}"
+                    self.store.record_risk_event(self.run_id, now, "reanchor", "price_band", detail)
+                    self.log.warning("price band re-anchored", mid=self.book.ref_mid)
                 self.store.record_risk_event(self.run_id, now, "resume", "book_sound", "book sound again: trading allowed")
                 self.log.info("book sound", depth_sequence=self.book.depth_sequence)
         else:

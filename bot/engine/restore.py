@@ -82,5 +82,7 @@ def restore(store: Store, mode: str, symbol: str, initial_equity: float, *, base
             [*runs, day * DAY_NS],
         ).fetchone()
         if halt is not None:
-            out.halt = Halt("daily_loss_limit", f"carried over from an earlier run today: {halt[0]}", (day + 1) * DAY_NS)
+            prefix = "carried over from an earlier run today: "
+            detail = halt[0][len(prefix):] if halt[0].startswith(prefix) else halt[0]
+            out.halt = Halt("daily_loss_limit", prefix + detail, (day + 1) * DAY_NS)
     return out

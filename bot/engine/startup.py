@@ -9,8 +9,10 @@ earlier run left unfinished with the exchange before anything new is sent.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
+import sqlite3
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -24,9 +26,10 @@ from bot.exchange.client import ExchangeClient, ExchangeFailure
 from bot.exchange.validate import ExchangeResponseError
 from bot.execution.live import FINAL, OrderTracker
 from bot.log import mask_secrets
-from bot.store.store import Store
+from bot.store.store import Store, StoreError
 
 HEARTBEAT_INTERVAL_S = 1.0  # live state for ``bot status``; also bounds when a dead run last sent
+RECONCILE_TRADE_POLLS = 20  # polls (rest_poll_interval_s apart) for an earlier order's trades to show
 
 
 class DaemonError(Exception):
@@ -111,12 +114,15 @@ def startup_error(exc: BaseException, settings: Settings, call: str) -> DaemonEr
 def close_dead_runs(store: Store, log: Any) -> list[str]:
     """Runs still ``running`` while we hold the lock cannot be alive: mark them ``crashed``."""
     dead = []
-    for run_id, started_at in store.db.execute("SELECT run_id, started_at FROM runs WHERE status = 'running'").fetchall():
-        heartbeat = store.heartbeat(run_id) or {}
-        ended = float(heartbeat.get("ts") or started_at)
-        store.mark_crashed(run_id, ended, "found running at a later start with no process behind it (killed or crashed)")
-        log.warning("run found dead at start: marked crashed", run_id=run_id, last_heartbeat=ended)
-        dead.append(run_id)
+    try:
+        for run_id, started_at in store.db.execute("SELECT run_id, started_at FROM runs WHERE status = 'running'").fetchall():
+            heartbeat = store.heartbeat(run_id) or {}
+            ended = float(heartbeat.get("ts") or started_at)
+            store.mark_crashed(run_id, ended, "found running at a later start with no process behind it (killed or crashed)")
+            log.warning("run found dead at start: marked crashed", run_id=run_id, last_heartbeat=ended)
+            dead.append(run_id)
+    except (StoreError, sqlite3.Error) as exc:
+        raise DaemonError(f"closing earlier runs in {store.path}: {exc}") from None
     return dead
 
 
@@ -169,6 +175,19 @@ async def reconcile(client: ExchangeClient, store: Store, restored: Any, run_id:
                     await client.cancel_order(cid)
                     info = await client.fetch_order(cid) or info
                 fills = await tracker.refresh(order, info)
+                # the exchange may say "filled" before its trade list shows every trade: wait for
+                # them (bounded) rather than close the order without the fills it got
+                for _ in range(RECONCILE_TRADE_POLLS):
+                    if order.filled >= tracker.seen_filled.get(cid, order.filled):
+                        break
+                    await asyncio.sleep(client.cfg.rest_poll_interval_s)
+                    fills += await tracker.refresh(order, await client.fetch_order(cid) or info)
+                else:
+                    if order.filled < tracker.seen_filled.get(cid, order.filled):
+                        raise DaemonError(
+                            f"reconciling order {cid} of run {row['run_id']}: the exchange reports {tracker.seen_filled[cid]} executed "
+                            f"but its trades add up to {order.filled}; start again once its trades are visible"
+                        )
                 if order.status not in FINAL:
                     order.status = OrderStatus.CANCELED
                 detail = f"exchange status {info.get('status')}, {len(fills)} fill(s) recovered"

@@ -20,7 +20,7 @@ and the feed closes the connections and subscribes again.
 
 After ``ws_failures_before_rest`` consecutive websocket failures the feed falls back to REST
 polling and retries the websocket every 30 s; failures count as consecutive only while the
-websocket never stayed healthy for ``WS_HEALTHY_RESET_S`` in between.
+websocket never stayed healthy for ``exchange.ws_healthy_reset_s`` in between.
 
 Events are handed to ``deliver`` (the daemon passes the engine's ``on_event``) inside the
 coroutine that received them from ccxt, without a queue in between: a queue put a hop through
@@ -45,8 +45,6 @@ from bot.exchange.validate import ExchangeResponseError, check_book
 from bot.log import get_logger, mask_secrets
 
 WS_RETRY_AFTER_REST_S = 30.0
-WS_HEALTHY_RESET_S = 60.0
-"""A websocket that delivered updates this long before failing starts the failure count afresh."""
 
 
 def snapshot_from_ccxt(book: dict[str, Any], levels: int, now_ns: int) -> BookSnapshot:
@@ -151,7 +149,7 @@ class LiveFeed:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - every failure means: resync
-                    healthy = self._healthy_since and time.monotonic() - self._healthy_since >= WS_HEALTHY_RESET_S
+                    healthy = self._healthy_since and time.monotonic() - self._healthy_since >= self.cfg.ws_healthy_reset_s
                     failures = 1 if healthy else failures + 1
                     self._healthy_since = 0.0
                     self._emit_invalid(f"websocket book failed: {type(exc).__name__}: {mask_secrets(str(exc))[:160]}")

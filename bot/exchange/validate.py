@@ -21,6 +21,9 @@ from typing import Any
 from bot.core.orders import Order
 
 ORDER_STATUSES = {"open", "closed", "canceled", "expired", "rejected"}
+MAX_FEE_FRACTION = Decimal("0.01")
+"""No exchange charges (or rebates) more than 1 % of a trade's value: a fee beyond it is garbage
+(Binance spot: 0.1 % at most; the largest maker rebates are a few basis points)."""
 
 
 class ExchangeResponseError(Exception):
@@ -97,8 +100,13 @@ def check_order_info(info: Any, order: Order, symbol: str, seen_filled: Decimal,
     return filled
 
 
-def check_trades(trades: Any, order: Order, symbol: str, exchange_order_id: str, call: str, exchange_symbol: str = "") -> list[dict[str, Any]]:
-    """Check the trades of one order (ccxt unified ``fetch_my_trades`` for that order id)."""
+def check_trades(
+    trades: Any, order: Order, symbol: str, exchange_order_id: str, call: str, exchange_symbol: str = "", base: str = "", quote: str = ""
+) -> list[dict[str, Any]]:
+    """Check the trades of one order (ccxt unified ``fetch_my_trades`` for that order id).
+
+    ``base``/``quote`` (the market's assets) let a fee in either be checked against the trade's
+    size; a fee in another asset is checked once valued (:func:`check_fee_value`)."""
     if not isinstance(trades, list):
         raise ExchangeResponseError(call, "trades", f"expected a list, got {type(trades).__name__}")
     out = []
@@ -113,20 +121,36 @@ def check_trades(trades: Any, order: Order, symbol: str, exchange_order_id: str,
             raise ExchangeResponseError(call, f"{where}.order", f"trade of order {t.get('order')!r}, we asked for {exchange_order_id!r}")
         if t.get("side") != order.side.value:
             raise ExchangeResponseError(call, f"{where}.side", f"trade side {t.get('side')!r}, the order is a {order.side.value}")
-        number(t.get("price"), call, f"{where}.price", positive=True)
-        number(t.get("amount"), call, f"{where}.amount", positive=True)
+        price = number(t.get("price"), call, f"{where}.price", positive=True)
+        amount = number(t.get("amount"), call, f"{where}.amount", positive=True)
         if t.get("id") in (None, ""):
             raise ExchangeResponseError(call, f"{where}.id", "trade without an id (it could be booked twice)")
+        stamp = t.get("timestamp")
+        if isinstance(stamp, bool) or not isinstance(stamp, int) or stamp <= 0:
+            raise ExchangeResponseError(call, f"{where}.timestamp", f"expected the trade's time in ms, got {stamp!r}")
         fee = t.get("fee") or {}
         if not isinstance(fee, dict):
             raise ExchangeResponseError(call, f"{where}.fee", f"expected a fee object, got {fee!r}")
         if fee.get("cost") is not None:
-            number(fee.get("cost"), call, f"{where}.fee.cost", allow_negative=True)
+            cost = number(fee.get("cost"), call, f"{where}.fee.cost", allow_negative=True)
             currency = fee.get("currency")
             if not isinstance(currency, str) or not currency:
                 raise ExchangeResponseError(call, f"{where}.fee.currency", f"expected an asset code, got {currency!r}")
+            if cost < 0 and t.get("takerOrMaker") != "maker":
+                raise ExchangeResponseError(call, f"{where}.fee.cost", f"a rebate ({cost}) on a taker fill")
+            # the fee's size against the trade, where its asset is one of the trade's own
+            if currency == base and abs(cost) > MAX_FEE_FRACTION * amount:
+                raise ExchangeResponseError(call, f"{where}.fee.cost", f"{cost} {currency} on a trade of {amount}: more than {MAX_FEE_FRACTION:%}")
+            if currency == quote and abs(cost) > MAX_FEE_FRACTION * amount * price:
+                raise ExchangeResponseError(call, f"{where}.fee.cost", f"{cost} {currency} on a trade worth {amount * price}: more than {MAX_FEE_FRACTION:%}")
         out.append(t)
     return out
+
+
+def check_fee_value(value: Decimal, price: Decimal, amount: Decimal, call: str, field: str) -> None:
+    """A fee valued in quote (e.g. one paid in BNB) against the trade it was charged on."""
+    if abs(value) > MAX_FEE_FRACTION * price * amount:
+        raise ExchangeResponseError(call, field, f"fee worth {value} on a trade worth {price * amount}: more than {MAX_FEE_FRACTION:%}")
 
 
 def check_levels(levels: Any, call: str, side: str) -> None:

@@ -44,7 +44,7 @@ from bot.core.events import MarketEvent
 from bot.core.market import Market
 from bot.core.orders import Fill, Order, OrderStatus, SentIds, Side
 from bot.exchange.client import ExchangeClient, ExchangeFailure, OrderOutcomeUnknown, fills_from_trades
-from bot.exchange.validate import ExchangeResponseError, check_order_info, check_trades
+from bot.exchange.validate import ExchangeResponseError, check_fee_value, check_order_info, check_trades
 from bot.log import get_logger, mask_secrets
 from bot.store.store import Store, StoreError
 
@@ -97,7 +97,8 @@ class OrderTracker:
         new: list[Fill] = []
         if filled > order.filled and exchange_id:
             trades = check_trades(
-                await self.client.fetch_order_trades(exchange_id), order, market.symbol, exchange_id, "fetch_my_trades", market.exchange_symbol
+                await self.client.fetch_order_trades(exchange_id), order, market.symbol, exchange_id, "fetch_my_trades",
+                market.exchange_symbol, market.base, market.quote,
             )
             fresh = [t for t in trades if str(t.get("id")) not in booked]
             check = self.price_check
@@ -108,6 +109,8 @@ class OrderTracker:
                         raise ExchangeResponseError("fetch_my_trades", f"trades[{i}].price", problem)
             prices = await self._fee_prices(fresh)
             new = fills_from_trades(fresh, cid, self.market, prices)
+            for i, fill in enumerate(new):
+                check_fee_value(fill.fee_in_quote, fill.price, fill.amount, "fetch_my_trades", f"trades[{i}].fee")
             total = order.filled + sum((f.amount for f in new), Decimal(0))
             if total > order.amount:
                 raise ExchangeResponseError("fetch_my_trades", "amount", f"trades add up to {total}, beyond the order's {order.amount}")
@@ -154,6 +157,10 @@ class LiveVenue:
         self.faults = 0  # exchange answers that failed validation
         self.guard: Callable[[Order], str | None] | None = None
         self._free: dict[str, Decimal] | None = None
+        self.balance_generation = 0  # +1 with every balance answer taken (the risk manager compares them)
+        self._balance_asked = 0
+        self._balance_taken = 0
+        self._recheck: asyncio.Task[None] | None = None
 
     def available(self, asset: str) -> Decimal | None:
         """Free ``asset`` as the exchange last reported it (None: not known)."""
@@ -161,12 +168,37 @@ class LiveVenue:
         return None if free is None else free.get(asset)
 
     async def refresh_balance(self) -> None:
-        """Ask the exchange what is free now; on failure the last answer is dropped (no cap known)."""
+        """Ask the exchange what is free now. Answers are taken in the order they were asked for:
+        one that arrives after a newer one is dropped (two orders finishing together). On failure
+        the last answer is dropped too (no cap known: exits are sized to the position, and the
+        exchange still refuses excess)."""
+        self._balance_asked += 1
+        asked = self._balance_asked
         try:
-            self._free = await self.client.free_balances()
-        except Exception as exc:  # noqa: BLE001 - exits are then sized to the position; the exchange still refuses excess
-            self._free = None
+            free: dict[str, Decimal] | None = await self.client.free_balances()
+        except Exception as exc:  # noqa: BLE001
+            free = None
             self.log.warning("balance refresh failed", error=type(exc).__name__, detail=mask_secrets(str(exc))[:200])
+        if asked > self._balance_taken:
+            self._balance_taken = asked
+            self._free = free
+            self.balance_generation += 1
+
+    def recheck_balance(self) -> None:
+        """Read the balance again in the background (the risk manager doubts the one it has)."""
+        if self._recheck is None or self._recheck.done():
+            self._recheck = asyncio.get_running_loop().create_task(self.refresh_balance(), name="balance-recheck")
+            self._tasks.add(self._recheck)
+            self._recheck.add_done_callback(self._tasks.discard)
+
+    async def _finish_after_balance(self, order: Order, fills: list[Fill]) -> None:
+        """Hand a final order to the engine once the balance it moved or unlocked is known (the
+        next exit is sized by it). The hand-over happens even if this task is cancelled while it
+        waits (shutdown): fills already taken from the exchange are never dropped."""
+        try:
+            await self.refresh_balance()
+        finally:
+            self._finish(order, fills)
 
     def _is_resting(self, order: Order) -> bool:
         return (
@@ -253,15 +285,13 @@ class LiveVenue:
                 order.status = OrderStatus.REJECTED
                 order.reject_reason = f"{type(exc).__name__}: {mask_secrets(str(exc))[:200]}"
                 self.log.warning("order refused by the exchange", client_order_id=order.client_order_id, error=type(exc).__name__, detail=mask_secrets(str(exc))[:200])
-                await self.refresh_balance()
-                self._finish(order, [])
+                await self._finish_after_balance(order, [])
                 return
             call = "create_order"
             while True:
                 fills = await self.tracker.refresh(order, info, call)
                 if order.status in FINAL:
-                    await self.refresh_balance()  # what the order moved or unlocked: the next exit is sized by it
-                    self._finish(order, fills)
+                    await self._finish_after_balance(order, fills)
                     return
                 if fills:
                     self._done.append((order, fills))
@@ -313,8 +343,7 @@ class LiveVenue:
                 self._resume_later(order)
                 return
             if order.status in FINAL:
-                await self.refresh_balance()
-                self._finish(order, fills)
+                await self._finish_after_balance(order, fills)
             else:
                 if fills:
                     self._done.append((order, fills))

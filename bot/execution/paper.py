@@ -101,9 +101,14 @@ class PaperVenue:
             due = self._cancels[0][0]
         return due
 
+    balance_generation = 0
+
     def available(self, asset: str) -> Decimal | None:
         """No exchange balance to respect: a simulated account holds what its fills say."""
         return None
+
+    def recheck_balance(self) -> None:
+        """Nothing to read again: :meth:`available` never doubts the fills."""
 
     def resting(self, side: Side) -> Order | None:
         for r in self._resting.values():

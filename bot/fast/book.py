@@ -62,6 +62,7 @@ class FastBook:
         self.F[K.F_SPREAD] = NAN
         self.F[K.F_LAST_MID] = NAN
         self.F[K.F_REF_MID] = NAN
+        self.F[K.F_PENDING_REF] = NAN
         self.F[K.F_BAND] = math.inf if price_band is None else float(price_band)
         self.w, self.pf, window_ns = signal_params(cfg)
         self._tmp = np.zeros(64, dtype=np.int64)
@@ -253,6 +254,10 @@ class BookView:
     @property
     def ref_mid(self) -> float:
         return self._fb.F.item(K.F_REF_MID)
+
+    @property
+    def reanchors(self) -> int:
+        return self._fb.I.item(K.I_REANCHORS)
 
     @property
     def updates(self) -> int:

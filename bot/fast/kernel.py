@@ -42,6 +42,8 @@ import numpy as np
 from numba import njit
 from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
 
+from bot.book.book import REANCHOR_SNAPSHOTS
+
 # Compile options. No fastmath: results must equal CPython's bit for bit. error_model "numpy":
 # float divisions are not checked for zero (every division is guarded as in the readable code),
 # saving a branch and an exception path per division. _nrt=False: the kernels never allocate,
@@ -80,7 +82,9 @@ I_EVENTS = 19  # events applied
 I_BB = 20  # best bid rank (-1: none)
 I_BA = 21  # best ask rank (R: none)
 I_IMPLAUSIBLE = 22  # book.implausible_events
-I_SIZE = 23
+I_PENDING = 23  # book._pending_count
+I_REANCHORS = 24  # book.reanchors
+I_SIZE = 25
 
 # float state slots
 F_BBO_BQ = 0
@@ -99,7 +103,8 @@ F_SCORE = 12
 F_LAST_MID = 13  # mid of the last valid state (engine.last_mid)
 F_REF_MID = 14  # book.ref_mid: the last sound mid (NaN: none yet)
 F_BAND = 15  # book.price_band (inf: no band)
-F_SIZE = 16
+F_PENDING_REF = 16  # book._pending_ref
+F_SIZE = 17
 
 # parameter slots
 PF_W_OBI, PF_W_OFI, PF_W_MICRO, PF_OFI_SCALE = 0, 1, 2, 3
@@ -198,7 +203,7 @@ def _overlay(bsz, bbits, asz, abits, I, bid_r, bid_sz, ask_r, ask_sz):
 
 
 @jit_inline
-def _touched(I, F, ptab, ts):
+def _touched(I, F, ptab, ts, fresh):
     I[I_LAST_TS] = ts
     I[I_UPDATES] += 1
     if I[I_NB] > 0 and I[I_NA] > 0:
@@ -209,11 +214,29 @@ def _touched(I, F, ptab, ts):
             return
         mid = (ptab[I[I_BB]] + ptab[I[I_BA]]) * 0.5
         ref = F[F_REF_MID]
-        if abs(mid - ref) > F[F_BAND] * ref:  # False while ref is NaN
+        band = F[F_BAND]
+        if abs(mid - ref) > band * ref:  # False while ref is NaN
+            if fresh:  # OrderBook._touched: fresh snapshots in a row may move the reference
+                pending = F[F_PENDING_REF]
+                if abs(mid - pending) <= band * pending:
+                    I[I_PENDING] += 1
+                else:
+                    I[I_PENDING] = 1
+                F[F_PENDING_REF] = mid
+                if I[I_PENDING] >= REANCHOR_SNAPSHOTS:
+                    I[I_REANCHORS] += 1
+                    I[I_PENDING] = 0
+                    F[F_PENDING_REF] = np.nan
+                    F[F_REF_MID] = mid
+                    I[I_STATUS] = SOUND
+                    return
             if I[I_STATUS] != IMPLAUSIBLE:
                 I[I_IMPLAUSIBLE] += 1
             I[I_STATUS] = IMPLAUSIBLE
             return
+        if fresh:
+            I[I_PENDING] = 0
+            F[F_PENDING_REF] = np.nan
         F[F_REF_MID] = mid
     I[I_STATUS] = SOUND
 
@@ -249,7 +272,7 @@ def _apply(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, I, F, p
         F[F_BBO_BQ] = sz[j]
         F[F_BBO_AQ] = sz[j + 1]
         _overlay(bsz, bbits, asz, abits, I, lvl[j], sz[j], lvl[j + 1], sz[j + 1])
-        _touched(I, F, ptab, t)
+        _touched(I, F, ptab, t, False)
         return True
     if k == TRADE:
         return False
@@ -267,7 +290,7 @@ def _apply(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, I, F, p
             I[I_DEPTH_SEQ] = seq[i]
         if I[I_HAS_BBO] != 0 and I[I_BBO_SEQ] > I[I_DEPTH_SEQ]:
             _overlay(bsz, bbits, asz, abits, I, I[I_BBO_BID], F[F_BBO_BQ], I[I_BBO_ASK], F[F_BBO_AQ])
-        _touched(I, F, ptab, t)
+        _touched(I, F, ptab, t, False)
         return True
     if k == SNAPSHOT:
         _clear(bsz, bbits, asz, abits, I)
@@ -280,8 +303,9 @@ def _apply(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, I, F, p
             _ask_set(asz, abits, I, lvl[j], sz[j])
         I[I_DEPTH_SEQ] = seq[i]
         I[I_HAS_BBO] = 0
+        fresh = I[I_STATUS] == RESYNC
         I[I_STATUS] = SOUND
-        _touched(I, F, ptab, t)
+        _touched(I, F, ptab, t, fresh)
         return True
     if k == INVALIDATED:
         if I[I_STATUS] != RESYNC:

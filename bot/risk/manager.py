@@ -15,9 +15,11 @@ the order they are applied:
 ``dust``          an exit whose size (the position, capped by what the exchange says is free,
                   rounded down to the lot) is below the exchange minimum: it cannot be sold,
                   and the engine sets it aside as dust instead of retrying it.
-``balance_mismatch`` an exit when the exchange reports more than one lot less free than the
-                  position: the books disagree with the account; trading halts without
-                  flattening (a halt of the same name) until an operator has looked.
+``balance_recheck`` an exit when the exchange reports more than one lot less free than the
+                  position, in the first balance answer that says so: not yet, the venue reads
+                  the balance again (a read taken while an order locked funds).
+``balance_mismatch`` the same in a later answer: the books disagree with the account; trading
+                  halts without flattening (a halt of the same name) until an operator has looked.
 
 Entry size is the smallest of:
   risk budget   equity * risk_per_trade / (stop distance + round-trip taker fees), per unit
@@ -96,6 +98,7 @@ class RiskManager:
         self._blocked_until = {Side.BUY: 0, Side.SELL: 0}
         self._reject_streak = {Side.BUY: 0, Side.SELL: 0}
         self._exit_rejects = 0
+        self._mismatch_generation: int | None = None  # the balance answer a mismatch was first seen in
 
     # ------------------------------------------------------------------ restarts
     def restore(self, *, peak_equity: float, day: int, day_start_equity: float, halt: Halt | None) -> None:
@@ -115,7 +118,7 @@ class RiskManager:
         streak = self._reject_streak[side] + 1
         self._reject_streak[side] = streak
         cfg = self.cfg
-        delay = min(cfg.venue_reject_cooldown_s * 2 ** (streak - 1), cfg.venue_reject_cooldown_max_s)
+        delay = min(cfg.venue_reject_cooldown_s * 2.0 ** min(streak - 1, 60), cfg.venue_reject_cooldown_max_s)
         self._blocked_until[side] = now + int(delay * 1e9)
         halt = None
         if is_exit:
@@ -254,11 +257,13 @@ class RiskManager:
         now: int,
         client_order_id: str,
         available: Decimal | None = None,
+        available_generation: int = 0,
     ) -> Order | Reject:
         """Turn an intent into an order, or say which rule refused it.
 
         ``available``: what the exchange reports free of the asset an exit would sell (None: no
-        limit known, as in backtest and paper).
+        limit known, as in backtest and paper); ``available_generation`` changes with every
+        balance answer (a mismatch is only believed from a second answer).
         """
         if not book.is_sound:
             return Reject(now, intent, "book_unsound", f"book status {book.status.value}")
@@ -268,6 +273,8 @@ class RiskManager:
         if intent.kind is IntentKind.EXIT:
             if portfolio.is_flat:
                 return Reject(now, intent, "no_position", "exit requested while flat")
+            if self.halt is not None and not self.halt.flatten:
+                return Reject(now, intent, "halted", f"{self.halt.rule}: {self.halt.detail} (not traded out)")
             side = Side.SELL if portfolio.qty > 0 else Side.BUY
             if now < self._blocked_until[side]:
                 return Reject(now, intent, "venue_cooldown", f"{side.value} orders refused by the venue; retry after the cooldown")
@@ -276,7 +283,11 @@ class RiskManager:
                 if size - available > self.market.lot_size:
                     # not rounding and not a fee in base: the exchange does not hold the position
                     # the books say (funds locked elsewhere, moved, or a wrong answer); selling what
-                    # is free would leave the rest looking like dust, so stop and let an operator look
+                    # is free would leave the rest looking like dust. A first sight may be a balance
+                    # read while an order still locked funds: read it again before concluding.
+                    if self._mismatch_generation is None or self._mismatch_generation == available_generation:
+                        self._mismatch_generation = available_generation
+                        return Reject(now, intent, "balance_recheck", f"position {portfolio.qty}, {available} free: reading the balance again")
                     self.halt = Halt(
                         "balance_mismatch",
                         f"position {portfolio.qty} but the exchange reports {available} {self.market.base} free: not traded, check the account",
@@ -285,6 +296,7 @@ class RiskManager:
                     )
                     return Reject(now, intent, "balance_mismatch", self.halt.detail)
                 size = max(available, Decimal(0))
+            self._mismatch_generation = None
             amount = self.market.amount_to_precision(size)
             price = book.best_bid if side is Side.SELL else book.best_ask
             problem = self.market.check_order(amount, to_decimal(price))

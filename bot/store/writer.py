@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bot.store.schema import StoreError
 
-STALE_AFTER_S = 15.0
+STALE_AFTER_S = 120.0
 """A writer from another host that has not refreshed its row for this long is presumed dead."""
 
 
@@ -89,11 +89,17 @@ class WriterLock:
         except sqlite3.Error:
             pass
 
-    def refresh(self) -> None:
-        """Say we are alive (the daemon does this with its heartbeat)."""
-        if self.held:
-            with self.conn:
-                self.conn.execute("UPDATE writer SET ts = ? WHERE id = 1 AND pid = ? AND host = ?", [time.time(), self.pid, self.host])
+    def refresh(self) -> bool:
+        """Say we are alive (the daemon does this with its heartbeat); False when the row is no
+        longer ours (another writer took the database over): the caller must stop writing."""
+        if not self.held:
+            return False
+        with self.conn:
+            cur = self.conn.execute("UPDATE writer SET ts = ? WHERE id = 1 AND pid = ? AND host = ?", [time.time(), self.pid, self.host])
+        if cur.rowcount != 1:
+            self.held = False
+            return False
+        return True
 
     def release(self) -> None:
         if not self.held:
