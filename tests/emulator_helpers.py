@@ -27,7 +27,7 @@ async def emulator(**config: Any) -> AsyncIterator[RunningEmulator]:
 
 @contextlib.asynccontextmanager
 async def client(emu: RunningEmulator, api_key: str | None = None, secret: str | None = None,
-                 timeout_ms: int = 5000, load: bool = True) -> AsyncIterator[ccxt.pro.binance]:
+                 timeout_ms: int = 30_000, load: bool = True) -> AsyncIterator[ccxt.pro.binance]:
     ex = ccxt.pro.binance(ccxt_config(emu.base_url, emu.ws_url, api_key or emu.api_key,
                                       secret or emu.api_secret, timeout_ms=timeout_ms, rate_limit=False))
     try:
@@ -52,7 +52,8 @@ async def admin(emu_or_url: RunningEmulator | str, method: str, path: str, body:
             return resp.status, json.loads(text)
 
 
-async def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02) -> bool:
+async def wait_for(predicate, timeout: float = 60.0, interval: float = 0.02) -> bool:
+    """Poll until ``predicate()`` holds; ``timeout`` only guards against a hang (it is generous on purpose)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

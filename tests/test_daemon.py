@@ -54,7 +54,7 @@ def test_live_orders_are_placed_filled_and_reconciled_and_no_secret_leaks(tmp_pa
     # an authentication failure must not echo the secret either
     bad_env = daemon_env()
     bad_env["BOT__EXCHANGE__API_SECRET"] = API_SECRET[::-1]
-    bad = subprocess.run([sys.executable, "-m", "bot", "run", "--config", str(config), "--live"], capture_output=True, text=True, cwd=tmp_path, env=bad_env, timeout=60)
+    bad = subprocess.run([sys.executable, "-m", "bot", "run", "--config", str(config), "--live"], capture_output=True, text=True, cwd=tmp_path, env=bad_env, timeout=120)
     assert bad.returncode == 1 and "error" in bad.stderr.lower()
     haystacks = [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and not p.name.startswith("emulator")]
     haystacks += [bad.stdout.encode(), bad.stderr.encode()]

@@ -170,7 +170,7 @@ async def test_negative_maker_fee_is_a_rebate(tmp_path, mode):
         price = round(emu.market.book.best_bid + 0.05, 2)  # five ticks above the bid: rests, then gets crossed
         order = await ex.create_order(SYMBOL, "limit", "sell", 0.01, price)
         assert order["status"] == "open"
-        assert await wait_for(lambda: not emu.engine.open, timeout=5)
+        assert await wait_for(lambda: not emu.engine.open, timeout=60)
         trades = await ex.fetch_my_trades(SYMBOL)
         assert trades and all(t["takerOrMaker"] == "maker" for t in trades)
         quote = sum((D(t["info"]["quoteQty"]) for t in trades), D(0))

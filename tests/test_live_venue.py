@@ -53,7 +53,7 @@ async def _hold_next_request(emu, seconds: float) -> None:
     emu.set_faults(f"slow=1@{seconds}")
 
     async def clear_once_held() -> None:
-        await wait_for(lambda: emu.faults.injected.get("slow", 0) >= 1, timeout=5.0, interval=0.005)
+        await wait_for(lambda: emu.faults.injected.get("slow", 0) >= 1, timeout=60.0, interval=0.005)
         emu.set_faults("")
 
     asyncio.get_running_loop().create_task(clear_once_held())
@@ -137,7 +137,7 @@ async def test_shutdown_settles_an_order_whose_request_is_in_flight(tmp_path, ho
             order = _order("in-flight-at-shutdown")
             await _hold_next_request(emu, hold_s)
             venue.submit(order, order.ts)
-            assert await wait_for(lambda: emu.faults.injected.get("slow", 0) >= 1, timeout=5.0)
+            assert await wait_for(lambda: emu.faults.injected.get("slow", 0) >= 1, timeout=60.0)
             await venue.close()  # the daemon's shutdown: the order's task is cancelled mid-request
             assert order.status is OrderStatus.NEW and order.exchange_order_id is None
             unresolved = await venue.settle(cancel_if_open=True, timeout_s=15.0)
@@ -183,7 +183,7 @@ async def test_restart_waits_for_a_request_the_dead_run_left_in_flight(tmp_path)
             store.flush()
             await _hold_next_request(emu, 1.5)
             in_flight = asyncio.ensure_future(dead_client.create_order(order))
-            assert await wait_for(lambda: emu.faults.injected.get("slow", 0) >= 1, timeout=5.0)
+            assert await wait_for(lambda: emu.faults.injected.get("slow", 0) >= 1, timeout=60.0)
             in_flight.cancel()  # the process is gone; its request is not
             await asyncio.gather(in_flight, return_exceptions=True)
 

@@ -26,7 +26,7 @@ from daemon_harness import Emulator, query, run_until, start_daemon, wait_for, w
 
 
 def cli_json(tmp: Path, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "bot", *args, "--json"], capture_output=True, text=True, cwd=tmp, timeout=60)
+    out = subprocess.run([sys.executable, "-m", "bot", *args, "--json"], capture_output=True, text=True, cwd=tmp, timeout=120)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
 

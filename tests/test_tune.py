@@ -333,8 +333,12 @@ def test_process_pool_stop_terminates_running_workers(tmp_path):
     manager = pool._executor_manager_thread
     assert len(procs) == 2 and all(p.is_alive() for p in procs), procs
     # stop only once both workers are inside a long trial (1 and 2; 3 waits for a free worker)
-    running = wait_until(lambda: sorted(tmp_path.glob("running-*")) if len(list(tmp_path.glob("running-*"))) == 2 else None,
-                         "both workers to be running a long trial")
+    def both_running():
+        marks = sorted(tmp_path.glob("running-*"))
+        # a mark exists before its pid is written: wait for both pids, not just both files
+        return marks if len(marks) == 2 and all(m.read_text().strip() for m in marks) else None
+
+    running = wait_until(both_running, "both workers to be running a long trial (their pids written)")
     assert [m.name for m in running] == ["running-1", "running-2"]
     assert {int(m.read_text()) for m in running} == {p.pid for p in procs}
 
@@ -452,7 +456,7 @@ def test_sigterm_keeps_finished_trials_and_rerun_resumes_without_recomputing(tmp
         wait_until(three_trials_committed_or_exited, "the sweep to commit three trials", interval=0.05)
     finally:
         proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=HANG_GUARD_S)  # a hang guard, not a speed bound
     assert proc.returncode == 143, f"expected an interrupted sweep (rc {proc.returncode}): {err}"
     assert "re-run the same command to resume" in err
     assert json.loads(out)["complete"] is False
