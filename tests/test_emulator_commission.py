@@ -106,9 +106,9 @@ async def test_every_report_of_a_fill_carries_the_commission_asset():
                 order = await ex.create_order(SYMBOL, "market", "buy", 0.01, None, {"clientOrderId": "bnb-1"})
                 events = []
                 while not any(e.get("e") == "executionReport" and e["X"] == "FILLED" for e in events):
-                    events.append(await asyncio.wait_for(ws.receive_json(), 5))
+                    events.append(await asyncio.wait_for(ws.receive_json(), 60))
                 while not any(e.get("e") == "outboundAccountPosition" for e in events[-2:]):
-                    events.append(await asyncio.wait_for(ws.receive_json(), 5))
+                    events.append(await asyncio.wait_for(ws.receive_json(), 60))
         fills = order["info"]["fills"]
         assert fills and {f["commissionAsset"] for f in fills} == {"BNB"}
         assert order["fee"]["currency"] == "BNB"
@@ -254,6 +254,6 @@ async def test_ws_api_balance_includes_bnb():
         watcher = asyncio.ensure_future(ex.watch_balance())
         await asyncio.sleep(0.3)
         await ex.create_order(SYMBOL, "market", "buy", 0.001)
-        balance = await asyncio.wait_for(watcher, 5)
+        balance = await asyncio.wait_for(watcher, 60)
         assert balance["BNB"]["free"] < 1
         assert json.dumps(balance["info"]).count("BNB") >= 1

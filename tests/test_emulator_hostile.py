@@ -226,7 +226,7 @@ def test_cli_refuses_a_bad_override_file(tmp_path, capsys):
 # ---------------------------------------------------------------------------- websockets
 async def _next_text(ws, predicate, limit: int = 40) -> str:
     for _ in range(limit):
-        text = await asyncio.wait_for(ws.receive_str(), 5)
+        text = await asyncio.wait_for(ws.receive_str(), 60)
         if predicate(text):
             return text
     raise AssertionError("frame not seen")
@@ -262,7 +262,7 @@ async def test_ws_inject_depth_price_keeps_update_ids_valid(side):
             key = "b" if side == "bid" else "a"
             poisoned = None
             for _ in range(20):
-                msg = json.loads(await asyncio.wait_for(ws.receive_str(), 5))
+                msg = json.loads(await asyncio.wait_for(ws.receive_str(), 60))
                 assert msg["U"] == last_u + 1  # no gap, before, at and after the poisoned message
                 last_u = msg["u"]
                 if msg[key] and msg[key][0][0] == "NaN":
@@ -270,7 +270,7 @@ async def test_ws_inject_depth_price_keeps_update_ids_valid(side):
                     break
             assert poisoned is not None and poisoned["U"] <= poisoned["u"]
             assert all(level[0] != "NaN" for level in poisoned["a" if key == "b" else "b"])
-            later = json.loads(await asyncio.wait_for(ws.receive_str(), 5))  # once only
+            later = json.loads(await asyncio.wait_for(ws.receive_str(), 60))  # once only
             assert later["U"] == last_u + 1 and "NaN" not in json.dumps(later)
         status, body = await admin(emu, "POST", "/admin/ws_inject", json.dumps({"kind": "depth_price", "price": "NaN", "side": "mid"}))
         assert status == 400
