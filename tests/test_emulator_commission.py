@@ -22,6 +22,7 @@ from bot.emulator.commission import CommissionPolicy
 from bot.emulator.market import MarketState
 from bot.emulator.matching import Engine, SymbolRules
 from bot.emulator.server import parse_balances
+from waiting import eventually
 from emulator_helpers import SYMBOL, admin, emulator, emulator_and_client, wait_for, write_recording
 
 D = Decimal
@@ -252,7 +253,8 @@ async def test_bnb_mode_refuses_a_bnb_symbol():
 async def test_ws_api_balance_includes_bnb():
     async with emulator_and_client(commission_asset="bnb") as (emu, ex):
         watcher = asyncio.ensure_future(ex.watch_balance())
-        await asyncio.sleep(0.3)
+        await eventually(lambda: emu.hub._user_conns() and any("balance" in str(h) for c in ex.clients.values() for h in c.futures),
+                         "the user data stream to be subscribed and ccxt to wait for a balance update")
         await ex.create_order(SYMBOL, "market", "buy", 0.001)
         balance = await asyncio.wait_for(watcher, 60)
         assert balance["BNB"]["free"] < 1
