@@ -125,6 +125,19 @@ def check_books_match(db: Path, emu_state: dict, start: dict[str, Decimal] | Non
     return {"orders": len(db_orders), "exchange_orders": len(exchange_orders), "fills": len(trade_ids)}
 
 
+def stop(proc: subprocess.Popen, emu: EmulatorProcess | None = None, timeout: float = 120) -> int:
+    """Clear the emulator's faults (if given), SIGTERM the daemon if it still runs, return its exit code."""
+    if emu is not None:
+        emu.faults("")
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+
+
 def run_until(tmp: Path, config: Path, predicate: Callable[[], bool], what: str, *args: str, timeout: float = 120, tag: str = "daemon") -> None:
     """Start the daemon, wait until ``predicate()`` holds (failing at once if the daemon exits),
     then stop it with SIGTERM and require a clean exit 0: the test ends when what it checks has

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from daemon_harness import (
-    API_KEY, API_SECRET, Emulator, check_books_match, daemon_env, query, run_until, start_daemon, wait_for, write_config,
+    API_KEY, API_SECRET, Emulator, check_books_match, daemon_env, query, run_until, start_daemon, stop, wait_for, write_config,
 )
 
 FAULT_TIMEOUT_S = 120
@@ -155,10 +155,7 @@ def test_rest_faults_fire_and_trading_goes_on(tmp_path, emulator, faults):
             emulator.faults("")
             seen[spec] = (emulator.state()["faults_injected"][name] - before_fired, filled(db) - before_filled)
     finally:
-        emulator.faults("")
-        if proc.poll() is None:
-            proc.send_signal(subprocess.signal.SIGTERM)
-        code = proc.wait(120)
+        code = stop(proc, emulator)
     assert code == 0, (tmp_path / "daemon.out").read_text()[-3000:]
     assert list(seen) == [spec for spec, _ in faults]
     check_books_match(db, emulator.state())
@@ -180,10 +177,7 @@ def test_market_data_faults_halt_then_resume(tmp_path, emulator):
             resumed_from = filled(db)
             wait_for(lambda: proc.poll() is None and filled(db) > resumed_from, FAULT_TIMEOUT_S, f"{spec}: trading to resume")
     finally:
-        emulator.faults("")
-        if proc.poll() is None:
-            proc.send_signal(subprocess.signal.SIGTERM)
-        code = proc.wait(120)
+        code = stop(proc, emulator)
     assert code == 0, (tmp_path / "daemon.out").read_text()[-3000:]
     events = query(db, "select kind, ts from risk_events where kind in ('book_unsound', 'resume') order by id")
     kinds = [k for k, _ in events]

@@ -13,13 +13,14 @@ daemon is alive. The database is opened read-only: status never changes it.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sqlite3
 import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from bot.store.writer import pid_alive
 
 ALIVE_HEARTBEAT_S = 10.0
 
@@ -41,13 +42,7 @@ def _process_alive(state: dict[str, Any]) -> bool:
     pid, host = state.get("pid"), state.get("host")
     if not isinstance(pid, int) or host != socket.gethostname():
         return True  # another host (or an old heartbeat without them): the heartbeat's age decides
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 def _col(conn: sqlite3.Connection, table: str, column: str) -> str:

@@ -36,13 +36,21 @@ def process_start(pid: int) -> str:
     return fields[19] if len(fields) > 19 else ""
 
 
-def _alive(pid: int, started: str) -> bool:
+def pid_alive(pid: int) -> bool:
+    """A process with this pid exists on this host (one we may not signal counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    return True
+
+
+def _alive(pid: int, started: str) -> bool:
+    """``pid`` lives and is the process that started at ``started`` (not a reuse of its pid)."""
+    if not pid_alive(pid):
+        return False
     return not started or not process_start(pid) or process_start(pid) == started
 
 

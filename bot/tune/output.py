@@ -54,7 +54,7 @@ def settings_to_toml(settings: Settings, header: list[str] | None = None, tuned:
             if value is None:
                 lines.append(f"# {key} = (not set)")
                 continue
-            mark = f"  # tuned" if f"{section}.{key}" in tuned else ""
+            mark = "  # tuned" if f"{section}.{key}" in tuned else ""
             lines.append(f"{key} = {_toml_value(value)}{mark}")
     return "\n".join(lines) + "\n"
 
