@@ -213,13 +213,13 @@ class Daemon:
             if self.mode == "live":
                 try:
                     await reconcile(client, store, restored, self.run_id, self.log)
-                    await check_account(client, store, restored.portfolio, self.run_id, self.log)
+                    free = await check_account(client, store, restored.portfolio, self.run_id, self.log)
                 except DaemonError:
                     raise
                 except Exception as exc:  # noqa: BLE001
                     raise startup_error(exc, settings, "reconcile") from None
                 venue = LiveVenue(client, market, store, self.run_id, settings.exchange.rest_poll_interval_s)
-                await venue.refresh_balance()
+                venue.take_balance(free)  # the answer check_account just read, after reconcile
             else:
                 venue = PaperVenue(settings.execution, market)
             engine = Engine(settings, market, venue, store, self.run_id, portfolio=restored.portfolio)

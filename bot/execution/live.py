@@ -181,8 +181,12 @@ class LiveVenue:
             self.log.warning("balance refresh failed", error=type(exc).__name__, detail=mask_secrets(str(exc))[:200])
         if asked > self._balance_taken:
             self._balance_taken = asked
-            self._free = free
-            self.balance_generation += 1
+            self.take_balance(free)
+
+    def take_balance(self, free: dict[str, Decimal] | None) -> None:
+        """Use ``free`` (an answer of :meth:`ExchangeClient.free_balances`) for exit sizing."""
+        self._free = free
+        self.balance_generation += 1
 
     def recheck_balance(self) -> None:
         """Read the balance again in the background (the risk manager doubts the one it has)."""

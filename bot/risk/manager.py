@@ -276,7 +276,7 @@ class RiskManager:
             if self.halt is not None and not self.halt.flatten:
                 return Reject(now, intent, "halted", f"{self.halt.rule}: {self.halt.detail} (not traded out)")
             side = Side.SELL if portfolio.qty > 0 else Side.BUY
-            if now < self._blocked_until[side]:
+            if self.cooling(side, now):
                 return Reject(now, intent, "venue_cooldown", f"{side.value} orders refused by the venue; retry after the cooldown")
             size = abs(portfolio.qty)
             if available is not None and side is Side.SELL and available < size:
@@ -312,7 +312,7 @@ class RiskManager:
             return Reject(now, intent, "position_open", f"position {portfolio.qty} already open")
 
         buy = intent.kind is IntentKind.ENTER_LONG
-        if now < self._blocked_until[Side.BUY if buy else Side.SELL]:
+        if self.cooling(Side.BUY if buy else Side.SELL, now):
             return Reject(now, intent, "venue_cooldown", "orders on this side refused by the venue; retry after the cooldown")
         price = book.best_ask if buy else book.best_bid
         cfg = self.cfg
@@ -366,7 +366,7 @@ class RiskManager:
             return Reject(now, intent, "kill_switch", "kill switch engaged")
         if self.halt is not None:
             return Reject(now, intent, "halted", f"{self.halt.rule}: {self.halt.detail}")
-        if now < self._blocked_until[side]:
+        if self.cooling(side, now):
             return Reject(now, intent, "venue_cooldown", f"{side.value} orders refused by the venue; retry after the cooldown")
         dprice = self.market.price_to_precision(price)
         if (side is Side.BUY and float(dprice) >= book.best_ask) or (side is Side.SELL and float(dprice) <= book.best_bid):

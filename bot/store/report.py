@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
+from bot.store.schema import columns
+
 SECONDS_PER_YEAR = 365 * 24 * 3600
 DEFAULT_EQUITY_INTERVAL_S = 1.0
 _OWN_STATS = ("events", "wall_time_s")
@@ -136,8 +138,7 @@ def summarize(db_path: str | Path, run_id: str | None = None) -> dict:
         fills = count("fills")
         orders = count("orders")
         rejects = count("risk_events", " AND kind = ?", ("reject",))
-        fill_cols = {r[1] for r in conn.execute("PRAGMA table_info(fills)")}
-        value = "coalesce(fee_value, fee)" if "fee_value" in fill_cols else "fee"
+        value = "coalesce(fee_value, fee)" if "fee_value" in columns(conn, "fills") else "fee"
         fees = sum((Decimal(f) for (f,) in conn.execute(f"SELECT {value} FROM fills WHERE run_id = ?", (run_id,))), Decimal(0))
 
         n_eq = count("equity")

@@ -224,7 +224,8 @@ def schema_script() -> tuple[str, ...]:
 _SQL_TYPES = {str: "TEXT", int: "INTEGER", float: "FLOAT"}
 
 
-def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+def columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    """The columns ``table`` has in this file (a file written by an older version may lack some)."""
     return {row[1] for row in conn.execute(f"PRAGMA table_info([{table}])")}
 
 
@@ -314,7 +315,7 @@ def ensure_schema(db: sqlite_utils.Database, path: Path) -> None:
                 conn.execute(statement)
             if version is not None and version < SCHEMA_VERSION:
                 for table, spec in _SCHEMA.items():
-                    have = _columns(conn, table)
+                    have = columns(conn, table)
                     for column, kind in spec["columns"].items():
                         if column not in have:
                             conn.execute(f"ALTER TABLE [{table}] ADD COLUMN [{column}] {_SQL_TYPES[kind]}")

@@ -20,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bot.store.schema import columns
 from bot.store.writer import pid_alive
 
 ALIVE_HEARTBEAT_S = 10.0
@@ -47,8 +48,7 @@ def _process_alive(state: dict[str, Any]) -> bool:
 
 def _col(conn: sqlite3.Connection, table: str, column: str) -> str:
     """``column``, or NULL for a database written before the column existed (read-only: no migration)."""
-    have = {r[1] for r in conn.execute(f"PRAGMA table_info([{table}])")}
-    return column if column in have else "NULL"
+    return column if column in columns(conn, table) else "NULL"
 
 
 def read_status(db_path: str | Path, run_id: str | None = None) -> dict[str, Any]:
