@@ -62,6 +62,17 @@ def query(db: Path, sql: str, *params: Any) -> list[tuple]:
         conn.close()
 
 
+def count(db: Path, sql: str, *params: Any) -> int:
+    """The single number ``sql`` selects; 0 while the database or its tables do not exist yet."""
+    rows = query(db, sql, *params)
+    return rows[0][0] if rows else 0
+
+
+def filled(db: Path) -> int:
+    """Orders the database holds as filled."""
+    return count(db, "select count(*) from orders where status = 'filled'")
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

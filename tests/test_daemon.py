@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from daemon_harness import (
-    API_KEY, API_SECRET, Emulator, check_books_match, daemon_env, query, run_until, start_daemon, stop, wait_for, write_config,
+    API_KEY, API_SECRET, Emulator, check_books_match, count, daemon_env, filled, query, run_until, start_daemon, stop, wait_for,
+    write_config,
 )
 
 FAULT_TIMEOUT_S = 120
@@ -29,15 +30,6 @@ def emulator(tmp_path):
     emu = Emulator(tmp_path)
     yield emu
     emu.stop()
-
-
-def count(db: Path, sql: str, *params) -> int:
-    rows = query(db, sql, *params)
-    return rows[0][0] if rows else 0  # no row: the database or its tables do not exist yet
-
-
-def filled(db: Path) -> int:
-    return count(db, "select count(*) from orders where status = 'filled'")
 
 
 def test_live_orders_are_placed_filled_and_reconciled_and_no_secret_leaks(tmp_path, emulator):

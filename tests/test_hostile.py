@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon_harness import Emulator, check_books_match, daemon_env, query, start_daemon, wait_for, write_config
+from daemon_harness import Emulator, check_books_match, count, daemon_env, filled, query, start_daemon, wait_for, write_config
 
 CORPUS = json.loads((Path(__file__).parent / "hostile" / "corpus.json").read_text())
 REFUSED = "exchange answer refused: not booked, the order is looked up again"
@@ -101,11 +101,6 @@ def test_a_hostile_start_is_one_clear_line(tmp_path, case, mode):
     assert query(tmp_path / "bot.db", "select status from runs where status != 'failed'") == []
 
 
-def _filled(db: Path) -> int:
-    rows = query(db, "select count(*) from orders where status = 'filled'")
-    return rows[0][0] if rows else 0
-
-
 def _book_sound(db: Path) -> bool:
     """The daemon's last word on the book is that it is sound (trading allowed)."""
     rows = query(db, "select kind from risk_events where kind in ('book_unsound', 'resume') order by id desc limit 1")
@@ -113,8 +108,7 @@ def _book_sound(db: Path) -> bool:
 
 
 def _last_risk_id(db: Path) -> int:
-    rows = query(db, "select coalesce(max(id), 0) from risk_events")
-    return rows[0][0] if rows else 0
+    return count(db, "select coalesce(max(id), 0) from risk_events")
 
 
 def _group(case: dict) -> str:
@@ -146,7 +140,7 @@ def test_hostile_answers_while_trading_are_refused_and_trading_goes_on(tmp_path,
                 return True
             return check
 
-        wait_for(lambda: alive("start")() and _filled(db) >= 1, CASE_TIMEOUT_S, "the daemon's first filled order")
+        wait_for(lambda: alive("start")() and filled(db) >= 1, CASE_TIMEOUT_S, "the daemon's first filled order")
         for case in cases:
             since_event, since_risk = len(log_events(tmp_path)), _last_risk_id(db)
             ids = [emu.override(spec) for spec in case.get("override", [])]
@@ -160,10 +154,10 @@ def test_hostile_answers_while_trading_are_refused_and_trading_goes_on(tmp_path,
                 fired = {o["id"]: o["fired"] for o in emu.overrides()}
                 assert all(fired.get(i, 0) >= 1 for i in ids), f"{case['name']}: an override never fired: {fired}"
             emu.clear_overrides()
-            filled = _filled(db)
+            filled_before = filled(db)
             # trading went on: the book is sound again and a new order has filled (so the next case
             # meets a daemon that has finished resynchronizing from this one)
-            wait_for(lambda: alive(case["name"])() and _filled(db) > filled and _book_sound(db), CASE_TIMEOUT_S, f"{case['name']}: trading to go on")
+            wait_for(lambda: alive(case["name"])() and filled(db) > filled_before and _book_sound(db), CASE_TIMEOUT_S, f"{case['name']}: trading to go on")
             done.append(case["name"])
     finally:
         if proc.poll() is None:

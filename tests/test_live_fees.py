@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import pytest
 
-from daemon_harness import Emulator, check_books_match, query, run_until, write_config
+from daemon_harness import Emulator, check_books_match, count, query, run_until, write_config
 
 ROUND_TRIPS = 3
 CASES = {
@@ -33,11 +33,8 @@ def test_every_exit_executes_and_the_books_equal_the_exchange(tmp_path, asset):
         config = write_config(tmp_path, emu, duration=600)
         db = tmp_path / "bot.db"
 
-        def exits_filled() -> int:
-            rows = query(db, "select count(*) from orders where reduce_only = 1 and status = 'filled'")
-            return rows[0][0] if rows else 0  # no row: the database or its tables do not exist yet
-
-        run_until(tmp_path, config, lambda: exits_filled() >= ROUND_TRIPS, f"{ROUND_TRIPS} exits filled", "--live")
+        exits_filled = "select count(*) from orders where reduce_only = 1 and status = 'filled'"
+        run_until(tmp_path, config, lambda: count(db, exits_filled) >= ROUND_TRIPS, f"{ROUND_TRIPS} exits filled", "--live")
         state = emu.state()
     finally:
         emu.stop()
