@@ -30,7 +30,7 @@ import math
 from bisect import bisect_left, insort
 from enum import Enum
 
-from bot.core.events import BestBidAsk, BookDelta, BookInvalidated, BookSnapshot, Level, MarketEvent, Trade
+from bot.core.events import BestBidAsk, BookDelta, BookInvalidated, BookSnapshot, Level, Liquidation, MarketEvent, MarkPrice, Trade
 
 NAN = float("nan")
 INF = float("inf")
@@ -110,8 +110,8 @@ class OrderBook:
             self.status = BookStatus.RESYNC
             self._synced = False
             return True
-        if isinstance(event, Trade):
-            return False
+        if isinstance(event, (Trade, MarkPrice, Liquidation)):
+            return False  # not book levels: the engine routes them to signals and the account
         raise TypeError(f"not a market event: {type(event).__name__}")
 
     def _apply_bbo(self, bbo: BestBidAsk) -> bool:

@@ -89,4 +89,35 @@ class BookInvalidated:
     reason: str
 
 
-MarketEvent = Union[BookSnapshot, BookDelta, BestBidAsk, Trade, BookInvalidated]
+@dataclass(frozen=True, slots=True)
+class MarkPrice:
+    """Mark price and funding of a perpetual (Binance ``markPriceUpdate``, ``premiumIndex``).
+
+    ``funding_rate`` is a fraction per funding interval (``r``; 0.0001 = 1 bp), the rate the next
+    funding payment at ``next_funding_ts`` (ns, ``T``) settles at; 0 when the venue sent none.
+    ``index_price`` is 0 when absent. The book ignores it; the account marks and funds with it.
+    """
+
+    ts_local: int
+    ts_exchange: int
+    mark_price: float
+    index_price: float = 0.0
+    funding_rate: float = 0.0
+    next_funding_ts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Liquidation:
+    """A forced order of the exchange (Binance ``forceOrder``): someone's position liquidated.
+
+    ``side`` is the forced order's side: ``"sell"`` liquidates a long (selling pressure).
+    """
+
+    ts_local: int
+    ts_exchange: int
+    price: float
+    size: float
+    side: str
+
+
+MarketEvent = Union[BookSnapshot, BookDelta, BestBidAsk, Trade, BookInvalidated, MarkPrice, Liquidation]
