@@ -327,11 +327,11 @@ def test_market_type_mismatch_is_refused(tmp_path, fast):
     spot_cfg = ROOT / "config" / "backtest.toml"
     proc = run_cli("backtest", "--config", str(usdm_cfg), "--data", str(BTC_FILES[0]), "--db", str(tmp_path / "a.db"), *extra, cwd=tmp_path)
     line = error_line(proc)
-    assert 'recording is spot (market type "spot")' in line and 'market.type is "future"' in line and str(usdm_cfg) in line
+    assert 'recording is spot (market type "spot")' in line and 'market.type is "linear"' in line and str(usdm_cfg) in line
     assert line.endswith("use " + str(spot_cfg))
     proc = run_cli("backtest", "--config", str(spot_cfg), "--data", str(USDM_0808), "--db", str(tmp_path / "b.db"), *extra, cwd=tmp_path)
     line = error_line(proc)
-    assert 'recording is USD-M futures (market type "future")' in line and 'market.type is "spot"' in line and str(spot_cfg) in line
+    assert 'recording is USD-M linear perpetual (market type "linear")' in line and 'market.type is "spot"' in line and str(spot_cfg) in line
     assert line.endswith("use " + str(usdm_cfg))
     if not fast:  # refused before the run is stored
         assert not (tmp_path / "a.db").exists() and not (tmp_path / "b.db").exists()
@@ -348,12 +348,12 @@ def test_market_type_mismatch_is_refused_on_a_synthetic_recording(tmp_path, fast
     spot_cfg = ROOT / "config" / "backtest.toml"
     proc = run_cli("backtest", "--config", str(spot_cfg), "--data", str(path), "--db", str(tmp_path / "a.db"), *extra, cwd=tmp_path)
     line = error_line(proc)
-    assert 'recording is USD-M futures (market type "future") but market.type is "spot" in ' + str(spot_cfg) in line
+    assert 'recording is USD-M linear perpetual (market type "linear") but market.type is "spot" in ' + str(spot_cfg) in line
     assert line.endswith("use " + str(ROOT / "config" / "backtest-usdm-btcusdt.toml"))
     usdm_cfg = ROOT / "config" / "backtest-usdm-btcusdt.toml"
     proc = run_cli("backtest", "--config", str(usdm_cfg), "--data", str(path), "--db", str(tmp_path / "b.db"), "--json", *extra, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["stats"]["source"]["market_type"] == "future"
+    assert json.loads(proc.stdout)["stats"]["source"]["market_type"] == "linear"
 
 
 def test_strict_json_writes_null_for_non_finite_numbers():

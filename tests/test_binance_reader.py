@@ -182,7 +182,7 @@ def test_file_order_does_not_matter(spot_read):
 @pytest.mark.data
 def test_usdm_july_pair_follows_pu_chain_across_midnight():
     events, stats = _read(USDM_JULY)
-    assert stats.market_type == "future" and stats.symbol == "BTCUSDT"
+    assert stats.market_type == "linear" and stats.symbol == "BTCUSDT"
     assert stats.gaps == 0 and stats.malformed == 0 and stats.problems_total == 0
     assert stats.events["snapshot"] == 1 and stats.events["invalidated"] == 0
 
@@ -319,7 +319,7 @@ def test_futures_rules_use_pu(tmp_path):
     path = _write_gz(tmp_path / "btcusdt_fut.gz", lines)
     events, stats = _read([path])
     assert [type(e).__name__ for e in events] == ["BookSnapshot", "BookDelta", "BookDelta", "BookInvalidated"]
-    assert stats.market_type == "future"
+    assert stats.market_type == "linear"
     assert events[0].ts_exchange == 1_721_347_021_500 * 1_000_000
     assert (events[1].first_seq, events[1].last_seq, events[1].ts_local) == (100, 100, t0 + 3)
     assert events[2].ts_exchange == 1_721_347_022_000 * 1_000_000
@@ -453,7 +453,7 @@ def test_recording_without_market_events_raises(tmp_path):
 
 def test_market_type_is_known_before_the_first_event(tmp_path):
     t0 = 1_700_000_000_000_000_000
-    for pu, expected in ((None, "spot"), (5, "future")):
+    for pu, expected in ((None, "spot"), (5, "linear")):
         path = _write_gz(tmp_path / f"btcusdt_{expected}.gz", [
             (t0, _bbo(1, ("100", "1"), ("101", "1"))),  # a quote first, then the first diff
             (t0 + 1, _diff(6, 10, bids=[("100", "2")], pu=pu)),
@@ -468,5 +468,5 @@ def test_files_of_different_markets_raise(tmp_path):
     t0 = 1_700_000_000_000_000_000
     spot = _write_gz(tmp_path / "spot.gz", [(t0, _diff(1, 2))])
     fut = _write_gz(tmp_path / "fut.gz", [(t0 + 10, _diff(3, 4, pu=2))])
-    with pytest.raises(RecordingError, match="different markets.*spot.gz \\(spot\\).*fut.gz \\(future\\)"):
+    with pytest.raises(RecordingError, match="different markets.*spot.gz \\(spot\\).*fut.gz \\(linear\\)"):
         list(read_binance([spot, fut]))

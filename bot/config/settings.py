@@ -52,15 +52,61 @@ class RunSection(_Section):
 
 
 class MarketSection(_Section):
-    """The traded symbol and its exchange rules (live mode takes them from the exchange instead)."""
+    """One traded instrument and its exchange rules (live mode takes them from the exchange instead).
+
+    ``type``: ``spot``; ``linear`` perpetual (Binance USD-M: ``BTC/USDT:USDT``, amounts in
+    contracts of ``contract_size`` base, settled in the quote); ``inverse`` perpetual (Binance
+    COIN-M: ``BTC/USD:BTC``, one contract is ``contract_size`` USD, settled in the base).
+    ``"future"`` is read as ``"linear"`` (what it always meant: USD-M). Symbols are ccxt's
+    unified symbols; a derivative's carries its settle currency after ``:``.
+    """
 
     exchange: str = "binance"
     symbol: str = "BTC/USDT"
-    type: Literal["spot", "future"] = "spot"
+    type: Literal["spot", "linear", "inverse"] = "spot"
     tick_size: Decimal = Field(Decimal("0.01"), gt=0)
-    lot_size: Decimal = Field(Decimal("0.00001"), gt=0)
+    lot_size: Decimal = Field(Decimal("0.00001"), gt=0, description="amount step: base units on spot, contracts on derivatives")
     min_qty: Decimal = Field(Decimal("0.00001"), ge=0)
-    min_notional: Decimal = Field(Decimal("5"), ge=0)
+    min_notional: Decimal = Field(Decimal("5"), ge=0, description="quote currency (0 on COIN-M, which has none)")
+    contract_size: Decimal = Field(Decimal("1"), gt=0, description="linear: base per contract; inverse: quote (USD) per contract")
+    leverage: int = Field(1, ge=1, le=125, description="derivatives: leverage set on the exchange at start")
+    margin_mode: Literal["isolated", "cross"] = Field("isolated", description="derivatives: margin mode set on the exchange at start")
+    maintenance_margin_rate: Decimal = Field(
+        Decimal("0.004"), ge=0, lt=1, description="derivatives: maintenance margin rate of the first bracket (liquidation estimate)"
+    )
+    maintenance_amount: Decimal = Field(Decimal("0"), ge=0, description="derivatives: the bracket's maintenance amount (Binance 'cum')")
+    funding_rate_bps: float = Field(
+        1.0, ge=-100, le=100, description="backtest/paper: funding rate per 8 h when the data has none (Binance's default 0.01 %)"
+    )
+    funding_interval_h: int = Field(8, ge=1, le=24, description="hours between funding times (00:00 UTC and every interval after)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _future_is_linear(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("type") == "future":
+            data = {**data, "type": "linear"}
+        return data
+
+    @model_validator(mode="after")
+    def _symbol_fits_type(self) -> "MarketSection":
+        base, slash, rest = self.symbol.partition("/")
+        quote, colon, settle = rest.partition(":")
+        if not (base and slash and quote):
+            raise ValueError(f"symbol {self.symbol!r} is not a ccxt unified symbol such as BTC/USDT, BTC/USDT:USDT or BTC/USD:BTC")
+        if self.type == "spot" and colon:
+            raise ValueError(f"symbol {self.symbol!r} is a derivative but type is \"spot\"; use type = \"linear\" or \"inverse\"")
+        if self.type == "linear" and settle != quote:
+            raise ValueError(f"a linear perpetual settles in its quote: use symbol = \"{base}/{quote}:{quote}\" (got {self.symbol!r})")
+        if self.type == "inverse" and settle != base:
+            raise ValueError(f"an inverse perpetual settles in its base: use symbol = \"{base}/{quote}:{base}\" (got {self.symbol!r})")
+        return self
+
+    @property
+    def settle(self) -> str:
+        """The currency PnL, margin and equity are in: the quote, or the base of an inverse contract."""
+        base, _, rest = self.symbol.partition("/")
+        quote, _, settle = rest.partition(":")
+        return settle or quote
 
 
 class SignalSection(_Section):
@@ -131,6 +177,14 @@ class RiskSection(_Section):
     venue_reject_cooldown_s: float = Field(1.0, gt=0, description="after the venue refuses an order: no order on that side for this long")
     venue_reject_cooldown_max_s: float = Field(60.0, gt=0, description="the venue-reject cooldown doubles with each refusal up to this")
     max_exit_rejects: int = Field(3, ge=1, description="exits refused in a row before entries halt (stuck_exit)")
+    max_gross_notional: float | None = Field(
+        None, gt=0, description="account: sum of every position's notional (settle currency); None: the per-instrument caps x instruments"
+    )
+    max_leverage: float = Field(3.0, gt=0, le=125, description="account: gross notional over equity")
+    max_margin_usage: float = Field(0.5, gt=0, le=1, description="account: initial margin of every derivative position over equity")
+    liquidation_buffer_stops: float = Field(
+        3.0, ge=0, description="an entry whose estimated liquidation price is closer than this many stop distances is refused"
+    )
     kill_switch: bool = Field(False, description="true: flatten and never trade")
     kill_switch_file: str | None = Field(None, description="if this file exists: flatten and halt (touch it to stop trading)")
 
@@ -207,6 +261,7 @@ class Settings(BaseSettings):
 
     run: RunSection = RunSection()
     market: MarketSection = MarketSection()
+    markets: list[MarketSection] | None = Field(None, description="several instruments in one run ([[markets]]); replaces [market]")
     signal: SignalSection = SignalSection()
     strategy: StrategySection = StrategySection()
     risk: RiskSection = RiskSection()
@@ -214,6 +269,37 @@ class Settings(BaseSettings):
     store: StoreSection = StoreSection()
     exchange: ExchangeSection = ExchangeSection()
     sim: SimSection = SimSection()
+
+    @model_validator(mode="after")
+    def _one_account(self) -> "Settings":
+        if self.markets is not None:
+            if "market" in self.model_fields_set:
+                raise ValueError("give either [market] (one instrument) or [[markets]] (several), not both")
+            if not self.markets:
+                raise ValueError("[[markets]] is empty: list at least one instrument")
+            symbols = [m.symbol for m in self.markets]
+            dup = sorted({s for s in symbols if symbols.count(s) > 1})
+            if dup:
+                raise ValueError(f"markets: {', '.join(dup)} listed twice")
+            settles = sorted({m.settle for m in self.markets})
+            if len(settles) > 1:
+                raise ValueError(
+                    f"markets: one run is one account with one settle currency; these settle in {', '.join(settles)}: run them separately"
+                )
+            exchanges = sorted({m.exchange for m in self.markets})
+            if len(exchanges) > 1:
+                raise ValueError(f"markets: one run trades one exchange account; got {', '.join(exchanges)}")
+        return self
+
+    @property
+    def instruments(self) -> list[MarketSection]:
+        """Every traded instrument: the ``[[markets]]`` list, or the single ``[market]``."""
+        return list(self.markets) if self.markets is not None else [self.market]
+
+    @property
+    def settle(self) -> str:
+        """The account's currency: equity, PnL and limits are in it."""
+        return self.instruments[0].settle
 
     @model_validator(mode="after")
     def _live_needs_keys(self) -> "Settings":

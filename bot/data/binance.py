@@ -39,7 +39,8 @@ replays as one continuous stream (only the first file holds the snapshot).
   counted in ``dropped_deltas``; so ``deltas + dropped_deltas`` equals the number of well-formed
   diffs. A snapshot line resets the sync state at any time.
 * **Market type** is decided by the first depth diff: ``pu`` present (or a ``@depth@0ms``
-  stream, which only USD-M has) means USD-M futures (``"future"``), otherwise ``"spot"``. A futures diff without ``pu`` is malformed; a diff
+  stream, which only USD-M has) means futures, otherwise ``"spot"``; futures are ``"inverse"``
+  (COIN-M) when the symbol names a contract (``BTCUSD_PERP``), else ``"linear"`` (USD-M). A futures diff without ``pu`` is malformed; a diff
   with ``pu`` in a spot recording raises :class:`RecordingError` (mixed markets). When the
   first lines of the files hold a diff (real recordings start with one), the type is known
   before the first event, like the symbol, so a caller can refuse a config of the other market
@@ -75,6 +76,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.events import BestBidAsk, BookDelta, BookInvalidated, BookSnapshot, Level, MarketEvent, Trade
+from bot.data.symbols import market_type_of
 
 __all__ = ["EXPECTED_FORMAT", "MAX_BUFFERED_DIFFS", "MAX_PROBLEMS", "ReaderStats", "RecordingError", "read_binance"]
 
@@ -112,7 +114,7 @@ class ReaderStats:
     out_of_order: int = 0  # lines whose local timestamp goes backwards (skipped)
     ignored: int = 0  # well-formed lines of streams this reader does not use
     files: list[str] = field(default_factory=list)  # in replay order
-    market_type: str = ""  # "spot" or "future" (USD-M), from the first depth diff
+    market_type: str = ""  # "spot", "linear" (USD-M) or "inverse" (COIN-M), from the first depth diff
     symbol: str = ""  # e.g. "BTCUSDT", known before the first event
     first_ts: int = 0  # local ns timestamp of the first and last line read
     last_ts: int = 0
@@ -313,7 +315,7 @@ def _scan_head(info: _FileInfo, head: bytes, complete: bool) -> bool:
                         # the rule of _Reader._parse_diff, on the first diff it would accept
                         if (not info.market_type and _stream_kind(suffix) == "depth"
                                 and type(data.get("U")) is int and type(data.get("u")) is int):
-                            info.market_type = "future" if "pu" in data or stream.endswith("@0ms") else "spot"
+                            info.market_type = market_type_of(sym, "pu" in data or stream.endswith("@0ms"))
                 elif stream is None and "lastUpdateId" in obj:
                     info.recognized = True
         if info.recognized and info.symbol and info.market_type:
@@ -419,7 +421,7 @@ class _Reader:
             stats.symbol = symbols.pop()
         if types:  # known before the first event, like the symbol (the CLI checks both)
             stats.market_type = types[0]
-            self.future = types[0] == "future"
+            self.future = types[0] != "spot"
         return files
 
     # -- depth sync -----------------------------------------------------------------------
@@ -499,7 +501,7 @@ class _Reader:
             # USD-M diffs carry pu; @depth@0ms exists only on USD-M (so a damaged first diff
             # without pu is still recognised there)
             self.future = has_pu or stream.endswith("@0ms")
-            self.stats.market_type = "future" if self.future else "spot"
+            self.stats.market_type = market_type_of(self.stats.symbol, self.future)
         if self.future:
             pu = _int_field(data, "pu")
         elif has_pu:

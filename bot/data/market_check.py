@@ -17,11 +17,12 @@ from typing import Any
 
 from bot.core.events import MarketEvent
 from bot.data.binance import ReaderStats, RecordingError
+from bot.data.symbols import unified_symbol
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 """The repository's ``config/`` folder (the shipped configs the messages point to)."""
 
-MARKET_NAMES = {"spot": "spot", "future": "USD-M futures"}
+MARKET_NAMES = {"spot": "spot", "linear": "USD-M linear perpetual", "inverse": "COIN-M inverse perpetual"}
 
 
 class MarketMismatch(RecordingError):
@@ -35,19 +36,28 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def _config_markets(data: dict[str, Any]) -> list[dict[str, Any]]:
+    markets = data.get("markets")
+    if isinstance(markets, list):
+        return [m for m in markets if isinstance(m, dict)]
+    market = data.get("market", {})
+    return [market] if isinstance(market, dict) else []
+
+
 def shipped_configs(symbol: str, market_type: str) -> list[str]:
-    """The shipped backtest configs whose ``[market]`` is ``symbol`` (e.g. ``BTCUSDT``) on ``market_type``."""
+    """The shipped backtest configs that trade the recording id ``symbol`` (e.g. ``BTCUSDT``) on ``market_type``."""
+    unified = unified_symbol(symbol, market_type) or symbol
     found = []
     for path in sorted(CONFIG_DIR.glob("backtest*.toml")):
         try:
-            market = tomllib.loads(path.read_text(encoding="utf-8")).get("market", {})
+            markets = _config_markets(tomllib.loads(path.read_text(encoding="utf-8")))
         except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
             continue
-        if not isinstance(market, dict):
-            continue
-        sym = str(market.get("symbol", "BTC/USDT")).replace("/", "").upper()
-        if sym == symbol.upper() and market.get("type", "spot") == market_type:
-            found.append(_shown(path))
+        for market in markets:
+            kind = {"future": "linear"}.get(str(market.get("type", "spot")), str(market.get("type", "spot")))
+            if str(market.get("symbol", "BTC/USDT")) == unified and kind == market_type:
+                found.append(_shown(path))
+                break
     return found
 
 
@@ -63,20 +73,23 @@ def market_mismatch(
     *,
     check_symbol: bool = True,
 ) -> str | None:
-    """The error message when the recording (``symbol`` like ``BTCUSDT``, ``market_type`` ``"spot"``
-    or ``"future"``; empty when unknown) does not fit ``market`` (a ``MarketSection``); else None."""
+    """The error message when the recording (``symbol`` its exchange id like ``BTCUSDT``,
+    ``market_type`` ``"spot"``, ``"linear"`` or ``"inverse"``; empty when unknown) does not fit
+    ``market`` (a ``MarketSection``); else None. Symbols are compared as ccxt unified symbols."""
     symbol = (symbol or "").upper()
     market_type = market_type or ""
     where = f" in {config}" if config else ""
-    if check_symbol and symbol and symbol != market.symbol.replace("/", "").upper():
-        configs = _configs(symbol, market_type)
-        return (f"recording is {symbol} but market.symbol is {market.symbol}{where}: use a config whose [market] "
-                f"matches the data{' such as ' + configs if configs else ''}")
+    unified = unified_symbol(symbol, market_type or market.type) if symbol else None
     if market_type and market_type != market.type:
         configs = _configs(symbol, market_type)
         return (f'recording is {MARKET_NAMES.get(market_type, market_type)} (market type "{market_type}") but '
                 f'market.type is "{market.type}"{where}: fees, tick and lot sizes would be wrong; use '
                 + (configs if configs else f'a config with market.type = "{market_type}"'))
+    if check_symbol and symbol and (unified or symbol) != market.symbol:
+        configs = _configs(symbol, market_type)
+        shown = f"{symbol} ({unified})" if unified else symbol
+        return (f"recording is {shown} but market.symbol is {market.symbol}{where}: use a config whose [market] "
+                f"matches the data{' such as ' + configs if configs else (' (symbol = ' + repr(unified) + ')' if unified else '')}")
     return None
 
 
