@@ -229,10 +229,10 @@ def test_market_type_mismatch_with_a_config_exits_1(tmp_path):
     code, _, err = run_cli(["research", "--data", str(USDM_BTC[0]), "--out", str(tmp_path / "a"), "--config", str(CONFIG), "--quiet"])
     assert code == 1
     [line] = err.splitlines()
-    assert 'recording is USD-M futures (market type "future")' in line and 'market.type is "spot"' in line
+    assert 'recording is USD-M linear perpetual (market type "linear")' in line and 'market.type is "spot"' in line
     assert str(CONFIG) in line and "backtest-usdm-btcusdt.toml" in line
     code, _, err = run_cli(["research", "--data", str(SPOT_BTC[0]), "--out", str(tmp_path / "b"), "--config", str(USDM_CONFIG), "--quiet"])
-    assert code == 1 and 'recording is spot' in err and 'market.type is "future"' in err and "backtest.toml" in err
+    assert code == 1 and 'recording is spot' in err and 'market.type is "linear"' in err and "backtest.toml" in err
 
 
 def test_usdm_recording_without_config_warns_and_report_json_is_strict(tmp_path):
@@ -249,7 +249,7 @@ def test_usdm_recording_without_config_warns_and_report_json_is_strict(tmp_path)
         raise AssertionError(f"report.json is not strict JSON: {name}")
 
     rep = json.loads((tmp_path / "b" / "report.json").read_text(), parse_constant=strict)
-    assert rep["data"]["market_type"] == "future"
+    assert rep["data"]["market_type"] == "linear"
     assert rep["warnings"][0].startswith("no --config, so the built-in defaults are used: recording is USD-M futures")
 
 

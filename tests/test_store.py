@@ -142,7 +142,9 @@ def test_round_trip_and_summary(tmp_path: Path) -> None:
     assert "sqrt(365*24*3600/5)" in s["sharpe_annualization"] and "24/7" in s["sharpe_annualization"]
 
     text = format_summary(s)
+    text, _, table = text.partition("\n\n")
     lines = text.splitlines()
+    assert table.startswith("instruments (money in USDT):") and "BTC/USDT" in table
     assert lines[0].startswith("run_id:") and "run-1" in lines[0]
     value_cols = {len(re.match(r"^[\w.]+: +", line).group(0)) for line in lines}
     assert len(value_cols) == 1, "values are aligned in one column"

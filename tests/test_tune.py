@@ -169,7 +169,7 @@ def test_recording_of_another_symbol_is_refused(tmp_path, capsys):
     code = bot_main(["tune", "--config", str(ROOT / "config" / "backtest.toml"), "--space", str(space),
                       "--data", str(SPOT / "ethusdt_20240808.gz"), "--db", str(tmp_path / "t.db"), "--quiet"])
     assert code == 1
-    assert "recording is ETHUSDT but market.symbol is BTC/USDT" in capsys.readouterr().err
+    assert "recording is ETHUSDT (ETH/USDT) but market.symbol is BTC/USDT" in capsys.readouterr().err
 
 
 def test_foreign_data_file_is_refused_naming_it(tmp_path, capsys):
@@ -198,7 +198,7 @@ def test_recording_of_the_other_market_is_refused(tmp_path, capsys):
                      "--data", str(USDM_0808), "--db", str(tmp_path / "t.db"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 1
-    assert 'recording is USD-M futures (market type "future") but market.type is "spot"' in err
+    assert 'recording is USD-M linear perpetual (market type "linear") but market.type is "spot"' in err
     assert "backtest-usdm-btcusdt.toml" in err and str(ROOT / "config" / "backtest.toml") in err
 
 

@@ -57,12 +57,24 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         missing = [f for f in args.data if not Path(f).is_file()]
         if missing:
             return _fail("data file not found: " + ", ".join(missing))
+        many = len(settings.instruments) > 1
         if args.fast:
+            if many or settings.instruments[0].type != "spot":
+                return _fail("--fast replays one spot market so far (funding, inverse PnL and several instruments need the "
+                             "readable engine): drop --fast")
             return _backtest_fast(settings, args, db)
-        stats = ReaderStats()
-        events = _checked_symbol(read_binance(args.data, stats), stats, settings.market, args.config)
         files = [str(f) for f in args.data]
-        source_stats = stats.as_dict
+        if many:
+            from bot.cli.instruments import merged_events
+
+            try:
+                events, source_stats = merged_events(settings, files, args.config)
+            except RecordingError as exc:
+                return _fail(str(exc))
+        else:
+            stats = ReaderStats()
+            events = _checked_symbol(read_binance(args.data, stats), stats, settings.instruments[0], args.config)
+            source_stats = stats.as_dict
         # the first event before the run is stored: a file of another format, a recording without
         # market events or of another market is refused here, without leaving a failed run behind
         try:

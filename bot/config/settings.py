@@ -328,6 +328,10 @@ class Settings(BaseSettings):
         """The config as plain JSON-able data with secrets removed: stored with every run."""
         data = self.model_dump(mode="json", exclude={"exchange": {"api_key", "api_secret"}})
         data["exchange"]["api_key_set"] = self.exchange.api_key is not None
+        if data.get("markets") is None:
+            data.pop("markets", None)
+        else:
+            data.pop("market", None)  # one or the other, as in the file
         return data
 
 

@@ -76,6 +76,8 @@ class Order:
     """Wall-clock ns by which every create request for this order had been signed (0: none was)."""
     reject_reason: str = ""
     """Why the venue refused it (the exchange's own message), when ``status`` is REJECTED."""
+    symbol: str = ""
+    """The instrument (ccxt unified symbol)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,7 @@ class Fill:
     trade_id: str = ""
     fee_currency: str = ""
     fee_value: Decimal | None = None
+    symbol: str = ""
 
     @property
     def fee_in_quote(self) -> Decimal:

@@ -24,6 +24,15 @@ moves it out of the position (the round trip closes) into ``dust``, at its cost;
 counting it at the mark, and the next position opened in its direction takes it back, so it is
 sold once it makes a tradable amount together with new size.
 
+Derivatives (``kind`` ``linear`` or ``inverse``; amounts in contracts of ``contract_size``): a
+trade moves no cash, only margin; ``cash`` is the wallet balance of the settle currency, which
+realized PnL, fees in the settle asset and funding payments change. Realized PnL per contract
+closed: linear ``contract_size * (exit - entry)``; inverse ``contract_size * (1/entry - 1/exit)``
+in the settle (base) currency. Equity is the wallet plus unrealized PnL at the mark:
+linear ``cash - cost_basis * cs + qty * cs * mark``; inverse ``cash + inv_basis - qty * cs / mark``
+(``inv_basis`` = the signed sum of lot size x cs / lot price), i.e. ``equity_cash + equity_qty *
+mark + equity_inv / mark``.
+
 A round trip is a position going from flat back to flat (or flipping through zero, or ending in
 dust); its PnL, net of the fees of every fill in it, is what ``trades`` and ``win rate`` count.
 """
@@ -33,6 +42,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from bot.core.orders import Fill
 
@@ -82,6 +92,12 @@ class Portfolio:
     last_fill_ts: int = 0
     equity_cash: Decimal = ZERO
     equity_qty: Decimal = ZERO
+    equity_inv: Decimal = ZERO
+    kind: str = "spot"
+    contract_size: Decimal = Decimal(1)
+    settle: str = ""
+    funding: Decimal = ZERO
+    inv_basis: Decimal = ZERO
     closed: list[RoundTrip] = field(default_factory=list)
     _trip_gross: Decimal = ZERO
     _trip_fees: Decimal = ZERO
@@ -93,9 +109,20 @@ class Portfolio:
         self._sync_equity()
 
     @classmethod
-    def start(cls, cash: Decimal | float | str, base: str = "", quote: str = "") -> "Portfolio":
+    def start(cls, cash: Decimal | float | str, base: str = "", quote: str = "", market: Any = None) -> "Portfolio":
+        """A portfolio holding ``cash``; ``market`` (a :class:`bot.core.market.Market`) sets the
+        instrument kind and contract size (spot when None)."""
         cash = Decimal(str(cash))
-        return cls(cash=cash, initial_cash=cash, base=base, quote=quote)
+        if market is None:
+            return cls(cash=cash, initial_cash=cash, base=base, quote=quote)
+        return cls(
+            cash=cash, initial_cash=cash, base=base or market.base, quote=quote or market.quote,
+            kind=market.kind, contract_size=market.contract_size, settle=market.settle_currency,
+        )
+
+    @property
+    def is_derivative(self) -> bool:
+        return self.kind != "spot"
 
     def apply(self, fill: Fill) -> RoundTrip | None:
         """Book one fill; return the round trip it closed, if any.
@@ -106,8 +133,11 @@ class Portfolio:
         signed = fill.amount * fill.side.sign
         fee = fill.fee
         currency = fill.fee_currency
-        self.cash -= signed * fill.price
         received = signed
+        if self.kind != "spot":
+            currency = "" if currency == self.settle else currency
+        else:
+            self.cash -= signed * fill.price
         if not currency or currency == self.quote:
             self.cash -= fee
             fee_value = fee
@@ -136,9 +166,13 @@ class Portfolio:
     def _trade(self, signed: Decimal, price: Decimal, ts: int) -> RoundTrip | None:
         closed: RoundTrip | None = None
         lots = self._lots
+        inverse = self.kind == "inverse"
+        cs = self.contract_size
         if self.qty == ZERO or (self.qty > 0) == (signed > 0):
             lots.append([price, abs(signed)])
             self.cost_basis += signed * price
+            if inverse:
+                self.inv_basis += signed * cs / price
             self.qty += signed
             return None
         direction = 1 if self.qty > 0 else -1
@@ -147,13 +181,19 @@ class Portfolio:
         while left > 0 and lots:
             lot = lots[0]
             take = min(left, lot[1])
-            pnl += (price - lot[0]) * take * direction
+            if inverse:
+                pnl += take * cs * (1 / lot[0] - 1 / price) * direction
+                self.inv_basis -= take * cs / lot[0] * direction
+            else:
+                pnl += (price - lot[0]) * take * direction * cs
             self.cost_basis -= lot[0] * take * direction
             lot[1] -= take
             left -= take
             if lot[1] == ZERO:
                 lots.popleft()
         self.realized_pnl += pnl
+        if self.kind != "spot":
+            self.cash += pnl  # realized PnL settles into the wallet
         self._trip_gross += pnl
         before = self.qty
         self.qty = before + signed
@@ -166,6 +206,8 @@ class Portfolio:
                 self._trip_max = ZERO
                 lots.append([price, left])
                 self.cost_basis = self.qty * price
+                if inverse:
+                    self.inv_basis = self.qty * cs / price
         return closed
 
     def _close_trip(self, ts: int, direction: int, size: Decimal) -> RoundTrip:
@@ -181,6 +223,7 @@ class Portfolio:
         self.stop_price = None
         self.take_profit_price = None
         self.cost_basis = ZERO
+        self.inv_basis = ZERO
         return trip
 
     def set_aside_dust(self, ts: int) -> RoundTrip | None:
@@ -233,9 +276,35 @@ class Portfolio:
         self.dust = ZERO
         self.dust_cost = ZERO
 
+    def apply_funding(self, amount: Decimal, ts: int) -> None:
+        """Book a funding payment in the settle currency (> 0 received, < 0 paid) into the wallet."""
+        self.cash += amount
+        self.funding += amount
+        self._sync_equity()
+
+    def funding_due(self, rate: float, mark: float) -> Decimal:
+        """The payment a funding ``rate`` (fraction per interval) at ``mark`` makes to this position:
+        ``-position value * rate`` (longs pay a positive rate). Binance: "Funding Amount = Nominal
+        Value of Positions x Funding Rate", nominal linear ``qty * cs * mark``, inverse ``qty * cs / mark``."""
+        if self.qty == ZERO or not mark > 0:
+            return ZERO
+        rate_d = Decimal(repr(rate))
+        mark_d = Decimal(repr(mark))
+        value = self.qty * self.contract_size / mark_d if self.kind == "inverse" else self.qty * self.contract_size * mark_d
+        return (-value * rate_d).quantize(Decimal("1e-12"))
+
     def _sync_equity(self) -> None:
-        self.equity_cash = self.cash - self.other_fees_value
-        self.equity_qty = self.qty + self.dust
+        if self.kind == "spot":
+            self.equity_cash = self.cash - self.other_fees_value
+            self.equity_qty = self.qty + self.dust
+        elif self.kind == "linear":
+            cs = self.contract_size
+            self.equity_cash = self.cash - self.other_fees_value - self.cost_basis * cs
+            self.equity_qty = self.qty * cs
+        else:
+            self.equity_cash = self.cash - self.other_fees_value + self.inv_basis
+            self.equity_qty = ZERO
+            self.equity_inv = -self.qty * self.contract_size
 
     @property
     def avg_price(self) -> Decimal:
@@ -245,11 +314,16 @@ class Portfolio:
         return (self.cost_basis / self.qty).quantize(Decimal("1e-12"))
 
     def equity(self, mark: float) -> float:
-        """Cash less fees paid in other assets, plus the position and dust marked at ``mark``."""
+        """Cash less fees paid in other assets, plus the position and dust marked at ``mark``
+        (derivatives: the wallet plus unrealized PnL), in the settle currency."""
+        if self.kind == "inverse":
+            return float(self.equity_cash) + (float(self.equity_inv) / mark if self.equity_inv else 0.0)
         return float(self.equity_cash) + float(self.equity_qty) * mark
 
     def unrealized(self, mark: float) -> float:
-        return float(self.qty) * mark - float(self.cost_basis)
+        if self.kind == "inverse":
+            return float(self.inv_basis) - float(self.qty * self.contract_size) / mark if self.qty else 0.0
+        return (float(self.qty) * mark - float(self.cost_basis)) * float(self.contract_size)
 
     @property
     def is_flat(self) -> bool:

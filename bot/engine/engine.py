@@ -21,14 +21,16 @@ from decimal import Decimal
 from typing import Protocol
 
 from bot.book.book import OrderBook
-from bot.config.settings import Settings
-from bot.core.events import MarketEvent
-from bot.core.market import Market
+from bot.config.settings import MarketSection, Settings
+from bot.core.account import Account
+from bot.core.events import MarketEvent, MarkPrice
+from bot.core.market import Market, market_from_section
 from bot.core.orders import Fill, Intent, IntentKind, Order, OrderStatus, Reject, Side
 from bot.core.portfolio import Portfolio
 from bot.log import enabled_for as log_enabled_for
 from bot.log import get_logger
-from bot.risk.manager import RiskManager
+from bot.engine.funding import FundingClock
+from bot.risk.manager import AccountLimits, RiskManager
 from bot.signals.features import SignalEngine
 from bot.signals.strategy import MakerStrategy, ThresholdStrategy
 from bot.store.store import Store
@@ -65,9 +67,8 @@ class Venue(Protocol):
 
 
 def market_from_settings(settings: Settings) -> Market:
-    m = settings.market
-    base, _, quote = m.symbol.partition("/")
-    return Market(m.symbol, m.tick_size, m.lot_size, m.min_qty, m.min_notional, base, quote)
+    """The single instrument of a one-market config (``[market]``, or a one-entry ``[[markets]]``)."""
+    return market_from_section(settings.instruments[0])
 
 
 @dataclass(slots=True)
@@ -87,8 +88,38 @@ class EngineStats:
         return asdict(self)
 
 
+class OrderIds:
+    """Client order ids ``<run_id>-1``, ``<run_id>-2``, ... shared by every instrument of a run, so
+    they are unique across instruments and contiguous (a refused intent gives its number back)."""
+
+    __slots__ = ("prefix", "seq")
+
+    def __init__(self, run_id: str):
+        self.prefix = run_id
+        self.seq = 0
+
+    def take(self) -> str:
+        self.seq += 1
+        return f"{self.prefix}-{self.seq}"
+
+    def give_back(self) -> None:
+        self.seq -= 1
+
+
+@dataclass(slots=True)
+class EquitySchedule:
+    """When the next equity point is due: one schedule for the account, whichever instrument updates."""
+
+    interval_ns: int
+    next_ts: int = 0
+
+
 class Engine:
-    """Runs the strategy for one symbol against one venue and records everything in the store.
+    """Runs the strategy for one instrument against one venue and records everything in the store.
+
+    Several engines (one per instrument, see :mod:`bot.engine.account_engine`) share one
+    :class:`~bot.core.account.Account`, one :class:`~bot.risk.manager.AccountLimits`, one
+    :class:`OrderIds` and one :class:`EquitySchedule`; alone, an engine makes its own.
 
     Bookkeeping an accelerated replay (:mod:`bot.fast.backtest`) reads before it skips events and
     hands back through :meth:`absorb_skipped`: ``sound_seen``/``status_seen`` (the book soundness
@@ -106,9 +137,19 @@ class Engine:
         run_id: str,
         portfolio: Portfolio | None = None,
         peak_equity: float = 0.0,
+        *,
+        account: Account | None = None,
+        limits: AccountLimits | None = None,
+        lane: int = 0,
+        ids: OrderIds | None = None,
+        schedule: EquitySchedule | None = None,
+        market_cfg: MarketSection | None = None,
     ):
         self.settings = settings
         self.market = market
+        self.lane = lane
+        self.symbol = market.symbol
+        self.market_cfg = market_cfg if market_cfg is not None else settings.instruments[lane]
         self.venue = venue
         self.store = store
         self.run_id = run_id
@@ -124,27 +165,44 @@ class Engine:
             if settings.strategy.mode == "maker"
             else None
         )
+        if account is None:
+            if portfolio is None:
+                portfolio = Portfolio.start(Decimal(repr(settings.risk.initial_equity)), market=market)
+            account = Account([market], [portfolio])
+        self.account = account
+        self.portfolio = account.portfolios[lane]
         self.risk = RiskManager(
             settings.risk,
             market,
             depth_levels=settings.signal.depth_levels,
             taker_fee_bps=settings.execution.taker_fee_bps,
             kill_switch_file=settings.risk.kill_switch_file,
+            limits=limits,
+            account=account,
+            lane=lane,
         )
-        self.portfolio = portfolio if portfolio is not None else Portfolio.start(Decimal(repr(settings.risk.initial_equity)), market.base, market.quote)
-        self.risk.peak_equity = peak_equity
+        if limits is None:
+            self.risk.peak_equity = peak_equity
         self.stats = EngineStats()
         self.last_mid = float("nan")
         self.now = 0
-        self._order_seq = 0
+        self.ids = ids if ids is not None else OrderIds(run_id)
         self.equity_interval_ns = int(settings.store.equity_interval_s * 1e9)
-        self.next_equity_ts = 0
+        self.schedule = schedule if schedule is not None else EquitySchedule(self.equity_interval_ns)
+        self.funding = FundingClock(self.market_cfg) if market.is_derivative else None
         self.sound_seen = False
         self.status_seen = self.book.status  # the book status last acted on (a new reason to be unsound is recorded too)
         self._reanchors_seen = 0
-        self._halt_seen = None
         self.spread_sum = 0.0
         self.spread_n = 0
+
+    @property
+    def next_equity_ts(self) -> int:
+        return self.schedule.next_ts
+
+    @next_equity_ts.setter
+    def next_equity_ts(self, value: int) -> None:
+        self.schedule.next_ts = value
 
     # ------------------------------------------------------------------ event loop
     def on_event(self, event: MarketEvent) -> None:
@@ -153,6 +211,9 @@ class Engine:
         self.stats.events += 1
         book = self.book
         changed = book.apply(event)
+        funding = self.funding
+        if funding is not None and (now >= funding.next_ts or type(event) is MarkPrice):
+            self._funding(event, now)
         if book.is_sound != self.sound_seen or book.status is not self.status_seen:
             self._soundness_changed(now)
         if self.venue.active:
@@ -167,13 +228,15 @@ class Engine:
         self.last_mid = state.mid
         self.spread_sum += state.spread / state.mid
         self.spread_n += 1
-        equity = self.portfolio.equity(state.mid)
-        if now >= self.next_equity_ts:
+        account = self.account
+        account.marks[self.lane] = state.mid
+        equity = account.equity()
+        if now >= self.schedule.next_ts:
             self._record_equity(now, equity)
         if self.venue.has_pending:
             return
         intent = self.risk.on_mark(self.portfolio, equity, book.best_bid, book.best_ask, now)
-        if self.risk.halt is not self._halt_seen:
+        if self.risk.halt is not self.risk.limits.halt_seen:
             self._halt_changed(now)
         if self.maker is not None:
             if intent is not None or self.risk.halt is not None:
@@ -229,8 +292,9 @@ class Engine:
             for order, fills in self.venue.on_book(self.book, now):
                 self._on_execution(order, fills, now)
 
-    def finish(self, reason: str = "end_of_data") -> None:
-        """Cancel resting quotes, flatten any open position on the last book, record the final equity."""
+    def finish(self, reason: str = "end_of_data", checkpoint: bool = True) -> None:
+        """Cancel resting quotes, flatten any open position on the last book, record the final
+        equity (``checkpoint=False``: the account's engine records it once for every instrument)."""
         now = self.now
         latency = int(self.settings.execution.latency_ms * 1e6)
         if self._cancel_quotes(now) or self.venue.has_pending:
@@ -238,8 +302,7 @@ class Engine:
                 self._on_execution(order, fills, now + latency)
             self.now = now = now + latency
         if not self.portfolio.is_flat and not self.venue.has_pending:
-            mid = self.last_mid
-            equity = self.portfolio.equity(mid) if mid == mid else float(self.portfolio.equity_cash)
+            equity = self.account.equity()
             # the last update's own time: the book is as fresh as it will ever be
             self._decide(Intent(IntentKind.EXIT, now, reason), equity, max(now, self.book.last_update_ts))
         if self.venue.has_pending:
@@ -247,20 +310,20 @@ class Engine:
             for order, fills in self.venue.on_book(self.book, due):
                 self._on_execution(order, fills, due)
             self.now = max(now, due)
-        self.checkpoint()
+        if checkpoint:
+            self.checkpoint()
 
     # ------------------------------------------------------------------ decisions
     def _next_client_order_id(self) -> str:
-        self._order_seq += 1
-        return f"{self.run_id}-{self._order_seq}"
+        return self.ids.take()
 
     def _decide(self, intent: Intent, equity: float, now: int) -> None:
         self.stats.decisions += 1
         venue = self.venue
-        available = venue.available(self.market.base) if intent.kind is IntentKind.EXIT else None
+        available = venue.available(self.market.base) if intent.kind is IntentKind.EXIT and not self.market.is_derivative else None
         result = self.risk.check(intent, self.portfolio, equity, self.book, now, self._next_client_order_id(), available, venue.balance_generation)
         if isinstance(result, Reject):
-            self._order_seq -= 1  # the id was not used: ids stay contiguous (SentIds keeps them flat)
+            self.ids.give_back()  # the id was not used: ids stay contiguous (SentIds keeps them flat)
             if result.rule == "venue_cooldown":
                 return  # nothing was decided: not yet
             if result.rule == "balance_recheck":
@@ -272,7 +335,7 @@ class Engine:
             self.stats.rejects += 1
             if intent.kind is not IntentKind.EXIT:
                 self.strategy.cool_down(now)
-            self.store.record_risk_event(self.run_id, now, "reject", result.rule, f"{intent.kind.value}: {result.detail}")
+            self.store.record_risk_event(self.run_id, now, "reject", result.rule, f"{intent.kind.value}: {result.detail}", self.symbol)
             if self._info:
                 self.log.info("order rejected", intent=intent.kind.value, reason=intent.reason, rule=result.rule, detail=result.detail, score=round(intent.score, 4))
             return
@@ -308,7 +371,7 @@ class Engine:
         assert maker is not None
         book = self.book
         mid = state.mid
-        cap = self.settings.risk.max_position_notional / mid if mid > 0 else 0.0
+        cap = self.market.amount_for_value(self.settings.risk.max_position_notional, mid) if mid > 0 else 0.0
         targets = maker.quotes(state, book.best_bid, book.best_ask, float(self.portfolio.qty), cap, now)
         for side in (Side.BUY, Side.SELL):
             target = targets[side.value]
@@ -325,12 +388,12 @@ class Engine:
             )
             self.stats.decisions += 1
             if isinstance(result, Reject):
-                self._order_seq -= 1
+                self.ids.give_back()
                 if result.rule == "venue_cooldown":
                     continue
                 self.stats.rejects += 1
                 maker.cool_down(side.value, now)
-                self.store.record_risk_event(self.run_id, now, "reject", result.rule, f"quote {side.value}: {result.detail}")
+                self.store.record_risk_event(self.run_id, now, "reject", result.rule, f"quote {side.value}: {result.detail}", self.symbol)
                 if self._info:
                     self.log.info("quote rejected", side=side.value, rule=result.rule, detail=result.detail)
                 continue
@@ -347,11 +410,11 @@ class Engine:
         trip = pf.set_aside_dust(now)
         self.stats.dust_set_aside += 1
         if trip is not None:
-            self.store.record_round_trip(self.run_id, trip)
+            self.store.record_round_trip(self.run_id, trip, self.symbol)
         pf.closed.clear()
         # stamped with the fill that left the remainder, so a restart replays it in its place
-        self.store.record_risk_event(self.run_id, left_by, "dust", "min_order", detail)
-        self.store.record_position(self.run_id, now, pf.qty, pf.avg_price, pf.realized_pnl, pf.cash, pf.fees, pf.dust)
+        self.store.record_risk_event(self.run_id, left_by, "dust", "min_order", detail, self.symbol)
+        self._record_position(now)
         self.log.warning("position remainder set aside as dust", dust=str(pf.dust), detail=detail)
 
     def _venue_feedback(self, order: Order, fills: list[Fill], now: int) -> None:
@@ -369,10 +432,11 @@ class Engine:
             self.store.record_risk_event(
                 self.run_id, now, "venue_reject", what,
                 f"{order.client_order_id} {order.side.value} {order.amount}: {reason}; no {order.side.value} order for {delay:g}s",
+                self.symbol,
             )
             self.log.warning("order refused by the venue", client_order_id=order.client_order_id, kind=what, reason=reason, cooldown_s=delay)
             if halt is not None:
-                self.store.record_risk_event(self.run_id, now, "stuck_exit", halt.rule, halt.detail)
+                self.store.record_risk_event(self.run_id, now, "stuck_exit", halt.rule, halt.detail, self.symbol)
                 self._halt_changed(now)
         elif fills:
             risk.on_venue_fill(order.side, order.reduce_only)
@@ -388,12 +452,12 @@ class Engine:
             trip = portfolio.apply(fill)
             self.store.record_fill(self.run_id, fill)
             if trip is not None:
-                self.store.record_round_trip(self.run_id, trip)
+                self.store.record_round_trip(self.run_id, trip, self.symbol)
                 if self._info:
                     self.log.info("round trip closed", side=trip.side, pnl_net=str(trip.pnl_net), fees=str(trip.fees))
         portfolio.closed.clear()  # recorded in the store; a daemon must not keep every round trip in memory
         if fills:
-            self.store.record_position(self.run_id, now, portfolio.qty, portfolio.avg_price, portfolio.realized_pnl, portfolio.cash, portfolio.fees, portfolio.dust)
+            self._record_position(now)
         if was_flat and not portfolio.is_flat:
             stop, target = self.risk.protective_prices(portfolio.qty, portfolio.avg_price)
             portfolio.stop_price, portfolio.take_profit_price = stop, target
@@ -414,7 +478,7 @@ class Engine:
                 position=str(portfolio.qty),
             )
         if order.status is OrderStatus.EXPIRED and order.filled < order.amount and order.order_type == "market":
-            self.store.record_risk_event(self.run_id, now, "partial_fill", "book_depth", f"{order.client_order_id} filled {order.filled} of {order.amount}")
+            self.store.record_risk_event(self.run_id, now, "partial_fill", "book_depth", f"{order.client_order_id} filled {order.filled} of {order.amount}", self.symbol)
         if fills or order.status is not OrderStatus.FILLED:
             self._venue_feedback(order, fills, now)
 
@@ -432,10 +496,18 @@ class Engine:
         }
 
     def checkpoint(self) -> None:
-        """Record the current equity (if the market is known) and flush the store."""
+        """Record the current equity and this instrument's mark (if the market is known); flush."""
         if self.last_mid == self.last_mid:
-            self._record_equity(self.now, self.portfolio.equity(self.last_mid))
+            self._record_equity(self.now, self.account.equity())
+            self.record_mark(self.now)
         self.store.flush()
+
+    def record_mark(self, now: int) -> None:
+        """This instrument's mid, position and PnL so far (its equity less its initial cash): the
+        per-instrument rows of ``bot report``."""
+        pf = self.portfolio
+        pnl = self.account.contribution(self.lane) - float(pf.initial_cash)
+        self.store.record_mark(self.run_id, now, self.symbol, self.last_mid, pf.qty + pf.dust, pnl)
 
     def cost_hurdle(self) -> dict[str, float | str | None]:
         """What a round trip costs on this market, in bps: the bar any signal must clear.
@@ -461,8 +533,39 @@ class Engine:
 
     # ------------------------------------------------------------------ bookkeeping
     def _record_equity(self, now: int, equity: float) -> None:
-        self.store.record_equity(self.run_id, now, equity, self.last_mid, float(self.portfolio.qty), float(self.portfolio.cash))
-        self.next_equity_ts = now - now % self.equity_interval_ns + self.equity_interval_ns
+        """An equity point of the account (``mid`` and ``position_qty`` of the instrument that updated)."""
+        self.store.record_equity(self.run_id, now, equity, self.last_mid, float(self.portfolio.qty), float(self.account.cash))
+        self.schedule.next_ts = now - now % self.equity_interval_ns + self.equity_interval_ns
+
+    def _record_position(self, now: int) -> None:
+        pf = self.portfolio
+        self.store.record_position(
+            self.run_id, now, pf.qty, pf.avg_price, pf.realized_pnl, self.account.cash, pf.fees, pf.dust, self.symbol, pf.funding,
+        )
+
+    def _funding(self, event: MarketEvent, now: int) -> None:
+        """Funding (:mod:`bot.engine.funding`): book the payment due on the position held across
+        a funding time, at the mark."""
+        clock = self.funding
+        assert clock is not None
+        due = clock.on_mark_price(event) if type(event) is MarkPrice else None
+        if due is None and now >= clock.next_ts:
+            due = clock.on_time(now)
+        if due is None:
+            return
+        due_ts, rate = due
+        mark = clock.mark if clock.mark > 0 else self.last_mid
+        pf = self.portfolio
+        if pf.is_flat or not mark == mark:
+            return
+        amount = pf.funding_due(rate, mark)
+        if amount == 0:
+            return
+        pf.apply_funding(amount, due_ts)
+        self.store.record_funding(self.run_id, due_ts, self.symbol, rate, mark, pf.qty, amount, self.market.settle_currency)
+        self._record_position(now)
+        if self._info:
+            self.log.info("funding", symbol=self.symbol, rate=rate, mark=mark, amount=str(amount))
 
     def _soundness_changed(self, now: int) -> None:
         was_sound = self.sound_seen
@@ -474,19 +577,19 @@ class Engine:
                 if reanchors != self._reanchors_seen:  # only ever on a fresh snapshot, so always at a soundness change
                     self._reanchors_seen = reanchors
                     detail = f"the price moved beyond risk.price_band while the book was rebuilt; fresh snapshots agree on mid {self.book.ref_mid}"
-                    self.store.record_risk_event(self.run_id, now, "reanchor", "price_band", detail)
+                    self.store.record_risk_event(self.run_id, now, "reanchor", "price_band", detail, self.symbol)
                     self.log.warning("price band re-anchored", mid=self.book.ref_mid)
-                self.store.record_risk_event(self.run_id, now, "resume", "book_sound", "book sound again: trading allowed")
+                self.store.record_risk_event(self.run_id, now, "resume", "book_sound", "book sound again: trading allowed", self.symbol)
                 self.log.info("book sound", depth_sequence=self.book.depth_sequence)
         else:
             if was_sound:
                 self.stats.unsound_periods += 1
-            self.store.record_risk_event(self.run_id, now, "book_unsound", self.book.status.value, "no trading until the book is sound")
+            self.store.record_risk_event(self.run_id, now, "book_unsound", self.book.status.value, "no trading until the book is sound", self.symbol)
             self.log.warning("book unsound", status=self.book.status.value)
 
     def _halt_changed(self, now: int) -> None:
         halt = self.risk.halt
-        self._halt_seen = halt
+        self.risk.limits.halt_seen = halt
         if halt is None:
             self.store.record_risk_event(self.run_id, now, "resume", "halt_expired", "halt lifted")
             self.log.info("halt lifted")

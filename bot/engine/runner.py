@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.config.settings import Settings
 from bot.core.events import MarketEvent
+from bot.engine.account_engine import AccountEngine
 from bot.engine.engine import Engine, market_from_settings
 from bot.execution.paper import PaperVenue
 from bot.log import bind_run, get_logger
@@ -56,10 +57,24 @@ def run_backtest(
 ) -> dict[str, Any]:
     """Replay ``events`` through the engine with the paper fill model; return the stored summary.
 
+    With several instruments (``[[markets]]``) ``events`` are ``(instrument index, event)`` pairs
+    merged by receive time (:func:`bot.data.merge.merge_by_time`), replayed by one
+    :class:`~bot.engine.account_engine.AccountEngine`.
+
     The summary is read back from the database, so what is printed is exactly what ``bot report``
     will print later. Ctrl-C stops the replay, marks the run ``interrupted`` and still returns the
     summary of what was processed.
     """
+    if len(settings.instruments) > 1:
+
+        def replay_many(engine: AccountEngine) -> None:
+            on_event = engine.on_event
+            for n, (lane, event) in enumerate(events, 1):  # type: ignore[misc]
+                on_event(lane, event)
+                if progress is not None and n % 100_000 == 0:
+                    progress(n)
+
+        return run_engine_backtest(settings, replay_many, db_path=db_path, data_files=data_files, source_stats=source_stats)  # type: ignore[arg-type]
 
     def replay(engine: Engine) -> None:
         on_event = engine.on_event
@@ -95,13 +110,14 @@ def run_engine_backtest(
     run_id = new_run_id()
     bind_run(run_id, "backtest")
     log = get_logger("bot.backtest")
-    market = market_from_settings(settings)
+    many = len(settings.instruments) > 1
+    symbol = ",".join(m.symbol for m in settings.instruments)
     store = Store(db_path, batch_size=settings.store.batch_size, synchronous=settings.store.synchronous)
     if on_store is not None:
         on_store(store)
     status = "failed"
     started = time.perf_counter()
-    engine: Engine | None = None
+    engine: Engine | AccountEngine | None = None
     try:
         store.start_run(
             run_id,
@@ -110,10 +126,14 @@ def run_engine_backtest(
             git_rev=git_revision(),
             data_files=[os.fspath(f) for f in data_files],
             initial_equity=settings.risk.initial_equity,
-            symbol=market.symbol,
+            symbol=symbol,
         )
         log.info("backtest started", db=str(db_path), data=[str(f) for f in data_files])
-        engine = Engine(settings, market, PaperVenue(settings.execution, market), store, run_id)
+        if many:
+            engine = AccountEngine(settings, lambda market: PaperVenue(settings.execution, market), store, run_id)
+        else:
+            market = market_from_settings(settings)
+            engine = Engine(settings, market, PaperVenue(settings.execution, market), store, run_id)
         replay(engine)
         engine.finish()
         status = "completed"

@@ -87,10 +87,14 @@ def check_live_allowed(settings: Settings, live_flag: bool) -> None:
                 raise DaemonError(f"live mode needs a non-empty exchange.{name}: set BOT__EXCHANGE__{name.upper()} in the environment or .env")
     if settings.run.mode == "backtest":
         raise DaemonError("run.mode is \"backtest\": use `bot backtest`, or a paper/live config for `bot run`")
-    if settings.market.type != "spot":
+    if len(settings.instruments) > 1:
+        raise DaemonError("[[markets]] with several instruments is not supported by the paper and live daemon yet: "
+                          "run one daemon per [market], or backtest them together with `bot backtest`")
+    market = settings.instruments[0]
+    if market.type != "spot":
         raise DaemonError(
-            f"market.type = {settings.market.type!r} is not supported by the paper and live daemon yet: it would trade the "
-            "futures market with spot accounting (no reduce-only, positions, funding or margin); use market.type = \"spot\""
+            f"market.type = {market.type!r} is not supported by the paper and live daemon yet (no reduce-only orders, "
+            "exchange positions, funding or margin on the live path); backtest it with `bot backtest`, or use market.type = \"spot\""
         )
     if settings.store.synchronous == "off":
         raise DaemonError('store.synchronous = "off" is for backtests: a power loss could corrupt the database of a running daemon; use "normal" or "full"')

@@ -120,6 +120,15 @@ def market_from_ccxt(info: dict[str, Any]) -> Market:
         except ExchangeResponseError as exc:
             raise ExchangeFailure(str(exc)) from None
 
+    kind = "spot"
+    if info.get("contract") or info.get("swap") or info.get("future"):
+        kind = "inverse" if info.get("inverse") else "linear"
+    contract_size = Decimal(1)
+    if kind != "spot":
+        try:
+            contract_size = number(info.get("contractSize") or 1, "load_markets", f"{symbol} contractSize", positive=True)
+        except ExchangeResponseError as exc:
+            raise ExchangeFailure(str(exc)) from None
     return Market(
         symbol=str(symbol),
         tick_size=step(precision.get("price"), "price"),
@@ -129,6 +138,9 @@ def market_from_ccxt(info: dict[str, Any]) -> Market:
         base=str(info.get("base", "")),
         quote=str(info.get("quote", "")),
         exchange_symbol=str(info.get("id") or ""),
+        kind=kind,
+        contract_size=contract_size,
+        settle=str(info.get("settle") or ""),
     )
 
 

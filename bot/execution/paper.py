@@ -162,10 +162,16 @@ class PaperVenue:
         return fills
 
     def _fill(self, order: Order, now: int, price: Decimal, amount: Decimal, rate: Decimal, liquidity: str) -> Fill:
-        fee = (price * amount * rate).quantize(FEE_QUANTUM, rounding=ROUND_HALF_UP)
+        market = self.market
+        # the fee is a rate of the trade's value in the settle currency (inverse: contracts x size / price)
+        value = amount * market.contract_size / price if market.inverse else price * amount * market.contract_size
+        fee = (value * rate).quantize(FEE_QUANTUM, rounding=ROUND_HALF_UP)
         self._fill_seq += 1
         order.filled += amount
-        return Fill(now, order.client_order_id, order.side, price, amount, fee, liquidity, f"paper-{self._fill_seq}", self.market.quote)
+        return Fill(
+            now, order.client_order_id, order.side, price, amount, fee, liquidity, f"paper-{self._fill_seq}",
+            market.settle_currency, symbol=order.symbol or market.symbol,
+        )
 
     # ------------------------------------------------------------------ resting orders
     def _activate(self, order: Order, book: OrderBook, done: list[tuple[Order, list[Fill]]]) -> None:

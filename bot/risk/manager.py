@@ -21,12 +21,23 @@ the order they are applied:
 ``balance_mismatch`` the same in a later answer: the books disagree with the account; trading
                   halts without flattening (a halt of the same name) until an operator has looked.
 
-Entry size is the smallest of:
+Entry size is the smallest of (money in the account's settle currency, sizes in the
+instrument's amount units: base on spot, contracts on derivatives, converted through
+:meth:`bot.core.market.Market.value`):
   risk budget   equity * risk_per_trade / (stop distance + round-trip taker fees), per unit
-  order cap     max_order_notional / price
-  position cap  max_position_notional / price
+  order cap     max_order_notional
+  position cap  max_position_notional
   depth cap     max_depth_fraction * visible size of the top N levels on the side we take
-then truncated to the lot size. Exits are never capped by these: leaving a position is always
+  account caps  max_gross_notional less every other position's value; max_leverage * equity
+                less the gross value; derivatives: (max_margin_usage * equity less the margin
+                in use) * leverage
+then truncated to the lot size. A derivative entry whose estimated liquidation price
+(:mod:`bot.risk.liquidation`) lies closer than ``liquidation_buffer_stops`` stop distances is
+refused (``liquidation_buffer``).
+
+Account-wide: the halt, peak equity and start-of-day equity live in one :class:`AccountLimits`
+shared by every instrument's risk manager, and the equity they see is the account's: a daily
+loss or drawdown anywhere halts and flattens every instrument. Exits are never capped by these: leaving a position is always
 allowed; they are sized to the position, or to what the exchange reports free when that is less
 (a spot sell cannot sell more base than the account holds, e.g. after a fee taken in base).
 
@@ -52,14 +63,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.book.book import OrderBook
 from bot.config.settings import RiskSection
 from bot.core.market import Market, to_decimal
 from bot.core.orders import Intent, IntentKind, Order, Reject, Side
 from bot.core.portfolio import Portfolio
+from bot.risk.liquidation import isolated_wallet, liquidation_price
+
+if TYPE_CHECKING:
+    from bot.core.account import Account
 
 DAY_NS = 86_400 * 1_000_000_000
+ACCOUNT_CAPS = ("max_gross_notional", "max_leverage", "max_margin_usage")
 POSITION_BREACH_FACTOR = 1.25
 """A position worth more than this times ``max_position_notional`` cannot come from the bot's own
 sizing (entries are capped at the cap, and the price would have to move 25 % while it is held)."""
@@ -73,6 +90,17 @@ class Halt:
     flatten: bool = True  # False: stop trading, but do not trade the position out either
 
 
+@dataclass(slots=True)
+class AccountLimits:
+    """The account-wide state every instrument's risk manager shares: one halt, one peak, one day."""
+
+    halt: Halt | None = None
+    peak_equity: float = 0.0
+    day: int = -1
+    day_start_equity: float = 0.0
+    halt_seen: Halt | None = None  # the halt last recorded by an engine (recorded once for the account)
+
+
 class RiskManager:
     def __init__(
         self,
@@ -82,16 +110,18 @@ class RiskManager:
         depth_levels: int,
         taker_fee_bps: float,
         kill_switch_file: str | Path | None = None,
+        limits: AccountLimits | None = None,
+        account: Account | None = None,
+        lane: int = 0,
     ):
         self.cfg = cfg
         self.market = market
+        self.limits = limits if limits is not None else AccountLimits()
+        self.account = account
+        self.lane = lane
         self.depth_levels = depth_levels
         self.fee_rate = taker_fee_bps / 1e4
         self.kill_switch_file = Path(kill_switch_file) if kill_switch_file else None
-        self.halt: Halt | None = None
-        self.peak_equity = 0.0
-        self.day = -1
-        self.day_start_equity = 0.0
         self._max_age_ns = int(cfg.max_book_age_s * 1e9)
         self._sl = cfg.stop_loss_bps / 1e4
         self._tp = cfg.take_profit_bps / 1e4
@@ -99,6 +129,39 @@ class RiskManager:
         self._reject_streak = {Side.BUY: 0, Side.SELL: 0}
         self._exit_rejects = 0
         self._mismatch_generation: int | None = None  # the balance answer a mismatch was first seen in
+
+    # ------------------------------------------------------------------ account-wide state
+    @property
+    def halt(self) -> Halt | None:
+        return self.limits.halt
+
+    @halt.setter
+    def halt(self, value: Halt | None) -> None:
+        self.limits.halt = value
+
+    @property
+    def peak_equity(self) -> float:
+        return self.limits.peak_equity
+
+    @peak_equity.setter
+    def peak_equity(self, value: float) -> None:
+        self.limits.peak_equity = value
+
+    @property
+    def day(self) -> int:
+        return self.limits.day
+
+    @day.setter
+    def day(self, value: int) -> None:
+        self.limits.day = value
+
+    @property
+    def day_start_equity(self) -> float:
+        return self.limits.day_start_equity
+
+    @day_start_equity.setter
+    def day_start_equity(self, value: float) -> None:
+        self.limits.day_start_equity = value
 
     # ------------------------------------------------------------------ restarts
     def restore(self, *, peak_equity: float, day: int, day_start_equity: float, halt: Halt | None) -> None:
@@ -142,7 +205,7 @@ class RiskManager:
         """Halt (without flattening) when the position is beyond what the bot's own caps allow."""
         if portfolio.is_flat or not mid > 0:
             return None
-        notional = abs(float(portfolio.qty)) * mid
+        notional = self.market.value(abs(float(portfolio.qty)), mid)
         limit = self.cfg.max_position_notional * POSITION_BREACH_FACTOR
         if notional <= limit:
             return None
@@ -184,8 +247,8 @@ class RiskManager:
             return f"no sane price to value it (touch {price})"
         cfg = self.cfg
         cap = cfg.max_position_notional * POSITION_BREACH_FACTOR if order.reduce_only else max(cfg.max_order_notional, 0.0)
-        notional = float(order.amount) * price
-        slack = float(self.market.lot_size) * price  # one lot of rounding
+        notional = self.market.value(float(order.amount), price)
+        slack = self.market.value(float(self.market.lot_size), price)  # one lot of rounding
         if notional > cap * (1 + 1e-9) + slack:
             return f"notional {notional:.2f} ({order.amount} at {price}) exceeds the cap {cap:.2f}"
         return None
@@ -299,10 +362,13 @@ class RiskManager:
             self._mismatch_generation = None
             amount = self.market.amount_to_precision(size)
             price = book.best_bid if side is Side.SELL else book.best_ask
-            problem = self.market.check_order(amount, to_decimal(price))
+            # a reduce-only exit of a derivative is exempt from the minimum notional (Binance
+            # futures MIN_NOTIONAL applies to orders that open or add), never from whole lots
+            problem = self.market.check_order(amount, to_decimal(price)) if not self.market.is_derivative else (
+                "amount rounds to zero lots" if amount <= 0 else None)
             if problem is not None:
                 return Reject(now, intent, "dust", f"position {portfolio.qty} (free {available}): {problem}; set aside as dust")
-            return Order(client_order_id, now, side, amount, reason=intent.reason, reduce_only=True)
+            return Order(client_order_id, now, side, amount, reason=intent.reason, reduce_only=True, symbol=self.market.symbol)
 
         if self.kill_switch_on():
             return Reject(now, intent, "kill_switch", "kill switch engaged")
@@ -316,28 +382,70 @@ class RiskManager:
             return Reject(now, intent, "venue_cooldown", "orders on this side refused by the venue; retry after the cooldown")
         price = book.best_ask if buy else book.best_bid
         cfg = self.cfg
-        loss_per_unit = price * (self._sl + 2.0 * self.fee_rate)
+        market = self.market
+        loss_per_unit = market.value(1.0, price) * (self._sl + 2.0 * self.fee_rate)
         visible = book.depth("ask" if buy else "bid", self.depth_levels)
         caps = {
             "risk_budget": equity * cfg.risk_per_trade / loss_per_unit,
-            "max_order_notional": cfg.max_order_notional / price,
-            "max_position_notional": cfg.max_position_notional / price,
+            "max_order_notional": market.amount_for_value(cfg.max_order_notional, price),
+            "max_position_notional": market.amount_for_value(cfg.max_position_notional, price),
             "max_depth_fraction": cfg.max_depth_fraction * visible,
         }
+        if self.account is not None:
+            self._account_caps(caps, equity, price)
         binding = min(caps, key=caps.__getitem__)
-        amount = self.market.amount_to_precision(caps[binding])
+        amount = market.amount_to_precision(max(0.0, caps[binding]))
         dprice = to_decimal(price)
-        problem = self.market.check_order(amount, dprice)
+        problem = market.check_order(amount, dprice)
         if problem is not None:
-            rule = "min_notional" if "notional" in problem else "min_qty"
+            rule = binding if binding in ACCOUNT_CAPS else ("min_notional" if "notional" in problem else "min_qty")
             return Reject(now, intent, rule, f"{problem} (size limited by {binding})")
-        return Order(
-            client_order_id,
-            now,
-            Side.BUY if buy else Side.SELL,
-            amount,
-            reason=f"{intent.reason}:{binding}",
-        )
+        side = Side.BUY if buy else Side.SELL
+        problem = self._liquidation_problem(float(amount) * side.sign, price, equity)
+        if problem is not None:
+            return Reject(now, intent, "liquidation_buffer", problem)
+        return Order(client_order_id, now, side, amount, reason=f"{intent.reason}:{binding}", symbol=market.symbol)
+
+    def _account_caps(self, caps: dict[str, float], equity: float, price: float) -> None:
+        """Add the account-wide caps (sizes in this instrument's units) to ``caps``."""
+        account = self.account
+        assert account is not None
+        cfg = self.cfg
+        market = self.market
+        others = account.gross_value(skip=self.lane)
+        if cfg.max_gross_notional is not None:
+            caps["max_gross_notional"] = market.amount_for_value(cfg.max_gross_notional - others, price)
+        caps["max_leverage"] = market.amount_for_value(cfg.max_leverage * equity - others, price)
+        if market.is_derivative:
+            room = (cfg.max_margin_usage * equity - account.margin_used(skip=self.lane)) * market.leverage
+            caps["max_margin_usage"] = market.amount_for_value(room, price)
+
+    def liquidation_estimate(self, contracts: float, entry: float, equity: float) -> float | None:
+        """Estimated liquidation price of a position of ``contracts`` opened at ``entry``."""
+        market = self.market
+        if not market.is_derivative:
+            return None
+        if market.margin_mode == "isolated":
+            wallet = isolated_wallet(market, contracts, entry)
+        else:  # cross: the whole account's equity backs it (other positions' margins aside)
+            wallet = equity - (self.account.margin_used(skip=self.lane) if self.account is not None else 0.0)
+        return liquidation_price(market, contracts, entry, wallet)
+
+    def _liquidation_problem(self, contracts: float, price: float, equity: float) -> str | None:
+        """Why an entry of ``contracts`` at ``price`` is too close to liquidation (None: it is not)."""
+        if not self.market.is_derivative or self.cfg.liquidation_buffer_stops <= 0:
+            return None
+        liq = self.liquidation_estimate(contracts, price, equity)
+        if liq is None:
+            return None
+        need = self.cfg.liquidation_buffer_stops * price * self._sl
+        if (liq >= price) == (contracts > 0):
+            return f"estimated liquidation price {liq:.8g} is already passed at entry {price}: the margin is below maintenance; lower market.leverage"
+        if abs(price - liq) < need:
+            return (f"estimated liquidation price {liq:.8g} is {abs(price - liq):.8g} from entry {price}, closer than "
+                    f"liquidation_buffer_stops {self.cfg.liquidation_buffer_stops:g} x the stop distance ({need:.8g}); "
+                    f"lower market.leverage or the size")
+        return None
 
     def check_quote(
         self,
@@ -374,20 +482,26 @@ class RiskManager:
         px = float(dprice)
         cfg = self.cfg
         position = float(portfolio.qty) * side.sign  # > 0: this quote adds to the position
-        room = cfg.max_position_notional / px - position
+        market = self.market
+        room = market.amount_for_value(cfg.max_position_notional, px) - position
         caps = {
-            "quote_notional": quote_notional / px,
-            "risk_budget": equity * cfg.risk_per_trade / (px * (self._sl + 2.0 * self.fee_rate)),
-            "max_order_notional": cfg.max_order_notional / px,
+            "quote_notional": market.amount_for_value(quote_notional, px),
+            "risk_budget": equity * cfg.risk_per_trade / (market.value(1.0, px) * (self._sl + 2.0 * self.fee_rate)),
+            "max_order_notional": market.amount_for_value(cfg.max_order_notional, px),
             "max_position_notional": room,
             "max_depth_fraction": cfg.max_depth_fraction * book.depth("bid" if side is Side.BUY else "ask", self.depth_levels) + max(0.0, -position),
         }
         if side is Side.SELL and not allow_short:
             caps["inventory"] = max(0.0, float(portfolio.qty))
+        if self.account is not None and position >= 0:  # a quote that reduces the position needs no account room
+            self._account_caps(caps, equity, px)
         binding = min(caps, key=caps.__getitem__)
-        amount = self.market.amount_to_precision(max(0.0, caps[binding]))
-        problem = self.market.check_order(amount, dprice)
+        amount = market.amount_to_precision(max(0.0, caps[binding]))
+        problem = market.check_order(amount, dprice)
         if problem is not None:
-            rule = "min_notional" if "notional" in problem else "min_qty"
+            rule = binding if binding in ACCOUNT_CAPS else ("min_notional" if "notional" in problem else "min_qty")
             return Reject(now, intent, rule, f"{problem} (size limited by {binding})")
-        return Order(client_order_id, now, side, amount, order_type="limit_maker", price=dprice, reason=f"quote:{binding}")
+        problem = self._liquidation_problem(float(portfolio.qty) + float(amount) * side.sign, px, equity)
+        if problem is not None:
+            return Reject(now, intent, "liquidation_buffer", problem)
+        return Order(client_order_id, now, side, amount, order_type="limit_maker", price=dprice, reason=f"quote:{binding}", symbol=market.symbol)

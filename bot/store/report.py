@@ -14,6 +14,14 @@ Definitions (all per run):
 * ``sharpe``: mean / sample std (ddof=1) of the simple returns between consecutive equity rows,
   annualized by ``sqrt(365*24*3600 / equity_interval_s)`` (the market trades 24/7); None with
   fewer than 3 equity points or zero std.
+* ``settle``: the currency every money figure is in (the account's settle currency: USDT for
+  spot and USD-M, BTC for COIN-M BTC contracts); ``funding``: the sum of the funding payments
+  (received > 0), part of ``pnl_net``.
+* ``instruments``: one entry per traded instrument with ``symbol``, ``trades``, ``orders``,
+  ``fills``, ``pnl_gross``, ``fees``, ``funding``, ``pnl_net`` computed from that instrument's
+  rows; an instrument's ``pnl_net`` is its equity contribution at the run's last checkpoint (the
+  ``marks`` row: realized and unrealized PnL less fees, plus funding), so the entries add up to
+  the total (a one-instrument run's entry is the total itself).
 * ``events``, ``wall_time_s``: from the stats the engine wrote at ``finish_run``; a run whose status
   is still ``running`` did not finish (killed, crashed hard, or still in progress).
 """
@@ -43,8 +51,59 @@ SUMMARY_KEYS = (
     "events", "wall_time_s", "events_per_s",
     "trades", "fills", "orders", "rejects",
     "pnl_gross", "fees", "pnl_net", "win_rate", "max_drawdown",
-    "sharpe", "sharpe_annualization", "initial_equity", "final_equity", "carried", "stats",
+    "sharpe", "sharpe_annualization", "initial_equity", "final_equity", "settle", "funding", "carried",
+    "instruments", "stats",
 )
+
+
+def settle_of(config: dict[str, Any]) -> str:
+    """The settle currency of a stored config snapshot (``[[markets]]`` or ``[market]``)."""
+    markets = config.get("markets") or [config.get("market") or {}]
+    symbol = str((markets[0] or {}).get("symbol") or "BTC/USDT")
+    _, _, rest = symbol.partition("/")
+    quote, _, settle = rest.partition(":")
+    return settle or quote
+
+
+def _instruments(conn: sqlite3.Connection, run_id: str, symbols: list[str], total: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-instrument figures from the rows naming each instrument (see the module docstring)."""
+    if len(symbols) <= 1:
+        keys = ("trades", "orders", "fills", "pnl_gross", "fees", "funding", "pnl_net")
+        return [{"symbol": symbols[0] if symbols else total.get("symbol"), **{k: total[k] for k in keys}}]
+    first = symbols[0]
+
+    def where(table: str) -> str:
+        # rows of a file written before instruments were stored have no symbol: the run's first
+        return "coalesce(symbol, ?) = ?" if "symbol" in columns(conn, table) else "? = ?"
+
+    def count(table: str, symbol: str) -> int:
+        return conn.execute(f"SELECT COUNT(*) FROM [{table}] WHERE run_id = ? AND {where(table)}", (run_id, first, symbol)).fetchone()[0]
+
+    out = []
+    tables = set(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+    for symbol in symbols:
+        fees = sum((Decimal(f) for (f,) in conn.execute(
+            f"SELECT coalesce(fee_value, fee) FROM fills WHERE run_id = ? AND {where('fills')}", (run_id, first, symbol))), Decimal(0))
+        funding = Decimal(0)
+        if "funding" in tables:
+            funding = sum((Decimal(a) for (a,) in conn.execute(
+                "SELECT amount FROM funding WHERE run_id = ? AND symbol = ?", (run_id, symbol))), Decimal(0))
+        pnl = None
+        if "marks" in tables:
+            row = conn.execute("SELECT pnl FROM marks WHERE run_id = ? AND symbol = ? ORDER BY ts DESC, id DESC LIMIT 1",
+                               (run_id, symbol)).fetchone()
+            pnl = None if row is None or row[0] is None else float(row[0])
+        out.append({
+            "symbol": symbol,
+            "trades": count("round_trips", symbol),
+            "orders": count("orders", symbol),
+            "fills": count("fills", symbol),
+            "pnl_gross": None if pnl is None else _money(pnl + float(fees)),
+            "fees": _money(fees),
+            "funding": _money(funding),
+            "pnl_net": _money(pnl),
+        })
+    return out
 
 
 def _money(x: float | Decimal | None) -> float | None:
@@ -141,6 +200,10 @@ def summarize(db_path: str | Path, run_id: str | None = None) -> dict:
         value = "coalesce(fee_value, fee)" if "fee_value" in columns(conn, "fills") else "fee"
         fees = sum((Decimal(f) for (f,) in conn.execute(f"SELECT {value} FROM fills WHERE run_id = ?", (run_id,))), Decimal(0))
 
+        funding = Decimal(0)
+        if "funding" in db.table_names():
+            funding = sum((Decimal(a) for (a,) in conn.execute("SELECT amount FROM funding WHERE run_id = ?", (run_id,))), Decimal(0))
+
         n_eq = count("equity")
         cur = conn.execute("SELECT equity FROM equity WHERE run_id = ? ORDER BY ts, id", (run_id,))
         equity = np.fromiter(itertools.chain.from_iterable(cur), dtype=np.float64, count=n_eq)
@@ -161,7 +224,7 @@ def summarize(db_path: str | Path, run_id: str | None = None) -> dict:
         if isinstance(events, (int, float)) and isinstance(wall, (int, float)) and wall > 0:
             events_per_s = round(events / wall, 1)
 
-        return {
+        summary = {
             "run_id": run_id,
             "db": str(path),
             "mode": run["mode"],
@@ -185,9 +248,15 @@ def summarize(db_path: str | Path, run_id: str | None = None) -> dict:
             "sharpe_annualization": annualization,
             "initial_equity": _money(initial_equity),
             "final_equity": _money(final_equity),
+            "settle": settle_of(config),
+            "funding": _money(funding),
             "carried": json.loads(run["carried_json"]) if run.get("carried_json") else None,
+            "instruments": [],
             "stats": {k: v for k, v in stats.items() if k not in _OWN_STATS},
         }
+        symbols = [s for s in str(run["symbol"] or "").split(",") if s]
+        summary["instruments"] = _instruments(conn, run_id, symbols, summary)
+        return summary
     finally:
         db.close()
 
@@ -216,7 +285,7 @@ def format_summary(summary: dict) -> str:
     """Aligned ``key: value`` lines; a run still ``running`` is flagged as not finished."""
     lines: list[tuple[str, str]] = []
     for key, value in summary.items():
-        if key == "stats":
+        if key in ("stats", "instruments"):
             continue
         if key == "status" and value == "running":
             text = "running (DID NOT FINISH: no finish_run was recorded; the process was killed or is still running)"
@@ -230,4 +299,18 @@ def format_summary(summary: dict) -> str:
     for key, value in sorted((summary.get("stats") or {}).items()):
         lines.append((f"stats.{key}", _value(key, value)))
     width = max((len(k) for k, _ in lines), default=0)
-    return "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in lines)
+    text = "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in lines)
+    return text + "\n\n" + format_instruments(summary.get("instruments") or [], str(summary.get("settle") or ""))
+
+
+def format_instruments(rows: list[dict[str, Any]], settle: str) -> str:
+    """The per-instrument table and its total line (money in ``settle``)."""
+    head = ("symbol", "trades", "orders", "fills", "pnl_gross", "fees", "funding", "pnl_net")
+    table = [head] + [tuple(_value(k, r.get(k)) for k in head) for r in rows]
+    if len(rows) > 1:
+        total = ["total"] + [_value(k, sum(r.get(k) or 0 for r in rows)) for k in head[1:]]
+        table.append(tuple(total))
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    out = [f"instruments (money in {settle or 'the settle currency'}):"]
+    out += ["  " + "  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in table]
+    return "\n".join(out)

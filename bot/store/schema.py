@@ -6,7 +6,10 @@ opened or created, a file that is not SQLite, and an SQLite file of another tool
 bot schema), which it never modifies (not even its journal mode). :func:`ensure_schema` creates
 what is missing and migrates older schema versions in place (version 2 added columns only:
 ``fills.fee_currency``/``fee_value``, ``positions.dust``, ``runs.carried_json``, and the
-``writer`` table of the one-writer lock; earlier rows read with their defaults).
+``writer`` table of the one-writer lock; earlier rows read with their defaults; version 3 added
+the ``symbol`` of every order, fill, position, round trip and risk event, the positions'
+``funding``, and the ``funding`` and ``marks`` tables: an older file's rows have no symbol and
+belong to their run's ``symbol``).
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ from typing import Any
 
 import sqlite_utils
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Buffered tables, in the order a flush writes them.
-BUFFERED_TABLES = ("orders", "fills", "positions", "round_trips", "equity", "risk_events")
+BUFFERED_TABLES = ("orders", "fills", "positions", "round_trips", "equity", "risk_events", "funding", "marks")
 
 
 class StoreError(Exception):
@@ -69,6 +72,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
             "status": str,
             "filled": str,
             "exchange_order_id": str,
+            "symbol": str,
         },
         "pk": ("run_id", "client_order_id"),
         "not_null": ["run_id", "client_order_id", "ts", "side", "amount", "order_type", "status", "filled"],
@@ -89,6 +93,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
             "trade_id": str,
             "fee_currency": str,
             "fee_value": str,
+            "symbol": str,
         },
         "pk": "id",
         "not_null": ["run_id", "ts", "client_order_id", "side", "price", "amount", "fee"],
@@ -106,6 +111,8 @@ _SCHEMA: dict[str, dict[str, Any]] = {
             "cash": str,
             "fees": str,
             "dust": str,
+            "symbol": str,
+            "funding": str,
         },
         "pk": "id",
         "not_null": ["run_id", "ts", "qty", "avg_price", "realized_pnl", "cash", "fees"],
@@ -123,6 +130,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
             "pnl_gross": str,
             "fees": str,
             "pnl_net": str,
+            "symbol": str,
         },
         "pk": "id",
         "not_null": ["run_id", "open_ts", "close_ts", "side", "max_qty", "pnl_gross", "fees", "pnl_net"],
@@ -169,6 +177,38 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         "indexes": [],
         "fk": None,
     },
+    "funding": {
+        "columns": {
+            "id": int,
+            "run_id": str,
+            "ts": int,
+            "symbol": str,
+            "rate": str,
+            "mark": str,
+            "position": str,
+            "amount": str,
+            "currency": str,
+        },
+        "pk": "id",
+        "not_null": ["run_id", "ts", "symbol", "rate", "position", "amount"],
+        "indexes": [["run_id", "ts"]],
+        "fk": _FK,
+    },
+    "marks": {
+        "columns": {
+            "id": int,
+            "run_id": str,
+            "ts": int,
+            "symbol": str,
+            "mid": float,
+            "qty": str,
+            "pnl": float,
+        },
+        "pk": "id",
+        "not_null": ["run_id", "ts", "symbol"],
+        "indexes": [["run_id", "symbol", "ts"]],
+        "fk": _FK,
+    },
     "risk_events": {
         "columns": {
             "id": int,
@@ -177,6 +217,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
             "kind": str,
             "rule": str,
             "detail": str,
+            "symbol": str,
         },
         "pk": "id",
         "not_null": ["run_id", "ts", "kind"],

@@ -273,6 +273,7 @@ class Store:
             _enum(order.status),
             _dec(order.filled),
             order.exchange_order_id,
+            order.symbol or None,
         )
         self._orders[(run_id, order.client_order_id)] = row
         self._maybe_flush()
@@ -293,18 +294,31 @@ class Store:
                 fill.trade_id,
                 fill.fee_currency or None,
                 _dec(fill.fee_in_quote),
+                fill.symbol or None,
             ),
         )
 
-    def record_position(self, run_id: str, ts: int, qty, avg_price, realized_pnl, cash, fees, dust=None) -> None:
-        """The position after a fill (exact values, normally the Portfolio's Decimals)."""
+    def record_position(self, run_id: str, ts: int, qty, avg_price, realized_pnl, cash, fees, dust=None, symbol: str = "", funding=None) -> None:
+        """The position of ``symbol`` after a fill (exact values, normally the Portfolio's Decimals);
+        ``cash`` is the account's balance of the settle currency."""
         self._check_record(run_id)
         self._buffer(
             "positions",
-            (run_id, int(ts), _dec(qty), _dec(avg_price), _dec(realized_pnl), _dec(cash), _dec(fees), _dec(dust) if dust else None),
+            (run_id, int(ts), _dec(qty), _dec(avg_price), _dec(realized_pnl), _dec(cash), _dec(fees), _dec(dust) if dust else None,
+             symbol or None, _dec(funding) if funding else None),
         )
 
-    def record_round_trip(self, run_id: str, trip: RoundTrip) -> None:
+    def record_funding(self, run_id: str, ts: int, symbol: str, rate: float, mark: float, position, amount, currency: str) -> None:
+        """One funding payment (``amount`` > 0 received, < 0 paid, in ``currency``) at ``ts``."""
+        self._check_record(run_id)
+        self._buffer("funding", (run_id, int(ts), symbol, _dec(rate), _dec(mark), _dec(position), _dec(amount), currency or None))
+
+    def record_mark(self, run_id: str, ts: int, symbol: str, mid: float, qty, pnl: float) -> None:
+        """An instrument's mid, position and PnL contribution at a checkpoint (the per-instrument report)."""
+        self._check_record(run_id)
+        self._buffer("marks", (run_id, int(ts), symbol, finite_or_none(mid), _dec(qty), finite_or_none(pnl)))
+
+    def record_round_trip(self, run_id: str, trip: RoundTrip, symbol: str = "") -> None:
         self._check_record(run_id)
         self._buffer(
             "round_trips",
@@ -317,6 +331,7 @@ class Store:
                 _dec(trip.pnl_gross),
                 _dec(trip.fees),
                 _dec(trip.pnl_net),
+                symbol or None,
             ),
         )
 
@@ -342,12 +357,12 @@ class Store:
         self._n_rows += len(points)
         self._maybe_flush()
 
-    def record_risk_event(self, run_id: str, ts: int, kind: str, rule: str, detail: str) -> None:
-        """``kind``: reject, halt, flatten, book_unsound, resume, ..."""
+    def record_risk_event(self, run_id: str, ts: int, kind: str, rule: str, detail: str, symbol: str = "") -> None:
+        """``kind``: reject, halt, flatten, book_unsound, resume, ...; ``symbol`` empty for the account."""
         self._check_record(run_id)
         self._buffer(
             "risk_events",
-            (run_id, int(ts), str(_enum(kind)), rule, detail),
+            (run_id, int(ts), str(_enum(kind)), rule, detail, symbol or None),
         )
 
     def record_heartbeat(self, run_id: str, state: dict[str, Any], ts: float | None = None) -> None:

@@ -43,6 +43,10 @@ def settings_to_toml(settings: Settings, header: list[str] | None = None, tuned:
     lines = [f"# {h}" if h else "#" for h in (header or [])]
     for section in Settings.model_fields:
         body = data.get(section)
+        if section == "markets" and isinstance(body, list):
+            for market in body:
+                lines += ["", "[[markets]]"] + [f"{k} = {_toml_value(v)}" for k, v in market.items() if v is not None]
+            continue
         if not isinstance(body, dict):
             continue
         if lines:
