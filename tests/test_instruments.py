@@ -231,3 +231,24 @@ def test_entry_too_close_to_liquidation_is_refused(tmp_path, monkeypatch):
     assert rules == {"liquidation_buffer"} and summary["orders"] == 0
     detail = db.execute("SELECT detail FROM risk_events WHERE rule = 'liquidation_buffer'").fetchone()[0]
     assert "estimated liquidation price" in detail and "market.leverage" in detail
+
+
+def test_backtest_liquidates_a_leveraged_position_the_price_runs_through(tmp_path, monkeypatch):
+    """20x long, the price falls 10 % in a gap past the stop: liquidated at the estimate, stored."""
+    monkeypatch.chdir(tmp_path)
+    t0 = 1_700_000_000 * SEC
+    market = {"symbol": "BTC/USDT:USDT", "type": "linear", "tick_size": "0.1", "lot_size": "0.001", "min_qty": "0.001",
+              "min_notional": "5", "leverage": 20, "maintenance_margin_rate": "0.004"}
+    risk = {"liquidation_buffer_stops": 1.0, "stop_loss_bps": 10.0, "max_book_age_s": 5.0}
+    events = list(book_events(t0, 3.0, 50_000.0, 50_000.0, 0.1, "bid"))
+    events += list(book_events(t0 + 3 * SEC, 1.0, 45_000.0, 45_000.0, 0.1, "bid"))  # a gap down through stop and liquidation
+    summary, db = backtest(tmp_path, events, market=market, risk=risk)
+    [(detail,)] = db.execute("SELECT detail FROM risk_events WHERE kind = 'liquidation'").fetchall()
+    [(price, amount, cid)] = db.execute("SELECT price, amount, client_order_id FROM fills WHERE client_order_id LIKE 'liquidation-%'").fetchall()
+    entry = db.execute("SELECT avg_price FROM positions ORDER BY id LIMIT 1").fetchone()[0]
+    e, q = float(entry), float(amount)
+    # isolated 20x: wallet = q * e / 20; p = (wb - q*e) / (q*mmr - q)
+    expected = (q * e / 20 - q * e) / (q * 0.004 - q)
+    assert float(price) == pytest.approx(expected, abs=0.1)
+    assert D(db.execute("SELECT qty FROM positions ORDER BY id DESC LIMIT 1").fetchone()[0]) == 0
+    assert summary["trades"] >= 1 and str(price) in detail

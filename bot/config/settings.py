@@ -235,6 +235,10 @@ class ExchangeSection(_Section):
     retry_max_delay_s: float = Field(10.0, gt=0)
     ws_failures_before_rest: int = Field(3, ge=1, description="consecutive websocket failures before REST polling")
     ws_healthy_reset_s: float = Field(60.0, gt=0, description="a websocket healthy this long before it fails starts the failure count afresh")
+    position_poll_interval_s: float = Field(
+        5.0, gt=0, description="live derivatives: how often the exchange's position and funding are compared with the books"
+    )
+    mark_poll_interval_s: float = Field(1.0, gt=0, description="derivatives: how often the mark price and funding rate are read (premiumIndex)")
 
 
 class SimSection(_Section):

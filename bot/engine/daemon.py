@@ -41,12 +41,14 @@ from typing import Any
 from bot.config.settings import Settings
 from bot.core.events import MarketEvent
 from bot.engine.engine import Engine
+from bot.engine.positions import PositionSync
 from bot.engine.restore import Restored, restore
 from bot.engine.runner import git_revision, new_run_id
 from bot.engine.startup import (
     HEARTBEAT_INTERVAL_S, DaemonError, InstanceLock, check_account, check_live_allowed, close_dead_runs, reconcile, startup_error,
 )
 from bot.exchange.client import ExchangeClient
+from bot.exchange.derivatives import mark_price_event, setup_market
 from bot.exchange.feed import LiveFeed, snapshot_from_ccxt
 from bot.execution.live import LiveVenue
 from bot.execution.paper import PaperVenue
@@ -78,6 +80,7 @@ class Daemon:
         self.feed: LiveFeed | None = None
         self.writer_lost = False
         self.host = socket.gethostname()
+        self.position_sync: PositionSync | None = None
 
     def request_stop(self, reason: str) -> None:
         if not self.stop_requested.is_set():
@@ -159,12 +162,17 @@ class Daemon:
             market = await client.load_market()
             initial_equity = settings.risk.initial_equity
             if self.mode == "live":
+                if market.is_derivative:
+                    call = "set_leverage"
+                    await setup_market(client, market)
                 call = "fetch_balance"
                 # a live account's equity is what the exchange holds, not a config number: size from it
-                quote_free = (await client.free_balances()).get(market.quote)
-                if quote_free:
-                    initial_equity = float(quote_free)
-            restored = restore(store, self.mode, market.symbol, initial_equity, base=market.base, quote=market.quote, now_ns=time.time_ns())
+                settle_free = (await client.free_balances()).get(market.settle_currency)
+                if settle_free:
+                    initial_equity = float(settle_free)
+            restored = restore(
+                store, self.mode, market.symbol, initial_equity, base=market.base, quote=market.quote, now_ns=time.time_ns(), market=market,
+            )
             pf = restored.portfolio
             start_equity, carried = float(pf.initial_cash), None
             if restored.previous_runs:
@@ -178,7 +186,7 @@ class Daemon:
                     start_equity = pf.equity(mark)
                     carried = {
                         "qty": str(pf.qty), "avg_price": str(pf.avg_price), "dust": str(pf.dust), "mark": mark,
-                        "value": round(float(pf.equity_qty) * mark, 8), "from_runs": len(restored.previous_runs),
+                        "value": round(start_equity - float(pf.equity_cash), 8), "from_runs": len(restored.previous_runs),
                     }
         except DaemonError:
             raise
@@ -223,6 +231,18 @@ class Daemon:
             else:
                 venue = PaperVenue(settings.execution, market)
             engine = Engine(settings, market, venue, store, self.run_id, portfolio=restored.portfolio)
+            if self.mode == "live":
+                engine.funding = None  # the exchange pays funding: it is read from the account, never modelled
+                engine.simulate_liquidation = False  # and liquidates: PositionSync books what it did
+            if self.mode == "live" and market.is_derivative:
+                first_start = store.db.execute("SELECT min(started_at) FROM runs WHERE mode = ? AND symbol = ?", [self.mode, market.symbol]).fetchone()[0]
+                self.position_sync = PositionSync(client, engine, store, int((first_start or time.time()) * 1000))
+                try:
+                    await self.position_sync.sync()
+                except DaemonError:
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    raise startup_error(exc, settings, "fetch_positions") from None
             engine.risk.restore(peak_equity=restored.peak_equity, day=restored.day, day_start_equity=restored.day_start_equity, halt=restored.halt)
             if isinstance(venue, LiveVenue):
                 risk, book = engine.risk, engine.book
@@ -238,7 +258,17 @@ class Daemon:
             gc.collect()
             gc.freeze()
             feed.start()
-            await self._loop(engine, feed, venue, store, writer, started)
+            pollers = []
+            if market.is_derivative:
+                pollers.append(asyncio.get_running_loop().create_task(self._poll_marks(client, engine), name="mark-price"))
+            if self.position_sync is not None:
+                pollers.append(asyncio.get_running_loop().create_task(self._poll_positions(venue), name="positions"))
+            try:
+                await self._loop(engine, feed, venue, store, writer, started)
+            finally:
+                for task in pollers:
+                    task.cancel()
+                await asyncio.gather(*pollers, return_exceptions=True)
             if self.writer_lost:
                 raise DaemonError(f"{self.lock.db_path}: another writer took the database over; this daemon stopped")
             if self.engine_error is not None:
@@ -302,6 +332,40 @@ class Daemon:
             except Exception as again:  # noqa: BLE001 - the next start marks it crashed
                 self.log.error("the run could not be marked crashed either; the next start will", error=str(again)[:200])
         self.log.info("daemon stopped", status=status, reason=reason or self.stop_reason)
+
+    async def _poll_marks(self, client: ExchangeClient, engine: Engine) -> None:
+        """Derivatives: the mark price and funding schedule (premiumIndex) as MarkPrice events, so
+        a paper account pays funding at the exchange's funding times and rates."""
+        deliver = self._deliver_to(engine)
+        interval = self.settings.exchange.mark_poll_interval_s
+        symbol = engine.market.symbol
+        while not self.stop_requested.is_set():
+            try:
+                info = await client.call("fetch_funding_rate", lambda: client.ccxt.fetch_funding_rate(symbol), attempts=1)
+                event = mark_price_event(info, time.time_ns())
+                if event is not None:
+                    deliver(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - read again next time
+                self.log.warning("mark price read failed", error=type(exc).__name__, detail=mask_secrets(str(exc))[:200])
+            await asyncio.sleep(interval)
+
+    async def _poll_positions(self, venue: Any) -> None:
+        """Live derivatives: compare the exchange's position and funding with the books (PositionSync)."""
+        interval = self.settings.exchange.position_poll_interval_s
+        sync = self.position_sync
+        assert sync is not None
+        while not self.stop_requested.is_set():
+            await asyncio.sleep(interval)
+            if venue.has_pending or self.engine_error is not None:
+                continue  # an order in flight moves the position: compare once it is booked
+            try:
+                await sync.sync()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - compared again next time
+                self.log.warning("position check failed", error=type(exc).__name__, detail=mask_secrets(str(exc))[:200])
 
     def _deliver_to(self, engine: Engine) -> Callable[[MarketEvent], None]:
         """The feed's callback: the engine decides inside the coroutine that received the update.

@@ -190,6 +190,10 @@ class Engine:
         self.equity_interval_ns = int(settings.store.equity_interval_s * 1e9)
         self.schedule = schedule if schedule is not None else EquitySchedule(self.equity_interval_ns)
         self.funding = FundingClock(self.market_cfg) if market.is_derivative else None
+        # backtest and paper liquidate a derivative position whose mark passed its liquidation
+        # price as the exchange would; live sets this False (the exchange does, the bot reads it)
+        self.simulate_liquidation = market.is_derivative
+        self._liquidations = 0
         self.sound_seen = False
         self.status_seen = self.book.status  # the book status last acted on (a new reason to be unsound is recorded too)
         self._reanchors_seen = 0
@@ -233,6 +237,11 @@ class Engine:
         equity = account.equity()
         if now >= self.schedule.next_ts:
             self._record_equity(now, equity)
+        if self.simulate_liquidation and not self.portfolio.is_flat:
+            liq = self.risk.liquidation_hit(self.portfolio, state.mid, equity)
+            if liq is not None:
+                self._liquidate(liq, now)
+                equity = account.equity()
         if self.venue.has_pending:
             return
         intent = self.risk.on_mark(self.portfolio, equity, book.best_bid, book.best_ask, now)
@@ -482,6 +491,47 @@ class Engine:
         if fills or order.status is not OrderStatus.FILLED:
             self._venue_feedback(order, fills, now)
 
+    def book_external(self, fills: list[Fill], now: int, kind: str, detail: str) -> None:
+        """Fills of orders the bot did not send (a liquidation, a trade by hand): the exchange's
+        position is the truth, so they are booked like any fill, with a risk event saying why."""
+        pf = self.portfolio
+        for fill in fills:
+            self.stats.fills += 1
+            trip = pf.apply(fill)
+            self.store.record_fill(self.run_id, fill)
+            if trip is not None:
+                self.store.record_round_trip(self.run_id, trip, self.symbol)
+        pf.closed.clear()
+        self._record_position(now)
+        self.store.record_risk_event(self.run_id, now, kind, "exchange", detail, self.symbol)
+        self.log.warning("fills of an order the bot did not send", kind=kind, detail=detail, position=str(pf.qty))
+
+    def _liquidate(self, price: float, now: int) -> None:
+        """Close the whole position at its liquidation price, with the taker fee (the exchange's
+        liquidation, modelled): the round trip ends, a ``liquidation`` risk event says so."""
+        pf = self.portfolio
+        market = self.market
+        amount = abs(pf.qty)
+        dprice = market.price_to_precision(price)
+        if dprice <= 0:
+            return
+        value = amount * market.contract_size / dprice if market.inverse else amount * market.contract_size * dprice
+        fee = (value * Decimal(repr(self.settings.execution.taker_fee_bps)) / 10_000).quantize(Decimal("1e-8"))
+        self._liquidations += 1
+        side = Side.SELL if pf.qty > 0 else Side.BUY
+        fill = Fill(now, f"liquidation-{self.run_id}-{self._liquidations}", side, dprice, amount, fee, "taker",
+                    f"liquidation-{self._liquidations}", market.settle_currency, symbol=self.symbol)
+        self.book_external([fill], now, "liquidation", f"mark passed the estimated liquidation price {dprice}: {side.value} {amount} at it")
+
+    def book_funding(self, ts: int, amount: Decimal, currency: str, ref: str, rate: float | None = None, mark: float | None = None) -> None:
+        """A funding payment the exchange made (live) or the model computed: wallet and store."""
+        pf = self.portfolio
+        pf.apply_funding(amount, ts)
+        self.store.record_funding(self.run_id, ts, self.symbol, rate, mark, pf.qty, amount, currency, ref)
+        self._record_position(ts)
+        if self._info:
+            self.log.info("funding", symbol=self.symbol, rate=rate, mark=mark, amount=str(amount), ref=ref)
+
     def run_stats(self) -> dict[str, object]:
         """Counters stored with the run when it ends (``stats`` in the report)."""
         return {
@@ -561,11 +611,7 @@ class Engine:
         amount = pf.funding_due(rate, mark)
         if amount == 0:
             return
-        pf.apply_funding(amount, due_ts)
-        self.store.record_funding(self.run_id, due_ts, self.symbol, rate, mark, pf.qty, amount, self.market.settle_currency)
-        self._record_position(now)
-        if self._info:
-            self.log.info("funding", symbol=self.symbol, rate=rate, mark=mark, amount=str(amount))
+        self.book_funding(due_ts, amount, self.market.settle_currency, "", rate, mark)
 
     def _soundness_changed(self, now: int) -> None:
         was_sound = self.sound_seen

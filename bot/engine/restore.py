@@ -1,6 +1,6 @@
 """What a restarted daemon takes over from earlier runs in the same database.
 
-The position is rebuilt from every fill the earlier runs of the same mode and symbol stored
+The position is rebuilt from every fill (and funding payment) the earlier runs of the same mode and symbol stored
 (fills are the only truth about a position; each carries its fee in the asset charged), with the
 dust set-asides (risk events of kind ``dust``, stamped with the fill that left the remainder)
 replayed in their place, starting from the first such run's equity.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from bot.core.orders import Fill, Side
 from bot.core.portfolio import Portfolio
@@ -32,15 +33,18 @@ class Restored:
     halt: Halt | None = None
 
 
-def restore(store: Store, mode: str, symbol: str, initial_equity: float, *, base: str = "", quote: str = "", now_ns: int = 0) -> Restored:
+def restore(
+    store: Store, mode: str, symbol: str, initial_equity: float, *, base: str = "", quote: str = "", now_ns: int = 0, market: Any = None,
+) -> Restored:
+    """``market`` (a :class:`bot.core.market.Market`) makes the portfolio a derivative one when it is."""
     db = store.db
     runs = [r[0] for r in db.execute(
         "SELECT run_id FROM runs WHERE mode = ? AND symbol = ? ORDER BY started_at, rowid", [mode, symbol]
     ).fetchall()]
     if not runs:
-        return Restored(Portfolio.start(Decimal(repr(initial_equity)), base, quote), 0.0, [], [])
+        return Restored(Portfolio.start(Decimal(repr(initial_equity)), base, quote, market=market), 0.0, [], [])
     first_equity = db.execute("SELECT initial_equity FROM runs WHERE run_id = ?", [runs[0]]).fetchone()[0]
-    portfolio = Portfolio.start(Decimal(repr(float(first_equity))), base, quote)
+    portfolio = Portfolio.start(Decimal(repr(float(first_equity))), base, quote, market=market)
     marks = ",".join("?" * len(runs))
     dust_events = [int(ts) for (ts,) in db.execute(
         f"SELECT ts FROM risk_events WHERE run_id IN ({marks}) AND kind = 'dust' ORDER BY ts, id", runs
@@ -54,10 +58,13 @@ def restore(store: Store, mode: str, symbol: str, initial_equity: float, *, base
             pending_dust += 1
         portfolio.apply(Fill(
             int(ts), cid, Side(side), Decimal(price), Decimal(amount), Decimal(fee),
-            fee_currency=currency or "", fee_value=Decimal(value) if value is not None else None,
+            fee_currency=currency or "", fee_value=Decimal(value) if value is not None else None, symbol=symbol,
         ))
     for ts in dust_events[pending_dust:]:
         portfolio.set_aside_dust(ts)
+    # funding only moves the wallet: its order among the fills does not matter
+    for ts, amount in db.execute(f"SELECT ts, amount FROM funding WHERE run_id IN ({marks}) ORDER BY ts, id", runs).fetchall():
+        portfolio.apply_funding(Decimal(amount), int(ts))
     portfolio.closed.clear()  # round trips of earlier runs belong to those runs' reports
     peak = db.execute(f"SELECT max(equity) FROM equity WHERE run_id IN ({marks})", runs).fetchone()[0] or 0.0
     open_orders = [

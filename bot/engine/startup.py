@@ -90,12 +90,6 @@ def check_live_allowed(settings: Settings, live_flag: bool) -> None:
     if len(settings.instruments) > 1:
         raise DaemonError("[[markets]] with several instruments is not supported by the paper and live daemon yet: "
                           "run one daemon per [market], or backtest them together with `bot backtest`")
-    market = settings.instruments[0]
-    if market.type != "spot":
-        raise DaemonError(
-            f"market.type = {market.type!r} is not supported by the paper and live daemon yet (no reduce-only orders, "
-            "exchange positions, funding or margin on the live path); backtest it with `bot backtest`, or use market.type = \"spot\""
-        )
     if settings.store.synchronous == "off":
         raise DaemonError('store.synchronous = "off" is for backtests: a power loss could corrupt the database of a running daemon; use "normal" or "full"')
 
@@ -219,6 +213,9 @@ async def check_account(client: ExchangeClient, store: Store, portfolio: Any, ru
     market = client.market
     assert market is not None
     free = await client.free_balances()
+    if market.is_derivative:  # the position is the exchange's (PositionSync), not a balance
+        log.info("exchange balances at start", settle=market.settle_currency, free=str(free.get(market.settle_currency)), position=str(portfolio.qty))
+        return free
     base_free = free.get(market.base, Decimal(0))
     log.info("exchange balances at start", base=market.base, base_free=str(base_free), quote=market.quote, quote_free=str(free.get(market.quote)), position=str(portfolio.qty), dust=str(portfolio.dust))
     if portfolio.qty > 0 and base_free < portfolio.qty:

@@ -19,6 +19,7 @@ earlier "not found", and sending again would trade twice.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import re
 import time
@@ -59,26 +60,36 @@ class OrderOutcomeUnknown(ExchangeFailure):
     known to be placed nor known to be absent. Resolve it with :meth:`ExchangeClient.lookup_settled`."""
 
 
+DERIVATIVE_CLIENTS = {("binance", "linear"): "binanceusdm", ("binance", "inverse"): "binancecoinm"}
+"""Binance's perpetuals live on other hosts and APIs (USD-M ``/fapi``, COIN-M ``/dapi``): ccxt
+has one class for each, and ``market.exchange = "binance"`` picks the one of ``market.type``."""
+
+
+def ccxt_exchange_name(exchange: str, market_type: str) -> str:
+    return DERIVATIVE_CLIENTS.get((exchange, market_type), exchange)
+
+
 def build_ccxt(settings: Settings) -> Any:
     """A ``ccxt.pro`` client for ``market.exchange`` configured from settings (keys, URLs, timeouts)."""
     ex_cfg = settings.exchange
-    klass = getattr(ccxtpro, settings.market.exchange, None)
+    market_cfg = settings.instruments[0]
+    name = ccxt_exchange_name(market_cfg.exchange, market_cfg.type)
+    klass = getattr(ccxtpro, name, None)
     if klass is None:
-        raise ExchangeFailure(f"market.exchange: ccxt.pro has no exchange named {settings.market.exchange!r}")
+        raise ExchangeFailure(f"market.exchange: ccxt.pro has no exchange named {name!r}")
     config: dict[str, Any] = {
         "enableRateLimit": True,
         "timeout": ex_cfg.timeout_ms,
-        "options": {
-            "defaultType": settings.market.type if settings.market.type == "spot" else "future",
-            "recvWindow": ex_cfg.recv_window_ms,
-        },
+        "options": {"recvWindow": ex_cfg.recv_window_ms},
     }
+    if market_cfg.type == "spot":
+        config["options"]["defaultType"] = "spot"
     if ex_cfg.api_key is not None and ex_cfg.api_secret is not None:
         key, secret = ex_cfg.api_key.get_secret_value(), ex_cfg.api_secret.get_secret_value()
         register_secret(key)
         register_secret(secret)
         config["apiKey"], config["secret"] = key, secret
-    if settings.market.exchange == "binance" and settings.market.type == "spot":
+    if name == "binance" and market_cfg.type == "spot":
         # only the spot market list; no wallet/margin SAPI calls during load_markets
         config["options"].update({"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False})
     if ex_cfg.rest_url:
@@ -150,7 +161,7 @@ class ExchangeClient:
     def __init__(self, settings: Settings, client: Any | None = None):
         self.settings = settings
         self.cfg = settings.exchange
-        self.symbol = settings.market.symbol
+        self.symbol = settings.instruments[0].symbol
         self.ccxt = client if client is not None else build_ccxt(settings)
         self.order_throttle = Throttler(rate_limit=max(1, int(round(self.cfg.order_rate_per_s))), period=1.0 if self.cfg.order_rate_per_s >= 1 else 1.0 / self.cfg.order_rate_per_s)
         self.log = get_logger("bot.exchange")
@@ -207,7 +218,18 @@ class ExchangeClient:
             raise ExchangeFailure(f"load_markets: {self.settings.market.exchange} listed no markets (an empty or malformed exchangeInfo)")
         if self.symbol not in markets:
             raise ExchangeFailure(f"market.symbol {self.symbol!r} is not listed by {self.settings.market.exchange}")
-        self.market = market_from_ccxt(markets[self.symbol])
+        market = market_from_ccxt(markets[self.symbol])
+        if market.is_derivative:
+            cfg = self.settings.instruments[0]
+            if market.kind != cfg.type:
+                raise ExchangeFailure(f"market.type is {cfg.type!r} but {self.symbol} is {market.kind} on the exchange")
+            # what the bot sets on the exchange at start (leverage, margin mode) and the bracket it
+            # estimates liquidation with come from the config; the contract from the exchange
+            market = dataclasses.replace(
+                market, leverage=cfg.leverage, margin_mode=cfg.margin_mode,
+                maintenance_margin_rate=cfg.maintenance_margin_rate, maintenance_amount=cfg.maintenance_amount,
+            )
+        self.market = market
         return self.market
 
     async def fetch_order_book(self) -> dict[str, Any]:
@@ -221,7 +243,10 @@ class ExchangeClient:
     async def free_balances(self) -> dict[str, Decimal]:
         """Free amount per asset, checked, the market's base and quote required (ExchangeResponseError on garbage)."""
         market = self.market
-        required = (market.base, market.quote) if market is not None else ()
+        if market is None:
+            required: tuple[str, ...] = ()
+        else:
+            required = (market.settle_currency,) if market.is_derivative else (market.base, market.quote)
         return check_balances(await self.fetch_balance(), "fetch_balance", required)
 
     async def fee_asset_price(self, asset: str) -> Decimal:
@@ -307,6 +332,8 @@ class ExchangeClient:
         params: dict[str, Any] = {"newClientOrderId": order.client_order_id}
         if order.order_type == "limit_maker":
             params["postOnly"] = True
+        if order.reduce_only and market.is_derivative:
+            params["reduceOnly"] = True  # an exit can only shrink the position, never open the other way
         ccxt_type = "market" if order.order_type == "market" else "limit"
         delay = self.cfg.retry_base_delay_s
         for attempt in range(1, self.cfg.retry_attempts + 1):
@@ -372,13 +399,13 @@ def fills_from_trades(
         price = to_decimal(str(t["price"]))
         amount = to_decimal(str(t["amount"]))
         fee = Decimal(0)
-        currency = market.quote
+        currency = market.settle_currency
         fee_info = t.get("fee") or {}
         if fee_info.get("cost") is not None:
             fee = to_decimal(str(fee_info["cost"]))
-            currency = fee_info.get("currency") or market.quote
-        if currency == market.quote:
-            value = fee
+            currency = fee_info.get("currency") or market.settle_currency
+        if currency == market.quote or (market.is_derivative and currency == market.settle_currency):
+            value = fee  # derivatives: the fee is in the settle asset, what equity is counted in
         elif currency == market.base:
             value = fee * price
         else:
@@ -395,6 +422,7 @@ def fills_from_trades(
                 trade_id=str(t.get("id", "")),
                 fee_currency=currency,
                 fee_value=value,
+                symbol=market.symbol,
             )
         )
     return fills

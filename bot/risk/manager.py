@@ -420,16 +420,28 @@ class RiskManager:
             room = (cfg.max_margin_usage * equity - account.margin_used(skip=self.lane)) * market.leverage
             caps["max_margin_usage"] = market.amount_for_value(room, price)
 
-    def liquidation_estimate(self, contracts: float, entry: float, equity: float) -> float | None:
-        """Estimated liquidation price of a position of ``contracts`` opened at ``entry``."""
+    def liquidation_estimate(self, contracts: float, entry: float, equity: float, unrealized: float = 0.0) -> float | None:
+        """Estimated liquidation price of a position of ``contracts`` opened at ``entry``
+        (``unrealized``: its own unrealized PnL now, which a cross wallet does not include)."""
         market = self.market
         if not market.is_derivative:
             return None
         if market.margin_mode == "isolated":
             wallet = isolated_wallet(market, contracts, entry)
         else:  # cross: the whole account's equity backs it (other positions' margins aside)
-            wallet = equity - (self.account.margin_used(skip=self.lane) if self.account is not None else 0.0)
+            wallet = equity - unrealized - (self.account.margin_used(skip=self.lane) if self.account is not None else 0.0)
         return liquidation_price(market, contracts, entry, wallet)
+
+    def liquidation_hit(self, portfolio: Portfolio, mark: float, equity: float) -> float | None:
+        """Backtest and paper: the liquidation price when ``mark`` has passed it (None otherwise);
+        live, the exchange liquidates and the bot reads the result."""
+        if portfolio.is_flat or not self.market.is_derivative:
+            return None
+        qty = float(portfolio.qty)
+        liq = self.liquidation_estimate(qty, float(portfolio.avg_price), equity, portfolio.unrealized(mark))
+        if liq is None or (qty > 0 and mark > liq) or (qty < 0 and mark < liq):
+            return None
+        return liq
 
     def _liquidation_problem(self, contracts: float, price: float, equity: float) -> str | None:
         """Why an entry of ``contracts`` at ``price`` is too close to liquidation (None: it is not)."""

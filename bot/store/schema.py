@@ -188,6 +188,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
             "position": str,
             "amount": str,
             "currency": str,
+            "ref": str,
         },
         "pk": "id",
         "not_null": ["run_id", "ts", "symbol", "rate", "position", "amount"],

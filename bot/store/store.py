@@ -308,10 +308,12 @@ class Store:
              symbol or None, _dec(funding) if funding else None),
         )
 
-    def record_funding(self, run_id: str, ts: int, symbol: str, rate: float, mark: float, position, amount, currency: str) -> None:
-        """One funding payment (``amount`` > 0 received, < 0 paid, in ``currency``) at ``ts``."""
+    def record_funding(self, run_id: str, ts: int, symbol: str, rate: float | None, mark: float | None, position, amount, currency: str, ref: str = "") -> None:
+        """One funding payment (``amount`` > 0 received, < 0 paid, in ``currency``) at ``ts``;
+        ``ref`` is the exchange's id of a live payment (rate and mark None when it gives none)."""
         self._check_record(run_id)
-        self._buffer("funding", (run_id, int(ts), symbol, _dec(rate), _dec(mark), _dec(position), _dec(amount), currency or None))
+        self._buffer("funding", (run_id, int(ts), symbol, _dec(rate) if rate is not None else "", _dec(mark), _dec(position), _dec(amount),
+                                 currency or None, ref or None))
 
     def record_mark(self, run_id: str, ts: int, symbol: str, mid: float, qty, pnl: float) -> None:
         """An instrument's mid, position and PnL contribution at a checkpoint (the per-instrument report)."""
