@@ -2,10 +2,12 @@
 
 File format: gzip text, one message per line, ``<local_receive_ts_ns> <json>``. The JSON is a
 Binance combined-stream payload ``{"stream": "<sym>@depth@100ms" | "<sym>@depth@0ms" |
-"<sym>@bookTicker" | "<sym>@trade", "data": {...}}``, except one line per recording that is the
-raw REST depth snapshot ``{"lastUpdateId": ..., "bids": [[p, q], ...], "asks": [...]}`` (the
-USD-M snapshot also has ``E``/``T``). A recording split at midnight is given as all its files and
-replays as one continuous stream (only the first file holds the snapshot).
+"<sym>@bookTicker" | "<sym>@trade" | "<sym>@markPrice[@1s]" | "<sym>@forceOrder", "data": {...}}``,
+except one line per recording that is the raw REST depth snapshot ``{"lastUpdateId": ...,
+"bids": [[p, q], ...], "asks": [...]}`` (the futures snapshot also has ``E``/``T``). ``<sym>`` is
+the lower-case exchange id: ``btcusdt`` (spot, USD-M), ``btcusd_perp`` (COIN-M, sizes in contracts).
+A recording split at midnight is given as all its files and replays as one continuous stream
+(only the first file holds the snapshot).
 
 :func:`read_binance` turns such files into :mod:`bot.core.events` records. Behaviour:
 
@@ -28,7 +30,7 @@ replays as one continuous stream (only the first file holds the snapshot).
   buffered diffs are replayed through the rules below **with ``ts_local`` = the snapshot line's
   timestamp** (they are in the past by then; a monotonic clock matters more than their original
   stamps). Spot: drop ``u <= lastUpdateId``; the first applied diff needs
-  ``U <= lastUpdateId + 1 <= u``; every later one ``U == prev_u + 1``. USD-M futures: drop
+  ``U <= lastUpdateId + 1 <= u``; every later one ``U == prev_u + 1``. Futures (USD-M, COIN-M): drop
   ``u < lastUpdateId``; first applied needs ``U <= lastUpdateId <= u``; later ``pu == prev_u``.
   A violation is a gap: counted, reported as a problem (file:line, expected/got ids), a
   :class:`BookInvalidated` is emitted and the reader awaits a new snapshot. While awaiting, diffs
@@ -39,7 +41,7 @@ replays as one continuous stream (only the first file holds the snapshot).
   counted in ``dropped_deltas``; so ``deltas + dropped_deltas`` equals the number of well-formed
   diffs. A snapshot line resets the sync state at any time.
 * **Market type** is decided by the first depth diff: ``pu`` present (or a ``@depth@0ms``
-  stream, which only USD-M has) means futures, otherwise ``"spot"``; futures are ``"inverse"``
+  stream, which only futures have) means futures, otherwise ``"spot"``; futures are ``"inverse"``
   (COIN-M) when the symbol names a contract (``BTCUSD_PERP``), else ``"linear"`` (USD-M). A futures diff without ``pu`` is malformed; a diff
   with ``pu`` in a spot recording raises :class:`RecordingError` (mixed markets). When the
   first lines of the files hold a diff (real recordings start with one), the type is known
@@ -50,6 +52,10 @@ replays as one continuous stream (only the first file holds the snapshot).
   counted in ``crossed_bbo`` and not emitted. ``BestBidAsk.sequence`` is ``u``.
 * **Trades**: ``side`` is ``"sell"`` when ``m`` (buyer is maker) is true, else ``"buy"``;
   ``trade_id`` is ``t``.
+* **Perpetual streams**: ``markPrice`` lines become :class:`MarkPrice`, ``forceOrder`` lines
+  :class:`Liquidation` (parsed by :mod:`bot.data.derivatives`), counted in ``mark_prices`` and
+  ``liquidations`` (not in ``events``, which counts the book's own kinds). They do not decide the
+  market type (only depth diffs do). All-market streams (``!forceOrder@arr``) are ``ignored``.
 * **Bad input never raises** (only the :class:`RecordingError` conditions above do): a file
   with a few bad lines among good ones replays, the bad lines counted and named. A line
   without a space, with a bad timestamp, invalid JSON, missing fields or non-numeric/non-finite/
@@ -76,9 +82,14 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.events import BestBidAsk, BookDelta, BookInvalidated, BookSnapshot, Level, MarketEvent, Trade
+from bot.data.derivatives import Reject as _Reject
+from bot.data.derivatives import liquidation, mark_price
 from bot.data.symbols import market_type_of
 
-__all__ = ["EXPECTED_FORMAT", "MAX_BUFFERED_DIFFS", "MAX_PROBLEMS", "ReaderStats", "RecordingError", "read_binance"]
+__all__ = [
+    "EXPECTED_FORMAT", "MAX_BUFFERED_DIFFS", "MAX_PROBLEMS", "ReaderStats", "RecordingError", "RecordingFile",
+    "chain_files", "probe_recording", "read_binance",
+]
 
 MAX_PROBLEMS = 100
 """At most this many problem lines are kept in :attr:`ReaderStats.problems` (all are counted)."""
@@ -113,6 +124,8 @@ class ReaderStats:
     crossed_bbo: int = 0  # bookTicker rows with bid >= ask (not yielded)
     out_of_order: int = 0  # lines whose local timestamp goes backwards (skipped)
     ignored: int = 0  # well-formed lines of streams this reader does not use
+    mark_prices: int = 0  # MarkPrice events yielded (markPrice streams, perpetuals only)
+    liquidations: int = 0  # Liquidation events yielded (forceOrder streams)
     files: list[str] = field(default_factory=list)  # in replay order
     market_type: str = ""  # "spot", "linear" (USD-M) or "inverse" (COIN-M), from the first depth diff
     symbol: str = ""  # e.g. "BTCUSDT", known before the first event
@@ -126,14 +139,6 @@ class ReaderStats:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class _Reject(Exception):
-    """A message that cannot be used; ``negative`` tells a negative size from other faults."""
-
-    def __init__(self, message: str, negative: bool = False) -> None:
-        super().__init__(message)
-        self.negative = negative
 
 
 # --------------------------------------------------------------------------- parsing helpers
@@ -208,6 +213,10 @@ def _stream_kind(suffix: str) -> str:
         return "bbo"
     if suffix == "trade":
         return "trade"
+    if suffix == "markPrice" or suffix.startswith("markPrice@"):
+        return "mark"
+    if suffix == "forceOrder":
+        return "liq"
     return ""
 
 
@@ -256,8 +265,6 @@ def _line_ts(line: bytes | str) -> int | None:
 @dataclass
 class _FileInfo:
     path: Path
-    name: str
-    index: int
     first_ts: int | None = None
     last_ts: int | None = None
     symbol: str = ""
@@ -307,7 +314,7 @@ def _scan_head(info: _FileInfo, head: bytes, complete: bool) -> bool:
                 stream = obj.get("stream")
                 if isinstance(stream, str) and "@" in stream:
                     sym, _, suffix = stream.partition("@")
-                    if not info.symbol:
+                    if not info.symbol and not sym.startswith("!"):
                         info.symbol = sym.upper()
                     data = obj.get("data")
                     if type(data) is dict:
@@ -340,7 +347,7 @@ def _foreign(info: _FileInfo, empty: bool) -> RecordingError:
     return RecordingError(f"{info.path}: not a Binance raw-stream recording ({what}); {EXPECTED_FORMAT}")
 
 
-def _probe(path: Path, index: int) -> _FileInfo:
+def _probe(path: Path) -> _FileInfo:
     """First/last local timestamp, symbol and market type of a file (decompresses it once, no
     JSON per line beyond the first ones).
 
@@ -349,7 +356,7 @@ def _probe(path: Path, index: int) -> _FileInfo:
     type come from the first stream name and depth diff within the first lines; files without them
     there are still checked line by line during the replay.
     """
-    info = _FileInfo(path, path.name, index)
+    info = _FileInfo(path)
     head = b""
     head_done = False
     prev = last = b""
@@ -374,6 +381,57 @@ def _probe(path: Path, index: int) -> _FileInfo:
     return info
 
 
+@dataclass(frozen=True)
+class RecordingFile:
+    """What the first and last lines of one recording file tell (see :func:`probe_recording`)."""
+
+    path: Path
+    symbol: str  # exchange id, upper case ("BTCUSDT", "BTCUSD_PERP"); "" when no stream line is in the first lines
+    market_type: str  # "spot", "linear", "inverse"; "" when no depth diff is in the first lines
+    first_ts: int  # local ns timestamps of the first and last timestamped line
+    last_ts: int
+
+
+def probe_recording(path: str | Path) -> RecordingFile:
+    """Symbol, market type and local time span of one recording file, without replaying it.
+
+    Decompresses the file once (JSON of the first lines only). Raises :class:`RecordingError`,
+    naming the file, when it is missing, not a file, unreadable, not gzip or not a raw-stream
+    recording. :func:`read_binance` and :func:`bot.data.merge.group_recordings` both start here.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RecordingError(f"recording not found: {path}" if not path.exists() else f"not a file: {path}")
+    info = _probe(path)
+    assert info.first_ts is not None and info.last_ts is not None  # a recognized file has a timestamped line
+    return RecordingFile(path, info.symbol, info.market_type, info.first_ts, info.last_ts)
+
+
+def chain_files(files: Sequence[RecordingFile]) -> list[RecordingFile]:
+    """The files of one recording in replay order (by first timestamp, then as given).
+
+    Raises :class:`RecordingError`, naming the files, when they hold different symbols or
+    markets or when one starts before the previous one ends (they would not replay as one
+    continuous stream).
+    """
+    files = sorted(files, key=lambda f: f.first_ts)  # stable: ties keep the given order
+    symbols = {f.symbol for f in files if f.symbol}
+    if len(symbols) > 1:
+        listing = ", ".join(f"{f.path} ({f.symbol})" for f in files if f.symbol)
+        raise RecordingError(f"recordings of different symbols cannot be replayed together: {listing}")
+    types = {f.market_type for f in files if f.market_type}
+    if len(types) > 1:
+        listing = ", ".join(f"{f.path} ({f.market_type})" for f in files if f.market_type)
+        raise RecordingError(f"recordings of different markets ({' and '.join(sorted(types))}) cannot be replayed together: {listing}")
+    for a, b in zip(files, files[1:]):
+        if b.first_ts < a.last_ts:
+            raise RecordingError(
+                f"recordings overlap in time: {b.path} starts at {b.first_ts} before {a.path} ends at "
+                f"{a.last_ts}; give the files of one continuous recording"
+            )
+    return files
+
+
 # --------------------------------------------------------------------------- the reader
 class _Reader:
     def __init__(self, paths: Sequence[str | Path], stats: ReaderStats) -> None:
@@ -391,34 +449,16 @@ class _Reader:
         self.stats.problem(f"{where}: {message}")
 
     # -- file order -----------------------------------------------------------------------
-    def _ordered_files(self) -> list[_FileInfo]:
+    def _ordered_files(self) -> list[RecordingFile]:
         stats = self.stats
         if not self.paths:
             raise RecordingError("no recording files given")
-        infos = []
-        for i, path in enumerate(self.paths):
-            if not path.is_file():
-                raise RecordingError(f"recording not found: {path}" if not path.exists() else f"not a file: {path}")
-            infos.append(_probe(path, i))
-        files = sorted(infos, key=lambda f: (f.first_ts, f.index))  # a recognized file has a first_ts
-        symbols = {f.symbol for f in files if f.symbol}
-        if len(symbols) > 1:
-            listing = ", ".join(f"{f.path} ({f.symbol})" for f in files if f.symbol)
-            raise RecordingError(f"recordings of different symbols cannot be replayed together: {listing}")
-        types = [f.market_type for f in files if f.market_type]
-        if len(set(types)) > 1:
-            listing = ", ".join(f"{f.path} ({f.market_type})" for f in files if f.market_type)
-            raise RecordingError(f"recordings of different markets (spot and USD-M futures) cannot be replayed together: {listing}")
-        for a, b in zip(files, files[1:]):
-            assert a.last_ts is not None and b.first_ts is not None
-            if b.first_ts < a.last_ts:
-                raise RecordingError(
-                    f"recordings overlap in time: {b.path} starts at {b.first_ts} before {a.path} ends at "
-                    f"{a.last_ts}; give the files of one continuous recording"
-                )
+        files = chain_files([probe_recording(path) for path in self.paths])
         stats.files = [str(f.path) for f in files]
+        symbols = {f.symbol for f in files if f.symbol}
         if symbols:
             stats.symbol = symbols.pop()
+        types = [f.market_type for f in files if f.market_type]
         if types:  # known before the first event, like the symbol (the CLI checks both)
             stats.market_type = types[0]
             self.future = types[0] != "spot"
@@ -498,14 +538,14 @@ class _Reader:
         last = _int_field(data, "u")
         has_pu = "pu" in data
         if self.future is None:
-            # USD-M diffs carry pu; @depth@0ms exists only on USD-M (so a damaged first diff
-            # without pu is still recognised there)
+            # futures diffs (USD-M and COIN-M) carry pu; @depth@0ms exists only on futures (so a
+            # damaged first diff without pu is still recognised there)
             self.future = has_pu or stream.endswith("@0ms")
             self.stats.market_type = market_type_of(self.stats.symbol, self.future)
         if self.future:
             pu = _int_field(data, "pu")
         elif has_pu:
-            raise RecordingError(f"{where}: USD-M futures diff (has 'pu') in a spot recording; mixed markets")
+            raise RecordingError(f"{where}: futures diff (has 'pu') in a spot recording; mixed markets")
         else:
             pu = 0
         bids = _levels(data.get("b"), "diff bids")
@@ -522,7 +562,7 @@ class _Reader:
         symbol = stats.symbol
         last_ts = 0
         for info in files:
-            name = info.name
+            name = info.path.name
             lineno = 0
             for line in _iter_lines(info.path):
                 lineno += 1
@@ -572,12 +612,15 @@ class _Reader:
                         if type(stream) is not str or "@" not in stream:
                             raise _Reject(f"expected 'stream' like 'btcusdt@trade', got {str(stream)[:40]!r}")
                         sym, _, suffix = stream.partition("@")
-                        sym = sym.upper()
-                        if not symbol:
-                            symbol = stats.symbol = sym
-                        elif sym != symbol:
-                            raise RecordingError(f"{name}:{lineno}: stream {stream!r} is not {symbol}: mixed symbols in one recording")
-                        kind = kinds[stream] = _stream_kind(suffix)
+                        if sym.startswith("!"):  # all-market (!forceOrder@arr): not this instrument's alone
+                            kind = kinds[stream] = ""
+                        else:
+                            sym = sym.upper()
+                            if not symbol:
+                                symbol = stats.symbol = sym
+                            elif sym != symbol:
+                                raise RecordingError(f"{name}:{lineno}: stream {stream!r} is not {symbol}: mixed symbols in one recording")
+                            kind = kinds[stream] = _stream_kind(suffix)
                     data = obj.get("data")
                     if type(data) is not dict:
                         raise _Reject(f"expected an object in 'data' of stream {stream}")
@@ -631,6 +674,14 @@ class _Reader:
                                 yield self._gap(ts, _ms(data, "E"), where, "depth diff rejected, the update-id chain is broken")
                             continue
                         yield from self._diff(diff, ts)
+                    elif kind == "mark":
+                        mark = mark_price(data, ts)
+                        stats.mark_prices += 1
+                        yield mark
+                    elif kind == "liq":
+                        liq = liquidation(data, ts, symbol)
+                        stats.liquidations += 1
+                        yield liq
                     else:
                         stats.ignored += 1
                         stats.problem(f"{name}:{lineno}: stream {stream!r} is not used by this reader; line ignored")
@@ -641,7 +692,7 @@ class _Reader:
             stats.dropped_deltas += n
             stats.problem(f"{self.buffer[0][0]}: {n} depth diff(s) from here on never got a snapshot to apply to; dropped at end of recording")
             self.buffer = []
-        if not any(counts.values()):
+        if not any(counts.values()) and not stats.mark_prices and not stats.liquidations:
             raise RecordingError(self._no_events())
 
     def _no_events(self) -> str:
