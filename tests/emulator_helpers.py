@@ -117,3 +117,71 @@ def write_usdm_recording(path, seconds: float = 1.0, step_ms: int = 50, mid: flo
             out.append(f"{ts} {json.dumps(obj)}\n")
     with gzip.open(path, "wt") as fh:
         fh.writelines(out)
+
+
+def write_coinm_recording(path, seconds: float = 1.0, step_ms: int = 50, mid: float = 50_000.0,
+                          symbol: str = "btcusd_perp", mark_every: int = 4, liquidation_every: int = 7) -> dict[str, int]:
+    """A small synthetic COIN-M (inverse perpetual) recording: what a ``BTCUSD_PERP`` collector writes.
+
+    ``@depth@100ms`` diffs carrying ``pu`` (COIN-M has no ``@0ms`` stream, so ``pu`` alone must
+    tell futures), a futures REST snapshot (``E``/``T``/``pair``), a bookTicker and a trade per
+    step, a ``@markPrice@1s`` line every ``mark_every`` steps and a ``@forceOrder`` line every
+    ``liquidation_every`` steps (alternating SELL/BUY; the first one has no fill yet, ``ap`` 0 and
+    ``z`` 0, the later ones are filled at an ``ap`` off their limit ``p``). Sizes are integer
+    contracts, prices on a 0.1 tick. Returns the number of lines written per stream kind.
+    """
+    import gzip
+
+    t0 = 1_723_161_253_000_000_000
+    sym = symbol.upper()
+    pair = sym.partition("_")[0]
+    lines: list[str] = []
+    counts = {"depth": 0, "snapshot": 0, "bookTicker": 0, "trade": 0, "markPrice": 0, "forceOrder": 0}
+    uid = 100
+
+    def line(ts_ns: int, stream: str, data: dict) -> None:
+        lines.append(f"{ts_ns} " + json.dumps({"stream": f"{symbol}@{stream}", "data": data}))
+        counts[stream.partition("@")[0]] += 1
+
+    def diff(ts_ns: int, U: int, u: int, pu: int, bids, asks) -> None:
+        line(ts_ns, "depth@100ms", {"e": "depthUpdate", "E": ts_ns // 1_000_000, "T": ts_ns // 1_000_000 - 1, "s": sym,
+                                    "ps": pair, "U": U, "u": u, "pu": pu,
+                                    "b": [[f"{p:.1f}", f"{q:d}"] for p, q in bids], "a": [[f"{p:.1f}", f"{q:d}"] for p, q in asks]})
+
+    diff(t0, 98, 100, 97, [(mid - 50, 1)], [])
+    bids = [(round(mid - 0.1 * (i + 1), 1), 10 + i) for i in range(10)]
+    asks = [(round(mid + 0.1 * i, 1), 10 + i) for i in range(10)]
+    snap = {"lastUpdateId": uid, "E": t0 // 1_000_000, "T": t0 // 1_000_000, "symbol": sym, "pair": pair,
+            "bids": [[f"{p:.1f}", f"{q:d}"] for p, q in bids], "asks": [[f"{p:.1f}", f"{q:d}"] for p, q in asks]}
+    lines.append(f"{t0 + 1_000_000} " + json.dumps(snap))
+    counts["snapshot"] += 1
+    best_bid, best_ask = bids[0][0], asks[0][0]
+    prev_u = uid
+    liquidations = 0
+    for k in range(1, int(seconds * 1000 / step_ms) + 1):
+        ts = t0 + 1_000_000 + k * step_ms * 1_000_000
+        ms = ts // 1_000_000
+        new_bid, new_ask = round(best_bid + 0.1, 1), round(best_ask + 0.1, 1)
+        diff(ts, prev_u + 1, prev_u + 3, prev_u, [(new_bid, 20)], [(best_ask, 0), (round(new_ask + 0.9, 1), 30)])
+        prev_u += 3
+        best_bid, best_ask = new_bid, new_ask
+        line(ts + 500, "bookTicker", {"e": "bookTicker", "u": prev_u, "s": sym, "ps": pair, "b": f"{best_bid:.1f}", "B": "20",
+                                      "a": f"{best_ask:.1f}", "A": "10", "T": ms, "E": ms})
+        line(ts + 1000, "trade", {"e": "trade", "E": ms, "T": ms, "s": sym, "t": 5000 + k, "p": f"{best_ask:.1f}",
+                                  "q": "3", "X": "MARKET", "m": False})
+        if k % mark_every == 0:
+            line(ts + 2000, "markPrice@1s", {"e": "markPriceUpdate", "E": ms, "s": sym, "p": f"{best_bid + 0.05:.2f}",
+                                             "P": f"{best_bid:.2f}", "i": f"{best_bid - 1.5:.2f}", "r": "0.00010000",
+                                             "T": (ms // 28_800_000 + 1) * 28_800_000})
+        if k % liquidation_every == 0:
+            side = "SELL" if liquidations % 2 == 0 else "BUY"
+            limit = round(best_bid - 5.0 if side == "SELL" else best_ask + 5.0, 1)
+            filled = liquidations > 0
+            order = {"s": sym, "ps": pair, "S": side, "o": "LIMIT", "f": "IOC", "q": "12", "p": f"{limit:.1f}",
+                     "ap": f"{(best_bid if side == 'SELL' else best_ask):.1f}" if filled else "0",
+                     "X": "FILLED" if filled else "NEW", "l": "8" if filled else "0", "z": "8" if filled else "0", "T": ms}
+            line(ts + 3000, "forceOrder", {"e": "forceOrder", "E": ms + 1, "o": order})
+            liquidations += 1
+    with gzip.open(path, "wt") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return counts

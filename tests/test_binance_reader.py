@@ -470,3 +470,16 @@ def test_files_of_different_markets_raise(tmp_path):
     fut = _write_gz(tmp_path / "fut.gz", [(t0 + 10, _diff(3, 4, pu=2))])
     with pytest.raises(RecordingError, match="different markets.*spot.gz \\(spot\\).*fut.gz \\(linear\\)"):
         list(read_binance([spot, fut]))
+
+
+def test_coinm_files_are_inverse_and_refused_with_spot(tmp_path):
+    """COIN-M ids carry the contract (btcusd_perp): pu diffs make it futures, the id makes it inverse."""
+    t0 = 1_700_000_000_000_000_000
+    coinm = _write_gz(tmp_path / "coinm.gz", [(t0, _diff(3, 4, pu=2, sym="btcusd_perp"))])
+    stats = ReaderStats()
+    with pytest.raises(RecordingError, match="no market events"):  # a diff without a snapshot, nothing else
+        next(read_binance([coinm], stats))
+    assert (stats.symbol, stats.market_type) == ("BTCUSD_PERP", "inverse")  # known before that
+    spot = _write_gz(tmp_path / "spot.gz", [(t0 + 10, _diff(1, 2, sym="btcusd_perp"))])
+    with pytest.raises(RecordingError, match="different markets \\(inverse and spot\\).*coinm.gz \\(inverse\\).*spot.gz \\(spot\\)"):
+        list(read_binance([coinm, spot]))

@@ -2,12 +2,16 @@
 
 File format: gzip text, one message per line, ``<local_receive_ts_ns> <json>``. The JSON is a
 Binance combined-stream payload ``{"stream": "<sym>@depth@100ms" | "<sym>@depth@0ms" |
-"<sym>@bookTicker" | "<sym>@trade", "data": {...}}``, except one line per recording that is the
-raw REST depth snapshot ``{"lastUpdateId": ..., "bids": [[p, q], ...], "asks": [...]}`` (the
-USD-M snapshot also has ``E``/``T``). A recording split at midnight is given as all its files and
-replays as one continuous stream (only the first file holds the snapshot).
+"<sym>@bookTicker" | "<sym>@trade" | "<sym>@markPrice[@1s]" | "<sym>@forceOrder", "data": {...}}``,
+except one line per recording that is the raw REST depth snapshot ``{"lastUpdateId": ...,
+"bids": [[p, q], ...], "asks": [...]}`` (the futures snapshot also has ``E``/``T``). ``<sym>`` is
+the lower-case exchange id: ``btcusdt`` (spot, USD-M), ``btcusd_perp`` (COIN-M, sizes in contracts).
+A recording split at midnight is given as all its files and replays as one continuous stream
+(only the first file holds the snapshot).
 
-:func:`read_binance` turns such files into :mod:`bot.core.events` records. Behaviour:
+:func:`read_binance` turns such files into :mod:`bot.core.events` records (what a file is before
+its replay, the probe of its first lines and the chaining of split files, is
+:mod:`bot.data.recording`; the perpetual streams are parsed by :mod:`bot.data.derivatives`). Behaviour:
 
 * **Files** are ordered by the local timestamp of their first line, so they may be given in any
   order. A file that starts before the previous one ends, a missing/unreadable/non-gzip file,
@@ -28,7 +32,7 @@ replays as one continuous stream (only the first file holds the snapshot).
   buffered diffs are replayed through the rules below **with ``ts_local`` = the snapshot line's
   timestamp** (they are in the past by then; a monotonic clock matters more than their original
   stamps). Spot: drop ``u <= lastUpdateId``; the first applied diff needs
-  ``U <= lastUpdateId + 1 <= u``; every later one ``U == prev_u + 1``. USD-M futures: drop
+  ``U <= lastUpdateId + 1 <= u``; every later one ``U == prev_u + 1``. Futures (USD-M, COIN-M): drop
   ``u < lastUpdateId``; first applied needs ``U <= lastUpdateId <= u``; later ``pu == prev_u``.
   A violation is a gap: counted, reported as a problem (file:line, expected/got ids), a
   :class:`BookInvalidated` is emitted and the reader awaits a new snapshot. While awaiting, diffs
@@ -39,7 +43,7 @@ replays as one continuous stream (only the first file holds the snapshot).
   counted in ``dropped_deltas``; so ``deltas + dropped_deltas`` equals the number of well-formed
   diffs. A snapshot line resets the sync state at any time.
 * **Market type** is decided by the first depth diff: ``pu`` present (or a ``@depth@0ms``
-  stream, which only USD-M has) means futures, otherwise ``"spot"``; futures are ``"inverse"``
+  stream, which only futures have) means futures, otherwise ``"spot"``; futures are ``"inverse"``
   (COIN-M) when the symbol names a contract (``BTCUSD_PERP``), else ``"linear"`` (USD-M). A futures diff without ``pu`` is malformed; a diff
   with ``pu`` in a spot recording raises :class:`RecordingError` (mixed markets). When the
   first lines of the files hold a diff (real recordings start with one), the type is known
@@ -50,6 +54,10 @@ replays as one continuous stream (only the first file holds the snapshot).
   counted in ``crossed_bbo`` and not emitted. ``BestBidAsk.sequence`` is ``u``.
 * **Trades**: ``side`` is ``"sell"`` when ``m`` (buyer is maker) is true, else ``"buy"``;
   ``trade_id`` is ``t``.
+* **Perpetual streams**: ``markPrice`` lines become :class:`MarkPrice`, ``forceOrder`` lines
+  :class:`Liquidation` (parsed by :mod:`bot.data.derivatives`), counted in ``mark_prices`` and
+  ``liquidations`` (not in ``events``, which counts the book's own kinds). They do not decide the
+  market type (only depth diffs do). All-market streams (``!forceOrder@arr``) are ``ignored``.
 * **Bad input never raises** (only the :class:`RecordingError` conditions above do): a file
   with a few bad lines among good ones replays, the bad lines counted and named. A line
   without a space, with a bad timestamp, invalid JSON, missing fields or non-numeric/non-finite/
@@ -65,9 +73,7 @@ replays as one continuous stream (only the first file holds the snapshot).
 
 from __future__ import annotations
 
-import gzip
 import json
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import chain
@@ -76,9 +82,16 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.events import BestBidAsk, BookDelta, BookInvalidated, BookSnapshot, Level, MarketEvent, Trade
+from bot.data.derivatives import Reject as _Reject
+from bot.data.derivatives import liquidation, mark_price
+from bot.data.recording import EXPECTED_FORMAT, RecordingError, RecordingFile, chain_files, probe_recording, stream_kind
+from bot.data.recording import iter_lines as _iter_lines
 from bot.data.symbols import market_type_of
 
-__all__ = ["EXPECTED_FORMAT", "MAX_BUFFERED_DIFFS", "MAX_PROBLEMS", "ReaderStats", "RecordingError", "read_binance"]
+__all__ = [
+    "EXPECTED_FORMAT", "MAX_BUFFERED_DIFFS", "MAX_PROBLEMS", "ReaderStats", "RecordingError", "RecordingFile",
+    "chain_files", "probe_recording", "read_binance",
+]
 
 MAX_PROBLEMS = 100
 """At most this many problem lines are kept in :attr:`ReaderStats.problems` (all are counted)."""
@@ -86,16 +99,9 @@ MAX_PROBLEMS = 100
 MAX_BUFFERED_DIFFS = 20_000
 """Diffs kept while awaiting a snapshot; older ones are dropped (and counted) beyond this."""
 
-_CHUNK = 1 << 20
-_HEAD_LINES = 1000
 _INF = float("inf")
 _MS = 1_000_000
 _KINDS = ("snapshot", "delta", "bbo", "trade", "invalidated")
-
-
-class RecordingError(Exception):
-    """The recording cannot be replayed at all (missing/unreadable file, not gzip, not a raw-stream
-    recording, no market events, files that do not chain in time, mixed symbols or markets)."""
 
 
 @dataclass
@@ -113,6 +119,8 @@ class ReaderStats:
     crossed_bbo: int = 0  # bookTicker rows with bid >= ask (not yielded)
     out_of_order: int = 0  # lines whose local timestamp goes backwards (skipped)
     ignored: int = 0  # well-formed lines of streams this reader does not use
+    mark_prices: int = 0  # MarkPrice events yielded (markPrice streams, perpetuals only)
+    liquidations: int = 0  # Liquidation events yielded (forceOrder streams)
     files: list[str] = field(default_factory=list)  # in replay order
     market_type: str = ""  # "spot", "linear" (USD-M) or "inverse" (COIN-M), from the first depth diff
     symbol: str = ""  # e.g. "BTCUSDT", known before the first event
@@ -126,14 +134,6 @@ class ReaderStats:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class _Reject(Exception):
-    """A message that cannot be used; ``negative`` tells a negative size from other faults."""
-
-    def __init__(self, message: str, negative: bool = False) -> None:
-        super().__init__(message)
-        self.negative = negative
 
 
 # --------------------------------------------------------------------------- parsing helpers
@@ -201,178 +201,6 @@ def _ms(data: dict[str, Any], key: str) -> int:
 _DECODER = json.JSONDecoder()
 
 
-def _stream_kind(suffix: str) -> str:
-    if suffix == "depth" or suffix.startswith("depth@"):
-        return "depth"
-    if suffix == "bookTicker":
-        return "bbo"
-    if suffix == "trade":
-        return "trade"
-    return ""
-
-
-# --------------------------------------------------------------------------- file access
-def _read_chunks(path: Path) -> Iterator[bytes]:
-    try:
-        with gzip.open(path, "rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                yield chunk
-    except FileNotFoundError:
-        raise RecordingError(f"recording not found: {path}") from None
-    except gzip.BadGzipFile as exc:
-        raise RecordingError(f"{path}: not a gzip file ({exc})") from None
-    except (EOFError, zlib.error) as exc:
-        raise RecordingError(f"{path}: corrupt or truncated gzip data ({exc})") from None
-    except OSError as exc:
-        raise RecordingError(f"{path}: cannot read ({exc.strerror or exc})") from None
-
-
-def _iter_lines(path: Path) -> Iterator[str]:
-    """Text lines of a gzip file (without newline), decoded in blocks for speed."""
-    tail = b""
-    for chunk in _read_chunks(path):
-        buf = tail + chunk if tail else chunk
-        cut = buf.rfind(b"\n")
-        if cut < 0:
-            tail = buf
-            continue
-        tail = buf[cut + 1 :]
-        yield from buf[:cut].decode("utf-8", "replace").split("\n")
-    if tail:
-        yield tail.decode("utf-8", "replace")
-
-
-def _line_ts(line: bytes | str) -> int | None:
-    head = line.split(b" " if isinstance(line, bytes) else " ", 1)
-    if len(head) != 2:
-        return None
-    try:
-        ts = int(head[0])
-    except ValueError:
-        return None
-    return ts if ts > 0 else None
-
-
-@dataclass
-class _FileInfo:
-    path: Path
-    name: str
-    index: int
-    first_ts: int | None = None
-    last_ts: int | None = None
-    symbol: str = ""
-    market_type: str = ""  # from the first well-formed depth diff of the first lines, if any
-    recognized: bool = False  # a line of the first _HEAD_LINES is a stream message or a snapshot
-    nonblank: int = 0  # non-blank head lines looked at
-    scanned: int = 0  # head lines (blank or not) looked at: the next call goes on from here
-    sample: list[str] = field(default_factory=list)  # the first non-blank lines, cut short (for errors)
-
-
-def _head_object(line: bytes) -> Any:
-    try:
-        return json.loads(line.split(b" ", 1)[1])
-    except (ValueError, RecursionError):
-        return None
-
-
-def _scan_head(info: _FileInfo, head: bytes, complete: bool) -> bool:
-    """Look at the first lines: first timestamp, symbol, market type and whether the file is a
-    raw-stream recording at all; True when nothing more is to be learnt from the head.
-
-    ``head`` only grows between calls, so each call goes on where the previous one stopped.
-    """
-    lines = head.split(b"\n")
-    if not complete:
-        lines.pop()  # may be cut in the middle
-    for i in range(info.scanned, len(lines)):
-        if info.nonblank >= _HEAD_LINES:
-            break
-        info.scanned = i + 1
-        line = lines[i]
-        if not line.strip():
-            continue
-        info.nonblank += 1
-        if len(info.sample) < 2:
-            info.sample.append(line[:60].decode("utf-8", "replace"))
-        ts = _line_ts(line)
-        if ts is None:
-            continue
-        if info.first_ts is None:
-            info.first_ts = ts
-        if not info.recognized or (not info.symbol and line.find(b'"stream"', 0, 200) >= 0) or (
-            not info.market_type and line.find(b"@depth", 0, 200) >= 0
-        ):
-            obj = _head_object(line)
-            if type(obj) is dict:
-                stream = obj.get("stream")
-                if isinstance(stream, str) and "@" in stream:
-                    sym, _, suffix = stream.partition("@")
-                    if not info.symbol:
-                        info.symbol = sym.upper()
-                    data = obj.get("data")
-                    if type(data) is dict:
-                        info.recognized = True
-                        # the rule of _Reader._parse_diff, on the first diff it would accept
-                        if (not info.market_type and _stream_kind(suffix) == "depth"
-                                and type(data.get("U")) is int and type(data.get("u")) is int):
-                            info.market_type = market_type_of(sym, "pu" in data or stream.endswith("@0ms"))
-                elif stream is None and "lastUpdateId" in obj:
-                    info.recognized = True
-        if info.recognized and info.symbol and info.market_type:
-            return True
-    return info.nonblank >= _HEAD_LINES
-
-
-EXPECTED_FORMAT = (
-    "expected gzip text of '<local_ns> <json>' lines holding Binance combined-stream "
-    "messages ({\"stream\": \"btcusdt@depth@100ms\", \"data\": {...}}) or a REST depth snapshot ({\"lastUpdateId\": ...})"
-)
-
-
-def _foreign(info: _FileInfo, empty: bool) -> RecordingError:
-    if empty:
-        what = "the file is empty"
-    elif not info.nonblank:
-        what = "it holds only blank lines"
-    else:
-        first = ", ".join(repr(s) for s in info.sample)
-        what = f"none of its first {info.nonblank} line(s) is a stream message or a depth snapshot; first lines are {first}"
-    return RecordingError(f"{info.path}: not a Binance raw-stream recording ({what}); {EXPECTED_FORMAT}")
-
-
-def _probe(path: Path, index: int) -> _FileInfo:
-    """First/last local timestamp, symbol and market type of a file (decompresses it once, no
-    JSON per line beyond the first ones).
-
-    Raises :class:`RecordingError` when none of the first :data:`_HEAD_LINES` non-blank lines is a
-    stream message or a depth snapshot (another format, an empty file). The symbol and the market
-    type come from the first stream name and depth diff within the first lines; files without them
-    there are still checked line by line during the replay.
-    """
-    info = _FileInfo(path, path.name, index)
-    head = b""
-    head_done = False
-    prev = last = b""
-    for chunk in _read_chunks(path):
-        if not head_done:
-            head += chunk
-            head_done = _scan_head(info, head, complete=False) or len(head) >= 4 * _CHUNK
-            if head_done and not info.recognized:
-                raise _foreign(info, empty=False)  # before decompressing the rest of a foreign file
-        prev, last = last, chunk
-    if not head_done:
-        _scan_head(info, head, complete=True)
-        if not info.recognized:
-            raise _foreign(info, empty=not head)
-    for line in reversed((prev + last).split(b"\n")):
-        ts = _line_ts(line)
-        if ts is not None:
-            info.last_ts = ts
-            break
-    if info.last_ts is None:
-        info.last_ts = info.first_ts  # no timestamp in the last 1-2 MB: cannot check the end
-    return info
-
 
 # --------------------------------------------------------------------------- the reader
 class _Reader:
@@ -391,34 +219,16 @@ class _Reader:
         self.stats.problem(f"{where}: {message}")
 
     # -- file order -----------------------------------------------------------------------
-    def _ordered_files(self) -> list[_FileInfo]:
+    def _ordered_files(self) -> list[RecordingFile]:
         stats = self.stats
         if not self.paths:
             raise RecordingError("no recording files given")
-        infos = []
-        for i, path in enumerate(self.paths):
-            if not path.is_file():
-                raise RecordingError(f"recording not found: {path}" if not path.exists() else f"not a file: {path}")
-            infos.append(_probe(path, i))
-        files = sorted(infos, key=lambda f: (f.first_ts, f.index))  # a recognized file has a first_ts
-        symbols = {f.symbol for f in files if f.symbol}
-        if len(symbols) > 1:
-            listing = ", ".join(f"{f.path} ({f.symbol})" for f in files if f.symbol)
-            raise RecordingError(f"recordings of different symbols cannot be replayed together: {listing}")
-        types = [f.market_type for f in files if f.market_type]
-        if len(set(types)) > 1:
-            listing = ", ".join(f"{f.path} ({f.market_type})" for f in files if f.market_type)
-            raise RecordingError(f"recordings of different markets (spot and USD-M futures) cannot be replayed together: {listing}")
-        for a, b in zip(files, files[1:]):
-            assert a.last_ts is not None and b.first_ts is not None
-            if b.first_ts < a.last_ts:
-                raise RecordingError(
-                    f"recordings overlap in time: {b.path} starts at {b.first_ts} before {a.path} ends at "
-                    f"{a.last_ts}; give the files of one continuous recording"
-                )
+        files = chain_files([probe_recording(path) for path in self.paths])
         stats.files = [str(f.path) for f in files]
+        symbols = {f.symbol for f in files if f.symbol}
         if symbols:
             stats.symbol = symbols.pop()
+        types = [f.market_type for f in files if f.market_type]
         if types:  # known before the first event, like the symbol (the CLI checks both)
             stats.market_type = types[0]
             self.future = types[0] != "spot"
@@ -498,14 +308,14 @@ class _Reader:
         last = _int_field(data, "u")
         has_pu = "pu" in data
         if self.future is None:
-            # USD-M diffs carry pu; @depth@0ms exists only on USD-M (so a damaged first diff
-            # without pu is still recognised there)
+            # futures diffs (USD-M and COIN-M) carry pu; @depth@0ms exists only on futures (so a
+            # damaged first diff without pu is still recognised there)
             self.future = has_pu or stream.endswith("@0ms")
             self.stats.market_type = market_type_of(self.stats.symbol, self.future)
         if self.future:
             pu = _int_field(data, "pu")
         elif has_pu:
-            raise RecordingError(f"{where}: USD-M futures diff (has 'pu') in a spot recording; mixed markets")
+            raise RecordingError(f"{where}: futures diff (has 'pu') in a spot recording; mixed markets")
         else:
             pu = 0
         bids = _levels(data.get("b"), "diff bids")
@@ -522,7 +332,7 @@ class _Reader:
         symbol = stats.symbol
         last_ts = 0
         for info in files:
-            name = info.name
+            name = info.path.name
             lineno = 0
             for line in _iter_lines(info.path):
                 lineno += 1
@@ -572,12 +382,15 @@ class _Reader:
                         if type(stream) is not str or "@" not in stream:
                             raise _Reject(f"expected 'stream' like 'btcusdt@trade', got {str(stream)[:40]!r}")
                         sym, _, suffix = stream.partition("@")
-                        sym = sym.upper()
-                        if not symbol:
-                            symbol = stats.symbol = sym
-                        elif sym != symbol:
-                            raise RecordingError(f"{name}:{lineno}: stream {stream!r} is not {symbol}: mixed symbols in one recording")
-                        kind = kinds[stream] = _stream_kind(suffix)
+                        if sym.startswith("!"):  # all-market (!forceOrder@arr): not this instrument's alone
+                            kind = kinds[stream] = ""
+                        else:
+                            sym = sym.upper()
+                            if not symbol:
+                                symbol = stats.symbol = sym
+                            elif sym != symbol:
+                                raise RecordingError(f"{name}:{lineno}: stream {stream!r} is not {symbol}: mixed symbols in one recording")
+                            kind = kinds[stream] = stream_kind(suffix)
                     data = obj.get("data")
                     if type(data) is not dict:
                         raise _Reject(f"expected an object in 'data' of stream {stream}")
@@ -631,6 +444,14 @@ class _Reader:
                                 yield self._gap(ts, _ms(data, "E"), where, "depth diff rejected, the update-id chain is broken")
                             continue
                         yield from self._diff(diff, ts)
+                    elif kind == "mark":
+                        mark = mark_price(data, ts)
+                        stats.mark_prices += 1
+                        yield mark
+                    elif kind == "liq":
+                        liq = liquidation(data, ts, symbol)
+                        stats.liquidations += 1
+                        yield liq
                     else:
                         stats.ignored += 1
                         stats.problem(f"{name}:{lineno}: stream {stream!r} is not used by this reader; line ignored")
@@ -641,7 +462,7 @@ class _Reader:
             stats.dropped_deltas += n
             stats.problem(f"{self.buffer[0][0]}: {n} depth diff(s) from here on never got a snapshot to apply to; dropped at end of recording")
             self.buffer = []
-        if not any(counts.values()):
+        if not any(counts.values()) and not stats.mark_prices and not stats.liquidations:
             raise RecordingError(self._no_events())
 
     def _no_events(self) -> str:

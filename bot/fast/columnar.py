@@ -26,6 +26,9 @@ span 15k to 200k USDT), whatever their spread.
 
 Not kept (the engine does not read them): ``ts_exchange``, a delta's ``first_seq`` and an
 invalidation's ``reason``. :func:`iter_events` rebuilds the events with those fields zero/empty.
+Perpetual-futures events (:class:`MarkPrice`, :class:`Liquidation`) are skipped for now, since
+the kernel neither marks nor funds positions yet; their numbers are kept in ``meta["skipped"]``
+(absent when none) so that a replay can tell it did not see them.
 """
 
 from __future__ import annotations
@@ -42,11 +45,11 @@ from typing import Any
 
 import numpy as np
 
-from bot.core.events import BestBidAsk, BookDelta, BookInvalidated, BookSnapshot, MarketEvent, Trade
+from bot.core.events import BestBidAsk, BookDelta, BookInvalidated, BookSnapshot, Liquidation, MarketEvent, MarkPrice, Trade
 
 SNAPSHOT, DELTA, BBO, TRADE, INVALIDATED = 0, 1, 2, 3, 4
 KIND_NAMES = ("snapshot", "delta", "bbo", "trade", "invalidated")
-ENCODING_VERSION = 2
+ENCODING_VERSION = 3  # 3: reader meta names markets spot/linear/inverse (2 said "future"), perpetual events skipped
 MAX_DECIMALS = 12
 
 _ARRAYS = ("kind", "ts", "seq", "off", "nbid", "lvl", "sz", "prices")
@@ -129,6 +132,7 @@ def encode_events(events: Iterable[MarketEvent], meta: dict[str, Any] | None = N
     sizes = array("d")
     k_append, ts_append, seq_append, nb_append, nl_append = kind.append, ts.append, seq.append, nbid.append, nlev.append
     p_append, s_append = prices.append, sizes.append
+    skipped_marks = skipped_liquidations = 0
     for ev in events:
         t = type(ev)
         if t is BestBidAsk:
@@ -167,12 +171,19 @@ def encode_events(events: Iterable[MarketEvent], meta: dict[str, Any] | None = N
             seq_append(0)
             nb_append(0)
             nl_append(0)
+        elif t is MarkPrice:
+            skipped_marks += 1
+        elif t is Liquidation:
+            skipped_liquidations += 1
         else:
             raise TypeError(f"not a market event: {t.__name__}")
     units, decimals = price_units(np.frombuffer(prices, dtype=np.float64), start_decimals)
     off = np.zeros(len(nlev) + 1, dtype=np.int64)
     np.cumsum(np.frombuffer(nlev, dtype=np.int64), out=off[1:])
     table, lvl = rank_prices(units)
+    meta = dict(meta or {})
+    if skipped_marks or skipped_liquidations:
+        meta["skipped"] = {"mark_price": skipped_marks, "liquidation": skipped_liquidations}
     return EventArrays(
         np.frombuffer(kind, dtype=np.int8).copy(),
         np.frombuffer(ts, dtype=np.int64).copy(),
@@ -183,7 +194,7 @@ def encode_events(events: Iterable[MarketEvent], meta: dict[str, Any] | None = N
         np.frombuffer(sizes, dtype=np.float64).copy(),
         table,
         decimals,
-        meta=dict(meta or {}),
+        meta=meta,
     )
 
 
@@ -285,7 +296,9 @@ def load_binance(paths: Sequence[str | Path], cache_dir: str | Path | None = Non
     The key covers the files' absolute paths, sizes and modification times and the encoding
     version. Returns the arrays and timings ``{"parse_s", "encode_s", "load_s", "cached"}``
     (``parse_s`` is the reader, ``encode_s`` the conversion; both 0 when loaded from the cache).
-    The reader's statistics are kept in ``arrays.meta["reader"]``. Raises
+    The reader's statistics are kept in ``arrays.meta["reader"]``; ``meta["market_type"]`` is
+    ``"spot"``, ``"linear"`` or ``"inverse"`` (empty when no depth diff told it) and
+    ``meta["unified_symbol"]`` the ccxt symbol (``BTC/USD:BTC``) or None. Raises
     :class:`bot.data.binance.RecordingError` as the reader does (also for a file of another format
     or a recording without market events; a cached parse of no events, from before the reader
     refused those, is parsed again so that the reader says what is wrong).
@@ -293,6 +306,7 @@ def load_binance(paths: Sequence[str | Path], cache_dir: str | Path | None = Non
     import time
 
     from bot.data.binance import ReaderStats, read_binance
+    from bot.data.symbols import unified_symbol
 
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache / f"binance-{_files_key(paths)}.npz"
@@ -306,7 +320,9 @@ def load_binance(paths: Sequence[str | Path], cache_dir: str | Path | None = Non
     t0 = time.perf_counter()
     events = list(read_binance(list(paths), stats))
     t1 = time.perf_counter()
-    a = encode_events(events, meta={"source": "binance", "files": [str(p) for p in paths], "symbol": stats.symbol})
+    meta = {"source": "binance", "files": [str(p) for p in paths], "symbol": stats.symbol, "market_type": stats.market_type,
+            "unified_symbol": unified_symbol(stats.symbol, stats.market_type) if stats.market_type else None}
+    a = encode_events(events, meta=meta)
     t2 = time.perf_counter()
     d = stats.as_dict()
     d.pop("problems", None)
