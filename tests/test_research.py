@@ -250,7 +250,7 @@ def test_usdm_recording_without_config_warns_and_report_json_is_strict(tmp_path)
 
     rep = json.loads((tmp_path / "b" / "report.json").read_text(), parse_constant=strict)
     assert rep["data"]["market_type"] == "linear"
-    assert rep["warnings"][0].startswith("no --config, so the built-in defaults are used: recording is USD-M futures")
+    assert rep["warnings"][0].startswith("no --config, so the built-in defaults are used: recording is USD-M linear perpetual")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -82,10 +82,19 @@ def test_unreachable_exchange_is_one_line(tmp_path, mode):
     one_error_line(bot("run", "--config", str(config), *args, cwd=tmp_path), "cannot reach the exchange", "exchange.rest_url")
 
 
-def test_futures_market_type_is_refused_by_the_daemon(tmp_path, emulator):
+def test_a_perpetual_with_a_spot_symbol_is_refused_naming_the_symbol_to_use(tmp_path, emulator):
+    """``type = "future"`` (read as linear) on ``BTC/USDT``: the unified perpetual symbol is named."""
     config = write_config(tmp_path, emulator, mode="paper", duration=30)
     config.write_text(config.read_text() + '\n[market]\ntype = "future"\n')
-    one_error_line(bot("run", "--config", str(config), cwd=tmp_path), 'market.type = \'future\'', "spot accounting")
+    proc = bot("run", "--config", str(config), cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert 'market: Value error, a linear perpetual settles in its quote: use symbol = "BTC/USDT:USDT"' in proc.stderr
+
+
+def test_several_markets_are_refused_by_the_daemon_for_now(tmp_path, emulator):
+    config = write_config(tmp_path, emulator, mode="paper", duration=30)
+    config.write_text(config.read_text() + '\n[[markets]]\nsymbol = "BTC/USDT"\n\n[[markets]]\nsymbol = "ETH/USDT"\n')
+    one_error_line(bot("run", "--config", str(config), cwd=tmp_path), "several instruments", "one daemon per [market]")
 
 
 def _digest(path: Path) -> str:

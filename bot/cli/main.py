@@ -50,7 +50,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     db = args.db or settings.run.db
 
     if args.sim:
-        events = simulate(settings.sim, settings.market)
+        if len(settings.instruments) > 1:
+            return _fail("--sim simulates one market: give a config with one [market], or recordings of every [[markets]] entry with --data")
+        events = simulate(settings.sim, settings.instruments[0])
         files: list[str] = []
         source_stats = lambda: {"source": "sim", "seed": settings.sim.seed, "duration_s": settings.sim.duration_s}  # noqa: E731
     else:
@@ -58,11 +60,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         if missing:
             return _fail("data file not found: " + ", ".join(missing))
         many = len(settings.instruments) > 1
-        if args.fast:
-            if many or settings.instruments[0].type != "spot":
-                return _fail("--fast replays one spot market so far (funding, inverse PnL and several instruments need the "
-                             "readable engine): drop --fast")
+        if args.fast and not many and settings.instruments[0].type == "spot":
             return _backtest_fast(settings, args, db)
+        if args.fast:
+            print("note: --fast replays one spot market so far; derivatives (funding, liquidation) and several instruments "
+                  "run on the readable engine, with the same results", file=sys.stderr)
         files = [str(f) for f in args.data]
         if many:
             from bot.cli.instruments import merged_events
@@ -111,7 +113,7 @@ def _backtest_fast(settings, args: argparse.Namespace, db: str) -> int:  # type:
         return _fail(str(exc))
     reader = arrays.meta.get("reader", {})
     symbol = str(reader.get("symbol") or arrays.meta.get("symbol") or "")
-    problem = market_mismatch(symbol, str(reader.get("market_type") or ""), settings.market, args.config)
+    problem = market_mismatch(symbol, str(reader.get("market_type") or ""), settings.instruments[0], args.config)
     if problem:
         return _fail(problem)
     from bot.store.store import StoreError

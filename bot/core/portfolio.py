@@ -311,6 +311,9 @@ class Portfolio:
         """Average entry price of the open lots (0 when flat), for display and protective prices."""
         if self.qty == ZERO:
             return ZERO
+        if self.kind == "inverse" and self.inv_basis:
+            # the exchange's entry price of an inverse position is the harmonic mean: PnL is in 1/price
+            return (self.qty * self.contract_size / self.inv_basis).quantize(Decimal("1e-12"))
         return (self.cost_basis / self.qty).quantize(Decimal("1e-12"))
 
     def equity(self, mark: float) -> float:

@@ -53,6 +53,8 @@ def shipped_configs(symbol: str, market_type: str) -> list[str]:
             markets = _config_markets(tomllib.loads(path.read_text(encoding="utf-8")))
         except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
             continue
+        if len(markets) != 1:
+            continue  # a several-instrument config needs recordings of each: not a fit for one recording
         for market in markets:
             kind = {"future": "linear"}.get(str(market.get("type", "spot")), str(market.get("type", "spot")))
             if str(market.get("symbol", "BTC/USDT")) == unified and kind == market_type:

@@ -3,8 +3,8 @@
 Every instrument has its own :class:`~bot.engine.engine.Engine` (book, signals, strategy, risk
 manager, venue); they share the :class:`~bot.core.account.Account` (cash, equity, gross
 exposure and margin), the account-wide :class:`~bot.risk.manager.AccountLimits` (halt, peak and
-start-of-day equity: a daily loss or drawdown flattens every instrument), one sequence of client
-order ids and one equity schedule. With one instrument this is exactly one engine.
+start-of-day equity: a daily loss or drawdown flattens every instrument) and one equity
+schedule; client order ids are unique across instruments (:class:`~bot.engine.engine.OrderIds`). With one instrument this is exactly one engine.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from bot.config.settings import Settings
 from bot.core.account import Account
 from bot.core.events import MarketEvent
 from bot.core.market import Market, market_from_section
-from bot.engine.engine import Engine, EquitySchedule, OrderIds, Venue
+from bot.engine.engine import Engine, EquitySchedule, Venue
 from bot.risk.manager import AccountLimits
 from bot.store.store import Store
 
@@ -32,13 +32,12 @@ class AccountEngine:
         markets = [market_from_section(m) for m in settings.instruments]
         self.account = Account.start(markets, Decimal(repr(settings.risk.initial_equity)))
         self.limits = AccountLimits()
-        ids = OrderIds(run_id)
         schedule = EquitySchedule(int(settings.store.equity_interval_s * 1e9))
         self.store = store
         self.run_id = run_id
         self.lanes = [
             Engine(settings, market, venue_for(market), store, run_id, account=self.account, limits=self.limits, lane=i,
-                   ids=ids, schedule=schedule, market_cfg=settings.instruments[i])
+                   schedule=schedule, market_cfg=settings.instruments[i])
             for i, market in enumerate(markets)
         ]
         self.symbols = [m.symbol for m in markets]

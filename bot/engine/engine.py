@@ -89,8 +89,9 @@ class EngineStats:
 
 
 class OrderIds:
-    """Client order ids ``<run_id>-1``, ``<run_id>-2``, ... shared by every instrument of a run, so
-    they are unique across instruments and contiguous (a refused intent gives its number back)."""
+    """Client order ids ``<prefix>-1``, ``<prefix>-2``, ...: contiguous (a refused intent gives its
+    number back), so a venue's :class:`~bot.core.orders.SentIds` stays flat. The first instrument's
+    prefix is the run id, the others' ``<run_id>.<index>``: unique across instruments."""
 
     __slots__ = ("prefix", "seq")
 
@@ -186,7 +187,7 @@ class Engine:
         self.stats = EngineStats()
         self.last_mid = float("nan")
         self.now = 0
-        self.ids = ids if ids is not None else OrderIds(run_id)
+        self.ids = ids if ids is not None else OrderIds(run_id if lane == 0 else f"{run_id}.{lane}")
         self.equity_interval_ns = int(settings.store.equity_interval_s * 1e9)
         self.schedule = schedule if schedule is not None else EquitySchedule(self.equity_interval_ns)
         self.funding = FundingClock(self.market_cfg) if market.is_derivative else None
@@ -290,6 +291,8 @@ class Engine:
                 raise ValueError(f"equity schedule diverged: after a point at {ts} the next is due at {expected}, not {next_equity_ts}")
         self.next_equity_ts = next_equity_ts
         self.last_mid = last_mid
+        if last_mid == last_mid:
+            self.account.marks[self.lane] = last_mid  # the final equity and marks value the position here
         self.spread_sum = spread_sum
         self.spread_n = spread_n
         self.risk.peak_equity = peak_equity

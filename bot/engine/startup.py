@@ -96,7 +96,7 @@ def check_live_allowed(settings: Settings, live_flag: bool) -> None:
 
 def startup_error(exc: BaseException, settings: Settings, call: str) -> DaemonError:
     """One line for a failure of ``call`` at start-up: authentication, network, or the exchange's answer."""
-    where = settings.exchange.rest_url or settings.market.exchange
+    where = settings.exchange.rest_url or settings.instruments[0].exchange
     detail = mask_secrets(" ".join(str(exc).split()))[:240]
     if isinstance(exc, (ccxt.AuthenticationError, ccxt.PermissionDenied, ccxt.AccountSuspended)):
         return DaemonError(f"{call}: the exchange refused the API key ({type(exc).__name__}: {detail}); check BOT__EXCHANGE__API_KEY / BOT__EXCHANGE__API_SECRET and the key's permissions")
@@ -221,7 +221,7 @@ async def check_account(client: ExchangeClient, store: Store, portfolio: Any, ru
     if portfolio.qty > 0 and base_free < portfolio.qty:
         store.record_risk_event(run_id, time.time_ns(), "reconcile", "balance_mismatch", f"stored position {portfolio.qty} exceeds exchange {market.base} free balance {base_free}")
         log.error("stored position exceeds the exchange balance", position=str(portfolio.qty), balance=str(base_free))
-    if client.settings.market.exchange == "binance" and "BNB" not in (market.base, market.quote) and free.get("BNB", Decimal(0)) > 0:
+    if client.settings.instruments[0].exchange == "binance" and "BNB" not in (market.base, market.quote) and free.get("BNB", Decimal(0)) > 0:
         try:
             price = await client.fee_asset_price("BNB")
         except ExchangeFailure as exc:

@@ -215,9 +215,9 @@ class ExchangeClient:
     async def load_market(self) -> Market:
         markets = await self.call("load_markets", lambda: self.ccxt.load_markets())
         if not isinstance(markets, dict) or not markets:
-            raise ExchangeFailure(f"load_markets: {self.settings.market.exchange} listed no markets (an empty or malformed exchangeInfo)")
+            raise ExchangeFailure(f"load_markets: {self.settings.instruments[0].exchange} listed no markets (an empty or malformed exchangeInfo)")
         if self.symbol not in markets:
-            raise ExchangeFailure(f"market.symbol {self.symbol!r} is not listed by {self.settings.market.exchange}")
+            raise ExchangeFailure(f"market.symbol {self.symbol!r} is not listed by {self.settings.instruments[0].exchange}")
         market = market_from_ccxt(markets[self.symbol])
         if market.is_derivative:
             cfg = self.settings.instruments[0]
@@ -265,7 +265,7 @@ class ExchangeClient:
         pair = f"{asset}/{market.quote}"
         markets = getattr(self.ccxt, "markets", None) or {}
         if pair not in markets:
-            raise ExchangeFailure(f"a fee is charged in {asset}, but {self.settings.market.exchange} lists no {pair} market to value it in {market.quote}")
+            raise ExchangeFailure(f"a fee is charged in {asset}, but {self.settings.instruments[0].exchange} lists no {pair} market to value it in {market.quote}")
         ticker = await self.call("fetch_ticker", lambda: self.ccxt.fetch_ticker(pair))
         value = (ticker or {}).get("last") if isinstance(ticker, dict) else None
         if value is None and isinstance(ticker, dict) and ticker.get("bid") and ticker.get("ask"):

@@ -253,14 +253,17 @@ def run_backtest_fast(
 
     Same store writes and the same summary as the readable run (orders, fills, positions, round
     trips, equity and risk events are identical; only ``run_id``, wall times and the ``fast``
-    entry of the stats differ). Maker mode falls back to the readable engine over the rebuilt
-    events. ``timings``, if given, receives ``setup_s``, ``replay_s``, ``finish_s`` (engine.finish
+    entry of the stats differ). Maker mode, derivatives and several instruments fall back to the
+    readable engine over the rebuilt events. ``timings``, if given, receives ``setup_s``, ``replay_s``, ``finish_s`` (engine.finish
     and closing the run) and the replay's breakdown: ``scan_s`` (kernel), ``engine_s`` (readable
     engine on handled events), ``absorb_s`` (equity points of skipped events) and
     ``store_write_s`` (SQLite flushes, part of the others).
     """
     data_files = list(data_files or [])
-    if getattr(settings.strategy, "mode", "threshold") not in SUPPORTED_MODES:
+    # the kernel values a spot position (cash + qty x mark) and neither funds nor liquidates a
+    # perpetual: derivatives and several instruments replay on the readable engine for now
+    spot_only = len(settings.instruments) == 1 and settings.instruments[0].type == "spot"
+    if getattr(settings.strategy, "mode", "threshold") not in SUPPORTED_MODES or not spot_only:
         summary = run_backtest(settings, iter_events(arrays), db_path=db_path, data_files=data_files, source_stats=source_stats, progress=progress)
         summary["fast_path"] = False
         return summary

@@ -125,7 +125,7 @@ def run_research(
         settings = load_settings(config)
     except ConfigError as exc:
         raise ResearchInputError(str(exc)) from None
-    tick = float(settings.market.tick_size) if tick_size is None else float(tick_size)
+    tick = float(settings.instruments[0].tick_size) if tick_size is None else float(tick_size)
     if not math.isfinite(tick) or tick <= 0:
         raise ResearchInputError(f"--tick-size must be positive, got {tick_size}")
     flow_w = settings.signal.ofi_window_s if flow_window_s is None else float(flow_window_s)
@@ -150,7 +150,7 @@ def run_research(
     say(f"reading {len(files)} file(s)")
     events = read_binance([str(f) for f in files], stats)
     if config:  # the config's fees and tick would be of the other market (spot / USD-M): refused
-        events = checked_market(events, stats, settings.market, config, check_symbol=False)
+        events = checked_market(events, stats, settings.instruments[0], config, check_symbol=False)
     try:
         fs = extract_features(events, settings.signal, levels, progress=progress)
     except RecordingError as exc:
@@ -183,7 +183,7 @@ def run_research(
     duration_s = (int(fs.segment_end_ts[-1]) - 1 - int(fs.ts[0])) / 1e9
     warnings = _warnings(fs, stats, settings, tick, tick_size is not None, params, duration_s, sections)
     if not config:
-        other = market_mismatch(stats.symbol, stats.market_type, settings.market, check_symbol=False)
+        other = market_mismatch(stats.symbol, stats.market_type, settings.instruments[0], check_symbol=False)
         if other:
             warnings.insert(0, f"no --config, so the built-in defaults are used: {other}")
     report: dict[str, Any] = {
@@ -236,9 +236,12 @@ def _warnings(fs, stats, settings, tick: float, tick_overridden: bool, params, d
     import numpy as np
 
     out: list[str] = []
-    wanted = settings.market.symbol.replace("/", "").upper()
-    if stats.symbol and stats.symbol.upper() != wanted:
-        out.append(f"recording is {stats.symbol} but config market.symbol is {settings.market.symbol}: "
+    from bot.data.symbols import unified_symbol
+
+    market = settings.instruments[0]
+    unified = unified_symbol(stats.symbol, stats.market_type or market.type) if stats.symbol else None
+    if stats.symbol and (unified or stats.symbol.upper()) != market.symbol:
+        out.append(f"recording is {stats.symbol} but config market.symbol is {market.symbol}: "
                    f"tick_size {tick:g} and fees come from that config (use --tick-size / a matching --config)")
     spread = fs.spread
     pos = spread[spread > 0]

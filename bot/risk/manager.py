@@ -406,18 +406,20 @@ class RiskManager:
             return Reject(now, intent, "liquidation_buffer", problem)
         return Order(client_order_id, now, side, amount, reason=f"{intent.reason}:{binding}", symbol=market.symbol)
 
-    def _account_caps(self, caps: dict[str, float], equity: float, price: float) -> None:
-        """Add the account-wide caps (sizes in this instrument's units) to ``caps``."""
+    def _account_caps(self, caps: dict[str, float], equity: float, price: float, adds: bool = False) -> None:
+        """Add the account-wide caps (sizes in this instrument's units) to ``caps``; ``adds``: the
+        order adds to an open position of this instrument (a maker quote), whose value counts too."""
         account = self.account
         assert account is not None
         cfg = self.cfg
         market = self.market
-        others = account.gross_value(skip=self.lane)
+        skip = -1 if adds else self.lane
+        others = account.gross_value(skip=skip)
         if cfg.max_gross_notional is not None:
             caps["max_gross_notional"] = market.amount_for_value(cfg.max_gross_notional - others, price)
         caps["max_leverage"] = market.amount_for_value(cfg.max_leverage * equity - others, price)
         if market.is_derivative:
-            room = (cfg.max_margin_usage * equity - account.margin_used(skip=self.lane)) * market.leverage
+            room = (cfg.max_margin_usage * equity - account.margin_used(skip=skip)) * market.leverage
             caps["max_margin_usage"] = market.amount_for_value(room, price)
 
     def liquidation_estimate(self, contracts: float, entry: float, equity: float, unrealized: float = 0.0) -> float | None:
@@ -506,14 +508,14 @@ class RiskManager:
         if side is Side.SELL and not allow_short:
             caps["inventory"] = max(0.0, float(portfolio.qty))
         if self.account is not None and position >= 0:  # a quote that reduces the position needs no account room
-            self._account_caps(caps, equity, px)
+            self._account_caps(caps, equity, px, adds=position > 0)
         binding = min(caps, key=caps.__getitem__)
         amount = market.amount_to_precision(max(0.0, caps[binding]))
         problem = market.check_order(amount, dprice)
         if problem is not None:
             rule = binding if binding in ACCOUNT_CAPS else ("min_notional" if "notional" in problem else "min_qty")
             return Reject(now, intent, rule, f"{problem} (size limited by {binding})")
-        problem = self._liquidation_problem(float(portfolio.qty) + float(amount) * side.sign, px, equity)
+        problem = self._liquidation_problem(float(portfolio.qty) + float(amount) * side.sign, px, equity) if position >= 0 else None
         if problem is not None:
             return Reject(now, intent, "liquidation_buffer", problem)
         return Order(client_order_id, now, side, amount, order_type="limit_maker", price=dprice, reason=f"quote:{binding}", symbol=market.symbol)

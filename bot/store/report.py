@@ -8,7 +8,7 @@ Definitions (all per run):
 * ``final_equity``: equity of the last equity row (``initial_equity`` if there is none);
   ``pnl_net = final_equity - initial_equity``; ``fees`` = sum of the fills' fee values in the
   quote currency (a fee charged in another asset is valued as the fill recorded it; summed
-  exactly as Decimal); ``pnl_gross = pnl_net + fees``.
+  exactly as Decimal); ``pnl_gross = pnl_net + fees - funding`` (the trading PnL before costs).
 * ``trades``: round trips; ``win_rate``: share of round trips with ``pnl_net > 0`` (None without trades).
 * ``max_drawdown``: largest drop from a running peak of the equity rows, as a fraction of that peak.
 * ``sharpe``: mean / sample std (ddof=1) of the simple returns between consecutive equity rows,
@@ -98,7 +98,7 @@ def _instruments(conn: sqlite3.Connection, run_id: str, symbols: list[str], tota
             "trades": count("round_trips", symbol),
             "orders": count("orders", symbol),
             "fills": count("fills", symbol),
-            "pnl_gross": None if pnl is None else _money(pnl + float(fees)),
+            "pnl_gross": None if pnl is None else _money(pnl + float(fees) - float(funding)),
             "fees": _money(fees),
             "funding": _money(funding),
             "pnl_net": _money(pnl),
@@ -239,7 +239,7 @@ def summarize(db_path: str | Path, run_id: str | None = None) -> dict:
             "fills": fills,
             "orders": orders,
             "rejects": rejects,
-            "pnl_gross": _money(pnl_net + float(fees)),
+            "pnl_gross": _money(pnl_net + float(fees) - float(funding)),
             "fees": _money(fees),
             "pnl_net": _money(pnl_net),
             "win_rate": _frac(wins / trades) if trades else None,

@@ -120,7 +120,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             return _fail("data file not found: " + ", ".join(missing))
         data = DataSpec.for_files(args.data)
     else:
-        data = DataSpec.for_sim(base.sim.model_dump(mode="json"), base.market.model_dump(mode="json"))
+        data = DataSpec.for_sim(base.sim.model_dump(mode="json"), base.instruments[0].model_dump(mode="json"))
 
     configure(base.run.log_dir, base.run.log_level, base.run.console_log_level)
     db = Path(args.db) if args.db else Path(base.run.db).with_name("tune.db")
@@ -133,7 +133,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if data.kind == "files":
         from bot.data.market_check import market_mismatch
 
-        problem = market_mismatch(info.get("symbol"), info.get("market_type"), base.market, args.config)
+        problem = market_mismatch(info.get("symbol"), info.get("market_type"), base.instruments[0], args.config)
         if problem:  # another symbol or market (spot / USD-M futures): wrong fees, tick and lot sizes
             return _fail(problem)
         if info.get("problems_total"):
