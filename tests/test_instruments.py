@@ -7,8 +7,13 @@ and the results can be checked against hand computations from the stored fills.
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import assume, given, settings as hsettings
@@ -252,3 +257,54 @@ def test_backtest_liquidates_a_leveraged_position_the_price_runs_through(tmp_pat
     assert float(price) == pytest.approx(expected, abs=0.1)
     assert D(db.execute("SELECT qty FROM positions ORDER BY id DESC LIMIT 1").fetchone()[0]) == 0
     assert summary["trades"] >= 1 and str(price) in detail
+
+
+# ------------------------------------------------------------------ the shipped configs on the real recordings
+from conftest import shared_data_dir  # noqa: E402
+
+HFT = shared_data_dir() / "hftbacktest-binance"
+SPOT_FILES = [HFT / "spot" / f"{s}_2024080{d}.gz" for s in ("btcusdt", "ethusdt") for d in (8, 9)]
+USDM_JULY = [HFT / "usdm" / "btcusdt_20240718.gz", HFT / "usdm" / "btcusdt_20240719.gz"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(tmp_path, *args: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT__")}
+    proc = subprocess.run([sys.executable, "-m", "bot", *args, "--json"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.skipif(not all(f.exists() for f in SPOT_FILES), reason=f"../shared/data not present ({HFT}): the spot recordings are needed")
+def test_spot_btc_eth_config_trades_both_symbols_from_one_account(tmp_path):
+    """The four spot files, given in any order, grouped by symbol and merged by time into one run."""
+    db = tmp_path / "multi.db"
+    summary = cli(tmp_path, "backtest", "--config", str(ROOT / "config" / "backtest-spot-btc-eth.toml"),
+                  "--data", *map(str, reversed(SPOT_FILES)), "--db", str(db))
+    assert summary["status"] == "completed" and summary["settle"] == "USDT"
+    inst = {i["symbol"]: i for i in summary["instruments"]}
+    assert set(inst) == {"BTC/USDT", "ETH/USDT"} and all(i["trades"] > 0 for i in inst.values())
+    for key in ("trades", "orders", "fills"):
+        assert sum(i[key] for i in inst.values()) == summary[key]
+    for key in ("pnl_gross", "fees", "funding", "pnl_net"):
+        assert sum(i[key] for i in inst.values()) == pytest.approx(summary[key], abs=1e-6)
+    source = summary["stats"]["source"]["instruments"]
+    assert source["BTC/USDT"]["gaps"] == 0 and source["ETH/USDT"]["gaps"] == 0
+    assert summary == cli(tmp_path, "report", "--db", str(db)), "the report is rebuilt from the database alone"
+    con = sqlite3.connect(db)
+    ts = [r[0] for r in con.execute("SELECT ts FROM fills ORDER BY id")]
+    assert ts == sorted(ts), "one stream in receive-time order"
+
+
+@pytest.mark.skipif(not all(f.exists() for f in USDM_JULY), reason=f"../shared/data not present ({HFT}): the USD-M recordings are needed")
+def test_usdm_config_backtests_a_linear_perpetual(tmp_path):
+    db = tmp_path / "usdm.db"
+    summary = cli(tmp_path, "backtest", "--config", str(ROOT / "config" / "backtest-usdm-btcusdt.toml"), "--data", *map(str, USDM_JULY), "--db", str(db))
+    assert summary["status"] == "completed" and summary["symbol"] == "BTC/USDT:USDT" and summary["settle"] == "USDT"
+    con = sqlite3.connect(db)
+    assert {r[0] for r in con.execute("SELECT DISTINCT symbol FROM fills")} == {"BTC/USDT:USDT"}
+    assert {r[0] for r in con.execute("SELECT DISTINCT fee_currency FROM fills")} == {"USDT"}
+    # a linear perpetual moves no cash on a trade: the wallet changes by realized PnL, fees and funding only
+    last = con.execute("SELECT cash, realized_pnl, fees, funding FROM positions ORDER BY id DESC LIMIT 1").fetchone()
+    cash, realized, fees, funding = (D(x or 0) for x in last)
+    assert cash == D("10000") + realized - fees + funding

@@ -308,7 +308,8 @@ def format_instruments(rows: list[dict[str, Any]], settle: str) -> str:
     head = ("symbol", "trades", "orders", "fills", "pnl_gross", "fees", "funding", "pnl_net")
     table = [head] + [tuple(_value(k, r.get(k)) for k in head) for r in rows]
     if len(rows) > 1:
-        total = ["total"] + [_value(k, sum(r.get(k) or 0 for r in rows)) for k in head[1:]]
+        total = ["total"] + [_value(k, sum(r.get(k) or 0 for r in rows) if k in ("trades", "orders", "fills")
+                                    else float(sum(r.get(k) or 0 for r in rows))) for k in head[1:]]
         table.append(tuple(total))
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     out = [f"instruments (money in {settle or 'the settle currency'}):"]
