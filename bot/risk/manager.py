@@ -70,13 +70,12 @@ from bot.config.settings import RiskSection
 from bot.core.market import Market, to_decimal
 from bot.core.orders import Intent, IntentKind, Order, Reject, Side
 from bot.core.portfolio import Portfolio
-from bot.risk.liquidation import isolated_wallet, liquidation_price
+from bot.risk.account_rules import ACCOUNT_CAPS, AccountRules
 
 if TYPE_CHECKING:
     from bot.core.account import Account
 
 DAY_NS = 86_400 * 1_000_000_000
-ACCOUNT_CAPS = ("max_gross_notional", "max_leverage", "max_margin_usage")
 POSITION_BREACH_FACTOR = 1.25
 """A position worth more than this times ``max_position_notional`` cannot come from the bot's own
 sizing (entries are capped at the cap, and the price would have to move 25 % while it is held)."""
@@ -119,6 +118,7 @@ class RiskManager:
         self.limits = limits if limits is not None else AccountLimits()
         self.account = account
         self.lane = lane
+        self.account_rules = AccountRules(cfg, market, account, lane)
         self.depth_levels = depth_levels
         self.fee_rate = taker_fee_bps / 1e4
         self.kill_switch_file = Path(kill_switch_file) if kill_switch_file else None
@@ -310,6 +310,9 @@ class RiskManager:
             stop, target = px * (1 + self._sl), px * (1 - self._tp)
         return self.market.price_to_precision(stop), self.market.price_to_precision(target)
 
+    def liquidation_hit(self, portfolio: Portfolio, mark: float, equity: float) -> float | None:
+        return self.account_rules.liquidation_hit(portfolio, mark, equity)
+
     # ------------------------------------------------------------------ the door
     def check(
         self,
@@ -392,7 +395,7 @@ class RiskManager:
             "max_depth_fraction": cfg.max_depth_fraction * visible,
         }
         if self.account is not None:
-            self._account_caps(caps, equity, price)
+            self.account_rules.caps(caps, equity, price)
         binding = min(caps, key=caps.__getitem__)
         amount = market.amount_to_precision(max(0.0, caps[binding]))
         dprice = to_decimal(price)
@@ -401,65 +404,10 @@ class RiskManager:
             rule = binding if binding in ACCOUNT_CAPS else ("min_notional" if "notional" in problem else "min_qty")
             return Reject(now, intent, rule, f"{problem} (size limited by {binding})")
         side = Side.BUY if buy else Side.SELL
-        problem = self._liquidation_problem(float(amount) * side.sign, price, equity)
+        problem = self.account_rules.liquidation_problem(float(amount) * side.sign, price, equity)
         if problem is not None:
             return Reject(now, intent, "liquidation_buffer", problem)
         return Order(client_order_id, now, side, amount, reason=f"{intent.reason}:{binding}", symbol=market.symbol)
-
-    def _account_caps(self, caps: dict[str, float], equity: float, price: float, adds: bool = False) -> None:
-        """Add the account-wide caps (sizes in this instrument's units) to ``caps``; ``adds``: the
-        order adds to an open position of this instrument (a maker quote), whose value counts too."""
-        account = self.account
-        assert account is not None
-        cfg = self.cfg
-        market = self.market
-        skip = -1 if adds else self.lane
-        others = account.gross_value(skip=skip)
-        if cfg.max_gross_notional is not None:
-            caps["max_gross_notional"] = market.amount_for_value(cfg.max_gross_notional - others, price)
-        caps["max_leverage"] = market.amount_for_value(cfg.max_leverage * equity - others, price)
-        if market.is_derivative:
-            room = (cfg.max_margin_usage * equity - account.margin_used(skip=skip)) * market.leverage
-            caps["max_margin_usage"] = market.amount_for_value(room, price)
-
-    def liquidation_estimate(self, contracts: float, entry: float, equity: float, unrealized: float = 0.0) -> float | None:
-        """Estimated liquidation price of a position of ``contracts`` opened at ``entry``
-        (``unrealized``: its own unrealized PnL now, which a cross wallet does not include)."""
-        market = self.market
-        if not market.is_derivative:
-            return None
-        if market.margin_mode == "isolated":
-            wallet = isolated_wallet(market, contracts, entry)
-        else:  # cross: the whole account's equity backs it (other positions' margins aside)
-            wallet = equity - unrealized - (self.account.margin_used(skip=self.lane) if self.account is not None else 0.0)
-        return liquidation_price(market, contracts, entry, wallet)
-
-    def liquidation_hit(self, portfolio: Portfolio, mark: float, equity: float) -> float | None:
-        """Backtest and paper: the liquidation price when ``mark`` has passed it (None otherwise);
-        live, the exchange liquidates and the bot reads the result."""
-        if portfolio.is_flat or not self.market.is_derivative:
-            return None
-        qty = float(portfolio.qty)
-        liq = self.liquidation_estimate(qty, float(portfolio.avg_price), equity, portfolio.unrealized(mark))
-        if liq is None or (qty > 0 and mark > liq) or (qty < 0 and mark < liq):
-            return None
-        return liq
-
-    def _liquidation_problem(self, contracts: float, price: float, equity: float) -> str | None:
-        """Why an entry of ``contracts`` at ``price`` is too close to liquidation (None: it is not)."""
-        if not self.market.is_derivative or self.cfg.liquidation_buffer_stops <= 0:
-            return None
-        liq = self.liquidation_estimate(contracts, price, equity)
-        if liq is None:
-            return None
-        need = self.cfg.liquidation_buffer_stops * price * self._sl
-        if (liq >= price) == (contracts > 0):
-            return f"estimated liquidation price {liq:.8g} is already passed at entry {price}: the margin is below maintenance; lower market.leverage"
-        if abs(price - liq) < need:
-            return (f"estimated liquidation price {liq:.8g} is {abs(price - liq):.8g} from entry {price}, closer than "
-                    f"liquidation_buffer_stops {self.cfg.liquidation_buffer_stops:g} x the stop distance ({need:.8g}); "
-                    f"lower market.leverage or the size")
-        return None
 
     def check_quote(
         self,
@@ -508,14 +456,14 @@ class RiskManager:
         if side is Side.SELL and not allow_short:
             caps["inventory"] = max(0.0, float(portfolio.qty))
         if self.account is not None and position >= 0:  # a quote that reduces the position needs no account room
-            self._account_caps(caps, equity, px, adds=position > 0)
+            self.account_rules.caps(caps, equity, px, adds=position > 0)
         binding = min(caps, key=caps.__getitem__)
         amount = market.amount_to_precision(max(0.0, caps[binding]))
         problem = market.check_order(amount, dprice)
         if problem is not None:
             rule = binding if binding in ACCOUNT_CAPS else ("min_notional" if "notional" in problem else "min_qty")
             return Reject(now, intent, rule, f"{problem} (size limited by {binding})")
-        problem = self._liquidation_problem(float(portfolio.qty) + float(amount) * side.sign, px, equity) if position >= 0 else None
+        problem = self.account_rules.liquidation_problem(float(portfolio.qty) + float(amount) * side.sign, px, equity) if position >= 0 else None
         if problem is not None:
             return Reject(now, intent, "liquidation_buffer", problem)
         return Order(client_order_id, now, side, amount, order_type="limit_maker", price=dprice, reason=f"quote:{binding}", symbol=market.symbol)
