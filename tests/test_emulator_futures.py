@@ -278,3 +278,20 @@ def test_cli_refuses_a_market_that_does_not_fit_the_config(tmp_path, capsys):
     assert main(["--sim", "--config", str(config), "--market", "coinm"]) == 1
     assert "does not serve" in capsys.readouterr().err
     assert main(["--sim", "--market", "usdm", "--funding-interval-s", "0"]) == 1
+
+
+async def test_futures_config_maps_errors_to_the_exchanges_classes(tmp_path):
+    """ccxt keeps its futures error table for fapi.binance.com URLs; the emulator's helper config
+    applies it to 127.0.0.1, so margin and reduce-only refusals raise what the real exchange's do."""
+    from bot.emulator.client import futures_ccxt_config
+
+    with futures_emulator(tmp_path, "usdm") as proc:
+        ex = ca.binanceusdm(futures_ccxt_config(proc.url, proc.ws_url, KEY, SECRET, "usdm", rate_limit=False))
+        try:
+            await ex.load_markets()
+            with pytest.raises(ccxt.InsufficientFunds, match="-2019"):
+                await ex.create_order(USDM, "market", "buy", 5)  # 150k USDT of exposure at leverage 1
+            with pytest.raises(ccxt.InvalidOrder, match="-2022"):
+                await ex.create_order(USDM, "market", "sell", 0.01, None, {"reduceOnly": True})  # no position
+        finally:
+            await ex.close()

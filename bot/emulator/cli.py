@@ -4,7 +4,9 @@ Prints exactly one line to stdout once it listens (flushed), for scripts to wait
 
     EMULATOR READY http://127.0.0.1:PORT ws://127.0.0.1:PORT/ws
 
-and logs to stderr. Stops on SIGINT/SIGTERM (exit 0). Exit 1 on a bad option value, an
+and logs to stderr. ``--market usdm|coinm`` serves Binance USD-M / COIN-M perpetuals instead of
+spot (see :mod:`bot.emulator.futures`; ``--funding-interval-s``, ``--funding-rate`` and
+``--mark-offset`` only apply there). Stops on SIGINT/SIGTERM (exit 0). Exit 1 on a bad option value, an
 unreadable recording or a recording of another symbol; 2 on wrong usage.
 """
 
@@ -46,7 +48,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default)")
     p.add_argument("--api-key", help="the account's API key (default: $BOT_EMULATOR_API_KEY or a fixed test value)")
     p.add_argument("--api-secret", help="the account's secret (default: $BOT_EMULATOR_API_SECRET or a fixed test value)")
-    p.add_argument("--balances", default=None, help='starting balances, e.g. "USDT=10000,BTC=0.5" (default: 10000 quote, 0.5 base)')
+    p.add_argument("--balances", default=None, help='starting balances, e.g. "USDT=10000,BTC=0.5" (default: 10000 quote, 0.5 base; '
+                                                     'futures: the settle asset\'s entry is the wallet, default USDT=10000 / BTC=1)')
     p.add_argument("--faults", default="", help="fault SPEC, e.g. rate_limit=0.05,ws_drop=30,gap=10 (see bot.emulator.faults)")
     p.add_argument("--fault-seed", type=int, default=0, help="seed of the fault RNG (also seed=N inside --faults)")
     p.add_argument("--taker-fee", default=None, help="taker fee rate (default 0.001 spot, 0.0005 futures; negative = a rebate)")

@@ -1,5 +1,11 @@
 """The emulator's HTTP server: Binance spot REST under ``/api/v3``, websockets, admin endpoints.
 
+With ``EmulatorConfig.venue`` ``usdm`` / ``coinm`` (``--market``) the spot ``/api/v3`` routes are
+left out and :class:`bot.emulator.futures.FuturesVenue` installs the USD-M ``/fapi`` or COIN-M
+``/dapi`` endpoints, the futures streams and ``/admin/mark`` / ``/admin/funding`` /
+``/admin/futures`` instead (see :mod:`bot.emulator.futures`); the plumbing below (faults,
+overrides, weights, signatures, the admin endpoints of this table) serves both.
+
 REST endpoints (as ccxt's ``binance`` calls them; SIGNED ones are checked by
 :mod:`bot.emulator.auth`):
 
@@ -734,20 +740,17 @@ async def start_emulator(config: EmulatorConfig) -> RunningEmulator:
     config.api_secret = config.api_secret or secret
     if config.seed is not None:
         config.sim = config.sim.model_copy(update={"seed": config.seed})
-    futures = config.venue != "spot"
     if config.venue not in ("spot", "usdm", "coinm"):
         raise ValueError(f"market must be spot, usdm or coinm, got {config.venue!r}")
+    futures = config.venue != "spot"
     if config.taker_fee is None:
         config.taker_fee = Decimal("0.0005") if futures else Decimal("0.001")
     if config.maker_fee is None:
         config.maker_fee = Decimal("0.0002") if futures else Decimal("0.001")
     if futures:
-        want = "linear" if config.venue == "usdm" else "inverse"
-        if config.market.type != want:
-            raise ValueError(f"--market {config.venue} serves market.type {want!r}, the config's is {config.market.type!r}")
-        from bot.emulator.futures.contract import Contract
+        from bot.emulator.futures import FuturesVenue
 
-        rules = Contract.from_market(config.market).rules()
+        rules = FuturesVenue.rules_for(config.venue, config.market)  # ValueError for a market of another type
     else:
         rules = SymbolRules.from_market(config.market)
     policy = CommissionPolicy(config.commission_asset, rules.base, rules.quote, config.bnb_price)  # ValueError
@@ -770,14 +773,7 @@ async def start_emulator(config: EmulatorConfig) -> RunningEmulator:
         take = feed.take
     venue: Any = None
     if futures:
-        from bot.emulator.futures import FuturesVenue
-
-        settle = config.market.settle
-        wallet = balances.get(settle, Decimal(10000) if settle == rules.quote else Decimal(1)) \
-            if config.balances is not None else (Decimal(10000) if config.venue == "usdm" else Decimal(1))
-        venue = FuturesVenue(config.market, market, wallet, config.taker_fee, config.maker_fee, take,
-                             funding_rate=config.funding_rate, funding_interval_s=config.funding_interval_s,
-                             mark_offset=config.mark_offset)
+        venue = FuturesVenue.from_config(config, market, take, balances if config.balances is not None else None)
         engine: Engine = venue.engine
     else:
         engine = Engine(rules, market, balances, taker_fee=config.taker_fee, maker_fee=config.maker_fee, take=take,

@@ -28,6 +28,10 @@ Streams of the emulated symbol ``s`` (lower case): ``s@depth`` / ``s@depth@1000m
 change of the best levels), ``s@ticker`` and ``s@miniTicker`` (every 1 s). Other names are
 accepted and never send anything (as Binance does for an unknown symbol).
 
+Futures (:mod:`bot.emulator.futures.ws`) reuse this hub: they set ``diff100`` (more diff speeds),
+``diff_hook`` (adds ``pu`` / ``T`` to every diff message) and serve ``/public/ws``, ``/market/ws``
+and ``/private/ws?listenKey=KEY`` through :meth:`Hub.handle`.
+
 Diff messages are ``{"e": "depthUpdate", "E", "s", "U", "u", "b", "a"}`` whose ``U``..``u`` are
 the update ids of :class:`~bot.emulator.market.MarketState` merged since the previous message of
 that stream; a 100 ms / 1 s window without change sends nothing. The server sends a ping frame

@@ -100,13 +100,20 @@ class FuturesRest:
             out.append(("GET", f"{P}/{v}/leverageBracket", self.leverage_bracket))
         if not inverse:
             out.append(("GET", P + "/v2/ticker/price", self.ticker_price))
+        # A generic ccxt ``binance`` client (defaultType "future", as the bot builds it) loads every
+        # market type and, with keys, the SAPI currency list: answer those with nothing listed, so it
+        # finds the one perpetual and nothing else.
+        other = "/fapi" if inverse else "/dapi"
+        out += [("GET", "/api/v3/exchangeInfo", self.empty_exchange_info), ("GET", other + "/v1/exchangeInfo", self.empty_exchange_info),
+                ("GET", "/sapi/v1/capital/config/getall", self.nothing_signed), ("GET", "/sapi/v1/margin/allPairs", self.nothing),
+                ("GET", "/sapi/v1/margin/isolated/allPairs", self.nothing_signed)]
         return out
 
     def install(self, router: web.UrlDispatcher) -> None:
         for method, path, handler in self.routes():
             router.add_route(method, path, handler)
             endpoint = path.split("/", 3)[3]
-            if (method, endpoint) in _SIGNED:
+            if (method, endpoint) in _SIGNED or handler == self.nothing_signed:
                 auth.ENDPOINT_AUTH[(method, path)] = "signed"
             elif endpoint == "listenKey":
                 auth.ENDPOINT_AUTH[(method, path)] = "key"
@@ -121,6 +128,16 @@ class FuturesRest:
             self.engine.check_symbol(params)
             return self.api.json(row())
         return self.api.json([row()])
+
+    async def empty_exchange_info(self, request: web.Request) -> web.Response:
+        return self.api.json({"timezone": "UTC", "serverTime": now_ms(), "rateLimits": [], "exchangeFilters": [], "symbols": []})
+
+    async def nothing(self, request: web.Request) -> web.Response:
+        return self.api.json([])
+
+    async def nothing_signed(self, request: web.Request) -> web.Response:
+        await self.api._signed(request)
+        return self.api.json([])
 
     # ------------------------------------------------------------------ public
     async def ping(self, request: web.Request) -> web.Response:

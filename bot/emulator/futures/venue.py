@@ -43,7 +43,7 @@ from bot.emulator.futures.orders import FuturesEngine
 from bot.emulator.futures.rest import FuturesRest
 from bot.emulator.futures.ws import FuturesStreams
 from bot.emulator.market import MarketState, now_ms
-from bot.emulator.matching import TakeFn, fmt
+from bot.emulator.matching import SymbolRules, TakeFn, fmt
 
 log = logging.getLogger("bot.emulator.futures")
 
@@ -69,6 +69,25 @@ class FuturesVenue:
         self.liquidations: list[dict] = []
         self.next_funding_ms = self._next_funding_after(time.time())
         self.streams: FuturesStreams | None = None
+
+    @staticmethod
+    def rules_for(venue: str, market_cfg: MarketSection) -> SymbolRules:
+        """The matching rules of ``--market venue``; ValueError when the config's market is of another type."""
+        want = "linear" if venue == "usdm" else "inverse"
+        if market_cfg.type != want:
+            raise ValueError(f"--market {venue} serves market.type {want!r}, the config's is {market_cfg.type!r}")
+        return Contract.from_market(market_cfg).rules()
+
+    @classmethod
+    def from_config(cls, config: Any, market: MarketState, take: TakeFn | None,
+                    balances: dict[str, Decimal] | None) -> "FuturesVenue":
+        """Built from an :class:`~bot.emulator.server.EmulatorConfig`; the wallet is the settle asset's
+        entry of ``balances`` (default 10000 USDT on USD-M, 1 BTC on COIN-M)."""
+        settle = config.market.settle
+        wallet = (balances or {}).get(settle, Decimal(1) if config.market.type == "inverse" else Decimal(10000))
+        return cls(config.market, market, wallet, config.taker_fee, config.maker_fee, take,
+                   funding_rate=config.funding_rate, funding_interval_s=config.funding_interval_s,
+                   mark_offset=config.mark_offset)
 
     # ------------------------------------------------------------------ prices
     def mark(self) -> Decimal:
