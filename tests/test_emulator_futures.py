@@ -211,7 +211,7 @@ async def test_coinm_inverse_round_trip_in_whole_contracts_and_btc(tmp_path):
 async def test_funding_is_paid_on_a_held_position_at_each_funding_time(tmp_path):
     rate = D("0.001")
     with futures_emulator(tmp_path, "usdm", "--funding-interval-s", "1", "--funding-rate", str(rate)) as proc:
-        proc.admin("/admin/mark", {"price": "30000"})  # a fixed mark makes every payment known in advance
+        proc.mark(price=30000)  # a fixed mark makes every payment known in advance
         async with clients(proc) as (ex, pro):
             rate_info = await ex.fetch_funding_rate(USDM)
             assert rate_info["fundingRate"] == float(rate) and rate_info["markPrice"] == 30000.0
@@ -228,6 +228,14 @@ async def test_funding_is_paid_on_a_held_position_at_each_funding_time(tmp_path)
             assert await wallet(ex) == start + sum((D(r["income"]) for r in income), D(0))
             funding_total = sum((D(r["income"]) for r in income if r["incomeType"] == "FUNDING_FEE"), D(0))
             assert funding_total == expected * len([r for r in income if r["incomeType"] == "FUNDING_FEE"])
+
+            # a short receives a positive rate; POST /admin/funding {"settle": true} books one payment now
+            proc.funding(interval_s=1e9)  # the next scheduled funding is years away: none while the short is open
+            await ex.create_order(USDM, "market", "sell", 0.01)
+            booked = proc.funding(settle=True)["payments"]
+            short_payment = [r for r in proc.state()["income"] if r["incomeType"] == "FUNDING_FEE"][-1]
+            assert D(short_payment["income"]) == q8(-(D("-0.01") * D(30000)) * rate) == D("0.3")
+            assert booked == len([r for r in proc.state()["income"] if r["incomeType"] == "FUNDING_FEE"])
 
 
 # ---------------------------------------------------------------------------- liquidation
@@ -249,9 +257,9 @@ async def test_isolated_position_is_liquidated_when_the_mark_crosses_its_liquida
             watch = asyncio.ensure_future(pro.watch_liquidations(USDM))
             await eventually(lambda: "btcusdt@forceOrder" in proc.state()["ws"]["streams"], "the forceOrder subscription")
 
-            assert proc.admin("/admin/mark", {"price": str(liq + 5)})["liquidations"] == []  # above it: still open
+            assert proc.mark(price=liq + 5)["liquidations"] == []  # above it: still open
             assert len(await ex.fetch_positions([USDM])) == 1
-            answer = proc.admin("/admin/mark", {"price": str(liq - 5)})
+            answer = proc.mark(price=liq - 5)
             (record,) = answer["liquidations"]
 
             (event,) = await asyncio.wait_for(watch, 120)
