@@ -1,4 +1,5 @@
-"""Local exchange emulator speaking Binance's spot API (REST + websockets) on 127.0.0.1.
+"""Local exchange emulator speaking Binance's spot API (REST + websockets) on 127.0.0.1, or with
+``--market usdm|coinm`` its USD-M / COIN-M perpetual futures API (:mod:`bot.emulator.futures`).
 
 It lets the bot's live path run through the real ccxt client over real HTTP and websockets,
 against the built-in simulator (``--sim``) or a replayed recording (``--data``), with faults

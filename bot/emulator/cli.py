@@ -4,7 +4,9 @@ Prints exactly one line to stdout once it listens (flushed), for scripts to wait
 
     EMULATOR READY http://127.0.0.1:PORT ws://127.0.0.1:PORT/ws
 
-and logs to stderr. Stops on SIGINT/SIGTERM (exit 0). Exit 1 on a bad option value, an
+and logs to stderr. ``--market usdm|coinm`` serves Binance USD-M / COIN-M perpetuals instead of
+spot (see :mod:`bot.emulator.futures`; ``--funding-interval-s``, ``--funding-rate`` and
+``--mark-offset`` only apply there). Stops on SIGINT/SIGTERM (exit 0). Exit 1 on a bad option value, an
 unreadable recording or a recording of another symbol; 2 on wrong usage.
 """
 
@@ -24,7 +26,8 @@ from bot.config.settings import ConfigError, MarketSection, SimSection, load_set
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     p = parser or argparse.ArgumentParser(
         prog="python -m bot.emulator",
-        description="Local Binance spot exchange emulator (REST + websockets on 127.0.0.1) for testing the live path.",
+        description="Local Binance exchange emulator (spot, USD-M or COIN-M futures; REST + websockets on 127.0.0.1) "
+                    "for testing the live path.",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--sim", action="store_true", help="built-in order book simulator (bot.data.sim), seeded with --seed")
@@ -32,6 +35,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--speed", type=float, default=1.0, help="replay (or simulation) speed, default 1.0 = real time")
     p.add_argument("--loop", action="store_true", help="--data: start the recording again at its end (default: stop, book frozen)")
     p.add_argument("--seed", type=int, default=None, help="--sim: simulator seed (default: the config's sim.seed)")
+    p.add_argument("--market", choices=["spot", "usdm", "coinm"], default=None,
+                   help="API served: spot (/api/v3, default), usdm (USD-M perpetual, /fapi) or coinm (COIN-M perpetual, "
+                        "/dapi); default: the config's market.type (linear = usdm, inverse = coinm), else spot")
     p.add_argument("--config", metavar="TOML", help="take [market] and [sim] from this bot config file")
     p.add_argument("--symbol", help="symbol, e.g. ETH/USDT (default: the config's market.symbol, BTC/USDT)")
     p.add_argument("--tick-size", help="PRICE_FILTER tickSize (default: market.tick_size)")
@@ -42,11 +48,18 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default)")
     p.add_argument("--api-key", help="the account's API key (default: $BOT_EMULATOR_API_KEY or a fixed test value)")
     p.add_argument("--api-secret", help="the account's secret (default: $BOT_EMULATOR_API_SECRET or a fixed test value)")
-    p.add_argument("--balances", default=None, help='starting balances, e.g. "USDT=10000,BTC=0.5" (default: 10000 quote, 0.5 base)')
+    p.add_argument("--balances", default=None, help='starting balances, e.g. "USDT=10000,BTC=0.5" (default: 10000 quote, 0.5 base; '
+                                                     'futures: the settle asset\'s entry is the wallet, default USDT=10000 / BTC=1)')
     p.add_argument("--faults", default="", help="fault SPEC, e.g. rate_limit=0.05,ws_drop=30,gap=10 (see bot.emulator.faults)")
     p.add_argument("--fault-seed", type=int, default=0, help="seed of the fault RNG (also seed=N inside --faults)")
-    p.add_argument("--taker-fee", default="0.001", help="taker fee rate (default 0.001; negative = a rebate)")
-    p.add_argument("--maker-fee", default="0.001", help="maker fee rate (default 0.001; negative = a rebate, e.g. -0.0001)")
+    p.add_argument("--taker-fee", default=None, help="taker fee rate (default 0.001 spot, 0.0005 futures; negative = a rebate)")
+    p.add_argument("--maker-fee", default=None,
+                   help="maker fee rate (default 0.001 spot, 0.0002 futures; negative = a rebate, e.g. -0.0001)")
+    p.add_argument("--funding-interval-s", type=float, default=None,
+                   help="futures: a funding time every N seconds of the Unix clock (tests); default: every "
+                        "market.funding_interval_h hours from 00:00 UTC")
+    p.add_argument("--funding-rate", default=None, help="futures: funding rate per funding time (default market.funding_rate_bps / 10000)")
+    p.add_argument("--mark-offset", default="0", help="futures: mark price = book mid + this (default 0; POST /admin/mark moves it)")
     p.add_argument("--commission-asset", default="quote", metavar="quote|base|bnb",
                    help="asset that pays commissions, as Binance spot: quote (default), base (a buy pays in the base "
                         "received), bnb (paid in BNB, else as base; see bot.emulator.commission)")
@@ -63,10 +76,17 @@ def config_from_args(args: argparse.Namespace):
     from bot.emulator.override import load_override_file
     from bot.emulator.server import EmulatorConfig
 
+    from bot.emulator.futures.contract import default_market, market_of_type
+
     market, sim = MarketSection(), SimSection()
     if args.config:
         settings = load_settings(args.config)
         market, sim = settings.market, settings.sim
+    venue = getattr(args, "market", None) or market_of_type(market.type)
+    if venue != market_of_type(market.type):
+        if market.type != "spot":
+            raise ValueError(f"--market {venue} does not serve the config's market.type {market.type!r}")
+        market = default_market(venue)  # a spot config (or none): the market's default perpetual
     updates: dict[str, object] = {}
     for opt, key in (("tick_size", "tick_size"), ("lot_size", "lot_size"), ("min_qty", "min_qty"), ("min_notional", "min_notional")):
         raw = getattr(args, opt, None)
@@ -84,8 +104,10 @@ def config_from_args(args: argparse.Namespace):
     for f in args.data or []:
         if not Path(f).is_file():
             raise ValueError(f"data file not found: {f}")
+    futures = venue != "spot"
     try:
-        taker, maker = Decimal(args.taker_fee), Decimal(args.maker_fee)
+        taker = Decimal(args.taker_fee if args.taker_fee is not None else "0.0005" if futures else "0.001")
+        maker = Decimal(args.maker_fee if args.maker_fee is not None else "0.0002" if futures else "0.001")
     except InvalidOperation:
         raise ValueError("--taker-fee/--maker-fee must be numbers") from None
     if not all(x.is_finite() and -1 < x < 1 for x in (taker, maker)):
@@ -100,13 +122,22 @@ def config_from_args(args: argparse.Namespace):
     if not bnb_price.is_finite() or bnb_price <= 0:
         raise ValueError(f"--bnb-price must be > 0, got {args.bnb_price!r}")
     overrides = load_override_file(args.override) if getattr(args, "override", None) else []
+    funding_interval = getattr(args, "funding_interval_s", None)
+    if funding_interval is not None and not funding_interval > 0:
+        raise ValueError("--funding-interval-s must be > 0")
+    try:
+        funding_rate = Decimal(args.funding_rate) if getattr(args, "funding_rate", None) is not None else None
+        mark_offset = Decimal(getattr(args, "mark_offset", None) or "0")
+    except InvalidOperation:
+        raise ValueError("--funding-rate/--mark-offset must be numbers") from None
     if args.speed <= 0:
         raise ValueError("--speed must be > 0")
     return EmulatorConfig(
         data=list(args.data or []), speed=args.speed, loop=args.loop, seed=args.seed, host=args.host, port=args.port,
         api_key=args.api_key, api_secret=args.api_secret, balances=args.balances, faults=args.faults,
         fault_seed=args.fault_seed, market=market, sim=sim, taker_fee=taker, maker_fee=maker,
-        commission_asset=commission_asset, bnb_price=bnb_price, overrides=overrides,
+        commission_asset=commission_asset, bnb_price=bnb_price, overrides=overrides, venue=venue,
+        funding_interval_s=funding_interval, funding_rate=funding_rate, mark_offset=mark_offset,
     )
 
 

@@ -96,3 +96,46 @@ def make_pro_client(base_url: str, ws_url: str, api_key: str | None = None, secr
     import ccxt.pro as cp
 
     return cp.binance(ccxt_config(base_url, ws_url, api_key, secret, pro=True, **kw))
+
+
+FUTURES_CLASSES = {"usdm": "binanceusdm", "coinm": "binancecoinm"}
+
+
+def futures_exceptions(market: str, klass: Any = None) -> dict:
+    """ccxt ``exceptions`` config that makes errors from the emulator's ``/fapi`` / ``/dapi`` map to the
+    classes the real exchange's do.
+
+    ccxt applies its USD-M / COIN-M error tables only to URLs starting ``https://fapi.binance.com/``
+    (``dapi``), so against ``http://127.0.0.1`` -2019 "Margin is insufficient." is a plain
+    ``ExchangeError`` instead of ``InsufficientFunds`` and -2022 "ReduceOnly Order is rejected." one
+    instead of ``InvalidOrder``. Merged into the client's global table (ccxt deep-merges the config
+    into its description), that market's table applies to every URL, as it would on the exchange.
+    """
+    if klass is None:
+        import ccxt
+
+        klass = getattr(ccxt, FUTURES_CLASSES[market])
+    table = klass().describe()["exceptions"].get("linear" if market == "usdm" else "inverse", {})
+    return {"exact": dict(table.get("exact", {})), "broad": dict(table.get("broad", {}))}
+
+
+def futures_ccxt_config(base_url: str, ws_url: str, api_key: str | None = None, secret: str | None = None,
+                        market: str = "usdm", timeout_ms: int = 10_000, rate_limit: bool = True) -> dict:
+    """Config dict for ``ccxt.binanceusdm`` (``market="usdm"``) or ``ccxt.binancecoinm`` (``"coinm"``),
+    sync, async or pro, against an emulator started with ``--market usdm|coinm``: every URL moved to
+    it, no SAPI currency list, and :func:`futures_exceptions`."""
+    import ccxt.pro as cp
+
+    klass = getattr(cp, FUTURES_CLASSES[market])
+    config: dict[str, Any] = {
+        "urls": {"api": override_api_urls(klass().describe()["urls"]["api"], base_url, ws_url)},
+        "options": {"fetchCurrencies": False},
+        "exceptions": futures_exceptions(market, klass),
+        "timeout": timeout_ms,
+        "enableRateLimit": rate_limit,
+    }
+    if api_key is not None:
+        config["apiKey"] = api_key
+    if secret is not None:
+        config["secret"] = secret
+    return config

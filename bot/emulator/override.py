@@ -9,7 +9,7 @@ An override is a JSON object::
 key         meaning
 ==========  ==========================================================================================
 ``method``  HTTP method (any case); missing or ``"*"``: any method
-``path``    the exact request path, under ``/api/`` or ``/sapi/`` (admin endpoints are never overridden)
+``path``    the exact request path, under ``/api/``, ``/sapi/``, ``/fapi/`` or ``/dapi/`` (admin endpoints are never overridden)
 ``mode``    ``merge``: the real handler runs (an order is really placed), then its JSON answer is
             deep-merged with ``body``: dict keys are replaced recursively; where the answer (or a
             value inside it) is a list and ``body`` there is a dict, the dict is merged into every
@@ -112,8 +112,8 @@ def parse_override(spec: object, id: int = 0) -> Override:
     if not isinstance(method, str) or method.upper() not in METHODS:
         raise OverrideError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     path = spec.get("path")
-    if not isinstance(path, str) or not (path.startswith("/api/") or path.startswith("/sapi/")):
-        raise OverrideError(f"path must be a REST path under /api/ or /sapi/, got {path!r}")
+    if not isinstance(path, str) or not path.startswith(("/api/", "/sapi/", "/fapi/", "/dapi/")):
+        raise OverrideError(f"path must be a REST path under /api/, /sapi/, /fapi/ or /dapi/, got {path!r}")
     mode = spec.get("mode")
     if mode not in MODES:
         raise OverrideError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")

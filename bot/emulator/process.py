@@ -78,6 +78,30 @@ class EmulatorProcess:
     def state(self) -> dict[str, Any]:
         return self.admin("/admin/state")
 
+    # ---- futures (--market usdm|coinm, see bot.emulator.futures.venue)
+    def mark(self, price: str | float | None = None, offset: str | float | None = None) -> dict[str, Any]:
+        """Pin the mark price (``price``), or set it to book mid + ``offset``, or (neither) back to the mid;
+        answers after the liquidation check at the new mark (``liquidations`` lists every one so far)."""
+        body: dict[str, Any] = {}
+        if price is not None:
+            body["price"] = str(price)
+        if offset is not None:
+            body["offset"] = str(offset)
+        return self._admin_checked("/admin/mark", body)
+
+    def funding(self, rate: str | float | None = None, interval_s: float | None = None, settle: bool = False) -> dict[str, Any]:
+        """Change the funding rate and / or interval; ``settle`` books one funding payment now."""
+        body: dict[str, Any] = {"settle": settle}
+        if rate is not None:
+            body["rate"] = str(rate)
+        if interval_s is not None:
+            body["interval_s"] = interval_s
+        return self._admin_checked("/admin/funding", body)
+
+    def futures_state(self) -> dict[str, Any]:
+        """Position, wallet, income, funding schedule and liquidations of a futures emulator."""
+        return self.admin("/admin/futures")
+
     def faults(self, spec: str) -> None:
         self.admin("/admin/faults", spec)
 

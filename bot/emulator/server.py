@@ -1,5 +1,11 @@
 """The emulator's HTTP server: Binance spot REST under ``/api/v3``, websockets, admin endpoints.
 
+With ``EmulatorConfig.venue`` ``usdm`` / ``coinm`` (``--market``) the spot ``/api/v3`` routes are
+left out and :class:`bot.emulator.futures.FuturesVenue` installs the USD-M ``/fapi`` or COIN-M
+``/dapi`` endpoints, the futures streams and ``/admin/mark`` / ``/admin/funding`` /
+``/admin/futures`` instead (see :mod:`bot.emulator.futures`); the plumbing below (faults,
+overrides, weights, signatures, the admin endpoints of this table) serves both.
+
 REST endpoints (as ccxt's ``binance`` calls them; SIGNED ones are checked by
 :mod:`bot.emulator.auth`):
 
@@ -122,12 +128,17 @@ class EmulatorConfig:
     fault_seed: int = 0
     market: MarketSection = field(default_factory=MarketSection)
     sim: SimSection = field(default_factory=SimSection)
-    taker_fee: Decimal = Decimal("0.001")
-    maker_fee: Decimal = Decimal("0.001")
+    taker_fee: Decimal | None = None  # None: Binance's default of the market (spot 0.001, futures 0.0005)
+    maker_fee: Decimal | None = None  # None: spot 0.001, futures 0.0002
     commission_asset: str = "quote"  # quote | base | bnb (see bot.emulator.commission)
     bnb_price: Decimal = Decimal(500)  # bnb mode: the BNB price in the quote asset
     overrides: list[dict] = field(default_factory=list)  # REST overrides active from the start (bot.emulator.override)
     ready_timeout: float = 10.0
+    # which Binance API is served: spot (/api/v3), usdm (/fapi, linear perpetual) or coinm (/dapi, inverse)
+    venue: str = "spot"
+    funding_interval_s: float | None = None  # futures: funding every N s (tests); None: market.funding_interval_h
+    funding_rate: Decimal | None = None  # futures: rate per funding; None: market.funding_rate_bps / 10000
+    mark_offset: Decimal = Decimal(0)  # futures: mark price = book mid + this, until POST /admin/mark
 
     @property
     def mode(self) -> str:
@@ -152,6 +163,7 @@ class RunningEmulator:
         self.faults = faults
         self.feed = feed
         self.overrides: Overrides | None = None  # set by start_emulator
+        self.futures: Any = None  # the FuturesVenue (bot.emulator.futures) on --market usdm|coinm
         self._runner = runner
         self._tasks = tasks
         self._stopping = stopping
@@ -240,7 +252,7 @@ class _Api:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         path = request.path
-        if not (path.startswith("/api/") or path.startswith("/sapi/")):
+        if not path.startswith(("/api/", "/sapi/", "/fapi/", "/dapi/")):
             return await handler(request)
         self.requests += 1
         resp = await self._rest(request, handler)
@@ -667,9 +679,28 @@ class _Api:
         return self.json({"balances": self.engine.state()["balances"]})
 
 
-def build_app(api: _Api, hub: Hub) -> web.Application:
+def build_app(api: _Api, hub: Hub, spot: bool = True) -> web.Application:
+    """The routes; ``spot=False`` leaves out ``/api/v3`` (a futures emulator registers ``/fapi`` or ``/dapi``)."""
     app = web.Application(middlewares=[api.middleware])
     r = app.router
+    if spot:
+        _spot_routes(r, api)
+    r.add_get("/admin/state", api.admin_state)
+    r.add_get("/admin/faults", api.admin_faults)
+    r.add_post("/admin/faults", api.admin_faults)
+    r.add_post("/admin/ws_drop", api.admin_ws_drop)
+    r.add_post("/admin/gap", api.admin_gap)
+    r.add_post("/admin/balances", api.admin_balances)
+    add_admin_routes(r, api.overrides, hub)
+    r.add_get("/ws", hub.handle)
+    r.add_get("/ws/{tail:.*}", hub.handle)
+    r.add_get("/stream", hub.handle)
+    r.add_get("/stream/{tail:.*}", hub.handle)
+    r.add_get("/ws-api/v3", hub.handle_api)
+    return app
+
+
+def _spot_routes(r: web.UrlDispatcher, api: _Api) -> None:
     v3 = "/api/v3"
     r.add_get(v3 + "/ping", api.ping)
     r.add_get(v3 + "/time", api.time)
@@ -696,19 +727,6 @@ def build_app(api: _Api, hub: Hub) -> web.Application:
     r.add_post(v3 + "/userDataStream", api.user_data_stream)
     r.add_put(v3 + "/userDataStream", api.user_data_stream)
     r.add_delete(v3 + "/userDataStream", api.user_data_stream)
-    r.add_get("/admin/state", api.admin_state)
-    r.add_get("/admin/faults", api.admin_faults)
-    r.add_post("/admin/faults", api.admin_faults)
-    r.add_post("/admin/ws_drop", api.admin_ws_drop)
-    r.add_post("/admin/gap", api.admin_gap)
-    r.add_post("/admin/balances", api.admin_balances)
-    add_admin_routes(r, api.overrides, hub)
-    r.add_get("/ws", hub.handle)
-    r.add_get("/ws/{tail:.*}", hub.handle)
-    r.add_get("/stream", hub.handle)
-    r.add_get("/stream/{tail:.*}", hub.handle)
-    r.add_get("/ws-api/v3", hub.handle_api)
-    return app
 
 
 async def start_emulator(config: EmulatorConfig) -> RunningEmulator:
@@ -722,7 +740,19 @@ async def start_emulator(config: EmulatorConfig) -> RunningEmulator:
     config.api_secret = config.api_secret or secret
     if config.seed is not None:
         config.sim = config.sim.model_copy(update={"seed": config.seed})
-    rules = SymbolRules.from_market(config.market)
+    if config.venue not in ("spot", "usdm", "coinm"):
+        raise ValueError(f"market must be spot, usdm or coinm, got {config.venue!r}")
+    futures = config.venue != "spot"
+    if config.taker_fee is None:
+        config.taker_fee = Decimal("0.0005") if futures else Decimal("0.001")
+    if config.maker_fee is None:
+        config.maker_fee = Decimal("0.0002") if futures else Decimal("0.001")
+    if futures:
+        from bot.emulator.futures import FuturesVenue
+
+        rules = FuturesVenue.rules_for(config.venue, config.market)  # ValueError for a market of another type
+    else:
+        rules = SymbolRules.from_market(config.market)
     policy = CommissionPolicy(config.commission_asset, rules.base, rules.quote, config.bnb_price)  # ValueError
     balances = parse_balances(config.balances) if config.balances is not None else {rules.quote: Decimal(10000), rules.base: Decimal("0.5")}
     if config.balances is None and policy.mode == "bnb":
@@ -741,15 +771,22 @@ async def start_emulator(config: EmulatorConfig) -> RunningEmulator:
 
         feed = SimFeed(market, config.sim, config.market, speed=config.speed)
         take = feed.take
-    engine = Engine(rules, market, balances, taker_fee=config.taker_fee, maker_fee=config.maker_fee, take=take,
-                    commission=policy)
+    venue: Any = None
+    if futures:
+        venue = FuturesVenue.from_config(config, market, take, balances if config.balances is not None else None)
+        engine: Engine = venue.engine
+    else:
+        engine = Engine(rules, market, balances, taker_fee=config.taker_fee, maker_fee=config.maker_fee, take=take,
+                        commission=policy)
     hub = Hub(market, engine, rules.symbol, faults)
     hub.api_key, hub.api_secret = config.api_key, config.api_secret
     stopping = asyncio.Event()
     api = _Api(config, market, engine, hub, faults, stopping)
     for spec in config.overrides:
         api.overrides.add(spec)  # OverrideError (a ValueError)
-    app = build_app(api, hub)
+    app = build_app(api, hub, spot=venue is None)
+    if venue is not None:
+        venue.install(app, api, hub)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
@@ -757,8 +794,11 @@ async def start_emulator(config: EmulatorConfig) -> RunningEmulator:
     port = runner.addresses[0][1]
     loop = asyncio.get_running_loop()
     tasks = [loop.create_task(feed.run(), name="emulator-feed"), loop.create_task(hub.run(), name="emulator-streams")]
+    if venue is not None:
+        tasks.append(loop.create_task(venue.run(stopping), name="emulator-futures"))
     emu = RunningEmulator(config, runner, port, market, engine, hub, faults, feed, tasks, stopping)
     emu.overrides = api.overrides
+    emu.futures = venue
     deadline = time.monotonic() + config.ready_timeout
     while not market.ready and time.monotonic() < deadline:
         if tasks[0].done():

@@ -28,6 +28,10 @@ Streams of the emulated symbol ``s`` (lower case): ``s@depth`` / ``s@depth@1000m
 change of the best levels), ``s@ticker`` and ``s@miniTicker`` (every 1 s). Other names are
 accepted and never send anything (as Binance does for an unknown symbol).
 
+Futures (:mod:`bot.emulator.futures.ws`) reuse this hub: they set ``diff100`` (more diff speeds),
+``diff_hook`` (adds ``pu`` / ``T`` to every diff message) and serve ``/public/ws``, ``/market/ws``
+and ``/private/ws?listenKey=KEY`` through :meth:`Hub.handle`.
+
 Diff messages are ``{"e": "depthUpdate", "E", "s", "U", "u", "b", "a"}`` whose ``U``..``u`` are
 the update ids of :class:`~bot.emulator.market.MarketState` merged since the previous message of
 that stream; a 100 ms / 1 s window without change sends nothing. The server sends a ping frame
@@ -42,7 +46,7 @@ import json
 import logging
 import secrets
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from aiohttp import WSMsgType, web
 
@@ -144,6 +148,11 @@ class Hub:
         self.subs: dict[str, set[WsConn]] = {}
         self.acc100 = _DiffAcc()
         self.acc1000 = _DiffAcc()
+        # stream names of each diff clock, and a hook that adds market-specific fields to every diff
+        # message (futures: ``pu`` and ``T``, see bot.emulator.futures.ws)
+        self.diff100: tuple[str, ...] = DIFF_100
+        self.diff1000: tuple[str, ...] = DIFF_1000
+        self.diff_hook: Callable[[dict], None] | None = None
         self.listen_keys: dict[str, float] = {}
         self.api_key = ""
         self.api_secret = ""
@@ -212,6 +221,8 @@ class Hub:
             "e": "depthUpdate", "E": now_ms(), "s": self.symbol, "U": first, "u": last,
             "b": [[_f(p), _f(q)] for p, q in bids.items()], "a": [[_f(p), _f(q)] for p, q in asks.items()],
         }
+        if self.diff_hook is not None:
+            self.diff_hook(message)
         if acc.poison is not None:
             poison_levels(message, *acc.poison)
             acc.poison = None
@@ -285,10 +296,10 @@ class Hub:
             else:
                 next_drop = None
             try:
-                self._flush(self.acc100, DIFF_100)
+                self._flush(self.acc100, self.diff100)
                 self._partial(fast=True)
                 if tick % 10 == 0:
-                    self._flush(self.acc1000, DIFF_1000)
+                    self._flush(self.acc1000, self.diff1000)
                     self._partial(fast=False)
                     self._tickers()
             except Exception:  # pragma: no cover - keep the clock alive whatever happens
@@ -348,7 +359,7 @@ class Hub:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         tail = request.match_info.get("tail", "")
-        combined = path.startswith("/stream")
+        combined = path.startswith(("/stream", "/public/stream", "/market/stream", "/private/stream"))
         ws = web.WebSocketResponse(autoping=True, compress=False, max_msg_size=1 << 20)
         if not ws.can_prepare(request).ok:
             return web.Response(status=400, text="websocket upgrade expected")
@@ -360,7 +371,9 @@ class Hub:
             if combined:
                 streams = [x for x in request.query.get("streams", "").split("/") if x]
                 self._subscribe(conn, streams)
-            elif tail:
+            if request.query.get("listenKey") in self.listen_keys:  # futures: /private/ws?listenKey=KEY
+                conn.listen_key = request.query["listenKey"]
+            elif not combined and tail:
                 if tail in self.listen_keys:
                     conn.listen_key = tail
                 elif "@" in tail:

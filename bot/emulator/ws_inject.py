@@ -43,8 +43,6 @@ def market_connections(hub: "Hub") -> list:
 
 def inject(hub: "Hub", spec: object) -> int:
     """Apply one injection (see the module docstring); ValueError on a bad spec."""
-    from bot.emulator.ws import DIFF_100, DIFF_1000
-
     if not isinstance(spec, dict):
         raise ValueError("the body must be a JSON object with a kind")
     kind = spec.get("kind")
@@ -64,7 +62,7 @@ def inject(hub: "Hub", spec: object) -> int:
         if side not in ("bid", "ask"):
             raise ValueError(f"side must be bid or ask, got {side!r}")
         reached: set = set()
-        for acc, suffixes in ((hub.acc100, DIFF_100), (hub.acc1000, DIFF_1000)):
+        for acc, suffixes in ((hub.acc100, hub.diff100), (hub.acc1000, hub.diff1000)):  # futures have more diff speeds
             subscribers = set().union(*(hub.subs.get(hub.s + x, set()) for x in suffixes))
             if subscribers:
                 acc.poison = (side, price)
