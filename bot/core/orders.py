@@ -112,6 +112,9 @@ class Fill:
     fee_currency: str = ""
     fee_value: Decimal | None = None
     symbol: str = ""
+    realized: Decimal | None = None
+    """Derivatives, live: the realized PnL the exchange settled this fill at (Binance ``realizedPnl``,
+    from its average entry, to 8 decimals); the portfolio books that instead of its own FIFO figure."""
 
     @property
     def fee_in_quote(self) -> Decimal:

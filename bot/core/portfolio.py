@@ -41,12 +41,13 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from bot.core.orders import Fill
 
 ZERO = Decimal(0)
+SATOSHI = Decimal("0.00000001")
 
 
 @dataclass(slots=True)
@@ -158,7 +159,17 @@ class Portfolio:
             if self._dust_lots and (self.dust > 0) == (received > 0):
                 self._take_back_dust()
         self._trip_fees += fee_value
+        realized_before = self.realized_pnl
         closed = self._trade(received, fill.price, fill.ts) if received else None
+        if fill.realized is not None and self.kind != "spot":
+            gap = fill.realized - (self.realized_pnl - realized_before)
+            if gap:  # the exchange's settlement is the truth (average entry, its rounding)
+                self.realized_pnl += gap
+                self.cash += gap
+                if closed is not None:
+                    closed.pnl_gross += gap
+                else:
+                    self._trip_gross += gap
         self._trip_max = max(self._trip_max, abs(self.qty))
         self._sync_equity()
         return closed
@@ -191,6 +202,9 @@ class Portfolio:
             left -= take
             if lot[1] == ZERO:
                 lots.popleft()
+        if inverse:
+            # settled in the coin to 8 decimals per fill (Binance COIN-M balances, and the emulator's rounding)
+            pnl = pnl.quantize(SATOSHI, rounding=ROUND_HALF_EVEN)
         self.realized_pnl += pnl
         if self.kind != "spot":
             self.cash += pnl  # realized PnL settles into the wallet
@@ -280,6 +294,12 @@ class Portfolio:
         """Book a funding payment in the settle currency (> 0 received, < 0 paid) into the wallet."""
         self.cash += amount
         self.funding += amount
+        self._sync_equity()
+
+    def apply_adjustment(self, amount: Decimal) -> None:
+        """A wallet change no fill explains (the exchange's own settlement of a liquidation)."""
+        self.cash += amount
+        self.realized_pnl += amount
         self._sync_equity()
 
     def funding_due(self, rate: float, mark: float) -> Decimal:

@@ -306,6 +306,8 @@ class Daemon:
                 )
             if engine is not None:
                 engine.poll(time.time_ns())
+                if self.position_sync is not None and isinstance(venue, LiveVenue) and not venue.has_pending:
+                    await self.position_sync.sync()  # the last funding and any liquidation, before the run closes
                 engine.checkpoint()
         except Exception as exc:  # noqa: BLE001 - the run must still be closed
             reason = reason or f"shutdown: {type(exc).__name__}: {mask_secrets(str(exc))[:200]}"

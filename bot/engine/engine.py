@@ -526,6 +526,13 @@ class Engine:
                     f"liquidation-{self._liquidations}", market.settle_currency, symbol=self.symbol)
         self.book_external([fill], now, "liquidation", f"mark passed the estimated liquidation price {dprice}: {side.value} {amount} at it")
 
+    def book_adjustment(self, ts: int, amount: Decimal, ref: str, reason: str) -> None:
+        pf = self.portfolio
+        pf.apply_adjustment(amount)
+        self.store.record_adjustment(self.run_id, ts, self.symbol, amount, self.market.settle_currency, ref, reason)
+        self._record_position(ts)
+        self.log.warning("wallet adjusted to the exchange's settlement", amount=str(amount), reason=reason)
+
     def book_funding(self, ts: int, amount: Decimal, currency: str, ref: str, rate: float | None = None, mark: float | None = None) -> None:
         """A funding payment the exchange made (live) or the model computed: wallet and store."""
         pf = self.portfolio

@@ -40,6 +40,7 @@ class PositionSync:
         symbol = self.market.symbol
         db = store.db
         self.funding_refs = {r[0] for r in db.execute("SELECT ref FROM funding WHERE symbol = ? AND ref IS NOT NULL", [symbol])}
+        self.funding_refs |= {r[0] for r in db.execute("SELECT ref FROM adjustments WHERE symbol = ? AND ref IS NOT NULL", [symbol])}
         last_funding = db.execute("SELECT max(ts) FROM funding WHERE symbol = ? AND ref IS NOT NULL", [symbol]).fetchone()[0]
         self.funding_since_ms = max(since_ms, int(last_funding) // 1_000_000 - LOOKBACK_MS) if last_funding else since_ms
         self.trade_ids = {r[0] for r in db.execute("SELECT trade_id FROM fills WHERE coalesce(symbol, ?) = ?", [symbol, symbol])}
@@ -49,12 +50,21 @@ class PositionSync:
         self.exchange_position: Decimal | None = None
 
     async def sync(self) -> None:
+        # the venue's finished work first, written: the books must hold every fill of our own
+        # orders before anything else on the account is called foreign
+        self.engine.poll(time.time_ns())
+        self.store.flush()
         await self._funding()
         await self._position()
         self.store.flush()
 
     async def _funding(self) -> None:
         engine = self.engine
+        for payment in await fetch_funding(self.client, self.market, self.funding_since_ms, "INSURANCE_CLEAR"):
+            if payment.ref in self.funding_refs:
+                continue
+            self.funding_refs.add(payment.ref)
+            engine.book_adjustment(payment.ts_ns, payment.amount, payment.ref, "liquidation clearance (INSURANCE_CLEAR): the loss capped at the margin")
         for payment in await fetch_funding(self.client, self.market, self.funding_since_ms):
             if payment.ref in self.funding_refs:
                 continue
@@ -62,15 +72,29 @@ class PositionSync:
             engine.book_funding(payment.ts_ns, payment.amount, payment.currency, payment.ref)
             self.funding_since_ms = max(self.funding_since_ms, payment.ts_ns // 1_000_000 - LOOKBACK_MS)
 
+    def _activity(self) -> tuple[int, int, bool]:
+        engine = self.engine
+        return engine.stats.orders, engine.stats.fills, engine.venue.has_pending
+
     async def _position(self) -> None:
         engine = self.engine
         pf = engine.portfolio
+        before = self._activity()
+        if before[2]:
+            return
         position = await fetch_position(self.client, self.market)
         self.exchange_position = position.contracts
-        if position.contracts == pf.qty:
-            return
+        if position.contracts == pf.qty or self._activity() != before:
+            return  # equal, or our own order moved the position meanwhile: compare next time
         trades = await fetch_trades_since(self.client, self.market, self.trades_since_ms)
-        self.our_orders |= {r[0] for r in self.store.db.execute("SELECT exchange_order_id FROM orders WHERE exchange_order_id IS NOT NULL")}
+        if self._activity() != before:
+            return
+        self.store.flush()
+        db = self.store.db
+        self.our_orders |= {r[0] for r in db.execute("SELECT exchange_order_id FROM orders WHERE exchange_order_id IS NOT NULL")}
+        symbol = self.market.symbol
+        self.trade_ids |= {r[0] for r in db.execute("SELECT trade_id FROM fills WHERE coalesce(symbol, ?) = ? AND ts >= ?",
+                                                     [symbol, symbol, self.trades_since_ms * 1_000_000])}
         foreign = [t for t in trades if isinstance(t, dict) and str(t.get("id")) not in self.trade_ids and str(t.get("order")) not in self.our_orders]
         for order_id in sorted({str(t.get("order")) for t in foreign}):
             group = [t for t in foreign if str(t.get("order")) == order_id]
@@ -81,7 +105,8 @@ class PositionSync:
             fills = fills_from_trades(group, cid, self.market)
             kind = "liquidation" if cid.startswith("autoclose") or "liquidation" in cid else "external_fill"
             amount = sum((f.amount for f in fills), Decimal(0))
-            engine.book_external(fills, time.time_ns(), kind, f"order {order_id} ({cid}): {len(fills)} trade(s), {fills[0].side.value} {amount}")
+            now = time.time_ns()
+            engine.book_external(fills, now, kind, f"order {order_id} ({cid}): {len(fills)} trade(s), {fills[0].side.value} {amount}")
             self.trade_ids |= {f.trade_id for f in fills}
         if position.contracts == pf.qty:
             return

@@ -50,8 +50,8 @@ def restore(
         f"SELECT ts FROM risk_events WHERE run_id IN ({marks}) AND kind = 'dust' ORDER BY ts, id", runs
     ).fetchall()]
     pending_dust = 0
-    for ts, cid, side, price, amount, fee, currency, value in db.execute(
-        f"SELECT ts, client_order_id, side, price, amount, fee, fee_currency, fee_value FROM fills WHERE run_id IN ({marks}) ORDER BY ts, id", runs
+    for ts, cid, side, price, amount, fee, currency, value, realized in db.execute(
+        f"SELECT ts, client_order_id, side, price, amount, fee, fee_currency, fee_value, realized FROM fills WHERE run_id IN ({marks}) ORDER BY ts, id", runs
     ).fetchall():
         while pending_dust < len(dust_events) and dust_events[pending_dust] < int(ts):
             portfolio.set_aside_dust(dust_events[pending_dust])
@@ -59,9 +59,12 @@ def restore(
         portfolio.apply(Fill(
             int(ts), cid, Side(side), Decimal(price), Decimal(amount), Decimal(fee),
             fee_currency=currency or "", fee_value=Decimal(value) if value is not None else None, symbol=symbol,
+            realized=Decimal(realized) if realized is not None else None,
         ))
     for ts in dust_events[pending_dust:]:
         portfolio.set_aside_dust(ts)
+    for (amount,) in db.execute(f"SELECT amount FROM adjustments WHERE run_id IN ({marks}) ORDER BY ts, id", runs).fetchall():
+        portfolio.apply_adjustment(Decimal(amount))
     # funding only moves the wallet: its order among the fills does not matter
     for ts, amount in db.execute(f"SELECT ts, amount FROM funding WHERE run_id IN ({marks}) ORDER BY ts, id", runs).fetchall():
         portfolio.apply_funding(Decimal(amount), int(ts))

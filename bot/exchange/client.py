@@ -101,7 +101,7 @@ def build_ccxt(settings: Settings) -> Any:
     return client
 
 
-def market_from_ccxt(info: dict[str, Any]) -> Market:
+def market_from_ccxt(info: dict[str, Any], steps: bool | None = None) -> Market:
     """Precision and limits from a ccxt market (binance reports precision as step sizes).
 
     Raises :class:`ExchangeFailure` naming the field when the exchange's market description is
@@ -121,7 +121,10 @@ def market_from_ccxt(info: dict[str, Any]) -> Market:
             d = number(value, "load_markets", f"{symbol} precision.{name}", positive=True)
         except ExchangeResponseError as exc:
             raise ExchangeFailure(str(exc)) from None
-        # ccxt's DECIMAL_PLACES mode gives digits, TICK_SIZE mode gives the step itself
+        # ccxt's TICK_SIZE mode gives the step itself (1 is a step of one whole contract on COIN-M),
+        # DECIMAL_PLACES mode the digits; ``steps`` None: guess (an integer >= 1 is digits)
+        if steps:
+            return d
         return Decimal(1).scaleb(-int(d)) if d >= 1 and d == d.to_integral_value() else d
 
     def limit(section: str) -> Decimal:
@@ -218,7 +221,7 @@ class ExchangeClient:
             raise ExchangeFailure(f"load_markets: {self.settings.instruments[0].exchange} listed no markets (an empty or malformed exchangeInfo)")
         if self.symbol not in markets:
             raise ExchangeFailure(f"market.symbol {self.symbol!r} is not listed by {self.settings.instruments[0].exchange}")
-        market = market_from_ccxt(markets[self.symbol])
+        market = market_from_ccxt(markets[self.symbol], steps=getattr(self.ccxt, "precisionMode", None) == ccxt.TICK_SIZE)
         if market.is_derivative:
             cfg = self.settings.instruments[0]
             if market.kind != cfg.type:
@@ -423,6 +426,20 @@ def fills_from_trades(
                 fee_currency=currency,
                 fee_value=value,
                 symbol=market.symbol,
+                realized=_realized(t, market),
             )
         )
     return fills
+
+
+def _realized(trade: dict[str, Any], market: Market) -> Decimal | None:
+    """A derivative trade's realized PnL as the exchange settled it (Binance ``realizedPnl``)."""
+    if not market.is_derivative:
+        return None
+    raw = (trade.get("info") or {}).get("realizedPnl") if isinstance(trade.get("info"), dict) else None
+    if raw is None:
+        return None
+    try:
+        return number(raw, "fetch_my_trades", "info.realizedPnl", allow_negative=True)
+    except ExchangeResponseError:
+        raise ExchangeFailure(f"fetch_my_trades: info.realizedPnl is not a number: {str(raw)[:40]!r}") from None

@@ -80,9 +80,12 @@ async def fetch_position(client: Any, market: Market) -> ExchangePosition:
     return ExchangePosition(total, entry, liq)
 
 
-async def fetch_funding(client: Any, market: Market, since_ms: int) -> list[FundingPayment]:
-    """Funding payments on ``market`` from ``since_ms`` on, oldest first."""
-    answer = await client.call("fetch_funding_history", lambda: client.ccxt.fetch_funding_history(market.symbol, since_ms))
+async def fetch_funding(client: Any, market: Market, since_ms: int, income_type: str = "FUNDING_FEE") -> list[FundingPayment]:
+    """Funding payments on ``market`` from ``since_ms`` on, oldest first (``income_type``: another
+    kind of Binance income entry, e.g. ``INSURANCE_CLEAR`` after a liquidation)."""
+    answer = await client.call(
+        "fetch_funding_history", lambda: client.ccxt.fetch_funding_history(market.symbol, since_ms, None, {"incomeType": income_type})
+    )
     if not isinstance(answer, list):
         raise ExchangeResponseError("fetch_funding_history", "<answer>", f"a list, got {type(answer).__name__}")
     out = []

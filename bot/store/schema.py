@@ -8,7 +8,7 @@ what is missing and migrates older schema versions in place (version 2 added col
 ``fills.fee_currency``/``fee_value``, ``positions.dust``, ``runs.carried_json``, and the
 ``writer`` table of the one-writer lock; earlier rows read with their defaults; version 3 added
 the ``symbol`` of every order, fill, position, round trip and risk event, the positions'
-``funding``, and the ``funding`` and ``marks`` tables: an older file's rows have no symbol and
+``funding``, and the ``funding``, ``adjustments`` and ``marks`` tables: an older file's rows have no symbol and
 belong to their run's ``symbol``).
 """
 
@@ -25,7 +25,7 @@ import sqlite_utils
 SCHEMA_VERSION = 3
 
 # Buffered tables, in the order a flush writes them.
-BUFFERED_TABLES = ("orders", "fills", "positions", "round_trips", "equity", "risk_events", "funding", "marks")
+BUFFERED_TABLES = ("orders", "fills", "positions", "round_trips", "equity", "risk_events", "funding", "adjustments", "marks")
 
 
 class StoreError(Exception):
@@ -94,6 +94,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
             "fee_currency": str,
             "fee_value": str,
             "symbol": str,
+            "realized": str,
         },
         "pk": "id",
         "not_null": ["run_id", "ts", "client_order_id", "side", "price", "amount", "fee"],
@@ -192,6 +193,22 @@ _SCHEMA: dict[str, dict[str, Any]] = {
         },
         "pk": "id",
         "not_null": ["run_id", "ts", "symbol", "rate", "position", "amount"],
+        "indexes": [["run_id", "ts"]],
+        "fk": _FK,
+    },
+    "adjustments": {
+        "columns": {
+            "id": int,
+            "run_id": str,
+            "ts": int,
+            "symbol": str,
+            "amount": str,
+            "currency": str,
+            "ref": str,
+            "reason": str,
+        },
+        "pk": "id",
+        "not_null": ["run_id", "ts", "symbol", "amount"],
         "indexes": [["run_id", "ts"]],
         "fk": _FK,
     },

@@ -295,6 +295,7 @@ class Store:
                 fill.fee_currency or None,
                 _dec(fill.fee_in_quote),
                 fill.symbol or None,
+                _dec(fill.realized),
             ),
         )
 
@@ -314,6 +315,12 @@ class Store:
         self._check_record(run_id)
         self._buffer("funding", (run_id, int(ts), symbol, _dec(rate) if rate is not None else "", _dec(mark), _dec(position), _dec(amount),
                                  currency or None, ref or None))
+
+    def record_adjustment(self, run_id: str, ts: int, symbol: str, amount, currency: str, ref: str, reason: str) -> None:
+        """A wallet change the exchange made that no fill explains (a liquidation's loss capped at the
+        isolated margin): replayed on restore like funding."""
+        self._check_record(run_id)
+        self._buffer("adjustments", (run_id, int(ts), symbol, _dec(amount), currency or None, ref or None, reason))
 
     def record_mark(self, run_id: str, ts: int, symbol: str, mid: float, qty, pnl: float) -> None:
         """An instrument's mid, position and PnL contribution at a checkpoint (the per-instrument report)."""
