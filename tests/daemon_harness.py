@@ -170,3 +170,36 @@ def run_until(tmp: Path, config: Path, predicate: Callable[[], bool], what: str,
         proc.kill()
         raise
     assert code == 0, (tmp / f"{tag}.out").read_text()[-3000:]
+
+
+def kill_restart_rounds(tmp: Path, make_config: Callable[[str], Path], rounds: int, seed: int) -> None:
+    """Start the live daemon, ``kill -9`` it at a random moment after it sent an order, ``rounds``
+    times, then start it once more until it has reconciled every earlier order (``make_config(name)``
+    writes the config file ``name``)."""
+    import random
+
+    rng = random.Random(seed)
+    db = tmp / "bot.db"
+    config = make_config("bot.toml")
+    for n in range(rounds):
+        proc = start_daemon(tmp, config, "--live")
+
+        def trading() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"daemon exited with {proc.returncode}: {(tmp / 'daemon.out').read_text()[-3000:]}")
+            ids = [r for (r,) in query(db, "select run_id from runs order by started_at, rowid")]
+            return len(ids) == n + 1 and count(db, "select count(*) from orders where run_id = ?", ids[-1]) >= 1
+
+        wait_for(trading, 120, "the restarted daemon to send an order")
+        time.sleep(rng.uniform(0.0, 3.0))  # the moment of the kill is the randomized input, not a wait for anything
+        proc.kill()  # SIGKILL: no cleanup at all
+        proc.wait(10)
+    final = make_config("final.toml")
+
+    def reconciled() -> bool:
+        ids = [r for (r,) in query(db, "select run_id from runs order by started_at, rowid")]
+        # the last start has reconciled (it writes its heartbeat only once trading) and nothing is left open
+        return len(ids) == rounds + 1 and bool(query(db, "select 1 from heartbeat where run_id = ?", ids[-1])) and count(
+            db, "select count(*) from orders where run_id != ? and status in ('new', 'partially_filled')", ids[-1]) == 0
+
+    run_until(tmp, final, reconciled, "the final start to reconcile every earlier order", "--live", tag="final")

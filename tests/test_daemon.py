@@ -9,17 +9,15 @@ halted and resumed, for market-data faults), and the books equal the exchange's 
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from daemon_harness import (
     API_KEY, API_SECRET, Emulator, check_books_match, count, daemon_env, filled, query, run_until, start_daemon, stop, wait_for,
-    write_config,
+    kill_restart_rounds, write_config,
 )
 
 FAULT_TIMEOUT_S = 120
@@ -68,33 +66,9 @@ def test_live_mode_needs_flag_and_keys(tmp_path, emulator):
 
 def kill_and_restart(tmp_path: Path, emulator: Emulator, rounds: int, seed: int) -> dict[str, int]:
     """Kill -9 the live daemon at random moments, restart it each time, then check the books."""
-    rng = random.Random(seed)
     db = tmp_path / "bot.db"
-    config = write_config(tmp_path, emulator, duration=600)
-    kills = 0
-    for n in range(rounds):
-        proc = start_daemon(tmp_path, config, "--live")
-
-        def trading() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"daemon exited with {proc.returncode}: {(tmp_path / 'daemon.out').read_text()[-3000:]}")
-            ids = [r for (r,) in query(db, "select run_id from runs order by started_at, rowid")]
-            return len(ids) == n + 1 and count(db, "select count(*) from orders where run_id = ?", ids[-1]) >= 1
-
-        wait_for(trading, 120, "the restarted daemon to send an order")
-        time.sleep(rng.uniform(0.0, 3.0))  # the moment of the kill is the randomized input, not a wait for anything
-        proc.kill()  # SIGKILL: no cleanup at all
-        proc.wait(10)
-        kills += 1
-    final = write_config(tmp_path, emulator, duration=600, name="final.toml")
-
-    def reconciled() -> bool:
-        ids = [r for (r,) in query(db, "select run_id from runs order by started_at, rowid")]
-        # the last start has reconciled (it writes its heartbeat only once trading) and nothing is left open
-        return len(ids) == rounds + 1 and bool(query(db, "select 1 from heartbeat where run_id = ?", ids[-1])) and count(
-            db, "select count(*) from orders where run_id != ? and status in ('new', 'partially_filled')", ids[-1]) == 0
-
-    run_until(tmp_path, final, reconciled, "the final start to reconcile every earlier order", "--live", tag="final")
+    kill_restart_rounds(tmp_path, lambda name: write_config(tmp_path, emulator, duration=600, name=name), rounds, seed)
+    kills = rounds
     counts = check_books_match(db, emulator.state())
     counts["kills"] = kills
     counts["reconciled"] = len(query(db, "select 1 from risk_events where kind = 'reconcile' and rule != 'balance_mismatch'"))

@@ -5,12 +5,10 @@ lose and duplicate nothing (the exchange's position and wallet equal the databas
 
 from __future__ import annotations
 
-import random
-import time
 from decimal import Decimal
 from pathlib import Path
 
-from daemon_harness import Emulator, count, query, run_until, start_daemon, stop, wait_for, write_config
+from daemon_harness import Emulator, count, kill_restart_rounds, query, run_until, start_daemon, stop, wait_for, write_config
 
 D = Decimal
 MARKETS = {
@@ -157,35 +155,13 @@ def test_paper_usdm_pays_funding_at_the_exchange_times(tmp_path):
 
 
 def test_kill_9_in_usdm_live_mode_loses_and_duplicates_nothing(tmp_path):
-    rng = random.Random(7)
     emu = emulator(tmp_path, "usdm")
     try:
         db = tmp_path / "bot.db"
-        cfg = config(tmp_path, emu, "usdm")
-        rounds = 3
-        for n in range(rounds):
-            proc = start_daemon(tmp_path, cfg, "--live")
-
-            def trading() -> bool:
-                if proc.poll() is not None:
-                    raise AssertionError(f"daemon exited with {proc.returncode}: {(tmp_path / 'daemon.out').read_text()[-3000:]}")
-                ids = [r for (r,) in query(db, "select run_id from runs order by started_at, rowid")]
-                return len(ids) == n + 1 and count(db, "select count(*) from orders where run_id = ?", ids[-1]) >= 1
-
-            wait_for(trading, 120, "the restarted daemon to send an order")
-            time.sleep(rng.uniform(0.0, 3.0))  # the moment of the kill is the randomized input, not a wait
-            proc.kill()
-            proc.wait(10)
-        final = config(tmp_path, emu, "usdm", name="final.toml")
-
-        def reconciled() -> bool:
-            ids = [r for (r,) in query(db, "select run_id from runs order by started_at, rowid")]
-            return len(ids) == rounds + 1 and bool(query(db, "select 1 from heartbeat where run_id = ?", ids[-1])) and count(
-                db, "select count(*) from orders where run_id != ? and status in ('new', 'partially_filled')", ids[-1]) == 0
-
-        run_until(tmp_path, final, reconciled, "the final start to reconcile every earlier order", "--live", tag="final")
+        kill_restart_rounds(tmp_path, lambda name: config(tmp_path, emu, "usdm", name=name), rounds=3, seed=7)
         counts = books_match_exchange(db, emu.futures_state(), D(10000))
         assert counts["orders"] > 0
         assert count(db, "select count(*) from risk_events where rule in ('position_mismatch', 'foreign_position')") == 0
+        assert count(db, "select count(*) from runs where status = 'crashed'") == 3
     finally:
         emu.stop()
