@@ -303,3 +303,72 @@ async def test_futures_config_maps_errors_to_the_exchanges_classes(tmp_path):
                 await ex.create_order(USDM, "market", "sell", 0.01, None, {"reduceOnly": True})  # no position
         finally:
             await ex.close()
+
+
+async def test_post_only_and_resting_limit_orders(tmp_path):
+    with futures_emulator(tmp_path, "usdm") as proc:
+        async with clients(proc) as (ex, pro):
+            book = await ex.fetch_order_book(USDM, 5)
+            best_bid, best_ask = book["bids"][0][0], book["asks"][0][0]
+            with pytest.raises(ccxt.BaseError, match="-5022"):  # post only at the ask would take
+                await ex.create_order(USDM, "limit", "buy", 0.01, best_ask, {"postOnly": True})
+            price = round(best_bid - 500, 1)
+            resting = await ex.create_order(USDM, "limit", "buy", 0.01, price, {"postOnly": True, "newClientOrderId": "maker-1"})
+            assert resting["status"] == "open" and resting["timeInForce"] == "PO"
+            (listed,) = await ex.fetch_open_orders(USDM)
+            assert listed["id"] == resting["id"] and listed["price"] == price
+            # the open order's initial margin is held: notional / leverage (1 in the default config)
+            asset = (await ex.fetch_balance())["info"]["assets"][0]
+            assert D(asset["openOrderInitialMargin"]) == D(str(price)) * D("0.01")
+            canceled = await ex.cancel_order(resting["id"], USDM)
+            assert canceled["status"] == "canceled"
+            assert await ex.fetch_open_orders(USDM) == []
+
+
+# ---------------------------------------------------------------------------- the account maths, in-process
+@pytest.mark.parametrize("inverse", [False, True], ids=["linear", "inverse"])
+@pytest.mark.parametrize("side", [1, -1], ids=["long", "short"])
+@pytest.mark.parametrize("margin_type", ["ISOLATED", "CROSSED"])
+def test_the_liquidation_price_is_where_margin_balance_meets_maintenance(inverse, side, margin_type):
+    from bot.emulator.futures.account import FuturesAccount
+    from bot.emulator.futures.contract import Contract, default_market
+
+    contract = Contract.from_market(default_market("coinm" if inverse else "usdm"))
+    acct = FuturesAccount(contract, D("0.05") if inverse else D(1000), leverage=10, margin_type=margin_type)
+    qty = D(30) if inverse else D("0.3")  # 3000 USD of exposure either way
+    acct.fill("BUY" if side > 0 else "SELL", qty, D(30000), D(0), 1, 0)
+    liq = acct.liquidation_price()
+    assert (liq < 30000) if side > 0 else (liq > 30000)
+    gap = abs(acct.margin_balance(liq) - acct.maintenance(liq))
+    assert gap <= D("0.0000001")  # equal but for the 8-decimal rounding of the bookings
+    safer, worse = (liq + 1, liq - 1) if side > 0 else (liq - 1, liq + 1)
+    assert not acct.must_liquidate(safer) and acct.must_liquidate(worse)
+
+
+def test_cross_liquidation_never_leaves_a_negative_wallet():
+    from bot.emulator.futures.account import FuturesAccount
+    from bot.emulator.futures.contract import Contract, default_market
+
+    acct = FuturesAccount(Contract.from_market(default_market("usdm")), D(100), leverage=20, margin_type="CROSSED")
+    acct.fill("BUY", D("0.06"), D(30000), D(0), 1, 0)  # 1800 USDT of exposure on 100 USDT
+    gap_down = D(25000)  # far past the liquidation price: the loss (300) exceeds the wallet
+    realized = acct.fill("SELL", D("0.06"), gap_down, D(0), 2, 0)
+    assert realized == D(-300) and acct.wallet == D(-200)
+    cover = acct.clear_liquidation(D(0), acct.maintenance(gap_down), realized, 0)
+    assert cover == D(-200) and acct.wallet == 0  # the insurance fund takes the rest
+    assert acct.income[-1]["incomeType"] == "INSURANCE_CLEAR" and D(acct.income[-1]["income"]) == D(200)
+
+
+def test_a_linear_config_without_market_flag_serves_usdm(tmp_path):
+    from bot.emulator.cli import build_parser, config_from_args
+
+    config = tmp_path / "linear.toml"
+    config.write_text('[market]\nsymbol = "ETH/USDT:USDT"\ntype = "linear"\ntick_size = 0.01\nlot_size = 0.001\n'
+                      'min_qty = 0.001\nmin_notional = 20\nleverage = 3\nmargin_mode = "cross"\n')
+    cfg = config_from_args(build_parser().parse_args(["--sim", "--config", str(config)]))
+    assert cfg.venue == "usdm" and cfg.market.symbol == "ETH/USDT:USDT" and cfg.market.leverage == 3
+    assert (cfg.taker_fee, cfg.maker_fee) == (D("0.0005"), D("0.0002"))
+    spot = config_from_args(build_parser().parse_args(["--sim"]))
+    assert spot.venue == "spot" and (spot.taker_fee, spot.maker_fee) == (D("0.001"), D("0.001"))
+    coinm = config_from_args(build_parser().parse_args(["--sim", "--market", "coinm"]))
+    assert coinm.market.symbol == "BTC/USD:BTC" and coinm.market.contract_size == 100 and coinm.market.lot_size == 1

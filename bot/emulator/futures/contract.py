@@ -133,7 +133,7 @@ class Contract:
         q, cs, mmr, cum = abs(signed_qty), self.contract_size, self.maintenance_margin_rate, self.maintenance_amount
         if self.inverse:
             den = margin + cum + s * q * cs / entry
-            price = q * cs * (s + mmr) / den if den > 0 else Decimal(0)
+            price = q * cs * (s + mmr) / den if den != 0 else Decimal(0)  # a short backed by its full value: never
         else:
             den = q * cs * (s - mmr)
             price = (s * q * cs * entry - margin - cum) / den if den != 0 else Decimal(0)
