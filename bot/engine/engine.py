@@ -456,9 +456,9 @@ class Engine:
             if risk.check_position(self.portfolio, mid) is not None:
                 self._halt_changed(now)
 
-    def _on_execution(self, order: Order, fills: list[Fill], now: int) -> None:
+    def _book_fills(self, fills: list[Fill]) -> None:
+        """Apply fills to the position and store them with the round trips they close."""
         portfolio = self.portfolio
-        was_flat = portfolio.is_flat
         for fill in fills:
             self.stats.fills += 1
             trip = portfolio.apply(fill)
@@ -468,6 +468,11 @@ class Engine:
                 if self._info:
                     self.log.info("round trip closed", side=trip.side, pnl_net=str(trip.pnl_net), fees=str(trip.fees))
         portfolio.closed.clear()  # recorded in the store; a daemon must not keep every round trip in memory
+
+    def _on_execution(self, order: Order, fills: list[Fill], now: int) -> None:
+        portfolio = self.portfolio
+        was_flat = portfolio.is_flat
+        self._book_fills(fills)
         if fills:
             self._record_position(now)
         if was_flat and not portfolio.is_flat:
@@ -498,13 +503,7 @@ class Engine:
         """Fills of orders the bot did not send (a liquidation, a trade by hand): the exchange's
         position is the truth, so they are booked like any fill, with a risk event saying why."""
         pf = self.portfolio
-        for fill in fills:
-            self.stats.fills += 1
-            trip = pf.apply(fill)
-            self.store.record_fill(self.run_id, fill)
-            if trip is not None:
-                self.store.record_round_trip(self.run_id, trip, self.symbol)
-        pf.closed.clear()
+        self._book_fills(fills)
         self._record_position(now)
         self.store.record_risk_event(self.run_id, now, kind, "exchange", detail, self.symbol)
         self.log.warning("fills of an order the bot did not send", kind=kind, detail=detail, position=str(pf.qty))
