@@ -60,9 +60,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         if missing:
             return _fail("data file not found: " + ", ".join(missing))
         many = len(settings.instruments) > 1
-        if args.fast and not many and settings.instruments[0].type == "spot":
-            return _backtest_fast(settings, args, db)
         if args.fast:
+            from bot.fast.backtest import replays_market
+
+            if replays_market(settings):
+                return _backtest_fast(settings, args, db)
             print("note: --fast replays one spot market so far; derivatives (funding, liquidation) and several instruments "
                   "run on the readable engine, with the same results", file=sys.stderr)
         files = [str(f) for f in args.data]

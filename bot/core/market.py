@@ -89,6 +89,12 @@ class Market:
             return amount * float(self.contract_size) / price if price > 0 else float("inf")
         return amount * float(self.contract_size) * price
 
+    def exact_value(self, amount: Decimal, price: Decimal) -> Decimal:
+        """:meth:`value` in Decimal, for what is booked (fees): ``amount x cs / price`` on inverse."""
+        if self.kind == "inverse":
+            return amount * self.contract_size / price
+        return amount * self.contract_size * price
+
     def amount_for_value(self, value: float, price: float) -> float:
         """The amount worth ``value`` (settle currency) at ``price``: the inverse of :meth:`value`."""
         cs = float(self.contract_size)

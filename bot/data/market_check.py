@@ -15,6 +15,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from bot.config.settings import MarketSection
 from bot.core.events import MarketEvent
 from bot.data.binance import ReaderStats, RecordingError
 from bot.data.symbols import unified_symbol
@@ -55,11 +58,12 @@ def shipped_configs(symbol: str, market_type: str) -> list[str]:
             continue
         if len(markets) != 1:
             continue  # a several-instrument config needs recordings of each: not a fit for one recording
-        for market in markets:
-            kind = {"future": "linear"}.get(str(market.get("type", "spot")), str(market.get("type", "spot")))
-            if str(market.get("symbol", "BTC/USDT")) == unified and kind == market_type:
-                found.append(_shown(path))
-                break
+        try:
+            market = MarketSection.model_validate(markets[0])  # the config's own reading (``future`` is linear)
+        except ValidationError:
+            continue
+        if market.symbol == unified and market.type == market_type:
+            found.append(_shown(path))
     return found
 
 

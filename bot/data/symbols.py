@@ -14,9 +14,6 @@ from __future__ import annotations
 QUOTES = ("FDUSD", "USDT", "USDC", "TUSD", "BUSD", "USD", "BTC", "ETH", "BNB", "EUR", "TRY", "BRL", "JPY", "DAI")
 """Quote currencies a Binance id may end with, longest first where one is a suffix of another."""
 
-MARKET_TYPES = ("spot", "linear", "inverse")
-
-
 def market_type_of(exchange_id: str, has_futures_sequence: bool) -> str:
     """The market of a recorded stream: ``spot`` without futures' ``pu`` field, else COIN-M
     (``inverse``) when the id names a contract (``BTCUSD_PERP``), else USD-M (``linear``)."""

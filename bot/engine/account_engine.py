@@ -67,7 +67,7 @@ class AccountEngine:
     def run_stats(self) -> dict[str, Any]:
         """The counters summed over the instruments, and each instrument's own under ``instruments``."""
         per = {e.symbol: e.run_stats() for e in self.lanes}
-        first = self.lanes[0].run_stats()
+        first = per[self.lanes[0].symbol]
         out: dict[str, Any] = {key: sum(int(s[key]) for s in per.values()) for key in SUMMED_STATS}  # type: ignore[call-overload]
         out["strategy_mode"] = first["strategy_mode"]
         out["cost_hurdle"] = first["cost_hurdle"]

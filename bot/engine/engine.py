@@ -30,6 +30,7 @@ from bot.core.portfolio import Portfolio
 from bot.log import enabled_for as log_enabled_for
 from bot.log import get_logger
 from bot.engine.funding import FundingClock
+from bot.execution.paper import fee_of
 from bot.risk.manager import AccountLimits, RiskManager
 from bot.signals.features import SignalEngine
 from bot.signals.strategy import MakerStrategy, ThresholdStrategy
@@ -119,8 +120,9 @@ class Engine:
     """Runs the strategy for one instrument against one venue and records everything in the store.
 
     Several engines (one per instrument, see :mod:`bot.engine.account_engine`) share one
-    :class:`~bot.core.account.Account`, one :class:`~bot.risk.manager.AccountLimits`, one
-    :class:`OrderIds` and one :class:`EquitySchedule`; alone, an engine makes its own.
+    :class:`~bot.core.account.Account`, one :class:`~bot.risk.manager.AccountLimits` and one
+    :class:`EquitySchedule`; alone, an engine makes its own. Each numbers its orders with its
+    own :class:`OrderIds` prefix.
 
     Bookkeeping an accelerated replay (:mod:`bot.fast.backtest`) reads before it skips events and
     hands back through :meth:`absorb_skipped`: ``sound_seen``/``status_seen`` (the book soundness
@@ -142,7 +144,6 @@ class Engine:
         account: Account | None = None,
         limits: AccountLimits | None = None,
         lane: int = 0,
-        ids: OrderIds | None = None,
         schedule: EquitySchedule | None = None,
         market_cfg: MarketSection | None = None,
     ):
@@ -187,7 +188,7 @@ class Engine:
         self.stats = EngineStats()
         self.last_mid = float("nan")
         self.now = 0
-        self.ids = ids if ids is not None else OrderIds(run_id if lane == 0 else f"{run_id}.{lane}")
+        self.ids = OrderIds(run_id if lane == 0 else f"{run_id}.{lane}")
         self.equity_interval_ns = int(settings.store.equity_interval_s * 1e9)
         self.schedule = schedule if schedule is not None else EquitySchedule(self.equity_interval_ns)
         self.funding = FundingClock(self.market_cfg) if market.is_derivative else None
@@ -517,8 +518,7 @@ class Engine:
         dprice = market.price_to_precision(price)
         if dprice <= 0:
             return
-        value = amount * market.contract_size / dprice if market.inverse else amount * market.contract_size * dprice
-        fee = (value * Decimal(repr(self.settings.execution.taker_fee_bps)) / 10_000).quantize(Decimal("1e-8"))
+        fee = fee_of(market, amount, dprice, Decimal(repr(self.settings.execution.taker_fee_bps)) / 10_000)  # a taker fill
         self._liquidations += 1
         side = Side.SELL if pf.qty > 0 else Side.BUY
         fill = Fill(now, f"liquidation-{self.run_id}-{self._liquidations}", side, dprice, amount, fee, "taker",

@@ -33,6 +33,12 @@ from bot.core.orders import Fill, Order, OrderStatus, SentIds, Side
 FEE_QUANTUM = Decimal("0.00000001")
 
 
+def fee_of(market: Market, amount: Decimal, price: Decimal, rate: Decimal) -> Decimal:
+    """The simulated fee of a fill: ``rate`` of the trade's value in the settle currency
+    (:meth:`Market.exact_value`; inverse: contracts x size / price), rounded half up to 1e-8."""
+    return (market.exact_value(amount, price) * rate).quantize(FEE_QUANTUM, rounding=ROUND_HALF_UP)
+
+
 def walk_book(book: OrderBook, side: Side, amount: Decimal, market: Market) -> list[tuple[Decimal, Decimal]]:
     """Return (price, amount) pieces a market order of ``amount`` would take, best price first."""
     remaining = amount
@@ -163,9 +169,7 @@ class PaperVenue:
 
     def _fill(self, order: Order, now: int, price: Decimal, amount: Decimal, rate: Decimal, liquidity: str) -> Fill:
         market = self.market
-        # the fee is a rate of the trade's value in the settle currency (inverse: contracts x size / price)
-        value = amount * market.contract_size / price if market.inverse else price * amount * market.contract_size
-        fee = (value * rate).quantize(FEE_QUANTUM, rounding=ROUND_HALF_UP)
+        fee = fee_of(market, amount, price, rate)
         self._fill_seq += 1
         order.filled += amount
         return Fill(

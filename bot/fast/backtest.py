@@ -239,6 +239,13 @@ class FastReplay:
         return {"scan_s": self.scan_s, "engine_s": self.engine_s, "absorb_s": self.absorb_s}
 
 
+def replays_market(settings: Settings) -> bool:
+    """Whether the compiled scan covers the config's market: it values a spot position (cash +
+    qty x mark) and neither funds nor liquidates a perpetual, so derivatives and several
+    instruments replay on the readable engine for now."""
+    return len(settings.instruments) == 1 and settings.instruments[0].type == "spot"
+
+
 def run_backtest_fast(
     settings: Settings,
     arrays: EventArrays,
@@ -260,10 +267,7 @@ def run_backtest_fast(
     ``store_write_s`` (SQLite flushes, part of the others).
     """
     data_files = list(data_files or [])
-    # the kernel values a spot position (cash + qty x mark) and neither funds nor liquidates a
-    # perpetual: derivatives and several instruments replay on the readable engine for now
-    spot_only = len(settings.instruments) == 1 and settings.instruments[0].type == "spot"
-    if getattr(settings.strategy, "mode", "threshold") not in SUPPORTED_MODES or not spot_only:
+    if getattr(settings.strategy, "mode", "threshold") not in SUPPORTED_MODES or not replays_market(settings):
         summary = run_backtest(settings, iter_events(arrays), db_path=db_path, data_files=data_files, source_stats=source_stats, progress=progress)
         summary["fast_path"] = False
         return summary

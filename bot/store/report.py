@@ -65,29 +65,32 @@ def settle_of(config: dict[str, Any]) -> str:
     return settle or quote
 
 
-def _instruments(conn: sqlite3.Connection, run_id: str, symbols: list[str], total: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per-instrument figures from the rows naming each instrument (see the module docstring)."""
+def _decimal_sum(conn: sqlite3.Connection, sql: str, params: tuple) -> Decimal:
+    """The exact sum of the TEXT quantities ``sql`` selects."""
+    return sum((Decimal(v) for (v,) in conn.execute(sql, params)), Decimal(0))
+
+
+def _instruments(
+    conn: sqlite3.Connection, run_id: str, symbols: list[str], total: dict[str, Any], tables: list[str], fee: str
+) -> list[dict[str, Any]]:
+    """Per-instrument figures from the rows naming each instrument (see the module docstring);
+    ``fee`` is the fills' fee expression of this file."""
     if len(symbols) <= 1:
         keys = ("trades", "orders", "fills", "pnl_gross", "fees", "funding", "pnl_net")
         return [{"symbol": symbols[0] if symbols else total.get("symbol"), **{k: total[k] for k in keys}}]
     first = symbols[0]
-
-    def where(table: str) -> str:
-        # rows of a file written before instruments were stored have no symbol: the run's first
-        return "coalesce(symbol, ?) = ?" if "symbol" in columns(conn, table) else "? = ?"
+    # rows of a file written before instruments were stored have no symbol: the run's first
+    where = {t: "coalesce(symbol, ?) = ?" if "symbol" in columns(conn, t) else "? = ?" for t in ("round_trips", "orders", "fills")}
 
     def count(table: str, symbol: str) -> int:
-        return conn.execute(f"SELECT COUNT(*) FROM [{table}] WHERE run_id = ? AND {where(table)}", (run_id, first, symbol)).fetchone()[0]
+        return conn.execute(f"SELECT COUNT(*) FROM [{table}] WHERE run_id = ? AND {where[table]}", (run_id, first, symbol)).fetchone()[0]
 
     out = []
-    tables = set(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
     for symbol in symbols:
-        fees = sum((Decimal(f) for (f,) in conn.execute(
-            f"SELECT coalesce(fee_value, fee) FROM fills WHERE run_id = ? AND {where('fills')}", (run_id, first, symbol))), Decimal(0))
+        fees = _decimal_sum(conn, f"SELECT {fee} FROM fills WHERE run_id = ? AND {where['fills']}", (run_id, first, symbol))
         funding = Decimal(0)
         if "funding" in tables:
-            funding = sum((Decimal(a) for (a,) in conn.execute(
-                "SELECT amount FROM funding WHERE run_id = ? AND symbol = ?", (run_id, symbol))), Decimal(0))
+            funding = _decimal_sum(conn, "SELECT amount FROM funding WHERE run_id = ? AND symbol = ?", (run_id, symbol))
         pnl = None
         if "marks" in tables:
             row = conn.execute("SELECT pnl FROM marks WHERE run_id = ? AND symbol = ? ORDER BY ts DESC, id DESC LIMIT 1",
@@ -198,11 +201,11 @@ def summarize(db_path: str | Path, run_id: str | None = None) -> dict:
         orders = count("orders")
         rejects = count("risk_events", " AND kind = ?", ("reject",))
         value = "coalesce(fee_value, fee)" if "fee_value" in columns(conn, "fills") else "fee"
-        fees = sum((Decimal(f) for (f,) in conn.execute(f"SELECT {value} FROM fills WHERE run_id = ?", (run_id,))), Decimal(0))
-
+        fees = _decimal_sum(conn, f"SELECT {value} FROM fills WHERE run_id = ?", (run_id,))
+        tables = db.table_names()
         funding = Decimal(0)
-        if "funding" in db.table_names():
-            funding = sum((Decimal(a) for (a,) in conn.execute("SELECT amount FROM funding WHERE run_id = ?", (run_id,))), Decimal(0))
+        if "funding" in tables:
+            funding = _decimal_sum(conn, "SELECT amount FROM funding WHERE run_id = ?", (run_id,))
 
         n_eq = count("equity")
         cur = conn.execute("SELECT equity FROM equity WHERE run_id = ? ORDER BY ts, id", (run_id,))
@@ -255,7 +258,7 @@ def summarize(db_path: str | Path, run_id: str | None = None) -> dict:
             "stats": {k: v for k, v in stats.items() if k not in _OWN_STATS},
         }
         symbols = [s for s in str(run["symbol"] or "").split(",") if s]
-        summary["instruments"] = _instruments(conn, run_id, symbols, summary)
+        summary["instruments"] = _instruments(conn, run_id, symbols, summary, tables, value)
         return summary
     finally:
         db.close()
