@@ -71,12 +71,11 @@ def ccxt_config(base_url: str, ws_url: str, api_key: str | None = None, secret: 
     }
     if options:
         opts.update(options)
-    config: dict[str, Any] = {
-        "urls": {"api": urls},
-        "options": opts,
-        "timeout": timeout_ms,
-        "enableRateLimit": rate_limit,
-    }
+    return _with_keys({"urls": {"api": urls}, "options": opts, "timeout": timeout_ms, "enableRateLimit": rate_limit}, api_key, secret)
+
+
+def _with_keys(config: dict[str, Any], api_key: str | None, secret: str | None) -> dict[str, Any]:
+    """``config`` with the account's key and secret, when given."""
     if api_key is not None:
         config["apiKey"] = api_key
     if secret is not None:
@@ -134,8 +133,4 @@ def futures_ccxt_config(base_url: str, ws_url: str, api_key: str | None = None, 
         "timeout": timeout_ms,
         "enableRateLimit": rate_limit,
     }
-    if api_key is not None:
-        config["apiKey"] = api_key
-    if secret is not None:
-        config["secret"] = secret
-    return config
+    return _with_keys(config, api_key, secret)

@@ -266,6 +266,17 @@ class Engine:
         }
 
     # ------------------------------------------------------------------ lookups
+    def find_required(self, params: dict) -> Order:
+        """The order ``params`` name by ``orderId`` or ``origClientOrderId``, with Binance's errors
+        when neither is given (-1102) or none matches (-2013)."""
+        order_id, client_id = params.get("orderId"), params.get("origClientOrderId")
+        if not order_id and not client_id:
+            raise BinanceError(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
+        order = self.find(order_id, client_id)
+        if order is None:
+            raise BinanceError(-2013, "Order does not exist.")
+        return order
+
     def find(self, order_id: str | None, client_id: str | None) -> Order | None:
         if order_id:
             try:

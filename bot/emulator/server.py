@@ -586,13 +586,7 @@ class _Api:
     async def get_order(self, request: web.Request) -> web.Response:
         params = await self._signed(request)
         self._symbol(params)
-        order_id, client_id = params.get("orderId"), params.get("origClientOrderId")
-        if not order_id and not client_id:
-            raise BinanceError(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
-        order = self.engine.find(order_id, client_id)
-        if order is None:
-            raise BinanceError(-2013, "Order does not exist.")
-        return self.json(order.query())
+        return self.json(self.engine.find_required(params).query())
 
     async def cancel_order(self, request: web.Request) -> web.Response:
         params = await self._signed(request)

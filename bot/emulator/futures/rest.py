@@ -332,13 +332,7 @@ class FuturesRest:
     async def get_order(self, request: web.Request) -> web.Response:
         params = await self.api._signed(request)
         self.engine.check_symbol(params)
-        order_id, client_id = params.get("orderId"), params.get("origClientOrderId")
-        if not order_id and not client_id:
-            raise BinanceError(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
-        order = self.engine.find(order_id, client_id)
-        if order is None:
-            raise BinanceError(-2013, "Order does not exist.")
-        return self.api.json(self.engine.order_row(order))
+        return self.api.json(self.engine.order_row(self.engine.find_required(params)))
 
     async def cancel_order(self, request: web.Request) -> web.Response:
         params = await self.api._signed(request)
