@@ -5,6 +5,8 @@ lose and duplicate nothing (the exchange's position and wallet equal the databas
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,8 +21,14 @@ MARKETS = {
 }
 
 
-def emulator(tmp: Path, market: str, *extra: str) -> Emulator:
-    return Emulator(tmp, "--market", market, "--funding-interval-s", "1", "--funding-rate", "0.0001", *extra, balances=MARKETS[market][1])
+@contextlib.contextmanager
+def emulator(tmp: Path, market: str, *extra: str) -> Iterator[Emulator]:
+    """A futures emulator with funding every second, stopped when the test ends."""
+    emu = Emulator(tmp, "--market", market, "--funding-interval-s", "1", "--funding-rate", "0.0001", *extra, balances=MARKETS[market][1])
+    try:
+        yield emu
+    finally:
+        emu.stop()
 
 
 def set_keys(text: str, section: str, lines: str) -> str:
@@ -78,8 +86,7 @@ def books_match_exchange(db: Path, state: dict, start_wallet: Decimal) -> dict[s
 
 
 def test_live_usdm_sets_leverage_trades_reduce_only_and_books_funding(tmp_path):
-    emu = emulator(tmp_path, "usdm")
-    try:
+    with emulator(tmp_path, "usdm") as emu:
         db = tmp_path / "bot.db"
         cfg = config(tmp_path, emu, "usdm")
         run_until(tmp_path, cfg, lambda: count(db, "select count(*) from orders where status = 'filled'") >= 6
@@ -93,13 +100,10 @@ def test_live_usdm_sets_leverage_trades_reduce_only_and_books_funding(tmp_path):
         assert stored and stored.items() <= income.items(), "each payment stored once, as the exchange made it"
         assert {c for (c,) in query(db, "select distinct fee_currency from fills")} == {"USDT"}
         books_match_exchange(db, state, D(10000))
-    finally:
-        emu.stop()
 
 
 def test_live_coinm_trades_whole_contracts_in_btc(tmp_path):
-    emu = emulator(tmp_path, "coinm")
-    try:
+    with emulator(tmp_path, "coinm") as emu:
         db = tmp_path / "bot.db"
         cfg = config(tmp_path, emu, "coinm")
         run_until(tmp_path, cfg, lambda: count(db, "select count(*) from orders where status = 'filled'") >= 4, "four filled orders", "--live")
@@ -109,15 +113,12 @@ def test_live_coinm_trades_whole_contracts_in_btc(tmp_path):
         books_match_exchange(db, emu.futures_state(), D(1))
         summary = query(db, "select symbol from runs")[0][0]
         assert summary == "BTC/USD:BTC"
-    finally:
-        emu.stop()
 
 
 def test_live_liquidation_by_the_exchange_is_seen_and_stored(tmp_path):
     """20x long held (no signal exit, far stops); the emulator's mark falls through the
     liquidation price: the daemon books the exchange's liquidation fills and stays consistent."""
-    emu = emulator(tmp_path, "usdm")
-    try:
+    with emulator(tmp_path, "usdm") as emu:
         db = tmp_path / "bot.db"
         cfg = config(tmp_path, emu, "usdm", leverage=20, extra_risk="stop_loss_bps = 5000.0\ntake_profit_bps = 5000.0\nliquidation_buffer_stops = 0.0\nrisk_per_trade = 0.05\n",
                      strategy="exit_threshold = -1.0\nmax_holding_s = 600.0\ncooldown_s = 600.0\n")
@@ -134,13 +135,10 @@ def test_live_liquidation_by_the_exchange_is_seen_and_stored(tmp_path):
         assert state["liquidations"], "the emulator liquidated"
         assert query(db, "select count(*) from fills where client_order_id like 'autoclose%'")[0][0] >= 1
         books_match_exchange(db, state, D(10000))
-    finally:
-        emu.stop()
 
 
 def test_paper_usdm_pays_funding_at_the_exchange_times(tmp_path):
-    emu = emulator(tmp_path, "usdm", "--funding-rate", "0.0005")
-    try:
+    with emulator(tmp_path, "usdm", "--funding-rate", "0.0005") as emu:
         db = tmp_path / "bot.db"
         cfg = config(tmp_path, emu, "usdm", mode="paper", strategy="exit_threshold = -1.0\nmax_holding_s = 600.0\n",
                      extra_risk="take_profit_bps = 5000.0\nstop_loss_bps = 5000.0\nliquidation_buffer_stops = 0.0\nrisk_per_trade = 0.05\n")
@@ -150,18 +148,13 @@ def test_paper_usdm_pays_funding_at_the_exchange_times(tmp_path):
             assert D(rate) == D("0.0005")
             assert D(amount) == -(D(position) * D(mark) * D(rate)).quantize(D("1e-12"))
         assert emu.futures_state()["trades"] == [], "paper never reaches the exchange's order book"
-    finally:
-        emu.stop()
 
 
 def test_kill_9_in_usdm_live_mode_loses_and_duplicates_nothing(tmp_path):
-    emu = emulator(tmp_path, "usdm")
-    try:
+    with emulator(tmp_path, "usdm") as emu:
         db = tmp_path / "bot.db"
         kill_restart_rounds(tmp_path, lambda name: config(tmp_path, emu, "usdm", name=name), rounds=3, seed=7)
         counts = books_match_exchange(db, emu.futures_state(), D(10000))
         assert counts["orders"] > 0
         assert count(db, "select count(*) from risk_events where rule in ('position_mismatch', 'foreign_position')") == 0
         assert count(db, "select count(*) from runs where status = 'crashed'") == 3
-    finally:
-        emu.stop()
