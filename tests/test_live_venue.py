@@ -188,7 +188,7 @@ async def test_restart_waits_for_a_request_the_dead_run_left_in_flight(tmp_path)
             await asyncio.gather(in_flight, return_exceptions=True)
 
             daemon = Daemon(settings, tmp_path / "bot.db", live=True)
-            restored = restore(store, "live", market.symbol, 10_000.0)
+            restored = restore(store, "live", market, 10_000.0)
             assert [r["client_order_id"] for r in restored.open_orders] == [order.client_order_id]
             store.start_run(daemon.run_id, mode="live", config={}, git_rev=None, data_files=[], initial_equity=10_000.0, symbol=market.symbol)
             await reconcile(client, store, restored, daemon.run_id, daemon.log)

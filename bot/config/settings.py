@@ -290,6 +290,10 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"markets: one run is one account with one settle currency; these settle in {', '.join(settles)}: run them separately"
                 )
+            types = sorted({m.type for m in self.markets})
+            if len(types) > 1:
+                # Binance keeps spot, USD-M and COIN-M in separate wallets (and ccxt in separate clients)
+                raise ValueError(f"markets: one run trades one wallet, so one market type; got {', '.join(types)}: run them separately")
             exchanges = sorted({m.exchange for m in self.markets})
             if len(exchanges) > 1:
                 raise ValueError(f"markets: one run trades one exchange account; got {', '.join(exchanges)}")

@@ -16,6 +16,7 @@ from bot.config.settings import Settings
 from bot.core.account import Account
 from bot.core.events import MarketEvent
 from bot.core.market import Market, market_from_section
+from bot.core.portfolio import Portfolio
 from bot.engine.engine import Engine, EquitySchedule, Venue
 from bot.risk.manager import AccountLimits
 from bot.store.store import Store
@@ -28,15 +29,21 @@ SUMMED_STATS = ("events", "book_updates", "decisions", "orders", "rejects", "ven
 class AccountEngine:
     """The engines of every instrument in ``settings.instruments``, in that order."""
 
-    def __init__(self, settings: Settings, venue_for: Callable[[Market], Venue], store: Store, run_id: str):
-        markets = [market_from_section(m) for m in settings.instruments]
-        self.account = Account.start(markets, Decimal(repr(settings.risk.initial_equity)))
+    def __init__(self, settings: Settings, venue_for: Callable[[int, Market], Venue], store: Store, run_id: str,
+                 markets: list[Market] | None = None, portfolios: list[Portfolio] | None = None, engine_class: type[Engine] = Engine):
+        """``markets`` default to the config's (a backtest); a daemon passes the exchange's, and the
+        ``portfolios`` its earlier runs left (:func:`bot.engine.restore.restore_account`)."""
+        markets = markets if markets is not None else [market_from_section(m) for m in settings.instruments]
+        if portfolios is None:
+            self.account = Account.start(markets, Decimal(repr(settings.risk.initial_equity)))
+        else:
+            self.account = Account(markets, portfolios)
         self.limits = AccountLimits()
         schedule = EquitySchedule(int(settings.store.equity_interval_s * 1e9))
         self.store = store
         self.run_id = run_id
         self.lanes = [
-            Engine(settings, market, venue_for(market), store, run_id, account=self.account, limits=self.limits, lane=i,
+            engine_class(settings, market, venue_for(i, market), store, run_id, account=self.account, limits=self.limits, lane=i,
                    schedule=schedule, market_cfg=settings.instruments[i])
             for i, market in enumerate(markets)
         ]
@@ -66,6 +73,8 @@ class AccountEngine:
 
     def run_stats(self) -> dict[str, Any]:
         """The counters summed over the instruments, and each instrument's own under ``instruments``."""
+        if len(self.lanes) == 1:
+            return self.lanes[0].run_stats()
         per = {e.symbol: e.run_stats() for e in self.lanes}
         first = per[self.lanes[0].symbol]
         out: dict[str, Any] = {key: sum(int(s[key]) for s in per.values()) for key in SUMMED_STATS}  # type: ignore[call-overload]

@@ -1,9 +1,13 @@
-"""The daemon: ``bot run`` trades one symbol in paper or live mode until it is told to stop.
+"""The daemon: ``bot run`` trades the config's instruments in paper or live mode until it is told to stop.
+
+Every instrument (``[market]``, or each of ``[[markets]]``) is a :class:`~bot.engine.lanes.Lane`
+with its own feed, book, engine and venue; they share one account and its limits
+(:class:`~bot.engine.account_engine.AccountEngine`), exactly as in a backtest.
 
 Start-up order matters for money: take the instance locks (one daemon per database: a file
 lock on the resolved path and a writer row inside the database), close earlier runs that died
 without closing (``crashed``), load the market's precision from the exchange, rebuild the
-position from stored fills and the risk marks of today (:mod:`bot.engine.restore`), value a
+positions from stored fills and the risk marks of today (:mod:`bot.engine.restore`), value a
 carried position at the mid now (this run's ``initial_equity``; what it carried is stored with
 the run), and in live mode reconcile every order an earlier run left unfinished with the
 exchange (look it up by client order id, book the fills it got, cancel it if still open) and
@@ -29,27 +33,29 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import math
 import os
 import signal
 import socket
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from bot.config.settings import Settings
 from bot.core.events import MarketEvent
+from bot.engine.account_engine import AccountEngine
 from bot.engine.engine import Engine
+from bot.engine.lanes import Lane, LaneError, account_state, sum_faults
 from bot.engine.positions import PositionSync
-from bot.engine.restore import Restored, restore
+from bot.engine.restore import AccountMismatch, account_key, restore_account
 from bot.engine.runner import git_revision, new_run_id
 from bot.engine.startup import (
     HEARTBEAT_INTERVAL_S, DaemonError, InstanceLock, check_account, check_live_allowed, close_dead_runs, reconcile, startup_error,
 )
 from bot.exchange.client import ExchangeClient
 from bot.exchange.derivatives import mark_price_event, setup_market
-from bot.exchange.feed import LiveFeed, snapshot_from_ccxt
+from bot.exchange.feed import LiveFeed
 from bot.execution.live import LiveVenue
 from bot.execution.paper import PaperVenue
 from bot.log import bind_run, get_logger, mask_secrets
@@ -74,13 +80,11 @@ class Daemon:
         self.stop_requested = asyncio.Event()
         self.stop_reason = ""
         self.engine_error: BaseException | None = None
-        self.events_delivered = 0
         self.run_id = new_run_id()
         self.initial_equity = 0.0  # this run's own starting equity (carried position valued at the start)
-        self.feed: LiveFeed | None = None
+        self.lanes: list[Lane] = []
         self.writer_lost = False
         self.host = socket.gethostname()
-        self.position_sync: PositionSync | None = None
 
     def request_stop(self, reason: str) -> None:
         if not self.stop_requested.is_set():
@@ -150,61 +154,66 @@ class Daemon:
         detail = mask_secrets(" ".join(str(what).split()))[:300]
         self.log.warning("error in an event-loop callback", detail=detail, where=str(context.get("message", ""))[:120])
         # a frame the websocket reader could not decode (JSON, text) raised in its read callback
-        if self.feed is not None and "handle" in context and isinstance(exc, (ValueError, TypeError, KeyError, AttributeError)):
-            self.feed.websocket_broken(detail[:160])
+        if "handle" in context and isinstance(exc, (ValueError, TypeError, KeyError, AttributeError)):
+            for lane in self.lanes:  # the instruments share the websocket connections
+                if lane.feed is not None:
+                    lane.feed.websocket_broken(detail[:160])
 
-    async def _start(self, store: Store, client: ExchangeClient) -> tuple[Any, Restored, float, dict[str, Any] | None]:
-        """Everything exchange-facing before the run row exists: the market, the account, the
-        carried position valued at the mid now. Failures become one DaemonError line."""
+    async def _start(self, store: Store, client: ExchangeClient) -> tuple[list[Lane], float, dict[str, Any] | None]:
+        """Everything exchange-facing before the run row exists: every instrument's market, the
+        account, the carried positions valued at the mid now. Failures become one DaemonError line."""
         settings = self.settings
         call = "load_markets"
         try:
-            market = await client.load_market()
+            clients = [client] + [client.for_instrument(i) for i in range(1, len(settings.instruments))]
+            markets = [await c.load_market() for c in clients]
             initial_equity = settings.risk.initial_equity
             if self.mode == "live":
-                if market.is_derivative:
-                    call = "set_leverage"
-                    await setup_market(client, market)
+                call = "set_leverage"
+                for c, market in zip(clients, markets):
+                    if market.is_derivative:
+                        await setup_market(c, market)
                 call = "fetch_balance"
                 # a live account's equity is what the exchange holds, not a config number: size from it
-                settle_free = (await client.free_balances()).get(market.settle_currency)
+                settle_free = (await client.free_balances()).get(markets[0].settle_currency)
                 if settle_free:
                     initial_equity = float(settle_free)
-            restored = restore(
-                store, self.mode, market.symbol, initial_equity, base=market.base, quote=market.quote, now_ns=time.time_ns(), market=market,
-            )
-            pf = restored.portfolio
-            start_equity, carried = float(pf.initial_cash), None
-            if restored.previous_runs:
-                start_equity = float(pf.equity_cash)
-                if not pf.is_flat or pf.dust:
-                    call = "fetch_order_book"
-                    snap = snapshot_from_ccxt(await client.fetch_order_book(), settings.exchange.book_levels, time.time_ns())
-                    if not snap.bids or not snap.asks:
-                        raise DaemonError("fetch_order_book: the exchange's book has an empty side; cannot value the carried position")
-                    mark = (snap.bids[0][0] + snap.asks[0][0]) * 0.5
-                    start_equity = pf.equity(mark)
-                    carried = {
-                        "qty": str(pf.qty), "avg_price": str(pf.avg_price), "dust": str(pf.dust), "mark": mark,
-                        "value": round(start_equity - float(pf.equity_cash), 8), "from_runs": len(restored.previous_runs),
-                    }
+            try:
+                account = restore_account(store, self.mode, markets, initial_equity, now_ns=time.time_ns())
+            except AccountMismatch as exc:
+                raise DaemonError(f"{self.lock.db_path}: {exc}") from None
+            lanes = [Lane(c, m, r) for c, m, r in zip(clients, markets, account.lanes)]
+            start_equity = float(sum((lane.restored.portfolio.initial_cash for lane in lanes), Decimal(0)))
+            carried: dict[str, Any] | None = None
+            if account.previous_runs:
+                call = "fetch_order_book"
+                valued = [await lane.carried() for lane in lanes]
+                start_equity = sum(equity for equity, _ in valued)
+                held = [c for _, c in valued if c is not None]
+                if len(lanes) == 1:
+                    carried = {k: v for k, v in held[0].items() if k != "symbol"} if held else None
+                elif held:
+                    carried = {"instruments": held, "value": round(sum(c["value"] for c in held), 8)}
         except DaemonError:
             raise
+        except LaneError as exc:
+            raise DaemonError(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - every start-up failure is one line with its cause
             raise startup_error(exc, settings, call) from None
-        return market, restored, start_equity, carried
+        return lanes, start_equity, carried
 
     async def _session(self, store: Store, client: ExchangeClient, writer: Any) -> None:
         settings = self.settings
         status = "failed"
         reason = ""
-        engine: Engine | None = None
-        feed: LiveFeed | None = None
-        venue: Any = None
+        engine: AccountEngine | None = None
+        lanes: list[Lane] = []
         started_run = False
         started = time.monotonic()
         try:
-            market, restored, start_equity, carried = await self._start(store, client)
+            lanes, start_equity, carried = await self._start(store, client)
+            self.lanes = lanes
+            key = account_key([lane.symbol for lane in lanes])
             store.start_run(
                 self.run_id,
                 mode=self.mode,
@@ -212,59 +221,61 @@ class Daemon:
                 git_rev=git_revision(),
                 data_files=[],
                 initial_equity=start_equity,
-                symbol=market.symbol,
+                symbol=key,
                 carried=carried,
             )
             started_run = True
             self.initial_equity = start_equity
-            self.log.info("daemon started", db=str(self.db_path), symbol=market.symbol, tick=str(market.tick_size), lot=str(market.lot_size), position=str(restored.portfolio.qty), previous_runs=len(restored.previous_runs), initial_equity=start_equity)
-            if self.mode == "live":
-                try:
-                    await reconcile(client, store, restored, self.run_id, self.log)
-                    free = await check_account(client, store, restored.portfolio, self.run_id, self.log)
-                except DaemonError:
-                    raise
-                except Exception as exc:  # noqa: BLE001
-                    raise startup_error(exc, settings, "reconcile") from None
-                venue = LiveVenue(client, market, store, self.run_id, settings.exchange.rest_poll_interval_s)
-                venue.take_balance(free)  # the answer check_account just read, after reconcile
-            else:
-                venue = PaperVenue(settings.execution, market)
-            engine = Engine(settings, market, venue, store, self.run_id, portfolio=restored.portfolio)
-            if self.mode == "live":
-                engine.funding = None  # the exchange pays funding: it is read from the account, never modelled
-                engine.simulate_liquidation = False  # and liquidates: PositionSync books what it did
-            if self.mode == "live" and market.is_derivative:
-                first_start = store.db.execute("SELECT min(started_at) FROM runs WHERE mode = ? AND symbol = ?", [self.mode, market.symbol]).fetchone()[0]
-                self.position_sync = PositionSync(client, engine, store, int((first_start or time.time()) * 1000))
-                try:
-                    await self.position_sync.sync()
-                except DaemonError:
-                    raise
-                except Exception as exc:  # noqa: BLE001
-                    raise startup_error(exc, settings, "fetch_positions") from None
-            engine.risk.restore(peak_equity=restored.peak_equity, day=restored.day, day_start_equity=restored.day_start_equity, halt=restored.halt)
-            if isinstance(venue, LiveVenue):
-                risk, book = engine.risk, engine.book
-                venue.guard = lambda order: risk.last_check(order, book)
-                venue.tracker.price_check = lambda price: risk.fill_price_problem(price, book)
-            if not restored.portfolio.is_flat:
-                pf = restored.portfolio
-                pf.stop_price, pf.take_profit_price = engine.risk.protective_prices(pf.qty, pf.avg_price)
-            feed = self.feed = LiveFeed(client, self._deliver_to(engine))
+            for lane in lanes:
+                m = lane.market
+                self.log.info("daemon started", db=str(self.db_path), symbol=m.symbol, tick=str(m.tick_size), lot=str(m.lot_size), position=str(lane.restored.portfolio.qty),
+                              previous_runs=len(lane.restored.previous_runs), initial_equity=start_equity)
+            for lane in lanes:
+                if self.mode == "live":
+                    try:
+                        await reconcile(lane.client, store, lane.restored, self.run_id, self.log)
+                        free = await check_account(lane.client, store, lane.restored.portfolio, self.run_id, self.log)
+                    except DaemonError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001
+                        raise startup_error(exc, settings, "reconcile") from None
+                    lane.venue = LiveVenue(lane.client, lane.market, store, self.run_id, settings.exchange.rest_poll_interval_s)
+                    lane.venue.take_balance(free)  # the answer check_account just read, after reconcile
+                else:
+                    lane.venue = PaperVenue(settings.execution, lane.market)
+            # ``Engine`` looked up here, at call time: a benchmark instruments the daemon by replacing it
+            engine = AccountEngine(settings, lambda i, _: lanes[i].venue, store, self.run_id,
+                                   markets=[lane.market for lane in lanes], portfolios=[lane.restored.portfolio for lane in lanes],
+                                   engine_class=Engine)
+            for lane, lane_engine in zip(lanes, engine.lanes):
+                lane.engine = lane_engine
+            first = lanes[0].restored
+            for lane in lanes:
+                await self._prepare_lane(lane, store, key)
+            engine.lanes[0].risk.restore(peak_equity=first.peak_equity, day=first.day, day_start_equity=first.day_start_equity, halt=first.halt)
+            for lane in lanes:
+                lane_engine = lane.engine
+                assert lane_engine is not None
+                pf = lane.restored.portfolio
+                if not pf.is_flat:
+                    pf.stop_price, pf.take_profit_price = lane_engine.risk.protective_prices(pf.qty, pf.avg_price)
+                lane.feed = LiveFeed(lane.client, self._deliver_to(lane))
             # Start-up built everything long-lived (ccxt's markets, config, engine): freezing it
             # keeps the garbage collector from re-scanning it in every full collection, which
             # otherwise lands as a multi-millisecond pause on whichever book update triggers it.
             gc.collect()
             gc.freeze()
-            feed.start()
+            loop = asyncio.get_running_loop()
             pollers = []
-            if market.is_derivative:
-                pollers.append(asyncio.get_running_loop().create_task(self._poll_marks(client, engine), name="mark-price"))
-            if self.position_sync is not None:
-                pollers.append(asyncio.get_running_loop().create_task(self._poll_positions(venue), name="positions"))
+            for lane in lanes:
+                assert lane.feed is not None
+                lane.feed.start()
+                if lane.market.is_derivative:
+                    pollers.append(loop.create_task(self._poll_marks(lane), name=f"mark-price {lane.symbol}"))
+                if lane.sync is not None:
+                    pollers.append(loop.create_task(self._poll_positions(lane), name=f"positions {lane.symbol}"))
             try:
-                await self._loop(engine, feed, venue, store, writer, started)
+                await self._loop(engine, lanes, store, writer, started)
             finally:
                 for task in pollers:
                     task.cancel()
@@ -285,29 +296,51 @@ class Daemon:
             self.log.error("daemon failed", error=reason, exc_info=True)
             raise DaemonError(f"the daemon stopped on an unexpected error: {reason} (traceback in the log file)") from None
         finally:
-            await self._shutdown(store, client, engine, feed, venue, status, reason, started, started_run)
+            await self._shutdown(store, client, engine, lanes, status, reason, started, started_run)
 
-    async def _shutdown(self, store: Store, client: ExchangeClient, engine: Engine | None, feed: LiveFeed | None, venue: Any,
+    async def _prepare_lane(self, lane: Lane, store: Store, key: str) -> None:
+        """Live: the exchange pays funding and liquidates, so the engine models neither; on
+        derivatives the exchange's position is compared with the books before trading. The
+        venue's last check before a send is the risk manager's."""
+        engine, venue = lane.engine, lane.venue
+        assert engine is not None
+        if self.mode != "live":
+            return
+        engine.funding = None  # the exchange pays funding: it is read from the account, never modelled
+        engine.simulate_liquidation = False  # and liquidates: PositionSync books what it did
+        if lane.market.is_derivative:
+            first_start = store.db.execute("SELECT min(started_at) FROM runs WHERE mode = ? AND symbol = ?", [self.mode, key]).fetchone()[0]
+            lane.sync = PositionSync(lane.client, engine, store, int((first_start or time.time()) * 1000))
+            try:
+                await lane.sync.sync()
+            except DaemonError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                raise startup_error(exc, self.settings, "fetch_positions") from None
+        if isinstance(venue, LiveVenue):
+            risk, book = engine.risk, engine.book
+            venue.guard = lambda order: risk.last_check(order, book)
+            venue.tracker.price_check = lambda price: risk.fill_price_problem(price, book)
+
+    async def _shutdown(self, store: Store, client: ExchangeClient, engine: AccountEngine | None, lanes: list[Lane],
                         status: str, reason: str, started: float, started_run: bool) -> None:
-        """Stop the feed, settle orders, checkpoint and close the run (only if it was started)."""
-        settings = self.settings
+        """Stop the feeds, settle orders, checkpoint and close the run (only if it was started)."""
         try:
-            if feed is not None:
-                await feed.stop()
-            if isinstance(venue, LiveVenue):
-                if settings.run.cancel_open_orders_on_exit:
-                    cancelled = await venue.cancel_open()
-                    self.log.info("open orders cancelled on exit", count=cancelled)
-                await venue.drain(timeout_s=5.0)
-                await venue.close()
-                await venue.settle(
-                    cancel_if_open=settings.run.cancel_open_orders_on_exit,
-                    timeout_s=client.acceptance_window_ns / 1e9 + SETTLE_EXTRA_S,
-                )
+            for lane in lanes:
+                if lane.feed is not None:
+                    await lane.feed.stop()
+            # every instrument's in-flight orders settle at once: each may wait out its acceptance window
+            settled = await asyncio.gather(*(self._settle(lane, client) for lane in lanes if isinstance(lane.venue, LiveVenue)), return_exceptions=True)
+            failed = next((r for r in settled if isinstance(r, BaseException)), None)
+            if failed is not None:
+                raise failed
             if engine is not None:
-                engine.poll(time.time_ns())
-                if self.position_sync is not None and isinstance(venue, LiveVenue) and not venue.has_pending:
-                    await self.position_sync.sync()  # the last funding and any liquidation, before the run closes
+                now = time.time_ns()
+                for lane in lanes:
+                    assert lane.engine is not None
+                    lane.engine.poll(now)
+                    if lane.sync is not None and not lane.venue.has_pending:
+                        await lane.sync.sync()  # the last funding and any liquidation, before the run closes
                 engine.checkpoint()
         except Exception as exc:  # noqa: BLE001 - the run must still be closed
             reason = reason or f"shutdown: {type(exc).__name__}: {mask_secrets(str(exc))[:200]}"
@@ -319,11 +352,17 @@ class Daemon:
         stats: dict[str, Any] = {"wall_time_s": round(time.monotonic() - started, 3), "stop_reason": reason or self.stop_reason}
         if engine is not None:
             stats.update(engine.run_stats())
-        if feed is not None:
-            stats["source"] = {"source": "exchange", "feed_mode": feed.mode, "book_updates": feed.updates, "invalidations": feed.invalidations, "teardowns": feed.teardowns}
-        if isinstance(venue, LiveVenue):
-            stats["exchange_faults"] = venue.faults
-        stats["exchange_calls"], stats["exchange_retries"] = client.calls, client.retries
+        feeds = [lane.feed for lane in lanes if lane.feed is not None]
+        if feeds:
+            stats["source"] = {
+                "source": "exchange", "feed_mode": ",".join(sorted({f.mode for f in feeds})),
+                "book_updates": sum(f.updates for f in feeds), "invalidations": sum(f.invalidations for f in feeds),
+                "teardowns": sum(f.teardowns for f in feeds),
+            }
+        if self.mode == "live":
+            stats["exchange_faults"] = sum_faults(lanes)
+        clients = [lane.client for lane in lanes] or [client]
+        stats["exchange_calls"], stats["exchange_retries"] = sum(c.calls for c in clients), sum(c.retries for c in clients)
         try:
             store.finish_run(self.run_id, status=status, stats=stats)
         except StoreError as exc:
@@ -335,12 +374,24 @@ class Daemon:
                 self.log.error("the run could not be marked crashed either; the next start will", error=str(again)[:200])
         self.log.info("daemon stopped", status=status, reason=reason or self.stop_reason)
 
-    async def _poll_marks(self, client: ExchangeClient, engine: Engine) -> None:
+    async def _settle(self, lane: Lane, client: ExchangeClient) -> None:
+        venue, settings = lane.venue, self.settings
+        if settings.run.cancel_open_orders_on_exit:
+            cancelled = await venue.cancel_open()
+            self.log.info("open orders cancelled on exit", symbol=lane.symbol, count=cancelled)
+        await venue.drain(timeout_s=5.0)
+        await venue.close()
+        await venue.settle(
+            cancel_if_open=settings.run.cancel_open_orders_on_exit,
+            timeout_s=client.acceptance_window_ns / 1e9 + SETTLE_EXTRA_S,
+        )
+
+    async def _poll_marks(self, lane: Lane) -> None:
         """Derivatives: the mark price and funding schedule (premiumIndex) as MarkPrice events, so
         a paper account pays funding at the exchange's funding times and rates."""
-        deliver = self._deliver_to(engine)
+        deliver = self._deliver_to(lane)
         interval = self.settings.exchange.mark_poll_interval_s
-        symbol = engine.market.symbol
+        client, symbol = lane.client, lane.symbol
         while not self.stop_requested.is_set():
             try:
                 info = await client.call("fetch_funding_rate", lambda: client.ccxt.fetch_funding_rate(symbol), attempts=1)
@@ -350,13 +401,13 @@ class Daemon:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - read again next time
-                self.log.warning("mark price read failed", error=type(exc).__name__, detail=mask_secrets(str(exc))[:200])
+                self.log.warning("mark price read failed", symbol=symbol, error=type(exc).__name__, detail=mask_secrets(str(exc))[:200])
             await asyncio.sleep(interval)
 
-    async def _poll_positions(self, venue: Any) -> None:
+    async def _poll_positions(self, lane: Lane) -> None:
         """Live derivatives: compare the exchange's position and funding with the books (PositionSync)."""
         interval = self.settings.exchange.position_poll_interval_s
-        sync = self.position_sync
+        sync, venue = lane.sync, lane.venue
         assert sync is not None
         while not self.stop_requested.is_set():
             await asyncio.sleep(interval)
@@ -367,19 +418,21 @@ class Daemon:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - compared again next time
-                self.log.warning("position check failed", error=type(exc).__name__, detail=mask_secrets(str(exc))[:200])
+                self.log.warning("position check failed", symbol=lane.symbol, error=type(exc).__name__, detail=mask_secrets(str(exc))[:200])
 
-    def _deliver_to(self, engine: Engine) -> Callable[[MarketEvent], None]:
+    def _deliver_to(self, lane: Lane) -> Callable[[MarketEvent], None]:
         """The feed's callback: the engine decides inside the coroutine that received the update.
 
         An engine error stops the daemon (the loop re-raises it, the run ends ``failed``) instead
         of killing the feed's task; later events are dropped meanwhile.
         """
+        engine, watch = lane.engine, lane.watch
+        assert engine is not None
 
         def deliver(event: MarketEvent) -> None:
             if self.engine_error is not None:
                 return
-            self.events_delivered += 1
+            watch.delivered += 1
             try:
                 engine.on_event(event)
             except Exception as exc:  # noqa: BLE001 - handed to the loop, which fails the run
@@ -388,18 +441,16 @@ class Daemon:
 
         return deliver
 
-    async def _loop(self, engine: Engine, feed: LiveFeed, venue: Any, store: Store, writer: Any, started: float) -> None:
-        """Housekeeping beside the feed: venue results without market events, staleness, the
+    async def _loop(self, engine: AccountEngine, lanes: list[Lane], store: Store, writer: Any, started: float) -> None:
+        """Housekeeping beside the feeds: venue results without market events, staleness, the
         unsound-book cancel, heartbeats and the run's duration, every ``LOOP_INTERVAL_S``."""
         settings = self.settings
-        max_age_ns = int(settings.risk.max_book_age_s * 1e9)
+        max_age_s = settings.risk.max_book_age_s
+        max_age_ns = int(max_age_s * 1e9)
         duration = settings.run.duration_s
+        cancel_on_unsound = settings.run.cancel_open_orders_on_unsound_book
         next_heartbeat = 0.0
         next_checkpoint = time.monotonic() + CHECKPOINT_INTERVAL_S
-        stale_flagged = False
-        was_sound = False
-        unsound_since = 0
-        seen = self.events_delivered
         while not self.stop_requested.is_set():
             try:
                 await asyncio.wait_for(self.stop_requested.wait(), timeout=LOOP_INTERVAL_S)
@@ -407,31 +458,16 @@ class Daemon:
                 pass
             if self.stop_requested.is_set():
                 break
-            if self.events_delivered != seen:
-                seen = self.events_delivered
-                stale_flagged = False
             now = time.time_ns()
-            engine.poll(now)
-            book = engine.book
-            if book.is_sound and book.age_ns(now) > max_age_ns and not stale_flagged:
-                stale_flagged = True
-                feed.invalidate(f"stale book: no update for {book.age_ns(now) / 1e9:.1f}s")
-            # crossed or implausible prices that keep coming: the exchange copy ccxt maintains is
-            # broken (a bad level is never deleted by a diff); subscribe afresh for a new snapshot
-            if book.is_sound or book.awaiting_snapshot:
-                unsound_since = 0
-            elif not unsound_since:
-                unsound_since = now
-            elif now - unsound_since > max_age_ns:
-                unsound_since = 0
-                feed.invalidate(f"book {book.status.value} for {settings.risk.max_book_age_s:g}s: subscribing afresh")
-            if was_sound and not book.is_sound and isinstance(venue, LiveVenue) and settings.run.cancel_open_orders_on_unsound_book:
-                await venue.cancel_open()
-            was_sound = book.is_sound
+            for lane in lanes:
+                assert lane.engine is not None
+                lane.engine.poll(now)
+                if lane.check_book(now, max_age_ns, max_age_s) and isinstance(lane.venue, LiveVenue) and cancel_on_unsound:
+                    await lane.venue.cancel_open()
             mono = time.monotonic()
             if mono >= next_heartbeat:
                 next_heartbeat = mono + HEARTBEAT_INTERVAL_S
-                store.record_heartbeat(self.run_id, self._state(engine, venue, feed, now, started))
+                store.record_heartbeat(self.run_id, self._state(engine, lanes, now, started))
                 if not writer.refresh():
                     self.writer_lost = True
                     self.request_stop("another writer took the database over (its writer row is not ours): stopping")
@@ -444,28 +480,19 @@ class Daemon:
             if duration is not None and mono - started >= duration:
                 self.request_stop(f"run.duration_s={duration} elapsed")
 
-    def _state(self, engine: Engine, venue: Any, feed: LiveFeed, now: int, started: float) -> dict[str, Any]:
-        pf = engine.portfolio
-        mid = engine.last_mid
-        equity = pf.equity(mid) if mid == mid else float(pf.equity_cash)
-        halt = engine.risk.halt
-        return {
+    def _state(self, engine: AccountEngine, lanes: list[Lane], now: int, started: float) -> dict[str, Any]:
+        account = engine.account
+        equity = account.equity()
+        halt = engine.limits.halt
+        state = {
             "mode": self.mode,
             "pid": os.getpid(),
             "host": self.host,
             "uptime_s": round(time.monotonic() - started, 1),
-            "position": str(pf.qty),
-            "avg_price": str(pf.avg_price),
-            "cash": str(pf.cash),
+            "cash": str(account.cash),
             "equity": round(equity, 8),
             "pnl": round(equity - self.initial_equity, 8),
-            "dust": str(pf.dust),
-            "mid": None if not math.isfinite(mid) else mid,
-            "book_status": engine.book.status.value,
-            "book_age_s": round(engine.book.age_ns(now) / 1e9, 3) if engine.book.last_update_ts else None,
-            "feed_mode": feed.mode,
             "halt": None if halt is None else {"rule": halt.rule, "detail": halt.detail},
-            "open_orders": [o.client_order_id for o in getattr(venue, "_inflight", {}).values()],
-            "orders": engine.stats.orders,
-            "fills": engine.stats.fills,
         }
+        state.update(account_state(lanes, now))
+        return state

@@ -130,7 +130,7 @@ def run_engine_backtest(
         )
         log.info("backtest started", db=str(db_path), data=[str(f) for f in data_files])
         if many:
-            engine = AccountEngine(settings, lambda market: PaperVenue(settings.execution, market), store, run_id)
+            engine = AccountEngine(settings, lambda _, market: PaperVenue(settings.execution, market), store, run_id)
         else:
             market = market_from_settings(settings)
             engine = Engine(settings, market, PaperVenue(settings.execution, market), store, run_id)

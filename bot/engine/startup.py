@@ -87,9 +87,6 @@ def check_live_allowed(settings: Settings, live_flag: bool) -> None:
                 raise DaemonError(f"live mode needs a non-empty exchange.{name}: set BOT__EXCHANGE__{name.upper()} in the environment or .env")
     if settings.run.mode == "backtest":
         raise DaemonError("run.mode is \"backtest\": use `bot backtest`, or a paper/live config for `bot run`")
-    if len(settings.instruments) > 1:
-        raise DaemonError("[[markets]] with several instruments is not supported by the paper and live daemon yet: "
-                          "run one daemon per [market], or backtest them together with `bot backtest`")
     if settings.store.synchronous == "off":
         raise DaemonError('store.synchronous = "off" is for backtests: a power loss could corrupt the database of a running daemon; use "normal" or "full"')
 
@@ -221,7 +218,7 @@ async def check_account(client: ExchangeClient, store: Store, portfolio: Any, ru
     if portfolio.qty > 0 and base_free < portfolio.qty:
         store.record_risk_event(run_id, time.time_ns(), "reconcile", "balance_mismatch", f"stored position {portfolio.qty} exceeds exchange {market.base} free balance {base_free}")
         log.error("stored position exceeds the exchange balance", position=str(portfolio.qty), balance=str(base_free))
-    if client.settings.instruments[0].exchange == "binance" and "BNB" not in (market.base, market.quote) and free.get("BNB", Decimal(0)) > 0:
+    if client.instrument.exchange == "binance" and "BNB" not in (market.base, market.quote) and free.get("BNB", Decimal(0)) > 0:
         try:
             price = await client.fee_asset_price("BNB")
         except ExchangeFailure as exc:

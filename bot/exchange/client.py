@@ -161,10 +161,11 @@ def market_from_ccxt(info: dict[str, Any], steps: bool | None = None) -> Market:
 class ExchangeClient:
     """Retrying, throttled calls for one symbol."""
 
-    def __init__(self, settings: Settings, client: Any | None = None):
+    def __init__(self, settings: Settings, client: Any | None = None, instrument: int = 0):
         self.settings = settings
         self.cfg = settings.exchange
-        self.symbol = settings.instruments[0].symbol
+        self.instrument = settings.instruments[instrument]
+        self.symbol = self.instrument.symbol
         self.ccxt = client if client is not None else build_ccxt(settings)
         self.order_throttle = Throttler(rate_limit=max(1, int(round(self.cfg.order_rate_per_s))), period=1.0 if self.cfg.order_rate_per_s >= 1 else 1.0 / self.cfg.order_rate_per_s)
         self.log = get_logger("bot.exchange")
@@ -172,6 +173,15 @@ class ExchangeClient:
         self.calls = 0
         self.retries = 0
         self._fee_prices: dict[str, tuple[float, Decimal]] = {}
+
+    def for_instrument(self, instrument: int) -> "ExchangeClient":
+        """The client of another instrument of the same account, sharing this one's ccxt instance
+        (its rate limiter counts the account's request weight, its websocket connections carry
+        every symbol's streams), order throttle and fee-price cache. Only the first is closed."""
+        other = ExchangeClient(self.settings, self.ccxt, instrument)
+        other.order_throttle = self.order_throttle
+        other._fee_prices = self._fee_prices
+        return other
 
     async def close(self) -> None:
         await self.ccxt.close()
@@ -218,12 +228,12 @@ class ExchangeClient:
     async def load_market(self) -> Market:
         markets = await self.call("load_markets", lambda: self.ccxt.load_markets())
         if not isinstance(markets, dict) or not markets:
-            raise ExchangeFailure(f"load_markets: {self.settings.instruments[0].exchange} listed no markets (an empty or malformed exchangeInfo)")
+            raise ExchangeFailure(f"load_markets: {self.instrument.exchange} listed no markets (an empty or malformed exchangeInfo)")
         if self.symbol not in markets:
-            raise ExchangeFailure(f"market.symbol {self.symbol!r} is not listed by {self.settings.instruments[0].exchange}")
+            raise ExchangeFailure(f"market.symbol {self.symbol!r} is not listed by {self.instrument.exchange}")
         market = market_from_ccxt(markets[self.symbol], steps=getattr(self.ccxt, "precisionMode", None) == ccxt.TICK_SIZE)
         if market.is_derivative:
-            cfg = self.settings.instruments[0]
+            cfg = self.instrument
             if market.kind != cfg.type:
                 raise ExchangeFailure(f"market.type is {cfg.type!r} but {self.symbol} is {market.kind} on the exchange")
             # what the bot sets on the exchange at start (leverage, margin mode) and the bracket it
@@ -268,7 +278,7 @@ class ExchangeClient:
         pair = f"{asset}/{market.quote}"
         markets = getattr(self.ccxt, "markets", None) or {}
         if pair not in markets:
-            raise ExchangeFailure(f"a fee is charged in {asset}, but {self.settings.instruments[0].exchange} lists no {pair} market to value it in {market.quote}")
+            raise ExchangeFailure(f"a fee is charged in {asset}, but {self.instrument.exchange} lists no {pair} market to value it in {market.quote}")
         ticker = await self.call("fetch_ticker", lambda: self.ccxt.fetch_ticker(pair))
         value = (ticker or {}).get("last") if isinstance(ticker, dict) else None
         if value is None and isinstance(ticker, dict) and ticker.get("bid") and ticker.get("ask"):
