@@ -7,6 +7,7 @@ and the results can be checked against hand computations from the stored fills.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -132,6 +133,31 @@ def test_funding_rate_and_time_come_from_mark_price_messages(tmp_path, monkeypat
     [(ts, rate, mark, position, amount)] = db.execute("SELECT ts, rate, mark, position, amount FROM funding").fetchall()
     assert ts == due and D(rate) == D("-0.0003") and D(mark) == D("50020.0")
     assert D(amount) > 0, "a negative rate pays longs"
+
+
+def test_funding_is_charged_on_the_position_held_at_the_funding_time(tmp_path, monkeypatch):
+    """The message showing the funding time has passed comes after it; a position closed in
+    between still pays the funding at that time (the position noted at the first event whose
+    exchange time is at or past it), not the flat position the message finds."""
+    monkeypatch.chdir(tmp_path)
+    t0 = 1_700_000_000 * SEC
+    ahead = 1_300_000_000  # the exchange's clock runs 1.3 s ahead of the recorder's (as in the shared recordings)
+    due = t0 + 4 * SEC  # exchange time: local t0 + 2.7 s, while long; the exit comes at local t0 + 3 s
+    market = {"symbol": "BTC/USDT:USDT", "type": "linear", "tick_size": "0.1", "lot_size": "0.001", "min_qty": "0.001",
+              "min_notional": "5", "funding_rate_bps": 1.0}
+    books = [*book_events(t0, 3.0, 50_000.0, 50_000.0, 0.1, "bid"), *book_events(t0 + 3 * SEC, 1.0, 50_000.0, 50_000.0, 0.1, "ask")]
+    events: list = [dataclasses.replace(e, ts_exchange=e.ts_local + ahead) for e in books]
+    events.append(MarkPrice(t0 + 1, t0 + 1 + ahead, 50_000.0, 50_000.0, 0.0002, due))
+    events.append(MarkPrice(t0 + 3_500_000_000, t0 + 3_500_000_000 + ahead, 50_000.0, 50_000.0, 0.0001, due + 8 * HOUR))
+    events.sort(key=lambda e: e.ts_local)
+    summary, db = backtest(tmp_path, events, market=market, execution={"latency_ms": 0.0})
+    fills = db.execute("SELECT ts, side, amount FROM fills ORDER BY id").fetchall()
+    assert [f[1] for f in fills] == ["buy", "sell"], fills
+    assert t0 + 3 * SEC <= fills[1][0] < t0 + 3_500_000_000, "flat before the message that shows the funding time passed"
+    [(ts, rate, position, amount)] = db.execute("SELECT ts, rate, position, amount FROM funding").fetchall()
+    assert ts == due and D(rate) == D("0.0002") and D(position) == D(fills[0][2])
+    assert D(amount) == -(D(position) * D("50000.0") * D("0.0002")).quantize(D("1e-12"))
+    assert summary["funding"] == pytest.approx(float(D(amount)), abs=1e-9)
 
 
 def two_instruments(t0: int):

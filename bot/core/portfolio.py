@@ -302,15 +302,17 @@ class Portfolio:
         self.realized_pnl += amount
         self._sync_equity()
 
-    def funding_due(self, rate: float, mark: float) -> Decimal:
-        """The payment a funding ``rate`` (fraction per interval) at ``mark`` makes to this position:
-        ``-position value * rate`` (longs pay a positive rate). Binance: "Funding Amount = Nominal
-        Value of Positions x Funding Rate", nominal linear ``qty * cs * mark``, inverse ``qty * cs / mark``."""
-        if self.qty == ZERO or not mark > 0:
+    def funding_due(self, rate: float, mark: float, qty: Decimal | None = None) -> Decimal:
+        """The payment a funding ``rate`` (fraction per interval) at ``mark`` makes to a position of
+        ``qty`` (default: this one's): ``-position value * rate`` (longs pay a positive rate).
+        Binance: "Funding Amount = Nominal Value of Positions x Funding Rate", nominal linear
+        ``qty * cs * mark``, inverse ``qty * cs / mark``."""
+        qty = self.qty if qty is None else qty
+        if qty == ZERO or not mark > 0:
             return ZERO
         rate_d = Decimal(repr(rate))
         mark_d = Decimal(repr(mark))
-        value = self.qty * self.contract_size / mark_d if self.kind == "inverse" else self.qty * self.contract_size * mark_d
+        value = qty * self.contract_size / mark_d if self.kind == "inverse" else qty * self.contract_size * mark_d
         return (-value * rate_d).quantize(Decimal("1e-12"))
 
     def _sync_equity(self) -> None:

@@ -218,8 +218,11 @@ class Engine:
         book = self.book
         changed = book.apply(event)
         funding = self.funding
-        if funding is not None and (now >= funding.next_ts or type(event) is MarkPrice):
-            self._funding(event, now)
+        if funding is not None:
+            if funding.feed_next and event.ts_exchange >= funding.feed_next and funding.held_for != funding.feed_next:
+                funding.hold(self.portfolio.qty)
+            if now >= funding.next_ts or type(event) is MarkPrice:
+                self._funding(event, now)
         if book.is_sound != self.sound_seen or book.status is not self.status_seen:
             self._soundness_changed(now)
         if self.venue.active:
@@ -532,11 +535,13 @@ class Engine:
         self._record_position(ts)
         self.log.warning("wallet adjusted to the exchange's settlement", amount=str(amount), reason=reason)
 
-    def book_funding(self, ts: int, amount: Decimal, currency: str, ref: str, rate: float | None = None, mark: float | None = None) -> None:
-        """A funding payment the exchange made (live) or the model computed: wallet and store."""
+    def book_funding(self, ts: int, amount: Decimal, currency: str, ref: str, rate: float | None = None, mark: float | None = None,
+                     position: Decimal | None = None) -> None:
+        """A funding payment the exchange made (live) or the model computed on ``position`` (default:
+        the current one): wallet and store."""
         pf = self.portfolio
         pf.apply_funding(amount, ts)
-        self.store.record_funding(self.run_id, ts, self.symbol, rate, mark, pf.qty, amount, currency, ref)
+        self.store.record_funding(self.run_id, ts, self.symbol, rate, mark, pf.qty if position is None else position, amount, currency, ref)
         self._record_position(ts)
         if self._info:
             self.log.info("funding", symbol=self.symbol, rate=rate, mark=mark, amount=str(amount), ref=ref)
@@ -615,12 +620,13 @@ class Engine:
         due_ts, rate = due
         mark = clock.mark if clock.mark > 0 else self.last_mid
         pf = self.portfolio
-        if pf.is_flat or not mark == mark:
+        held = clock.held_at(due_ts)
+        if (pf.is_flat if held is None else held == 0) or not mark == mark:
             return
-        amount = pf.funding_due(rate, mark)
+        amount = pf.funding_due(rate, mark, held)
         if amount == 0:
             return
-        self.book_funding(due_ts, amount, self.market.settle_currency, "", rate, mark)
+        self.book_funding(due_ts, amount, self.market.settle_currency, "", rate, mark, held)
 
     def _soundness_changed(self, now: int) -> None:
         was_sound = self.sound_seen

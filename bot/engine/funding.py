@@ -12,7 +12,11 @@ rate). Two sources of the schedule:
 * otherwise the config: ``funding_rate_bps`` per 8 h, scaled to the interval, at the scheduled
   times on the local clock.
 
-Each funding time is paid once (``last_paid``).
+Each funding time is paid once (``last_paid``), on the position held at that time: the message
+that shows ``T`` has passed arrives a little after it, and a fill in between must not change what
+the funding at ``T`` charged. So the engine notes the position at the first event whose exchange
+time is at or past ``T`` (:meth:`FundingClock.hold`, before that event's own fills), and the
+payment is computed on that position.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ FEED_GRACE_NS = 10 * 1_000_000_000
 class FundingClock:
     """The next funding time (ns) and the rate it settles at, for one instrument."""
 
-    __slots__ = ("interval_ns", "next_ts", "rate", "mark", "feed_next", "last_paid")
+    __slots__ = ("interval_ns", "next_ts", "rate", "mark", "feed_next", "last_paid", "held", "held_for")
 
     def __init__(self, market_cfg: Any):
         self.interval_ns = int(market_cfg.funding_interval_h) * HOUR_NS
@@ -37,6 +41,16 @@ class FundingClock:
         self.next_ts = 0  # local time at which to look again (0: at the first event, which starts the schedule)
         self.feed_next = 0  # the exchange's next funding time, once a mark-price message gave one
         self.last_paid = 0
+        self.held: Any = None  # the position at the exchange's funding time ``held_for``
+        self.held_for = 0
+
+    def hold(self, qty: Any) -> None:
+        """The first event at or after the exchange's funding time: the position it settles on."""
+        self.held, self.held_for = qty, self.feed_next
+
+    def held_at(self, due_ts: int) -> Any:
+        """The position noted at ``due_ts`` (None: none noted, the current one is it)."""
+        return self.held if self.held_for == due_ts else None
 
     def on_mark_price(self, event: MarkPrice) -> tuple[int, float] | None:
         """Take the message's mark, rate and schedule; ``(funding time, rate)`` when it shows a

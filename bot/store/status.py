@@ -2,8 +2,10 @@
 
 Every figure about money comes from the rows themselves, so status always equals the database:
 ``position``/``avg_price``/``cash``/``dust`` are the account's latest ``positions`` row (the
-position is carried across runs of the same mode and symbol, so that row may belong to an earlier
-run; ``carried`` says what this run took over), ``orders``/``fills``/``open_orders``/``fees`` are
+position is carried across runs of the same mode and instruments, so that row may belong to an
+earlier run; ``carried`` says what this run took over); with several instruments (``[[markets]]``)
+each has its own row under ``instruments`` (with its own orders, fills, fees and, while the
+daemon lives, book status), ``cash`` is the account's (their sum) and ``position`` is null, ``orders``/``fills``/``open_orders``/``fees`` are
 this run's rows, ``equity`` is this run's latest equity point and ``pnl`` its difference to the
 run's own ``initial_equity``. Only what has no row is taken from the heartbeat the daemon writes
 every second (uptime, book status and age, feed mode, the halt in force), and only while the
@@ -72,12 +74,33 @@ def read_status(db_path: str | Path, run_id: str | None = None) -> dict[str, Any
             "SELECT run_id FROM runs WHERE mode = ? AND symbol = ? AND (started_at < ? OR run_id = ?)", [mode, symbol, started_at, run_id]
         )]
         marks = ",".join("?" * len(account_runs))
-        pos = conn.execute(
-            f"SELECT qty, avg_price, cash, {_col(conn, 'positions', 'dust')} FROM positions WHERE run_id IN ({marks}) ORDER BY ts DESC, id DESC LIMIT 1", account_runs
-        ).fetchone()
+        symbols = [x for x in str(symbol or "").split(",") if x] or [""]
+        per: list[dict[str, Any]] = []
+        for sym in symbols:
+            # rows written before rows named their instrument (NULL) belong to the run's one symbol
+            mine, args = "coalesce(symbol, ?) = ?", [sym, sym]
+            pos = conn.execute(
+                f"SELECT qty, avg_price, cash, {_col(conn, 'positions', 'dust')} FROM positions WHERE run_id IN ({marks}) AND {mine} ORDER BY ts DESC, id DESC LIMIT 1",
+                [*account_runs, *args],
+            ).fetchone()
+            fees_of = sum((Decimal(v if v is not None else f) for f, v in conn.execute(
+                f"SELECT fee, {_col(conn, 'fills', 'fee_value')} FROM fills WHERE run_id = ? AND {mine}", [run_id, *args])), Decimal(0))
+            per.append({
+                "symbol": sym,
+                "position": pos[0] if pos else "0",
+                "avg_price": pos[1] if pos else "0",
+                "cash": pos[2] if pos else None,
+                "dust": (pos[3] or "0") if pos else "0",
+                "orders": conn.execute(f"SELECT count(*) FROM orders WHERE run_id = ? AND {mine}", [run_id, *args]).fetchone()[0],
+                "fills": conn.execute(f"SELECT count(*) FROM fills WHERE run_id = ? AND {mine}", [run_id, *args]).fetchone()[0],
+                "fees": fees_of,
+                "open_orders": [r[0] for r in conn.execute(
+                    f"SELECT client_order_id FROM orders WHERE run_id = ? AND {mine} AND status IN ('new', 'partially_filled') ORDER BY ts", [run_id, *args]
+                )],
+            })
         orders = conn.execute("SELECT count(*) FROM orders WHERE run_id = ?", [run_id]).fetchone()[0]
         fills = conn.execute("SELECT count(*) FROM fills WHERE run_id = ?", [run_id]).fetchone()[0]
-        fees = sum((Decimal(v if v is not None else f) for f, v in conn.execute(f"SELECT fee, {_col(conn, 'fills', 'fee_value')} FROM fills WHERE run_id = ?", [run_id])), Decimal(0))
+        fees = sum((p["fees"] for p in per), Decimal(0))
         open_orders = [r[0] for r in conn.execute(
             "SELECT client_order_id FROM orders WHERE run_id = ? AND status IN ('new', 'partially_filled') ORDER BY ts", [run_id]
         )]
@@ -94,6 +117,13 @@ def read_status(db_path: str | Path, run_id: str | None = None) -> dict[str, Any
         why = f"no heartbeat for {heartbeat_age}s" if heartbeat_age is None or heartbeat_age >= ALIVE_HEARTBEAT_S else f"its process (pid {state.get('pid')}) is gone"
         status = f"running (DID NOT FINISH: {why}; the next start marks it crashed)"
     equity = float(eq[0]) if eq else float(initial_equity)
+    live = {p.get("symbol"): p for p in state.get("instruments") or []} if alive else {}
+    for p in per:
+        seen = live.get(p["symbol"], {})
+        p["fees"] = round(float(p["fees"]), 8)
+        p["book_status"], p["last_book_age_s"], p["mid"] = seen.get("book_status"), seen.get("book_age_s"), seen.get("mid")
+    one = per[0] if len(per) == 1 else None
+    cashes = [Decimal(p["cash"]) for p in per if p["cash"] is not None]
     return {
         "run_id": run_id,
         "db": str(path),
@@ -104,10 +134,11 @@ def read_status(db_path: str | Path, run_id: str | None = None) -> dict[str, Any
         "ended_at": ended_at,
         "uptime_s": state.get("uptime_s") if alive else (round(ended_at - started_at, 1) if ended_at else None),
         "heartbeat_age_s": heartbeat_age,
-        "position": pos[0] if pos else "0",
-        "avg_price": pos[1] if pos else "0",
-        "cash": pos[2] if pos else None,
-        "dust": (pos[3] or "0") if pos else "0",
+        # one instrument: its position; several: see ``instruments`` (a sum of positions means nothing)
+        "position": one["position"] if one else None,
+        "avg_price": one["avg_price"] if one else None,
+        "cash": (one["cash"] if one else (str(sum(cashes, Decimal(0))) if cashes else None)),
+        "dust": one["dust"] if one else None,
         "carried": json.loads(carried) if carried else None,
         "equity": round(equity, 8),
         "equity_ts": eq[1] if eq else None,
@@ -122,14 +153,26 @@ def read_status(db_path: str | Path, run_id: str | None = None) -> dict[str, Any
         "feed_mode": state.get("feed_mode"),
         "halt": state.get("halt") if alive else None,
         "halts": halts,
+        "instruments": per,
     }
 
 
+INSTRUMENT_COLUMNS = ("symbol", "position", "avg_price", "orders", "fills", "fees", "book_status")
+
+
 def format_status(status: dict[str, Any]) -> str:
-    width = max(len(k) for k in status) + 2
+    """``key: value`` lines, then (with several instruments) one table row per instrument."""
+    shown = {k: v for k, v in status.items() if k != "instruments"}
+    width = max(len(k) for k in shown) + 2
     lines = []
-    for key, value in status.items():
+    for key, value in shown.items():
         if isinstance(value, (list, dict)):
             value = json.dumps(value)
         lines.append(f"{key + ':':<{width}}{value}")
+    per = status.get("instruments") or []
+    if len(per) > 1:
+        rows = [INSTRUMENT_COLUMNS] + [tuple(str(p.get(c)) for c in INSTRUMENT_COLUMNS) for p in per]
+        widths = [max(len(r[j]) for r in rows) for j in range(len(INSTRUMENT_COLUMNS))]
+        lines.append("instruments:")
+        lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
     return "\n".join(lines)
