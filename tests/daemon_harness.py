@@ -42,11 +42,11 @@ def daemon_env() -> dict[str, str]:
     return _daemon_env(API_KEY, API_SECRET)
 
 
-def start_daemon(tmp: Path, config: Path, *args: str, tag: str = "daemon") -> subprocess.Popen:
+def start_daemon(tmp: Path, config: Path, *args: str, tag: str = "daemon", env: dict[str, str] | None = None) -> subprocess.Popen:
     out = open(tmp / f"{tag}.out", "a")
     return subprocess.Popen(
         [sys.executable, "-m", "bot", "run", "--config", str(config), *args],
-        stdout=out, stderr=subprocess.STDOUT, cwd=tmp, env=daemon_env(), text=True,
+        stdout=out, stderr=subprocess.STDOUT, cwd=tmp, env=env or daemon_env(), text=True,
     )
 
 
@@ -149,11 +149,12 @@ def stop(proc: subprocess.Popen, emu: EmulatorProcess | None = None, timeout: fl
         raise
 
 
-def run_until(tmp: Path, config: Path, predicate: Callable[[], bool], what: str, *args: str, timeout: float = 120, tag: str = "daemon") -> None:
+def run_until(tmp: Path, config: Path, predicate: Callable[[], bool], what: str, *args: str, timeout: float = 120, tag: str = "daemon",
+              env: dict[str, str] | None = None) -> None:
     """Start the daemon, wait until ``predicate()`` holds (failing at once if the daemon exits),
     then stop it with SIGTERM and require a clean exit 0: the test ends when what it checks has
     happened, not after a fixed duration."""
-    proc = start_daemon(tmp, config, *args, tag=tag)
+    proc = start_daemon(tmp, config, *args, tag=tag, env=env)
     try:
         def ready() -> bool:
             if proc.poll() is not None:

@@ -13,9 +13,10 @@ RANK = {
     "store": 1, "data": 1, "exchange": 1,
     "book": 2,
     "signals": 3, "risk": 3, "execution": 3,
-    "engine": 4,
-    "research": 5, "tune": 5, "emulator": 5, "fast": 5,
-    "cli": 6, "__main__": 7,
+    "strategies": 4,
+    "engine": 5,
+    "research": 6, "tune": 6, "emulator": 6, "fast": 6,
+    "cli": 7, "__main__": 8,
 }
 
 

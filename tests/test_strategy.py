@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from bot.config.settings import SignalSection, StrategySection
 from bot.core.orders import IntentKind
 from bot.signals.features import SignalState
-from bot.signals.strategy import MakerStrategy, ThresholdStrategy
+from bot.strategies.maker import MakerStrategy
+from bot.strategies.momentum import MomentumStrategy
 
 SEC = 1_000_000_000
 
@@ -21,18 +22,18 @@ def state(score: float, mid: float = 100.0, spread: float = 0.01, ofi: float = 0
 
 def test_taker_enters_only_when_the_expected_move_clears_the_cost():
     cfg = StrategySection(mode="taker", enter_threshold=0.5, expected_move_bps=30.0, slippage_bps=1.0, cost_margin_bps=2.0)
-    strat = ThresholdStrategy(cfg, taker_fee_bps=10.0)
+    strat = MomentumStrategy(cfg, taker_fee_bps=10.0, taker=True)
     # cost = 2*10 + 2*1 + 2 + spread (0.01/100 = 1 bp) = 25 bps; expected = 30 * |score|
     assert strat.decide(state(0.8), 0, 0, SEC) is None  # 0.8 * 30 = 24 < 25
     assert strat.decide(state(0.9), 0, 0, SEC).kind is IntentKind.ENTER_LONG  # 27 > 25
-    assert ThresholdStrategy(cfg, taker_fee_bps=10.0).decide(state(-0.85), 0, 0, SEC) is not None  # 25.5 > 25
+    assert MomentumStrategy(cfg, taker_fee_bps=10.0, taker=True).decide(state(-0.85), 0, 0, SEC) is not None  # 25.5 > 25
 
 
 def test_taker_refuses_when_costs_are_too_high():
     cfg = StrategySection(mode="taker", enter_threshold=0.5, expected_move_bps=20.0)
-    strat = ThresholdStrategy(cfg, taker_fee_bps=10.0)
+    strat = MomentumStrategy(cfg, taker_fee_bps=10.0, taker=True)
     assert strat.decide(state(1.0), 0, 0, SEC) is None  # 20 bps expected vs 20 fees + 1 spread
-    assert ThresholdStrategy(StrategySection(enter_threshold=0.5), 10.0).decide(state(1.0), 0, 0, SEC) is not None
+    assert MomentumStrategy(StrategySection(enter_threshold=0.5), 10.0).decide(state(1.0), 0, 0, SEC) is not None
 
 
 def maker(**kw) -> MakerStrategy:

@@ -30,6 +30,16 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         print(format_summary(summary))
 
 
+def _check_strategy(settings: Any, config: str | None) -> None:
+    """An unknown ``strategy.mode`` (or a plug-in that cannot be imported) is a config error."""
+    from bot.strategies.registry import UnknownStrategy, check
+
+    try:
+        check(settings)
+    except UnknownStrategy as exc:
+        raise ConfigError(f"{config or 'config'}: {exc}") from None
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     import itertools
 
@@ -40,6 +50,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings(args.config)
+        _check_strategy(settings, args.config)
     except ConfigError as exc:
         return _fail(str(exc))
     if not args.data and not args.sim:
@@ -157,6 +168,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings(args.config)
+        _check_strategy(settings, args.config)
     except ConfigError as exc:
         return _fail(str(exc))
     try:

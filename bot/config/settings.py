@@ -132,7 +132,9 @@ class StrategySection(_Section):
     when OFI runs against them.
     """
 
-    mode: Literal["threshold", "taker", "maker"] = "threshold"
+    mode: str = Field("threshold", min_length=1, description="a registered strategy: momentum (alias threshold), taker, maker, mean_reversion, or a plug-in's")
+    plugins: list[str] = Field(default_factory=list, description="modules imported before the strategy is looked up (a plug-in registers itself)")
+    params: dict[str, Any] = Field(default_factory=dict, description="a plug-in strategy's own settings ([strategy.params])")
     enter_threshold: float = Field(0.6, gt=0, le=1)
     exit_threshold: float = Field(0.0, ge=-1, le=1, description="exit a long when score < this (short: > -this)")
     cooldown_s: float = Field(1.0, ge=0, description="minimum time between entries")

@@ -33,7 +33,7 @@ from bot.engine.funding import FundingClock
 from bot.execution.paper import fee_of
 from bot.risk.manager import AccountLimits, RiskManager
 from bot.signals.features import SignalEngine
-from bot.signals.strategy import MakerStrategy, ThresholdStrategy
+from bot.strategies import Context, Position, Quotes, build as build_strategy
 from bot.store.store import Store
 
 
@@ -161,18 +161,15 @@ class Engine:
         self._info = log_enabled_for("info")
         self.book = OrderBook(price_band=settings.risk.price_band)
         self.signals = SignalEngine(settings.signal)
-        self.strategy = ThresholdStrategy(settings.strategy, settings.execution.taker_fee_bps)
-        self.maker = (
-            MakerStrategy(settings.strategy, settings.signal, float(market.tick_size))
-            if settings.strategy.mode == "maker"
-            else None
-        )
+        self.strategy = build_strategy(settings, market)  # strategy.mode from the registry: the engine names none
         if account is None:
             if portfolio is None:
                 portfolio = Portfolio.start(Decimal(repr(settings.risk.initial_equity)), market=market)
             account = Account([market], [portfolio])
         self.account = account
         self.portfolio = account.portfolios[lane]
+        cap_value = settings.risk.max_position_notional
+        self.context = Context(market, self.book, Position(self.portfolio), lambda mid: market.amount_for_value(cap_value, mid))
         self.risk = RiskManager(
             settings.risk,
             market,
@@ -250,23 +247,28 @@ class Engine:
         if self.venue.has_pending:
             return
         intent = self.risk.on_mark(self.portfolio, equity, book.best_bid, book.best_ask, now)
-        if self.risk.halt is not self.risk.limits.halt_seen:
+        halt = self.risk.halt
+        if halt is not self.risk.limits.halt_seen:
             self._halt_changed(now)
-        if self.maker is not None:
-            if intent is not None or self.risk.halt is not None:
-                if not self._cancel_quotes(now) and intent is not None:
-                    self._decide(intent, equity, now)
-            else:
-                self._quote(state, equity, now)
-            return
         if intent is None:
-            halt = self.risk.halt
-            if halt is not None and not halt.flatten and not self.portfolio.is_flat:
-                return  # a halt that must not trade the position: not even the strategy's exit
-            sign = 0 if self.portfolio.is_flat else (1 if self.portfolio.qty > 0 else -1)
-            intent = self.strategy.decide(state, sign, self.portfolio.open_ts, now)
-        if intent is not None:
-            self._decide(intent, equity, now)
+            if halt is not None:
+                if self._cancel_quotes(now):
+                    return  # resting quotes go first; nothing new while halted
+                if not halt.flatten and not self.portfolio.is_flat:
+                    return  # a halt that must not trade the position: not even the strategy's exit
+            ctx = self.context
+            ctx.book, ctx.state, ctx.now = book, state, now
+            answer = self.strategy.on_state(ctx)
+            if answer is None:
+                return
+            if type(answer) is Quotes:
+                if halt is None:
+                    self._quote(answer, state.score, equity, now)
+                return
+            intent = answer  # type: ignore[assignment]
+        elif self._cancel_quotes(now):
+            return  # the risk manager's exit waits until the quotes are off the book
+        self._decide(intent, equity, now)  # type: ignore[arg-type]
 
     def absorb_skipped(
         self,
@@ -349,8 +351,7 @@ class Engine:
                 self._set_aside_dust(now, result.detail)
                 return
             self.stats.rejects += 1
-            if intent.kind is not IntentKind.EXIT:
-                self.strategy.cool_down(now)
+            self.strategy.on_reject(intent.kind.value, now)
             self.store.record_risk_event(self.run_id, now, "reject", result.rule, f"{intent.kind.value}: {result.detail}", self.symbol)
             if self._info:
                 self.log.info("order rejected", intent=intent.kind.value, reason=intent.reason, rule=result.rule, detail=result.detail, score=round(intent.score, 4))
@@ -381,26 +382,21 @@ class Engine:
                 self.venue.cancel(order.client_order_id, now)
         return any_resting
 
-    def _quote(self, state, equity: float, now: int) -> None:  # type: ignore[no-untyped-def]
-        """Maker mode: keep one post-only quote per side at the strategy's target price."""
-        maker = self.maker
-        assert maker is not None
+    def _quote(self, quotes: Quotes, score: float, equity: float, now: int) -> None:
+        """Keep one post-only quote per side at the strategy's target price."""
         book = self.book
-        mid = state.mid
-        cap = self.market.amount_for_value(self.settings.risk.max_position_notional, mid) if mid > 0 else 0.0
-        targets = maker.quotes(state, book.best_bid, book.best_ask, float(self.portfolio.qty), cap, now)
+        allow_short = self.settings.strategy.allow_short
         for side in (Side.BUY, Side.SELL):
-            target = targets[side.value]
+            target = quotes.buy if side is Side.BUY else quotes.sell
             resting = self.venue.resting(side)
             if resting is not None:
-                if target is None or maker.moved(float(resting.price), target):
+                if target is None or abs(float(resting.price) - target) >= quotes.requote_distance:
                     self.venue.cancel(resting.client_order_id, now)
                 continue
             if target is None:
                 continue
             result = self.risk.check_quote(
-                side, target, self.settings.strategy.quote_notional, self.settings.strategy.allow_short,
-                self.portfolio, equity, book, now, self._next_client_order_id(),
+                side, target, quotes.notional, allow_short, self.portfolio, equity, book, now, self._next_client_order_id(),
             )
             self.stats.decisions += 1
             if isinstance(result, Reject):
@@ -408,7 +404,7 @@ class Engine:
                 if result.rule == "venue_cooldown":
                     continue
                 self.stats.rejects += 1
-                maker.cool_down(side.value, now)
+                self.strategy.on_reject(side.value, now)
                 self.store.record_risk_event(self.run_id, now, "reject", result.rule, f"quote {side.value}: {result.detail}", self.symbol)
                 if self._info:
                     self.log.info("quote rejected", side=side.value, rule=result.rule, detail=result.detail)
@@ -417,7 +413,7 @@ class Engine:
             self.venue.submit(result, now)
             self.store.record_order(self.run_id, result)
             if self._info:
-                self.log.info("quote sent", client_order_id=result.client_order_id, side=side.value, price=str(result.price), amount=str(result.amount), score=round(state.score, 4))
+                self.log.info("quote sent", client_order_id=result.client_order_id, side=side.value, price=str(result.price), amount=str(result.amount), score=round(score, 4))
 
     def _set_aside_dust(self, now: int, detail: str) -> None:
         """An exit too small for the exchange: keep it as dust (valued, never re-sent)."""
@@ -483,7 +479,7 @@ class Engine:
             stop, target = self.risk.protective_prices(portfolio.qty, portfolio.avg_price)
             portfolio.stop_price, portfolio.take_profit_price = stop, target
             order.stop_price, order.take_profit_price = stop, target
-            self.strategy.cool_down(now)
+            self.strategy.on_entry(now)
         elif fills and not portfolio.is_flat and order.order_type != "market":
             # a maker position grows or shrinks by quotes: keep its protective prices on its average
             portfolio.stop_price, portfolio.take_profit_price = self.risk.protective_prices(portfolio.qty, portfolio.avg_price)

@@ -70,7 +70,7 @@ from bot.fast.book import CHUNK, STATUS_CODE, BookView, FastBook, SignalView
 from bot.fast.columnar import EventArrays, event_at, iter_events
 from bot.store.store import Store
 
-SUPPORTED_MODES = ("threshold", "taker")
+SUPPORTED_MODES = ("momentum", "threshold", "taker")  # the strategies whose rules the kernel mirrors (bot.strategies.momentum)
 
 
 def _widen(price: Decimal | None, up: bool) -> float:

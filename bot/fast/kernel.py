@@ -612,7 +612,7 @@ def _must_stop(I, F, t, sound, changed, si, sf):
         return True  # halted with a position: flatten
     if not flat:
         return _position_stop(I, F, t, si, sf)
-    # ThresholdStrategy.decide while flat
+    # MomentumStrategy.decide while flat (bot.strategies.momentum)
     if t >= si[S_NEXT_ENTRY]:
         score = F[F_SCORE]
         if score >= sf[SF_ENTER]:

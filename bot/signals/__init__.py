@@ -1,6 +1,5 @@
-"""Streaming imbalance features and the strategy that maps them to decisions."""
+"""Streaming imbalance features and the score (the strategies that act on them: bot.strategies)."""
 
 from bot.signals.features import SignalEngine, SignalState
-from bot.signals.strategy import MakerStrategy, ThresholdStrategy
 
-__all__ = ["MakerStrategy", "SignalEngine", "SignalState", "ThresholdStrategy"]
+__all__ = ["SignalEngine", "SignalState"]

@@ -1,0 +1,68 @@
+"""``maker``: post-only quotes around a fair price skewed by the score and by inventory.
+
+    fair = mid + score * signal_skew_ticks * tick - (position / cap) * inventory_skew_ticks * tick
+    bid  = fair - quote_offset_ticks * tick, rounded down to the tick, never at or above the best ask
+    ask  = fair + quote_offset_ticks * tick, rounded up to the tick, never at or below the best bid
+
+A side is pulled when order flow runs against it (tanh(OFI / ofi_scale) beyond ``pull_ofi``:
+selling pressure pulls the bid, buying pressure the ask), when the position cap is reached on
+that side, and (without shorting) the ask is only quoted to sell inventory. A resting quote is
+moved once its target is ``requote_ticks`` away.
+"""
+
+from __future__ import annotations
+
+import math
+
+from bot.strategies.base import Context, Quotes, Strategy, Wake
+from bot.strategies.registry import register
+
+NO_QUOTES = {"buy": None, "sell": None}
+
+
+class MakerStrategy(Strategy):
+    name = "maker"
+
+    def __init__(self, cfg, signal_cfg, tick: float):  # type: ignore[no-untyped-def]
+        self.cfg = cfg
+        self.tick = tick
+        self.ofi_scale = signal_cfg.ofi_scale
+        self._cooldown_ns = int(cfg.cooldown_s * 1e9)
+        self._blocked_until = {"buy": 0, "sell": 0}
+
+    def on_state(self, ctx: Context) -> Quotes:
+        book = ctx.book
+        targets = self.quotes(ctx.state, book.best_bid, book.best_ask, float(ctx.position.qty), ctx.position_cap(), ctx.now)
+        return Quotes(targets["buy"], targets["sell"], self.cfg.quote_notional, self.cfg.requote_ticks * self.tick - 1e-12)
+
+    def wake(self, ctx: Context) -> Wake:
+        return Wake(every_event=True)
+
+    def quotes(self, state, best_bid: float, best_ask: float, position: float, cap: float, now: int) -> dict[str, float | None]:  # type: ignore[no-untyped-def]
+        """Target price per side (``"buy"``/``"sell"``); None means no quote on that side."""
+        if not state.valid or cap <= 0:
+            return dict(NO_QUOTES)
+        cfg, tick = self.cfg, self.tick
+        inventory = max(-1.0, min(1.0, position / cap))
+        fair = state.mid + (state.score * cfg.signal_skew_ticks - inventory * cfg.inventory_skew_ticks) * tick
+        bid = math.floor((fair - cfg.quote_offset_ticks * tick) / tick + 1e-9) * tick
+        ask = math.ceil((fair + cfg.quote_offset_ticks * tick) / tick - 1e-9) * tick
+        bid = min(bid, best_ask - tick)
+        ask = max(ask, best_bid + tick)
+        flow = math.tanh(state.ofi / self.ofi_scale)
+        want_bid = flow > -cfg.pull_ofi and inventory < 1.0 and now >= self._blocked_until["buy"]
+        want_ask = flow < cfg.pull_ofi and now >= self._blocked_until["sell"] and (inventory > -1.0 if cfg.allow_short else position > 0)
+        return {"buy": bid if want_bid else None, "sell": ask if want_ask else None}
+
+    def on_reject(self, what: str, now: int) -> None:
+        if what in self._blocked_until:
+            self.cool_down(what, now)
+
+    def cool_down(self, side: str, now: int) -> None:
+        """No quote on ``side`` for ``cooldown_s`` (after a rejected one)."""
+        self._blocked_until[side] = now + self._cooldown_ns
+
+
+@register("maker")
+def _maker(settings, market):  # type: ignore[no-untyped-def]
+    return MakerStrategy(settings.strategy, settings.signal, float(market.tick_size))
