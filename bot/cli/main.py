@@ -37,7 +37,8 @@ def _check_strategy(settings: Any, config: str | None) -> None:
     try:
         check(settings)
     except UnknownStrategy as exc:
-        raise ConfigError(f"{config or 'config'}: {exc}") from None
+        key = "strategy.plugins" if str(exc).startswith("strategy.plugins") else "strategy.mode"
+        raise ConfigError(config or "(defaults)", [(key, str(exc).removeprefix("strategy.plugins: ").removeprefix("strategy.mode "))]) from None
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
