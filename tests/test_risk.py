@@ -267,3 +267,29 @@ def test_a_fill_far_from_the_book_is_not_a_fill():
     for price in (9e15, 0.01, -30_000.01, float("nan"), float("inf")):
         assert risk.fill_price_problem(price, book) is not None
     assert risk.fill_price_problem(9e15, OrderBook()) is None, "no sound mid yet: nothing to compare with"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    peak=st.floats(900, 1100), day_start=st.floats(900, 1100), equity=st.floats(800, 1200),
+    side=st.sampled_from([-1, 0, 1]), exit_price=st.floats(90, 110), day_offset=st.integers(-1, 1),
+    halted=st.sampled_from([None, "max_drawdown", "balance_mismatch"]),
+)
+def test_on_mark_acts_only_where_its_published_wake_says(peak, day_start, equity, side, exit_price, day_offset, halted):
+    """Outside :meth:`RiskManager.wake`'s conditions, ``on_mark`` neither exits nor changes the halt."""
+    from bot.risk.manager import Halt
+
+    risk = make_risk(max_drawdown=0.05, daily_loss_limit=0.02, stop_loss_bps=500.0, take_profit_bps=500.0)
+    now = 100 * DAY_NS + 3600 * SEC
+    risk.restore(peak_equity=peak, day=now // DAY_NS + day_offset, day_start_equity=day_start,
+                 halt=None if halted is None else Halt(halted, "test", None, flatten=halted != "balance_mismatch"))
+    pf = Portfolio.start(Decimal(10_000))
+    if side:
+        pf.apply(Fill(SEC, "x-1", Side.BUY if side > 0 else Side.SELL, Decimal(100), Decimal(1), Decimal(0)))
+        pf.stop_price, pf.take_profit_price = risk.protective_prices(pf.qty, pf.avg_price)
+    wake = risk.wake(pf)
+    halt_before = risk.halt
+    bid, ask = (exit_price, exit_price + 0.01) if side >= 0 else (exit_price - 0.01, exit_price)
+    intent = risk.on_mark(pf, equity, bid, ask, now)
+    if not wake.admits(equity, bid if side >= 0 else ask, now):
+        assert intent is None and risk.halt is halt_before, (wake, equity, exit_price, intent, risk.halt)

@@ -71,6 +71,7 @@ from bot.core.market import Market, to_decimal
 from bot.core.orders import Intent, IntentKind, Order, Reject, Side
 from bot.core.portfolio import Portfolio
 from bot.risk.account_rules import ACCOUNT_CAPS, AccountRules
+from bot.risk.wake import RiskWake, risk_wake
 
 if TYPE_CHECKING:
     from bot.core.account import Account
@@ -300,6 +301,10 @@ class RiskManager:
             if portfolio.take_profit_price is not None and ask <= portfolio.take_profit_price:
                 return Intent(IntentKind.EXIT, now, "take_profit")
         return None
+
+    def wake(self, portfolio: Portfolio) -> RiskWake:
+        """When :meth:`on_mark` could act next (:mod:`bot.risk.wake`)."""
+        return risk_wake(self, portfolio, DAY_NS)
 
     def protective_prices(self, qty: Decimal, avg_price: Decimal) -> tuple[Decimal, Decimal]:
         """Stop-loss and take-profit for a position opened at ``avg_price`` (rounded to the tick)."""
