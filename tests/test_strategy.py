@@ -82,3 +82,26 @@ def test_spot_maker_only_sells_inventory_and_pulls_against_flow():
     assert heavy_selling["buy"] is None and heavy_selling["sell"] is not None
     m.cool_down("buy", SEC)
     assert m.quotes(state(0.0, mid=100.005), 100.0, 100.01, 0.0, 1.0, SEC + 1)["buy"] is None
+
+
+def test_markouts_of_maker_fills_by_hand():
+    from bot.engine.markouts import Markouts
+
+    m = Markouts()
+    # a bid filled at 99.9 with the mid at 100 (captured 10 bps), then the mid falls to 99.8 by 1 s
+    # (adverse 20 bps) and recovers to 100.1 by 10 s (adverse -10 bps)
+    m.on_fill(0, True, 99.9, 1000.0, 100.0)
+    # an ask filled at 100.05 with the mid at 100 (5 bps), twice the notional; mid 100 at 1 s, 100.2 at 10 s
+    m.on_fill(0, False, 100.05, 2000.0, 100.0)
+    m.on_mid(SEC // 2, 99.0)  # not due yet
+    m.on_mid(SEC, 99.8)
+    m.on_mid(10 * SEC, 100.1)
+    out = m.stats()
+    assert out["maker_fills"] == 2
+    assert out["spread_captured_bps"] == round((10 * 1000 + 5 * 2000) / 3000, 4)
+    # at 1 s both see 99.8: buy adverse +20, sell adverse -20 (the price fell after it sold)
+    assert out["adverse_selection_1s_bps"] == round((20 * 1000 - 20 * 2000) / 3000, 4)
+    # at 10 s both see 100.1: buy -10, sell +10
+    assert out["adverse_selection_10s_bps"] == round((-10 * 1000 + 10 * 2000) / 3000, 4)
+    assert out["net_1s_bps"] == round(out["spread_captured_bps"] - out["adverse_selection_1s_bps"], 4)
+    assert out["unresolved_1s"] == out["unresolved_10s"] == 0

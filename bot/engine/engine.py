@@ -30,6 +30,7 @@ from bot.core.portfolio import Portfolio
 from bot.log import enabled_for as log_enabled_for
 from bot.log import get_logger
 from bot.engine.funding import FundingClock
+from bot.engine.markouts import Markouts
 from bot.execution.paper import fee_of
 from bot.risk.manager import AccountLimits, RiskManager
 from bot.signals.features import SignalEngine
@@ -183,6 +184,7 @@ class Engine:
         if limits is None:
             self.risk.peak_equity = peak_equity
         self.stats = EngineStats()
+        self.markouts = Markouts()
         self.last_mid = float("nan")
         self.now = 0
         self.ids = OrderIds(run_id if lane == 0 else f"{run_id}.{lane}")
@@ -232,6 +234,8 @@ class Engine:
         if not state.valid:
             return
         self.last_mid = state.mid
+        if self.markouts.waiting:
+            self.markouts.on_mid(now, state.mid)
         self.spread_sum += state.spread / state.mid
         self.spread_n += 1
         account = self.account
@@ -461,6 +465,9 @@ class Engine:
         portfolio = self.portfolio
         for fill in fills:
             self.stats.fills += 1
+            if fill.liquidity == "maker":
+                price = float(fill.price)
+                self.markouts.on_fill(fill.ts, fill.side is Side.BUY, price, abs(self.market.value(float(fill.amount), price)), self.last_mid)
             trip = portfolio.apply(fill)
             self.store.record_fill(self.run_id, fill)
             if trip is not None:
@@ -553,6 +560,7 @@ class Engine:
             "bad_price_levels": self.book.bad_prices,
             "strategy_mode": self.settings.strategy.mode,
             "cost_hurdle": self.cost_hurdle(),
+            "markouts": self.markouts.stats(),
         }
 
     def checkpoint(self) -> None:
