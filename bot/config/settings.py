@@ -149,6 +149,9 @@ class StrategySection(_Section):
     pull_ofi: float = Field(0.5, gt=0, le=1, description="maker: pull a quote when tanh(OFI/scale) runs this far against it")
     requote_ticks: int = Field(1, ge=1, description="maker: move a resting quote when its target moved this far")
     quote_notional: float = Field(500.0, gt=0, description="maker: size of each quote in quote currency (risk caps apply)")
+    quote_min_score: float = Field(0.0, ge=0, le=1, description="maker: open or add to a position only on the side the score favours by at least this")
+    pull_move_bps: float = Field(0.0, ge=0, description="maker: pull both sides after the mid moved this far within pull_window_s (0: off)")
+    pull_window_s: float = Field(1.0, gt=0, description="maker: the window of pull_move_bps, and how long quotes stay pulled after it fired")
 
     @model_validator(mode="after")
     def _exit_below_enter(self) -> "StrategySection":

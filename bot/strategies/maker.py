@@ -13,6 +13,7 @@ moved once its target is ``requote_ticks`` away.
 from __future__ import annotations
 
 import math
+from collections import deque
 
 from bot.strategies.base import Context, Quotes, Strategy, Wake
 from bot.strategies.registry import register
@@ -29,6 +30,9 @@ class MakerStrategy(Strategy):
         self.ofi_scale = signal_cfg.ofi_scale
         self._cooldown_ns = int(cfg.cooldown_s * 1e9)
         self._blocked_until = {"buy": 0, "sell": 0}
+        self._window_ns = int(cfg.pull_window_s * 1e9)
+        self._mids: deque[tuple[int, float]] = deque()
+        self._quiet_from = 0
 
     def on_state(self, ctx: Context) -> Quotes:
         book = ctx.book
@@ -52,7 +56,29 @@ class MakerStrategy(Strategy):
         flow = math.tanh(state.ofi / self.ofi_scale)
         want_bid = flow > -cfg.pull_ofi and inventory < 1.0 and now >= self._blocked_until["buy"]
         want_ask = flow < cfg.pull_ofi and now >= self._blocked_until["sell"] and (inventory > -1.0 if cfg.allow_short else position > 0)
+        gate = cfg.quote_min_score
+        if gate > 0:  # a side that opens or adds needs the score's support; one that reduces inventory does not
+            if position >= 0 and state.score < gate:
+                want_bid = False
+            if position <= 0 and state.score > -gate:
+                want_ask = False
+        if cfg.pull_move_bps > 0 and self._moving(state.mid, now):
+            want_bid = want_ask = False
         return {"buy": bid if want_bid else None, "sell": ask if want_ask else None}
+
+    def _moving(self, mid: float, now: int) -> bool:
+        """The mid moved ``pull_move_bps`` within ``pull_window_s``: a sweep runs over resting
+        quotes, so stay out until the window has passed quietly."""
+        window = self._window_ns
+        marks = self._mids
+        marks.append((now, mid))
+        while marks and marks[0][0] < now - window:
+            marks.popleft()
+        lo = min(m for _, m in marks)
+        hi = max(m for _, m in marks)
+        if (hi - lo) / mid * 1e4 >= self.cfg.pull_move_bps:
+            self._quiet_from = now + window
+        return now < self._quiet_from
 
     def on_reject(self, what: str, now: int) -> None:
         if what in self._blocked_until:
