@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from daemon_harness import Emulator, count, kill_restart_rounds, query, run_until, start_daemon, stop, wait_for, write_config
 
 D = Decimal
@@ -137,16 +139,25 @@ def test_live_liquidation_by_the_exchange_is_seen_and_stored(tmp_path):
         books_match_exchange(db, state, D(10000))
 
 
-def test_paper_usdm_pays_funding_at_the_exchange_times(tmp_path):
-    with emulator(tmp_path, "usdm", "--funding-rate", "0.0005") as emu:
+@pytest.mark.parametrize("market", ["usdm", "coinm"])
+def test_paper_perpetual_pays_funding_at_the_exchange_times(tmp_path, market):
+    """Paper USD-M and COIN-M: positions opened and closed on the emulator's live data, funding
+    paid at the exchange's times and rates on the position's value in the settle currency
+    (linear qty x mark, inverse contracts x 100 USD / mark, in BTC)."""
+    with emulator(tmp_path, market, "--funding-rate", "0.0005") as emu:
         db = tmp_path / "bot.db"
-        cfg = config(tmp_path, emu, "usdm", mode="paper", strategy="exit_threshold = -1.0\nmax_holding_s = 600.0\n",
+        cfg = config(tmp_path, emu, market, mode="paper", strategy="exit_threshold = -1.0\nmax_holding_s = 600.0\n",
                      extra_risk="take_profit_bps = 5000.0\nstop_loss_bps = 5000.0\nliquidation_buffer_stops = 0.0\nrisk_per_trade = 0.05\n")
         run_until(tmp_path, cfg, lambda: count(db, "select count(*) from funding") >= 2, "two paper funding payments")
-        rows = query(db, "select rate, mark, position, amount from funding")
-        for rate, mark, position, amount in rows:
-            assert D(rate) == D("0.0005")
-            assert D(amount) == -(D(position) * D(mark) * D(rate)).quantize(D("1e-12"))
+        rows = query(db, "select rate, mark, position, amount, currency from funding")
+        for rate, mark, position, amount, currency in rows:
+            assert D(rate) == D("0.0005") and currency == MARKETS[market][2]
+            value = D(position) * 100 / D(mark) if market == "coinm" else D(position) * D(mark)
+            assert D(amount) == -(value * D(rate)).quantize(D("1e-12"))
+        if market == "coinm":
+            amounts = [D(a) for (a,) in query(db, "select amount from fills")]
+            assert amounts and all(a == a.to_integral_value() for a in amounts), "whole contracts"
+        assert count(db, "select count(*) from fills") >= 1
         assert emu.futures_state()["trades"] == [], "paper never reaches the exchange's order book"
 
 
