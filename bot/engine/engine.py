@@ -16,108 +16,31 @@ for the exchange is set aside as dust (``dust``) instead of being retried.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Protocol
 
 from bot.book.book import OrderBook
 from bot.config.settings import MarketSection, Settings
 from bot.core.account import Account
 from bot.core.events import MarketEvent, MarkPrice
-from bot.core.market import Market, market_from_section
+from bot.core.market import Market
 from bot.core.orders import Fill, Intent, IntentKind, Order, OrderStatus, Reject, Side
 from bot.core.portfolio import Portfolio
 from bot.log import enabled_for as log_enabled_for
 from bot.log import get_logger
+from bot.engine.derivative_booking import DerivativeBooking
 from bot.engine.funding import FundingClock
 from bot.engine.markouts import Markouts
-from bot.execution.paper import fee_of
+from bot.engine.quoting import Quoting
+from bot.engine.types import EngineStats, EquitySchedule, OrderIds, Venue, market_from_settings
 from bot.risk.manager import AccountLimits, RiskManager
 from bot.signals.features import SignalEngine
 from bot.strategies import Context, Position, Quotes, build as build_strategy
 from bot.store.store import Store
 
-
-class Venue(Protocol):
-    """What the engine needs from a venue (paper, backtest or live)."""
-
-    @property
-    def has_pending(self) -> bool:
-        """Sent work whose outcome is not known yet (new orders, cancels): no new decision meanwhile."""
-
-    @property
-    def active(self) -> bool:
-        """Anything a market event could change (pending work or resting orders)."""
-
-    def submit(self, order: Order, now: int) -> None: ...
-
-    def cancel(self, client_order_id: str, now: int) -> None: ...
-
-    def resting(self, side: Side) -> Order | None: ...
-
-    def on_book(self, book: OrderBook, now: int, event: MarketEvent | None = None) -> list[tuple[Order, list[Fill]]]: ...
-
-    def available(self, asset: str) -> Decimal | None:
-        """What the exchange reports free of ``asset`` (None: unknown or unlimited, as in paper)."""
-
-    @property
-    def balance_generation(self) -> int:
-        """Changes with every balance answer taken: tells the risk manager a re-read happened."""
-
-    def recheck_balance(self) -> None:
-        """Read the exchange's balances again (the risk manager doubts them)."""
+__all__ = ["Engine", "EngineStats", "EquitySchedule", "OrderIds", "Venue", "market_from_settings"]
 
 
-def market_from_settings(settings: Settings) -> Market:
-    """The single instrument of a one-market config (``[market]``, or a one-entry ``[[markets]]``)."""
-    return market_from_section(settings.instruments[0])
-
-
-@dataclass(slots=True)
-class EngineStats:
-    events: int = 0
-    book_updates: int = 0
-    decisions: int = 0
-    orders: int = 0
-    rejects: int = 0
-    venue_rejects: int = 0
-    fills: int = 0
-    halts: int = 0
-    unsound_periods: int = 0
-    dust_set_aside: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-
-class OrderIds:
-    """Client order ids ``<prefix>-1``, ``<prefix>-2``, ...: contiguous (a refused intent gives its
-    number back), so a venue's :class:`~bot.core.orders.SentIds` stays flat. The first instrument's
-    prefix is the run id, the others' ``<run_id>.<index>``: unique across instruments."""
-
-    __slots__ = ("prefix", "seq")
-
-    def __init__(self, run_id: str):
-        self.prefix = run_id
-        self.seq = 0
-
-    def take(self) -> str:
-        self.seq += 1
-        return f"{self.prefix}-{self.seq}"
-
-    def give_back(self) -> None:
-        self.seq -= 1
-
-
-@dataclass(slots=True)
-class EquitySchedule:
-    """When the next equity point is due: one schedule for the account, whichever instrument updates."""
-
-    interval_ns: int
-    next_ts: int = 0
-
-
-class Engine:
+class Engine(Quoting, DerivativeBooking):
     """Runs the strategy for one instrument against one venue and records everything in the store.
 
     Several engines (one per instrument, see :mod:`bot.engine.account_engine`) share one
@@ -376,49 +299,6 @@ class Engine:
                 ask=self.book.best_ask,
             )
 
-    def _cancel_quotes(self, now: int) -> bool:
-        """Ask the venue to cancel our resting quotes; True if any was resting."""
-        any_resting = False
-        for side in (Side.BUY, Side.SELL):
-            order = self.venue.resting(side)
-            if order is not None:
-                any_resting = True
-                self.venue.cancel(order.client_order_id, now)
-        return any_resting
-
-    def _quote(self, quotes: Quotes, score: float, equity: float, now: int) -> None:
-        """Keep one post-only quote per side at the strategy's target price."""
-        book = self.book
-        allow_short = self.settings.strategy.allow_short
-        for side in (Side.BUY, Side.SELL):
-            target = quotes.buy if side is Side.BUY else quotes.sell
-            resting = self.venue.resting(side)
-            if resting is not None:
-                if target is None or abs(float(resting.price) - target) >= quotes.requote_distance:
-                    self.venue.cancel(resting.client_order_id, now)
-                continue
-            if target is None:
-                continue
-            result = self.risk.check_quote(
-                side, target, quotes.notional, allow_short, self.portfolio, equity, book, now, self._next_client_order_id(),
-            )
-            self.stats.decisions += 1
-            if isinstance(result, Reject):
-                self.ids.give_back()
-                if result.rule == "venue_cooldown":
-                    continue
-                self.stats.rejects += 1
-                self.strategy.on_reject(side.value, now)
-                self.store.record_risk_event(self.run_id, now, "reject", result.rule, f"quote {side.value}: {result.detail}", self.symbol)
-                if self._info:
-                    self.log.info("quote rejected", side=side.value, rule=result.rule, detail=result.detail)
-                continue
-            self.stats.orders += 1
-            self.venue.submit(result, now)
-            self.store.record_order(self.run_id, result)
-            if self._info:
-                self.log.info("quote sent", client_order_id=result.client_order_id, side=side.value, price=str(result.price), amount=str(result.amount), score=round(score, 4))
-
     def _set_aside_dust(self, now: int, detail: str) -> None:
         """An exit too small for the exchange: keep it as dust (valued, never re-sent)."""
         pf = self.portfolio
@@ -506,49 +386,6 @@ class Engine:
         if fills or order.status is not OrderStatus.FILLED:
             self._venue_feedback(order, fills, now)
 
-    def book_external(self, fills: list[Fill], now: int, kind: str, detail: str) -> None:
-        """Fills of orders the bot did not send (a liquidation, a trade by hand): the exchange's
-        position is the truth, so they are booked like any fill, with a risk event saying why."""
-        pf = self.portfolio
-        self._book_fills(fills)
-        self._record_position(now)
-        self.store.record_risk_event(self.run_id, now, kind, "exchange", detail, self.symbol)
-        self.log.warning("fills of an order the bot did not send", kind=kind, detail=detail, position=str(pf.qty))
-
-    def _liquidate(self, price: float, now: int) -> None:
-        """Close the whole position at its liquidation price, with the taker fee (the exchange's
-        liquidation, modelled): the round trip ends, a ``liquidation`` risk event says so."""
-        pf = self.portfolio
-        market = self.market
-        amount = abs(pf.qty)
-        dprice = market.price_to_precision(price)
-        if dprice <= 0:
-            return
-        fee = fee_of(market, amount, dprice, Decimal(repr(self.settings.execution.taker_fee_bps)) / 10_000)  # a taker fill
-        self._liquidations += 1
-        side = Side.SELL if pf.qty > 0 else Side.BUY
-        fill = Fill(now, f"liquidation-{self.run_id}-{self._liquidations}", side, dprice, amount, fee, "taker",
-                    f"liquidation-{self._liquidations}", market.settle_currency, symbol=self.symbol)
-        self.book_external([fill], now, "liquidation", f"mark passed the estimated liquidation price {dprice}: {side.value} {amount} at it")
-
-    def book_adjustment(self, ts: int, amount: Decimal, ref: str, reason: str) -> None:
-        pf = self.portfolio
-        pf.apply_adjustment(amount)
-        self.store.record_adjustment(self.run_id, ts, self.symbol, amount, self.market.settle_currency, ref, reason)
-        self._record_position(ts)
-        self.log.warning("wallet adjusted to the exchange's settlement", amount=str(amount), reason=reason)
-
-    def book_funding(self, ts: int, amount: Decimal, currency: str, ref: str, rate: float | None = None, mark: float | None = None,
-                     position: Decimal | None = None) -> None:
-        """A funding payment the exchange made (live) or the model computed on ``position`` (default:
-        the current one): wallet and store."""
-        pf = self.portfolio
-        pf.apply_funding(amount, ts)
-        self.store.record_funding(self.run_id, ts, self.symbol, rate, mark, pf.qty if position is None else position, amount, currency, ref)
-        self._record_position(ts)
-        if self._info:
-            self.log.info("funding", symbol=self.symbol, rate=rate, mark=mark, amount=str(amount), ref=ref)
-
     def run_stats(self) -> dict[str, object]:
         """Counters stored with the run when it ends (``stats`` in the report)."""
         return {
@@ -610,27 +447,6 @@ class Engine:
         self.store.record_position(
             self.run_id, now, pf.qty, pf.avg_price, pf.realized_pnl, self.account.cash, pf.fees, pf.dust, self.symbol, pf.funding,
         )
-
-    def _funding(self, event: MarketEvent, now: int) -> None:
-        """Funding (:mod:`bot.engine.funding`): book the payment due on the position held across
-        a funding time, at the mark."""
-        clock = self.funding
-        assert clock is not None
-        due = clock.on_mark_price(event) if type(event) is MarkPrice else None
-        if due is None and now >= clock.next_ts:
-            due = clock.on_time(now)
-        if due is None:
-            return
-        due_ts, rate = due
-        mark = clock.mark if clock.mark > 0 else self.last_mid
-        pf = self.portfolio
-        held = clock.held_at(due_ts)
-        if (pf.is_flat if held is None else held == 0) or not mark == mark:
-            return
-        amount = pf.funding_due(rate, mark, held)
-        if amount == 0:
-            return
-        self.book_funding(due_ts, amount, self.market.settle_currency, "", rate, mark, held)
 
     def _soundness_changed(self, now: int) -> None:
         was_sound = self.sound_seen
