@@ -46,7 +46,8 @@ from bot.config.settings import Settings
 from bot.core.events import MarketEvent
 from bot.engine.account_engine import AccountEngine
 from bot.engine.engine import Engine
-from bot.engine.lanes import Lane, LaneError, account_state, sum_faults
+from bot.engine.daemon_stop import DaemonStop
+from bot.engine.lanes import Lane, LaneError, account_state
 from bot.engine.positions import PositionSync
 from bot.engine.restore import AccountMismatch, account_key, restore_account
 from bot.engine.runner import git_revision, new_run_id
@@ -66,10 +67,9 @@ __all__ = ["Daemon", "DaemonError", "InstanceLock", "check_live_allowed"]
 
 LOOP_INTERVAL_S = 0.05  # housekeeping cadence; market events reach the engine directly from the feed
 CHECKPOINT_INTERVAL_S = 30.0  # WAL checkpoints, in a worker thread (see Store.manual_checkpoints)
-SETTLE_EXTRA_S = 10.0  # shutdown: time for settling in-flight orders beyond their acceptance window
 
 
-class Daemon:
+class Daemon(DaemonStop):
     def __init__(self, settings: Settings, db_path: str | Path, live: bool = False):
         check_live_allowed(settings, live)
         self.settings = settings
@@ -321,70 +321,6 @@ class Daemon:
             risk, book = engine.risk, engine.book
             venue.guard = lambda order: risk.last_check(order, book)
             venue.tracker.price_check = lambda price: risk.fill_price_problem(price, book)
-
-    async def _shutdown(self, store: Store, client: ExchangeClient, engine: AccountEngine | None, lanes: list[Lane],
-                        status: str, reason: str, started: float, started_run: bool) -> None:
-        """Stop the feeds, settle orders, checkpoint and close the run (only if it was started)."""
-        try:
-            for lane in lanes:
-                if lane.feed is not None:
-                    await lane.feed.stop()
-            # every instrument's in-flight orders settle at once: each may wait out its acceptance window
-            settled = await asyncio.gather(*(self._settle(lane, client) for lane in lanes if isinstance(lane.venue, LiveVenue)), return_exceptions=True)
-            failed = next((r for r in settled if isinstance(r, BaseException)), None)
-            if failed is not None:
-                raise failed
-            if engine is not None:
-                now = time.time_ns()
-                for lane in lanes:
-                    assert lane.engine is not None
-                    lane.engine.poll(now)
-                    if lane.sync is not None and not lane.venue.has_pending:
-                        await lane.sync.sync()  # the last funding and any liquidation, before the run closes
-                engine.checkpoint()
-        except Exception as exc:  # noqa: BLE001 - the run must still be closed
-            reason = reason or f"shutdown: {type(exc).__name__}: {mask_secrets(str(exc))[:200]}"
-            status = "failed" if status == "completed" else status
-            self.log.error("shutdown step failed", error=f"{type(exc).__name__}: {mask_secrets(str(exc))[:200]}")
-        if not started_run:
-            self.log.info("daemon stopped before its run started", reason=reason or self.stop_reason)
-            return
-        stats: dict[str, Any] = {"wall_time_s": round(time.monotonic() - started, 3), "stop_reason": reason or self.stop_reason}
-        if engine is not None:
-            stats.update(engine.run_stats())
-        feeds = [lane.feed for lane in lanes if lane.feed is not None]
-        if feeds:
-            stats["source"] = {
-                "source": "exchange", "feed_mode": ",".join(sorted({f.mode for f in feeds})),
-                "book_updates": sum(f.updates for f in feeds), "invalidations": sum(f.invalidations for f in feeds),
-                "teardowns": sum(f.teardowns for f in feeds),
-            }
-        if self.mode == "live":
-            stats["exchange_faults"] = sum_faults(lanes)
-        clients = [lane.client for lane in lanes] or [client]
-        stats["exchange_calls"], stats["exchange_retries"] = sum(c.calls for c in clients), sum(c.retries for c in clients)
-        try:
-            store.finish_run(self.run_id, status=status, stats=stats)
-        except StoreError as exc:
-            self.log.error("the run could not be closed", error=str(exc)[:300])
-            store.discard_pending()
-            try:
-                store.mark_crashed(self.run_id, time.time(), f"the run could not be closed: {exc}")
-            except Exception as again:  # noqa: BLE001 - the next start marks it crashed
-                self.log.error("the run could not be marked crashed either; the next start will", error=str(again)[:200])
-        self.log.info("daemon stopped", status=status, reason=reason or self.stop_reason)
-
-    async def _settle(self, lane: Lane, client: ExchangeClient) -> None:
-        venue, settings = lane.venue, self.settings
-        if settings.run.cancel_open_orders_on_exit:
-            cancelled = await venue.cancel_open()
-            self.log.info("open orders cancelled on exit", symbol=lane.symbol, count=cancelled)
-        await venue.drain(timeout_s=5.0)
-        await venue.close()
-        await venue.settle(
-            cancel_if_open=settings.run.cancel_open_orders_on_exit,
-            timeout_s=client.acceptance_window_ns / 1e9 + SETTLE_EXTRA_S,
-        )
 
     async def _poll_marks(self, lane: Lane) -> None:
         """Derivatives: the mark price and funding schedule (premiumIndex) as MarkPrice events, so
