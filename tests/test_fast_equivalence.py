@@ -267,18 +267,25 @@ def test_synthetic_backtest_matches(tmp_path):
     assert {"signal", "stop_loss", "take_profit"} <= reasons(tmp_path / "synth-fast.db")
 
 
-def test_synthetic_backtest_matches_with_kill_switch_file_and_maker_fallback(tmp_path):
+def test_synthetic_backtest_matches_with_kill_switch_file_and_maker(tmp_path):
     arrays = synthetic_arrays(15_000, seed=9)
     events = list(iter_events(arrays))
     risk = {**SYNTH_ACTIVE["risk"], "kill_switch_file": str(tmp_path / "stop-trading")}
     settings = load_settings(ROOT / "config" / "backtest.toml", **{**SYNTH_ACTIVE, "risk": risk})
     fast = compare_backtests(settings, events, arrays, tmp_path, "killfile")  # the scan cannot see the file: stops at every mark
     assert fast["orders"] > 20
+    # the maker wakes on every mark: the fast path stops there and matches row for row
     maker = load_settings(ROOT / "config" / "backtest.toml", strategy={"mode": "maker"}, signal={"ofi_scale": 0.5})
-    slow = run_backtest(maker, events, db_path=tmp_path / "maker-readable.db", data_files=[])
-    fallback = run_backtest_fast(maker, arrays, db_path=tmp_path / "maker-fast.db", data_files=[])
-    assert fallback["fast_path"] is False
-    assert stored(tmp_path / "maker-readable.db", slow["run_id"]) == stored(tmp_path / "maker-fast.db", fallback["run_id"])
+    compare_backtests(maker, events, arrays, tmp_path, "maker")
+
+
+def test_a_plugin_strategy_replays_fast_from_its_published_wake(tmp_path):
+    """No rule of the toy strategy is in the kernel: it replays fast from what it publishes."""
+    arrays = synthetic_arrays(30_000, seed=11)
+    toy = {**SYNTH_ACTIVE, "strategy": {"mode": "toy_clock", "plugins": ["toy_strategy"], "params": {"hold_s": 1.5, "wait_s": 0.7}}}
+    settings = load_settings(ROOT / "config" / "backtest.toml", **toy)
+    fast = compare_backtests(settings, list(iter_events(arrays)), arrays, tmp_path, "toy")
+    assert fast["orders"] > 20 and fast["stats"]["fast"]["engine_share"] < 0.5
 
 
 def test_simulator_backtest_matches(tmp_path):

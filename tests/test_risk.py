@@ -290,6 +290,7 @@ def test_on_mark_acts_only_where_its_published_wake_says(peak, day_start, equity
     wake = risk.wake(pf)
     halt_before = risk.halt
     bid, ask = (exit_price, exit_price + 0.01) if side >= 0 else (exit_price - 0.01, exit_price)
+    running_peak = max(risk.peak_equity, equity)
     intent = risk.on_mark(pf, equity, bid, ask, now)
-    if not wake.admits(equity, bid if side >= 0 else ask, now):
+    if not wake.admits(equity, running_peak, bid if side >= 0 else ask, now):
         assert intent is None and risk.halt is halt_before, (wake, equity, exit_price, intent, risk.halt)

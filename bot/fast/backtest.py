@@ -20,7 +20,8 @@ Why a skipped event cannot change any decision. ``Engine.on_event`` does, in ord
    sound and its earliest due time (first pending order or cancel) has come: the scan stops
    then. Resting orders (maker) or a venue whose state it cannot read: it stops at every event.
 4. return unless the book changed; ``signals.update`` -- the kernel (same floats, see
-   :mod:`bot.fast.kernel`); return unless the state is valid.
+   :mod:`bot.fast.kernel`); return unless the state is valid. While maker fills wait for their
+   markout mids (:mod:`bot.engine.markouts`) the scan stops at every such event.
 5. ``last_mid``, the ``spread_sum``/``spread_n`` accumulator (cost hurdle) and, when
    ``now >= next_equity_ts``, an equity point -- reproduced: the kernel keeps the last mid, adds
    ``spread / mid`` term by term in event order, and writes each sample's (ts, mid) while it
@@ -29,25 +30,25 @@ Why a skipped event cannot change any decision. ``Engine.on_event`` does, in ord
    that both schedules agree.
 6. return if an order is in flight (``venue.has_pending``).
 7. ``risk.on_mark``: raises the peak equity -- reproduced, the running maximum of
-   ``cash + qty * mid`` (the float expression of ``Portfolio.equity``); rolls the day -- the scan
-   stops when ``now // DAY_NS != risk.day`` (this includes the first mark); sets a halt -- it stops
-   on a kill switch (config or file, which it cannot see) while no halt is set, on
-   ``equity < peak * (1 - max_drawdown)`` and ``equity < day_start * (1 - daily_loss_limit)``, and
-   on any halt with a position open; fires stop-loss/take-profit -- it stops when the executable
-   price reaches the stop or target price widened by two float ulps (a superset of the exact
-   float-vs-Decimal comparison). When flat ``on_mark`` returns None.
-8. the strategy: flat, it returns None unless ``now >= next_entry_ts`` and the score passes
-   ``enter_threshold`` (the scan stops then; ``taker`` mode only adds a cost test, so this is
-   still a superset); with a position it exits on ``max_holding_s`` or the exit threshold (the
-   scan stops on either).
+   ``cash + qty * mid`` (the float expression of ``Portfolio.equity``). Everything else it does
+   (roll the day, halt, flatten, fire a stop or a target) happens only where its published wake
+   (:meth:`bot.risk.manager.RiskManager.wake`) says it could: at the day's end, below the
+   drawdown floor (a fraction of the tracked peak) or the daily-loss floor, with the exit side's
+   price at or through the exit floor or cap (widened by two float ulps: a superset of the exact
+   float-vs-Decimal comparison), or at every mark (kill switch watched, a flattening halt with a
+   position). The scan stops there.
+8. the strategy: it acts only where its published wake (:meth:`bot.strategies.base.Strategy.wake`)
+   says it could (a property test holds every built-in to it): at or after ``not_before`` with the
+   score at or beyond a band, at a deadline, or at every mark (quoting strategies). The scan stops
+   there. No strategy rule is copied into the kernel: any registered strategy replays fast.
 
 So a skipped event produces no intent, no order and no store write besides its equity point,
 and every other event goes through the readable engine. Stopping more often than needed costs
 time, never correctness; the equivalence test compares orders, fills, positions, round trips,
 equity points, risk events and run counters row for row.
 
-Not modelled by the scan (it falls back to the readable engine for the whole run): maker mode
-(``strategy.mode = "maker"``), whose quotes react to every event.
+A strategy that wakes on every mark (``maker``) makes the scan stop at every changed book: it
+replays through the fast path, but at the readable engine's speed.
 """
 
 from __future__ import annotations
@@ -55,7 +56,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -70,23 +70,21 @@ from bot.fast.book import CHUNK, STATUS_CODE, BookView, FastBook, SignalView
 from bot.fast.columnar import EventArrays, event_at, iter_events
 from bot.store.store import Store
 
-SUPPORTED_MODES = ("momentum", "threshold", "taker")  # the strategies whose rules the kernel mirrors (bot.strategies.momentum)
 
 
-def _widen(price: Decimal | None, up: bool) -> float:
-    """``float(price)`` moved two ulps ``up`` (or down): a conservative float threshold."""
-    x = float(price)  # type: ignore[arg-type]
+def _widen(price: float, up: bool) -> float:
+    """``price`` (a float of a Decimal, or an infinity) moved two ulps ``up`` (or down): a
+    conservative float threshold for a comparison the engine makes against the Decimal."""
+    if math.isinf(price):
+        return price
     step = math.inf if up else -math.inf
-    return math.nextafter(math.nextafter(x, step), step)
+    return math.nextafter(math.nextafter(price, step), step)
 
 
 class FastReplay:
     """Drives one :class:`Engine` over columnar events with the kernel (see the module docstring)."""
 
     def __init__(self, engine: Engine, arrays: EventArrays, chunk: int = CHUNK):
-        mode = getattr(engine.settings.strategy, "mode", "threshold")
-        if mode not in SUPPORTED_MODES:
-            raise ValueError(f"the fast replay supports strategy.mode {SUPPORTED_MODES}, not {mode!r}")
         self.engine = engine
         self.arrays = arrays
         self.chunk = chunk
@@ -98,7 +96,6 @@ class FastReplay:
         self.sf = np.zeros(K.SF_FSIZE, dtype=np.float64)
         # item writes through a memoryview cost a third of numpy's per-item or fancy assignment
         self._si, self._sf = memoryview(self.si), memoryview(self.sf)
-        self._protect: tuple[Any, Any, bool, float, float] = (None, None, False, 0.0, 0.0)
         self._paper = isinstance(engine.venue, PaperVenue)
         self._sync_static()
         self.smp_ts = np.zeros(chunk, dtype=np.int64)
@@ -113,20 +110,12 @@ class FastReplay:
     # ------------------------------------------------------------------ parameters
     def _sync_static(self) -> None:
         """What the scan needs that cannot change during a run (config-derived)."""
-        e = self.engine
-        si, sf = self.si, self.sf
-        risk, strat = e.risk, e.strategy
-        si[K.S_KILL] = 1 if (risk.cfg.kill_switch or risk.kill_switch_file is not None) else 0
-        si[K.S_MAX_HOLD] = strat.max_hold_ns
-        si[K.S_ALLOW_SHORT] = 1 if strat.cfg.allow_short else 0
-        si[K.S_EQUITY_INTERVAL] = e.equity_interval_ns
-        sf[K.SF_DD] = 1.0 - risk.cfg.max_drawdown
-        sf[K.SF_DL] = 1.0 - risk.cfg.daily_loss_limit
-        sf[K.SF_ENTER] = strat.cfg.enter_threshold
-        sf[K.SF_EXIT] = strat.cfg.exit_threshold
+        self.si[K.S_EQUITY_INTERVAL] = self.engine.equity_interval_ns
 
     def _sync(self) -> None:
-        """Copy what the scan needs from the engine's objects (they only change on handled events)."""
+        """Copy what the scan needs from the engine's objects (they only change on handled events):
+        the venue's schedule, the portfolio's valuation, and what the risk manager and the strategy
+        publish about when they could act next (their ``wake``)."""
         e = self.engine
         venue, pf, risk = e.venue, e.portfolio, e.risk
         pending = venue.has_pending
@@ -137,10 +126,11 @@ class FastReplay:
         else:  # a venue whose schedule the scan cannot read: the engine sees every event while it is busy
             stop_all = pending or venue.active
             due = -1
-        qty = pf.qty
         flat = pf.is_flat
-        stop, target = pf.stop_price, pf.take_profit_price
-        long = not flat and qty > 0
+        ctx = e.context
+        ctx.now = e.now
+        wake = e.strategy.wake(ctx)
+        rw = risk.wake(pf)
         si, sf = self._si, self._sf
         si[K.S_ENGINE_SOUND] = e.sound_seen
         si[K.S_ENGINE_STATUS] = STATUS_CODE[e.status_seen]
@@ -148,39 +138,34 @@ class FastReplay:
         si[K.S_DUE] = due
         si[K.S_PENDING] = pending
         si[K.S_FLAT] = flat
-        si[K.S_SIGN] = 0 if flat else (1 if qty > 0 else -1)
-        si[K.S_HALT_NONE] = risk.halt is None
-        si[K.S_RISK_DAY] = risk.day
-        si[K.S_NEXT_ENTRY] = e.strategy.next_entry_ts
-        si[K.S_OPENED_TS] = pf.open_ts
+        si[K.S_SIGN] = 0 if flat else (1 if pf.qty > 0 else -1)
+        si[K.S_EVERY] = wake.every_event or rw.every_event
+        si[K.S_MIDS_WANTED] = e.markouts.waiting
+        si[K.S_DAY_END] = rw.day_end
+        si[K.S_WAKE_NOT_BEFORE] = wake.not_before
+        si[K.S_WAKE_DEADLINE] = -1 if wake.deadline is None else wake.deadline
         si[K.S_NEXT_EQUITY] = e.next_equity_ts
         si[K.S_SPREAD_N] = e.spread_n
-        si[K.S_HAS_STOP] = stop is not None
-        si[K.S_HAS_TP] = target is not None
         sf[K.SF_SPREAD_SUM] = e.spread_sum
         sf[K.SF_CASH] = float(pf.equity_cash)  # Portfolio.equity's two terms: cash less other-asset fees,
         sf[K.SF_QTY] = float(pf.equity_qty)  # position plus dust
         sf[K.SF_PEAK] = risk.peak_equity
-        sf[K.SF_DAY_START] = risk.day_start_equity
-        # long: bid <= stop, bid >= target; short: ask >= stop, ask <= target. The widened floats
-        # only change when the protective prices do (on a fill): reuse them otherwise.
-        cached = self._protect
-        if stop is not cached[0] or target is not cached[1] or long is not cached[2]:
-            cached = self._protect = (
-                stop, target, long,
-                0.0 if stop is None else _widen(stop, up=long), 0.0 if target is None else _widen(target, up=not long),
-            )
-        sf[K.SF_STOP] = cached[3]
-        sf[K.SF_TP] = cached[4]
+        sf[K.SF_PEAK_FRACTION] = rw.peak_fraction
+        sf[K.SF_DAY_FLOOR] = rw.day_floor
+        sf[K.SF_EXIT_FLOOR] = _widen(rw.exit_floor, up=True)
+        sf[K.SF_EXIT_CAP] = _widen(rw.exit_cap, up=False)
+        sf[K.SF_WAKE_ABOVE] = wake.score_above
+        sf[K.SF_WAKE_BELOW] = wake.score_below
 
-    def _absorb(self) -> None:
-        """Hand the engine what the scan did for the skipped events (:meth:`Engine.absorb_skipped`)."""
+    def _absorb(self, stopped: bool) -> None:
+        """Hand the engine what the scan did for the skipped events (:meth:`Engine.absorb_skipped`);
+        ``stopped``: the scan returned an event for the engine, whose own mid it has not seen yet."""
         si, sf = self.si, self.sf
         n = si.item(K.S_NSAMPLES)
         points = list(zip(self.smp_ts[:n].tolist(), self.smp_mid[:n].tolist())) if n else []
         self.samples += n
         self.engine.absorb_skipped(
-            last_mid=self.fb.F.item(K.F_LAST_MID),
+            last_mid=sf.item(K.SF_MID_BEFORE) if stopped else self.fb.F.item(K.F_LAST_MID),
             spread_sum=sf.item(K.SF_SPREAD_SUM),
             spread_n=si.item(K.S_SPREAD_N),
             peak_equity=sf.item(K.SF_PEAK),
@@ -206,7 +191,7 @@ class FastReplay:
             j = K.run_scan(*args, i, stop, *state, si, sf, smp_ts, smp_mid)
             t1 = clock()
             self.scans += 1
-            self._absorb()
+            self._absorb(j < stop)
             t2 = clock()
             self.scan_s += t1 - t0
             self.absorb_s += t2 - t1
@@ -267,7 +252,7 @@ def run_backtest_fast(
     ``store_write_s`` (SQLite flushes, part of the others).
     """
     data_files = list(data_files or [])
-    if getattr(settings.strategy, "mode", "threshold") not in SUPPORTED_MODES or not replays_market(settings):
+    if not replays_market(settings):
         summary = run_backtest(settings, iter_events(arrays), db_path=db_path, data_files=data_files, source_stats=source_stats, progress=progress)
         summary["fast_path"] = False
         return summary

@@ -539,33 +539,29 @@ S_PENDING = 2  # venue.has_pending: no decisions, no marks
 S_DUE = 3  # earliest due time of the venue's pending work (orders, cancels)
 S_FLAT = 4
 S_SIGN = 5  # +1 long, -1 short
-S_HALT_NONE = 6
-S_KILL = 7  # a kill switch the scan cannot see: stop at every mark while no halt
-S_RISK_DAY = 8
-S_NEXT_ENTRY = 9
-S_OPENED_TS = 10
-S_MAX_HOLD = 11
-S_ALLOW_SHORT = 12
-S_NEXT_EQUITY = 13  # in/out: engine.next_equity_ts
-S_EQUITY_INTERVAL = 14
-S_HAS_STOP = 15
-S_HAS_TP = 16
-S_NSAMPLES = 17  # out: equity samples written
-S_SPREAD_N = 18  # in/out: engine.spread_n
-S_ENGINE_STATUS = 19  # engine.status_seen, as a kernel status code
-S_ISIZE = 20
+S_EVERY = 6  # the strategy or the risk manager may act on any mark (their wake's every_event)
+S_DAY_END = 7  # RiskWake.day_end
+S_WAKE_NOT_BEFORE = 8  # Wake.not_before
+S_WAKE_DEADLINE = 9  # Wake.deadline (-1: none)
+S_NEXT_EQUITY = 10  # in/out: engine.next_equity_ts
+S_EQUITY_INTERVAL = 11
+S_NSAMPLES = 12  # out: equity samples written
+S_SPREAD_N = 13  # in/out: engine.spread_n
+S_ENGINE_STATUS = 14  # engine.status_seen, as a kernel status code
+S_MIDS_WANTED = 15  # the engine's markouts wait for later mids: it must see every changed book
+S_ISIZE = 16
 # float parameters
 SF_CASH = 0  # float(portfolio.equity_cash)
 SF_QTY = 1  # float(portfolio.equity_qty)
 SF_PEAK = 2  # in/out: risk.peak_equity
-SF_DAY_START = 3
-SF_DD = 4  # 1.0 - max_drawdown
-SF_DL = 5  # 1.0 - daily_loss_limit
-SF_ENTER = 6
-SF_EXIT = 7
-SF_STOP = 8  # stop price as a float threshold (conservative by one ulp)
-SF_TP = 9
-SF_SPREAD_SUM = 10  # in/out: engine.spread_sum (sum of spread / mid over valid states, in order)
+SF_PEAK_FRACTION = 3  # RiskWake.peak_fraction
+SF_DAY_FLOOR = 4  # RiskWake.day_floor
+SF_EXIT_FLOOR = 5  # RiskWake.exit_floor, widened up by two ulps (a superset of the Decimal comparison)
+SF_EXIT_CAP = 6  # RiskWake.exit_cap, widened down by two ulps
+SF_WAKE_ABOVE = 7  # Wake.score_above
+SF_WAKE_BELOW = 8  # Wake.score_below
+SF_SPREAD_SUM = 9  # in/out: engine.spread_sum (sum of spread / mid over valid states, in order)
+SF_MID_BEFORE = 10  # out: the last valid mid before the returned event (engine.last_mid when it starts on it)
 SF_FSIZE = 11
 
 DAY_NS = 86_400 * 1_000_000_000
@@ -577,10 +573,10 @@ def _must_stop(I, F, t, sound, changed, si, sf):
 
     What the scan reproduces for a skipped event: the book and signals, ``last_mid``, the
     engine's spread accumulator, the equity sample (``now >= next_equity_ts``) and the
-    peak-equity mark of ``RiskManager.on_mark``.
-    Everything else (soundness changes, fills, halts, day rolls, stops, entries, exits) stops
-    the scan so that Python runs the readable engine on that event. The conditions below are a
-    superset of the engine's: stopping too often costs time, never correctness.
+    peak-equity mark of ``RiskManager.on_mark``. The decisions are not copied here: the scan
+    stops wherever the risk manager (:meth:`RiskManager.wake`) or the strategy
+    (:meth:`Strategy.wake`) said it could act, and Python runs the readable engine on that
+    event. The conditions are a superset: stopping too often costs time, never correctness.
     """
     if si[S_STOP_ALL] != 0:
         return True
@@ -590,63 +586,33 @@ def _must_stop(I, F, t, sound, changed, si, sf):
         return True  # venue.on_book executes due work (nothing happens while unsound or not due)
     if not changed or I[I_VALID] == 0:
         return False
+    if si[S_MIDS_WANTED] != 0:
+        return True  # Markouts.on_mid (maker fills waiting for their 1 s / 10 s mid)
     if si[S_PENDING] != 0:
         return False  # no decision while work is in flight (only the equity sample)
-    # RiskManager.on_mark
-    mid = F[F_MID]
-    equity = sf[SF_CASH] + sf[SF_QTY] * mid
+    if si[S_EVERY] != 0:
+        return True
+    # RiskManager.on_mark, as its wake publishes it; the peak is tracked (it only raises the floor)
+    equity = sf[SF_CASH] + sf[SF_QTY] * F[F_MID]
     peak = sf[SF_PEAK]
     if equity > peak:
         peak = equity
-    if t // DAY_NS != si[S_RISK_DAY]:
-        return True  # day roll: start-of-day equity, halt expiry
-    flat = si[S_FLAT] != 0
-    if si[S_HALT_NONE] != 0:
-        if si[S_KILL] != 0:
-            return True
-        if equity < peak * sf[SF_DD]:
-            return True
-        if equity < sf[SF_DAY_START] * sf[SF_DL]:
-            return True
-    elif not flat:
-        return True  # halted with a position: flatten
-    if not flat:
-        return _position_stop(I, F, t, si, sf)
-    # MomentumStrategy.decide while flat (bot.strategies.momentum)
-    if t >= si[S_NEXT_ENTRY]:
-        score = F[F_SCORE]
-        if score >= sf[SF_ENTER]:
-            return True
-        if si[S_ALLOW_SHORT] != 0 and score <= -sf[SF_ENTER]:
-            return True
-    return False
-
-
-@jit
-def _position_stop(I, F, t, si, sf):
-    # protective prices on the executable side (on_mark), then the strategy's exits.
-    # F_PB/F_PA hold this event's best bid/ask: _update_signals just stored them as "previous".
-    bid = F[F_PB]
-    ask = F[F_PA]
-    if si[S_SIGN] > 0:
-        if si[S_HAS_STOP] != 0 and bid <= sf[SF_STOP]:
-            return True
-        if si[S_HAS_TP] != 0 and bid >= sf[SF_TP]:
-            return True
-    else:
-        if si[S_HAS_STOP] != 0 and ask >= sf[SF_STOP]:
-            return True
-        if si[S_HAS_TP] != 0 and ask <= sf[SF_TP]:
-            return True
-    if t - si[S_OPENED_TS] >= si[S_MAX_HOLD]:
+    if t >= si[S_DAY_END]:
         return True
+    if equity < peak * sf[SF_PEAK_FRACTION] or equity < sf[SF_DAY_FLOOR]:
+        return True
+    if si[S_FLAT] == 0:
+        # the exit side's price: F_PB/F_PA hold this event's best bid/ask (stored as "previous")
+        price = F[F_PB] if si[S_SIGN] > 0 else F[F_PA]
+        if price <= sf[SF_EXIT_FLOOR] or price >= sf[SF_EXIT_CAP]:
+            return True
+    # the strategy, as its wake publishes it
+    if si[S_WAKE_DEADLINE] >= 0 and t >= si[S_WAKE_DEADLINE]:
+        return True
+    if t < si[S_WAKE_NOT_BEFORE]:
+        return False
     score = F[F_SCORE]
-    if si[S_SIGN] > 0:
-        if score < sf[SF_EXIT]:
-            return True
-    elif score > -sf[SF_EXIT]:
-        return True
-    return False
+    return score >= sf[SF_WAKE_ABOVE] or score <= sf[SF_WAKE_BELOW]
 
 
 @jit
@@ -654,7 +620,9 @@ def run_scan(kind, ts, seq, off, nbid, lvl, sz, i0, i1, bsz, bbits, asz, abits, 
     """Apply events from ``i0`` until one needs the engine; return its index (``i1`` if none).
 
     The returned event has been applied (book and signals) but none of its engine effects
-    (spread accumulator, equity sample, peak mark) are taken: the engine does them. For skipped
+    (spread accumulator, equity sample, peak mark) are taken: the engine does them; the mid
+    before it is in ``sf[SF_MID_BEFORE]`` (what ``engine.last_mid`` is when the engine starts on
+    it: a fill's markout is taken against it). For skipped
     events the equity samples go to ``smp_ts``/``smp_mid`` (``si[S_NSAMPLES]`` of them, from 0),
     the peak to ``sf[SF_PEAK]`` and the spread sum and count to ``sf[SF_SPREAD_SUM]`` and
     ``si[S_SPREAD_N]``.
@@ -662,11 +630,13 @@ def run_scan(kind, ts, seq, off, nbid, lvl, sz, i0, i1, bsz, bbits, asz, abits, 
     ns = 0
     interval = si[S_EQUITY_INTERVAL]
     for i in range(i0, i1):
+        before = F[F_LAST_MID]
         changed = _step(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, ptab, I, F, rts, re, w, pf, pi)
         t = ts[i]
         sound = _is_sound(I)
         if _must_stop(I, F, t, sound, changed, si, sf):
             si[S_NSAMPLES] = ns
+            sf[SF_MID_BEFORE] = before
             return i
         if changed and I[I_VALID] != 0:
             sf[SF_SPREAD_SUM] += F[F_SPREAD] / F[F_MID]

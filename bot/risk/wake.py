@@ -1,7 +1,8 @@
 """What the risk manager publishes about when it could act next (beside the strategy's wake).
 
 :meth:`bot.risk.manager.RiskManager.on_mark` acts (flattens, halts, lifts a halt) only when one of
-these is met: equity below the floor the drawdown and daily-loss limits set, the executable exit
+these is met: equity below the floors the drawdown limit (a fraction of the running peak) and
+the daily-loss limit (a fraction of the day's first equity) set, the executable exit
 price through the stop or the take-profit, a new UTC day, or every event while the kill switch
 file is watched or a flattening halt holds a position. Anything else leaves its decisions
 unchanged, so an accelerated replay may skip such events (it must still track the equity peak,
@@ -19,22 +20,24 @@ INF = math.inf
 
 @dataclass(frozen=True, slots=True)
 class RiskWake:
-    equity_floor: float  # equity strictly below this halts (drawdown or daily loss)
+    peak_fraction: float  # equity strictly below peak x this halts (drawdown); 0 while halted
+    day_floor: float  # equity strictly below this halts (daily loss); -inf while halted
     exit_floor: float  # the exit side's price at or below this exits (long: stop; short: take-profit)
     exit_cap: float  # ... at or above this exits (long: take-profit; short: stop)
     day_end: int  # ns: a new UTC day resets the daily budget and may lift a halt
-    every_event: bool  # the kill switch file is watched, or a flattening halt is still working off a position
+    every_event: bool  # the kill switch is watched while no halt holds, or a flattening halt is working off a position
 
-    def admits(self, equity: float, exit_price: float, now: int) -> bool:
-        return (self.every_event or equity < self.equity_floor or now >= self.day_end
+    def admits(self, equity: float, peak: float, exit_price: float, now: int) -> bool:
+        """Could ``on_mark`` act at this equity (``peak`` its running maximum, this equity
+        included), exit-side price and time?"""
+        return (self.every_event or now >= self.day_end or equity < peak * self.peak_fraction or equity < self.day_floor
                 or exit_price <= self.exit_floor or exit_price >= self.exit_cap)
 
 
 def risk_wake(risk: Any, portfolio: Any, day_ns: int) -> RiskWake:
     cfg = risk.cfg
-    floor = max(risk.peak_equity * (1.0 - cfg.max_drawdown), risk.day_start_equity * (1.0 - cfg.daily_loss_limit))
     halt = risk.halt
-    watching = risk.kill_switch_file is not None or cfg.kill_switch
+    watching = halt is None and (risk.kill_switch_file is not None or cfg.kill_switch)
     busy = halt is not None and halt.flatten and not portfolio.is_flat
     lo, hi = -INF, INF
     if not portfolio.is_flat:
@@ -44,6 +47,7 @@ def risk_wake(risk: Any, portfolio: Any, day_ns: int) -> RiskWake:
             lo, hi = (stop if stop is not None else -INF), (target if target is not None else INF)
         else:
             lo, hi = (target if target is not None else -INF), (stop if stop is not None else INF)
-    if halt is not None:
-        floor = -INF  # halted already: no new halt from equity
-    return RiskWake(floor, lo, hi, (risk.day + 1) * day_ns, watching or busy)
+    # the same float expressions as on_mark's, so a replay comparing against them agrees bit for bit
+    fraction = (1.0 - cfg.max_drawdown) if halt is None else 0.0
+    floor = risk.day_start_equity * (1.0 - cfg.daily_loss_limit) if halt is None else -INF
+    return RiskWake(fraction, floor, lo, hi, (risk.day + 1) * day_ns, watching or busy)
