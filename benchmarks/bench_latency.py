@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
             start = time.time_ns()
             c0 = time.perf_counter_ns()
             orders = self.stats.orders
-            seq = self._order_seq
+            seq = self.ids.seq
             super().on_event(event)
             c1 = time.perf_counter_ns()
             end = time.time_ns()
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
             if type(event).__name__ == "BookSnapshot":
                 frame, first_unseen_depth_frame[0] = first_unseen_depth_frame[0], 0
             records.append((type(event).__name__, event.ts_local, start, end, c1 - c0, self.stats.orders - orders, frame))
-            for s in range(seq + 1, self._order_seq + 1):
+            for s in range(seq + 1, self.ids.seq + 1):
                 order_ticks[f"{self.run_id}-{s}"] = (event.ts_local, frame)
 
     emu = Emulator(work, "--speed", str(args.speed))
