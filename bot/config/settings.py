@@ -109,16 +109,65 @@ class MarketSection(_Section):
         return settle or quote
 
 
+SIGNAL_FEATURES = (
+    "book_imbalance", "ofi", "microprice_offset", "trade_imbalance", "vwap_deviation", "vwap_deviation_z",
+    "depth_depletion", "depth_depletion_bid", "depth_depletion_ask", "mlofi", "liquidation_flow", "basis_bps", "funding_rate",
+)
+"""The features every SignalState publishes (bot.signals), by the names research and [signal.model] use."""
+
+
+class SignalModel(_Section):
+    """A linear score fitted by ``bot research --fit``: score = tanh((intercept + Σ coef·feature) / scale_bps).
+
+    The sum is the fitted forward move in bps over ``horizon_s``; ``scale_bps`` (the standard
+    deviation of the fitted values on the fit set) maps one typical prediction to tanh(1).
+    """
+
+    intercept: float = 0.0
+    coefficients: dict[str, float] = Field(default_factory=dict)
+    scale_bps: float = Field(1.0, gt=0)
+    horizon_s: float = Field(1.0, gt=0, description="the horizon it was fitted for (informative)")
+    fitted_on: str = Field("", description="what it was fitted on (informative)")
+
+    @model_validator(mode="after")
+    def _known(self) -> "SignalModel":
+        unknown = sorted(set(self.coefficients) - set(SIGNAL_FEATURES))
+        if unknown:
+            raise ValueError(f"unknown features {', '.join(unknown)}; known: {', '.join(SIGNAL_FEATURES)}")
+        return self
+
+
 class SignalSection(_Section):
     """Imbalance features and how they combine into one score in [-1, 1]."""
 
-    depth_levels: int = Field(5, ge=1, le=100, description="levels per side for book imbalance")
+    depth_levels: int = Field(5, ge=1, le=100, description="levels per side for book imbalance and depth depletion")
     distance_weighted: bool = Field(False, description="weight level i by 1/(i+1) in book imbalance")
-    ofi_window_s: float = Field(1.0, gt=0, description="rolling window for summed OFI")
+    ofi_window_s: float = Field(1.0, gt=0, description="rolling window for summed OFI (L1 and multi-level)")
     ofi_scale: float = Field(5.0, gt=0, description="OFI (base units) mapped to ~0.76 by tanh(ofi/scale)")
     weight_book_imbalance: float = 0.3
     weight_ofi: float = 0.4
     weight_microprice: float = 0.3
+    trade_window_s: float = Field(5.0, gt=0, description="trade_imbalance: aggressor volume window")
+    vwap_window_s: float = Field(60.0, gt=0, description="vwap_deviation: rolling trade VWAP window (and of its standard deviation)")
+    depth_mean_s: float = Field(30.0, gt=0, description="depth_depletion: time constant of each side's mean depth")
+    mlofi_levels: int = Field(5, ge=1, le=100, description="mlofi: book levels whose OFI terms are summed")
+    liquidation_window_s: float = Field(60.0, gt=0, description="liquidation_flow: forced-order window")
+    liquidation_scale: float = Field(10.0, gt=0, description="liquidation_flow (base units) mapped to ~0.76 by tanh(flow/scale)")
+    weight_trade_imbalance: float = 0.0
+    weight_vwap_deviation: float = Field(0.0, description="on tanh(vwap_deviation_z / 2): + rides a price above its VWAP")
+    weight_depth_depletion: float = Field(0.0, description="on depth_depletion (clipped to [-1, 1])")
+    weight_mlofi: float = Field(0.0, description="on tanh(mlofi / (ofi_scale x mlofi_levels))")
+    weight_liquidation_flow: float = 0.0
+    weight_basis: float = Field(0.0, description="on tanh(basis_bps / 10)")
+    zscore_window_s: float = Field(0.0, ge=0, description="noise filter: score each input as tanh(z/2) against its own rolling distribution over this window (0: off)")
+    persist_ms: float = Field(0.0, ge=0, description="noise filter: the score counts at the weakest level it held, on one side, for this long (0: off)")
+    model: SignalModel | None = Field(None, description="a fitted linear score ([signal.model], from `bot research --fit`) instead of the weights")
+
+    @property
+    def extended(self) -> bool:
+        """Whether the score uses more than book imbalance, L1 OFI and microprice as weighted today."""
+        return bool(self.weight_trade_imbalance or self.weight_vwap_deviation or self.weight_depth_depletion or self.weight_mlofi
+                    or self.weight_liquidation_flow or self.weight_basis or self.zscore_window_s or self.persist_ms or self.model is not None)
 
 
 class StrategySection(_Section):

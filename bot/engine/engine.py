@@ -21,7 +21,7 @@ from decimal import Decimal
 from bot.book.book import OrderBook
 from bot.config.settings import MarketSection, Settings
 from bot.core.account import Account
-from bot.core.events import MarketEvent, MarkPrice
+from bot.core.events import Liquidation, MarketEvent, MarkPrice, Trade
 from bot.core.market import Market
 from bot.core.orders import Fill, Intent, IntentKind, Order, OrderStatus, Reject, Side
 from bot.core.portfolio import Portfolio
@@ -36,6 +36,8 @@ from bot.risk.manager import AccountLimits, RiskManager
 from bot.signals.features import SignalEngine
 from bot.strategies import Context, Position, Quotes, build as build_strategy
 from bot.store.store import Store
+
+OBSERVED = frozenset({Trade, Liquidation, MarkPrice})  # events the signals read without a book change
 
 __all__ = ["Engine", "EngineStats", "EquitySchedule", "OrderIds", "Venue", "market_from_settings"]
 
@@ -139,6 +141,8 @@ class Engine(Quoting, DerivativeBooking):
         self.stats.events += 1
         book = self.book
         changed = book.apply(event)
+        if not changed and type(event) in OBSERVED:
+            self.signals.observe(event)  # trades, liquidations, mark prices: flow features
         funding = self.funding
         if funding is not None:
             if funding.feed_next and event.ts_exchange >= funding.feed_next and funding.held_for != funding.feed_next:

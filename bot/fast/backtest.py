@@ -224,11 +224,22 @@ class FastReplay:
         return {"scan_s": self.scan_s, "engine_s": self.engine_s, "absorb_s": self.absorb_s}
 
 
+KERNEL_FEATURES = frozenset({"book_imbalance", "ofi", "microprice_offset", "mid", "spread", "score"})
+"""The SignalState fields the kernel computes (bit for bit, :mod:`bot.fast.kernel`)."""
+
+
 def replays_market(settings: Settings) -> bool:
-    """Whether the compiled scan covers the config's market: it values a spot position (cash +
-    qty x mark) and neither funds nor liquidates a perpetual, so derivatives and several
-    instruments replay on the readable engine for now."""
-    return len(settings.instruments) == 1 and settings.instruments[0].type == "spot"
+    """Whether the compiled scan covers the config: it values a spot position (cash + qty x mark)
+    and neither funds nor liquidates a perpetual, and it computes today's three features only, so
+    derivatives, several instruments, a score using any other feature, a noise filter or a fitted
+    model, and a strategy that reads other features replay on the readable engine."""
+    if len(settings.instruments) != 1 or settings.instruments[0].type != "spot" or settings.signal.extended:
+        return False
+    from bot.core.market import market_from_section
+    from bot.strategies import build
+
+    reads = set(getattr(build(settings, market_from_section(settings.instruments[0])), "reads_features", ()))
+    return reads <= KERNEL_FEATURES
 
 
 def run_backtest_fast(

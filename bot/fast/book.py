@@ -352,3 +352,8 @@ class SignalView:
 
     def update(self, book: object, ts: int) -> SignalState:
         return self._fb.state()
+
+    def observe(self, event: object) -> None:
+        """Trades, liquidations, mark prices: the kernel keeps only today's three features, so a
+        config or strategy that reads the others never takes the fast path
+        (:func:`bot.fast.backtest.replays_market`)."""

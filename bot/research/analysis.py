@@ -110,8 +110,15 @@ def predictive_features(fs: FeatureSet, p: AnalysisParams) -> dict[str, np.ndarr
         feats["ofi_quotes"] = trailing_sum_stream(fs, fs.quote_ts, fs.quote_e, w)
     if len(fs.trade_ts):
         feats["trade_flow"] = trailing_sum_stream(fs, fs.trade_ts, fs.trade_signed, w)
+    for name, values in fs.signal_features.items():
+        if name in STREAMED_IN_TABLE:
+            feats[name] = values
     feats["score"] = fs.score
     return feats
+
+
+# the streamed features reported by name (the per-side depletions and funding rate stay in the arrays)
+STREAMED_IN_TABLE = ("trade_imbalance", "vwap_deviation", "vwap_deviation_z", "depth_depletion", "mlofi", "liquidation_flow", "basis_bps")
 
 
 FEATURE_DOC = {
@@ -123,6 +130,13 @@ FEATURE_DOC = {
     "ofi_quotes": "CKS OFI of the bookTicker quote stream, summed over the trailing flow window (base units)",
     "trade_flow": "buyer- minus seller-initiated traded size over the trailing flow window (base units)",
     "score": "the bot's SignalEngine score in [-1, 1] (config [signal])",
+    "trade_imbalance": "SignalEngine: (aggressor buy - sell volume) / their sum over signal.trade_window_s",
+    "vwap_deviation": "SignalEngine: (mid - rolling trade VWAP) / VWAP in bps over signal.vwap_window_s",
+    "vwap_deviation_z": "SignalEngine: vwap_deviation over its own rolling standard deviation",
+    "depth_depletion": "SignalEngine: ask depletion - bid depletion, each 1 - top-N depth / its EMA mean (signal.depth_mean_s)",
+    "mlofi": "SignalEngine: CKS OFI summed over levels 1..signal.mlofi_levels and signal.ofi_window_s (base units)",
+    "liquidation_flow": "SignalEngine: forced buys - forced sells over signal.liquidation_window_s (base units; derivatives)",
+    "basis_bps": "SignalEngine: (mark - index) / index in bps from the latest mark-price message (derivatives)",
 }
 
 

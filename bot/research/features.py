@@ -34,10 +34,14 @@ import numpy as np
 
 from bot.book.book import OrderBook
 from bot.config.settings import SignalSection
-from bot.core.events import BestBidAsk, BookDelta, BookInvalidated, BookSnapshot, MarketEvent, Trade
+from bot.core.events import BestBidAsk, BookDelta, BookInvalidated, BookSnapshot, Liquidation, MarketEvent, MarkPrice, Trade
 from bot.signals.features import SignalEngine, ofi_term
 
 SOURCE_SNAPSHOT, SOURCE_DELTA, SOURCE_QUOTE, SOURCE_OTHER = 0, 1, 2, 3
+STREAMED = ("trade_imbalance", "vwap_deviation", "vwap_deviation_z", "depth_depletion", "depth_depletion_bid", "depth_depletion_ask",
+            "mlofi", "liquidation_flow", "basis_bps", "funding_rate")
+"""The bot's own streaming features (:class:`~bot.signals.features.SignalEngine`) kept per sample,
+so research measures exactly what the engine trades on."""
 _SOURCE = {BookSnapshot: SOURCE_SNAPSHOT, BookDelta: SOURCE_DELTA, BestBidAsk: SOURCE_QUOTE}
 
 
@@ -86,6 +90,7 @@ class FeatureSet:
     trade_signed: np.ndarray  # + buyer-aggressor size, - seller-aggressor size
     trade_price: np.ndarray
     counts: dict[str, int] = field(default_factory=dict)
+    signal_features: dict[str, np.ndarray] = field(default_factory=dict)  # SignalState fields per sample (STREAMED)
 
     # ------------------------------------------------------------------ derived columns
     def __len__(self) -> int:
@@ -205,6 +210,7 @@ def extract_features(
     counts = {"events": 0, "snapshots": 0, "deltas": 0, "quotes": 0, "trades": 0, "invalidations": 0,
               "quotes_out_of_order": 0, "trades_without_side": 0, "unsound_periods": 0,
               "ts_backwards": 0, "book_updates": 0}
+    streamed: dict[str, list[float]] = {name: [] for name in STREAMED}
     prev_q: tuple[float, float, float, float, int] | None = None
     segment = -1
     sound = False
@@ -223,6 +229,10 @@ def extract_features(
         else:
             last_ts = t
         kind = type(ev)
+        if kind is Trade or kind is Liquidation or kind is MarkPrice:
+            engine.observe(ev)  # as Engine.on_event does: the flow features see every trade
+            if kind is not Trade:
+                continue
         if kind is Trade:
             counts["trades"] += 1
             if ev.side == "buy":
@@ -285,6 +295,8 @@ def extract_features(
         src.append(_SOURCE.get(kind, SOURCE_OTHER))
         score.append(state.score)
         sofi.append(state.ofi)
+        for name, column in streamed.items():
+            column.append(getattr(state, name))
 
     if progress is not None:
         progress(n_events, len(ts))
@@ -317,4 +329,5 @@ def extract_features(
         trade_signed=np.asarray(t_q, dtype=np.float64),
         trade_price=np.asarray(t_px, dtype=np.float64),
         counts=counts,
+        signal_features={name: np.asarray(v, dtype=np.float64) for name, v in streamed.items()},
     )

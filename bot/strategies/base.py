@@ -119,6 +119,8 @@ class Strategy:
     """Base of every strategy: override :meth:`on_state` and :meth:`wake`; the hooks default to nothing."""
 
     name = "strategy"
+    reads_features: tuple[str, ...] = ("score", "mid", "spread", "ofi")
+    """The :class:`SignalState` fields it reads (the compiled replay computes only some of them)."""
 
     def on_state(self, ctx: Context) -> Intent | Quotes | None:
         raise NotImplementedError
