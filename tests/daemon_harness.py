@@ -204,3 +204,15 @@ def kill_restart_rounds(tmp: Path, make_config: Callable[[str], Path], rounds: i
             db, "select count(*) from orders where run_id != ? and status in ('new', 'partially_filled')", ids[-1]) == 0
 
     run_until(tmp, final, reconciled, "the final start to reconcile every earlier order", "--live", tag="final")
+
+
+def set_keys(text: str, section: str, lines: str) -> str:
+    """Set ``key = value`` lines in ``[section]`` of a TOML text (replacing a key it already has)."""
+    for line in filter(None, lines.splitlines()):
+        key = line.split("=")[0].strip()
+        head = text.index(f"[{section}]\n") + len(section) + 3
+        end = text.find("\n[", head)
+        end = len(text) if end < 0 else end + 1
+        body = [ln for ln in text[head:end].splitlines() if ln.split("=")[0].strip() != key]
+        text = text[:head] + "\n".join([line, *body]) + "\n" + text[end:]
+    return text

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon_harness import Emulator, count, kill_restart_rounds, query, run_until, start_daemon, stop, wait_for, write_config
+from daemon_harness import Emulator, count, kill_restart_rounds, query, run_until, set_keys, start_daemon, stop, wait_for, write_config
 
 D = Decimal
 MARKETS = {
@@ -31,18 +31,6 @@ def emulator(tmp: Path, market: str, *extra: str) -> Iterator[Emulator]:
         yield emu
     finally:
         emu.stop()
-
-
-def set_keys(text: str, section: str, lines: str) -> str:
-    """Set ``key = value`` lines in ``[section]`` of a TOML text (replacing a key it already has)."""
-    for line in filter(None, lines.splitlines()):
-        key = line.split("=")[0].strip()
-        head = text.index(f"[{section}]\n") + len(section) + 3
-        end = text.find("\n[", head)
-        end = len(text) if end < 0 else end + 1
-        body = [ln for ln in text[head:end].splitlines() if ln.split("=")[0].strip() != key]
-        text = text[:head] + "\n".join([line, *body]) + "\n" + text[end:]
-    return text
 
 
 def config(tmp: Path, emu: Emulator, market: str, *, mode: str = "live", duration: float = 600, leverage: int = 5,

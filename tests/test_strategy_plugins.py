@@ -78,7 +78,7 @@ def portfolio(sign: int, opened: int) -> Portfolio:
 
 @hsettings(max_examples=300, deadline=None)
 @given(
-    mode=st.sampled_from(["momentum", "taker", "maker", "threshold"]),
+    mode=st.sampled_from(["momentum", "taker", "maker", "threshold", "mean_reversion"]),
     score=st.floats(-1, 1),
     sign=st.sampled_from([-1, 0, 1]),
     age_s=st.floats(0, 120),

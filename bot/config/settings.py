@@ -170,6 +170,28 @@ class SignalSection(_Section):
                     or self.weight_liquidation_flow or self.weight_basis or self.zscore_window_s or self.persist_ms or self.model is not None)
 
 
+class MeanReversionSection(_Section):
+    """``strategy.mode = "mean_reversion"``: fade a move the features say is exhausted.
+
+    Enter short when the price is stretched above its VWAP (``vwap_deviation_z >= enter_z``) and
+    aggressive flow has turned against the move (``trade_imbalance <= -flow_reversal``), and, if
+    ``depletion_min`` is set, the book's pressure has turned too (``depth_depletion <=
+    -depletion_min``: the bids are the thinner side); long the mirror image. Exit once the price is
+    back within ``exit_z`` of its VWAP, or after ``strategy.max_holding_s``.
+    """
+
+    enter_z: float = Field(2.0, gt=0, description="|vwap_deviation_z| at least this: stretched")
+    exit_z: float = Field(0.5, ge=0, description="exit when the deviation is back within this many standard deviations")
+    flow_reversal: float = Field(0.2, ge=0, le=1, description="trade_imbalance against the stretch by at least this")
+    depletion_min: float | None = Field(None, description="also require depth_depletion against the stretch by this much (None: not required)")
+
+    @model_validator(mode="after")
+    def _exit_inside(self) -> "MeanReversionSection":
+        if self.exit_z >= self.enter_z:
+            raise ValueError("exit_z must be below enter_z")
+        return self
+
+
 class StrategySection(_Section):
     """How the score becomes orders.
 
@@ -198,6 +220,7 @@ class StrategySection(_Section):
     pull_ofi: float = Field(0.5, gt=0, le=1, description="maker: pull a quote when tanh(OFI/scale) runs this far against it")
     requote_ticks: int = Field(1, ge=1, description="maker: move a resting quote when its target moved this far")
     quote_notional: float = Field(500.0, gt=0, description="maker: size of each quote in quote currency (risk caps apply)")
+    mean_reversion: MeanReversionSection = MeanReversionSection()
     quote_min_score: float = Field(0.0, ge=0, le=1, description="maker: open or add to a position only on the side the score favours by at least this")
     pull_move_bps: float = Field(0.0, ge=0, description="maker: pull both sides after the mid moved this far within pull_window_s (0: off)")
     pull_window_s: float = Field(1.0, gt=0, description="maker: the window of pull_move_bps, and how long quotes stay pulled after it fired")

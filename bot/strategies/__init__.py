@@ -1,6 +1,6 @@
 """Strategy plug-ins: the interface (:mod:`.base`), the registry (:mod:`.registry`) and the built-ins."""
 
-from bot.strategies import maker, momentum  # noqa: F401 - registration
+from bot.strategies import maker, mean_reversion, momentum  # noqa: F401 - registration
 from bot.strategies.base import Context, Position, Quotes, Strategy, Wake
 from bot.strategies.registry import UnknownStrategy, build, register
 
