@@ -118,3 +118,22 @@ def pixel(chart: dict[str, Any]) -> tuple[float, float]:
 
 def series(chart: dict[str, Any], name: str) -> dict[str, Any]:
     return next(s for s in chart["data"]["series"] if s["name"] == name)
+
+
+def drawn_line_is_data(chart: dict, name: str) -> None:
+    """The polyline of series ``name``, mapped back through the chart's domains, is its data."""
+    data = series(chart, name)
+    drawn = chart["lines"][name]
+    assert len(drawn) == len(data["x"])
+    ex, ey = pixel(chart)
+    for (px, py), x, y in zip(drawn, data["x"], data["y"]):
+        dx, dy = to_data(chart, px, py)
+        assert abs(dx - x) <= ex and abs(dy - y) <= ey, (name, x, y, dx, dy)
+
+
+def self_contained(html: str) -> None:
+    """Nothing on the page is fetched at view time, and no code runs."""
+    assert "<script src" not in html and "<link" not in html and "<img" not in html and "@import" not in html
+    assert set(re.findall(r"https?://[^\s\"'<>]+", html)) <= {"http://www.w3.org/2000/svg"}, "nothing is loaded at view time"
+    for script in re.findall(r"<script([^>]*)>", html):
+        assert 'type="application/json"' in script, "no code runs: the charts are SVG"

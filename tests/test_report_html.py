@@ -14,7 +14,7 @@ import pytest
 
 from bot.store import Store, summarize
 from bot.store.svg import MAX_POINTS
-from report_helpers import SPOT_ALL, backtest, bot, needs_spot, pixel, read_charts, series, to_data
+from report_helpers import SPOT_ALL, backtest, bot, drawn_line_is_data, needs_spot, pixel, read_charts, self_contained, series, to_data
 
 
 @pytest.fixture(scope="module")
@@ -30,27 +30,10 @@ def _page(db: Path, out: Path, *extra: str) -> str:
     return out.read_text(encoding="utf-8")
 
 
-def _drawn_line_is_data(chart: dict, name: str) -> None:
-    data = series(chart, name)
-    drawn = chart["lines"][name]
-    assert len(drawn) == len(data["x"])
-    ex, ey = pixel(chart)
-    for (px, py), x, y in zip(drawn, data["x"], data["y"]):
-        dx, dy = to_data(chart, px, py)
-        assert abs(dx - x) <= ex and abs(dy - y) <= ey, (name, x, y, dx, dy)
-
-
-def _self_contained(html: str) -> None:
-    assert "<script src" not in html and "<link" not in html and "<img" not in html and "@import" not in html
-    assert set(re.findall(r"https?://[^\s\"'<>]+", html)) <= {"http://www.w3.org/2000/svg"}, "nothing is loaded at view time"
-    for script in re.findall(r"<script([^>]*)>", html):
-        assert 'type="application/json"' in script, "no code runs: the charts are SVG"
-
-
 @needs_spot
 def test_report_page_charts_equal_the_database(spot_db: Path, tmp_path: Path) -> None:
     html = _page(spot_db, tmp_path / "page" / "run.html")
-    _self_contained(html)
+    self_contained(html)
     charts = read_charts(html)
     assert {"equity", "drawdown", "price-BTC-USDT", "pnl-per-trade", "pnl-distribution", "pnl-cumulative"} <= set(charts)
     con = sqlite3.connect(spot_db)
@@ -61,13 +44,13 @@ def test_report_page_charts_equal_the_database(spot_db: Path, tmp_path: Path) ->
 
     equity = series(charts["equity"], "equity")
     assert equity["x"] == ts and equity["y"] == [r[1] for r in eq]
-    _drawn_line_is_data(charts["equity"], "equity")
+    drawn_line_is_data(charts["equity"], "equity")
     peak = np.maximum.accumulate(values)
     drawdown = series(charts["drawdown"], "drawdown")
     assert drawdown["x"] == ts and drawdown["y"] == pytest.approx(list(-100 * (peak - values) / peak), abs=1e-12)
     s = summarize(spot_db)
     assert -min(drawdown["y"]) / 100 == pytest.approx(s["max_drawdown"], abs=1e-6)
-    _drawn_line_is_data(charts["drawdown"], "drawdown")
+    drawn_line_is_data(charts["drawdown"], "drawdown")
     halts = [t for (t,) in con.execute("SELECT ts FROM risk_events WHERE kind = 'halt' ORDER BY ts")]
     assert halts and [v["x"] for v in charts["equity"]["data"]["vlines"]] == halts, "the daily-loss halt is on the chart"
     assert [h["y"] for h in charts["equity"]["data"]["hlines"]] == [s["initial_equity"]]
@@ -75,7 +58,7 @@ def test_report_page_charts_equal_the_database(spot_db: Path, tmp_path: Path) ->
     price = charts["price-BTC-USDT"]
     mid = series(price, "mid")
     assert mid["x"] == ts and mid["y"] == [r[2] for r in eq]
-    _drawn_line_is_data(price, "mid")
+    drawn_line_is_data(price, "mid")
     ex, ey = pixel(price)
     for side in ("buy", "sell"):
         fills = con.execute("SELECT ts, price FROM fills WHERE side = ? ORDER BY ts, id", (side,)).fetchall()
@@ -150,7 +133,7 @@ def test_a_long_equity_curve_is_downsampled_keeping_its_extremes(tmp_path: Path)
     assert max(eq["y"]) == values.max() and min(eq["y"]) == values.min()
     dd = series(charts["drawdown"], "drawdown")
     assert -min(dd["y"]) / 100 == pytest.approx(summarize(db)["max_drawdown"], abs=1e-6), "the deepest drawdown is drawn"
-    _drawn_line_is_data(charts["equity"], "equity")
+    drawn_line_is_data(charts["equity"], "equity")
     assert "no trades" in html and "60,000 equity rows" in html
 
 

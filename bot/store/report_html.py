@@ -110,7 +110,7 @@ def pnl_charts(trades: Sequence[Trade], settle: str) -> str:
         bars.append(Series(name, [int(i) for i in idx[k]], [float(v) for v in net[k]], kind="bars", color=color, width=0.8,
                            titles=[f"#{trades[i].id} {trades[i].symbol} {trades[i].side}, {trades[i].exit_reason}: net {_m(trades[i].pnl_net)} "
                                    f"(gross {_m(trades[i].pnl_gross)}, fees {_m(trades[i].fees)})" for i in k]))
-    per_trade = chart("pnl-per-trade", f"Net PnL per trade ({settle})", bars, time_x=False, note=note, y_label=settle)
+    per_trade = chart("pnl-per-trade", f"Net PnL per trade ({settle})", bars, time_x=False, integer_x=True, note=note, y_label=settle)
     edges = np.histogram_bin_edges(net, bins=min(40, max(5, int(np.sqrt(len(net))))))
     counts, _ = np.histogram(net, bins=edges)
     centers = (edges[:-1] + edges[1:]) / 2

@@ -134,9 +134,11 @@ def _bar_width(s: Series) -> float:
 
 def chart(chart_id: str, title: str, series: Sequence[Series], *, time_x: bool = True, y_label: str = "",
           hlines: Sequence[tuple[float, str, str]] = (), vlines: Sequence[tuple[float, str, str]] = (),
-          height: int = HEIGHT, note: str = "") -> str:
+          height: int = HEIGHT, note: str = "", x_ticks: Sequence[tuple[float, str]] = (), integer_x: bool = False) -> str:
     """One chart as HTML (``<figure>`` with the SVG and its data). ``hlines``/``vlines`` are
-    ``(value, colour, label)`` reference lines (a cost hurdle, a halt)."""
+    ``(value, colour, label)`` reference lines (a cost hurdle, a halt); ``x_ticks`` replaces the
+    automatic x ticks with ``(value, label)`` pairs (a log scale drawn as log10 values);
+    ``integer_x`` keeps only whole-number ticks (x counts trades or candidates)."""
     xs = [float(v) for s in series for v in s.x] + [v for v, _, _ in vlines]
     ys = [float(v) for s in series for v in s.y] + [v for v, _, _ in hlines]
     pad_x = max((_bar_width(s) / 2 for s in series if s.kind == "bars" and len(s.x)), default=0.0)
@@ -152,7 +154,8 @@ def chart(chart_id: str, title: str, series: Sequence[Series], *, time_x: bool =
     for v in nice_ticks(y0, y1):
         out.append(f'<line x1="{LEFT}" x2="{LEFT + sc.w}" y1="{sc.py(v)}" y2="{sc.py(v)}" class="grid"/>'
                    f'<text x="{LEFT - 6}" y="{sc.py(v) + 4}" class="ytick">{escape(fmt_number(v))}</text>')
-    xt = time_ticks(x0, x1) if time_x else [(v, fmt_number(v)) for v in nice_ticks(x0, x1, 8)]
+    xt = list(x_ticks) or (time_ticks(x0, x1) if time_x else
+                           [(v, fmt_number(v)) for v in nice_ticks(x0, x1, 8) if not integer_x or v == int(v)])
     for v, label in xt:
         out.append(f'<line x1="{sc.px(v)}" x2="{sc.px(v)}" y1="{TOP}" y2="{TOP + sc.h}" class="grid"/>'
                    f'<text x="{sc.px(v)}" y="{TOP + sc.h + 18}" class="xtick">{escape(label)}</text>')
