@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,20 @@ def backtest(cwd: Path, db: Path, config: str = "backtest.toml", files: list[Pat
     """A real backtest of the shared recording into ``db`` (it must complete)."""
     proc = bot(cwd, "backtest", "--config", ROOT / "config" / config, "--data", *files, "--db", db, "--json", env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    return db
+
+
+def write_equity_run(db: Path, ts: Sequence[int], values: Sequence[float], mid: float = 30_000.0) -> Path:
+    """A finished paper run of just these equity rows, written through the Store (a long run
+    without waiting days for one)."""
+    from bot.store import Store
+
+    with Store(db) as store:
+        store.start_run("long", mode="paper", config={"market": {"symbol": "BTC/USDT"}}, git_rev="t", data_files=[],
+                        initial_equity=10_000.0, symbol="BTC/USDT")
+        for t, e in zip(ts, values):
+            store.record_equity("long", int(t), float(e), mid, 0.0, float(e))
+        store.finish_run("long", status="completed", stats={})
     return db
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.store import Store, summarize
+from bot.store import summarize
 from bot.store.ratios import MIN_RETURNS
-from report_helpers import backtest, bot, needs_spot, one_error_line
+from report_helpers import backtest, bot, needs_spot, one_error_line, write_equity_run
 
 # the keys `bot report --json` had before the trader figures: none may go or change name
 OLD_KEYS = {"run_id", "db", "mode", "symbol", "status", "started_at", "ended_at", "events", "wall_time_s", "events_per_s",
@@ -150,12 +150,7 @@ def _long_run(db: Path, days: float, seed: int = 3, drift: float = 2e-5, vol: fl
     rng = np.random.default_rng(seed)
     equity = 10_000.0 * np.cumprod(np.r_[1.0, 1.0 + rng.normal(drift, vol, hours)])
     ts = 1_700_000_000 * 10**9 + np.arange(hours + 1, dtype=np.int64) * 3600 * 10**9
-    with Store(db) as store:
-        store.start_run("long", mode="paper", config={"market": {"symbol": "BTC/USDT"}}, git_rev="t", data_files=[],
-                        initial_equity=10_000.0, symbol="BTC/USDT")
-        for t, e in zip(ts.tolist(), equity.tolist()):
-            store.record_equity("long", t, e, 1.0, 0.0, e)
-        store.finish_run("long", status="completed", stats={})
+    write_equity_run(db, ts.tolist(), equity.tolist())
     return ts, equity
 
 

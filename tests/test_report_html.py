@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.store import Store, summarize
+from bot.store import summarize
 from bot.store.svg import MAX_POINTS
-from report_helpers import SPOT_ALL, backtest, bot, drawn_line_is_data, needs_spot, pixel, read_charts, self_contained, series, to_data
+from report_helpers import SPOT_ALL, backtest, bot, drawn_line_is_data, needs_spot, pixel, read_charts, self_contained, series, to_data, write_equity_run
 
 
 @pytest.fixture(scope="module")
@@ -117,12 +117,7 @@ def test_a_long_equity_curve_is_downsampled_keeping_its_extremes(tmp_path: Path)
     rng = np.random.default_rng(5)
     values = 10_000.0 * np.cumprod(1.0 + rng.normal(0.0, 2e-4, n))
     ts = 1_700_000_000 * 10**9 + np.arange(n, dtype=np.int64) * 10**9
-    with Store(db) as store:
-        store.start_run("long", mode="paper", config={"market": {"symbol": "BTC/USDT"}}, git_rev="t", data_files=[],
-                        initial_equity=10_000.0, symbol="BTC/USDT")
-        for t, e in zip(ts.tolist(), values.tolist()):
-            store.record_equity("long", t, e, 30_000.0, 0.0, e)
-        store.finish_run("long", status="completed", stats={})
+    write_equity_run(db, ts.tolist(), values.tolist())
     html = _page(db, tmp_path / "long.html")
     charts = read_charts(html)
     eq = series(charts["equity"], "equity")

@@ -147,12 +147,16 @@ def _stats_tables(stats: dict[str, Any]) -> str:
 
 
 def _hurdle(d: RunData, symbol: str, stats: dict[str, Any]) -> str:
-    hurdle = d.cost_hurdle(symbol)
+    hurdle = d.engine_stat(symbol, "cost_hurdle")
     rows = [(k, "n/a" if v is None else v) for k, v in (hurdle or {}).items()]
     if stats["trades"]:
         n = Decimal(stats["trades"])
         rows += [("gross PnL per trade", _m(stats["pnl_gross"] / n)), ("fees per trade", _m(stats["fees"] / n))]
-    return table(("cost hurdle (bps) and cost per trade", "value"), rows) if rows else ""
+    out = table(("cost hurdle (bps) and cost per trade", "value"), rows) if rows else ""
+    markouts = d.engine_stat(symbol, "markouts") or {}
+    if markouts.get("maker_fills"):
+        out += table(("markouts of the maker fills (bps)", "value"), [(k, "n/a" if v is None else v) for k, v in markouts.items()])
+    return out
 
 
 def instrument_sections(d: RunData) -> list[str]:

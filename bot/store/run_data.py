@@ -76,11 +76,12 @@ class RunData:
         return [{"symbol": k[0], "liquidity": k[1], "fee_currency": k[2], "fills": len(v), "fees": sum(v, ZERO)}
                 for k, v in sorted(groups.items())]
 
-    def cost_hurdle(self, symbol: str) -> dict[str, Any] | None:
-        """The engine's cost hurdle of an instrument (``stats.cost_hurdle``, per instrument in a several-instrument run)."""
+    def engine_stat(self, symbol: str, key: str) -> dict[str, Any] | None:
+        """An instrument's engine figure (``stats.cost_hurdle``, ``stats.markouts``; under
+        ``stats.instruments`` in a several-instrument run)."""
         stats = self.summary.get("stats") or {}
         per = (stats.get("instruments") or {}).get(symbol) or {}
-        return per.get("cost_hurdle") or (stats.get("cost_hurdle") if len(self.symbols) <= 1 else None)
+        return per.get(key) or (stats.get(key) if len(self.symbols) <= 1 else None)
 
 
 def load_run(db_path: str | Path, run_id: str | None = None) -> RunData:
