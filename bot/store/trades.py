@@ -103,7 +103,9 @@ def load_trades(conn: sqlite3.Connection, run_id: str, first_symbol: str) -> lis
     for ts, symbol, price, client_id, reason in conn.execute(
         f"SELECT f.ts, {fsym}, f.price, f.client_order_id, o.reason FROM fills f "
         "LEFT JOIN orders o ON o.run_id = f.run_id AND o.client_order_id = f.client_order_id "
-        "WHERE f.run_id = ? ORDER BY f.id", (first_symbol, run_id),
+        # only the fills at a trip's ends (a long daemon run has far more fills than it needs here)
+        "WHERE f.run_id = ? AND f.ts IN (SELECT open_ts FROM round_trips WHERE run_id = ? UNION SELECT close_ts FROM round_trips WHERE run_id = ?) "
+        "ORDER BY f.id", (first_symbol, run_id, run_id, run_id),
     ):
         key = (symbol, int(ts))
         if reason is None:  # an order of an earlier run that filled in this one (a resumed daemon), else none of ours
