@@ -63,9 +63,8 @@ def main(argv: list[str] | None = None) -> dict:
             times.append(time.perf_counter() - t)
     # the figure is only worth printing if the summary is the right one
     peak = np.maximum.accumulate(equity)
-    r = np.diff(equity) / equity[:-1]
     assert math.isclose(s["max_drawdown"], float(((peak - equity) / peak).max()), abs_tol=1e-6), s
-    assert math.isclose(s["sharpe"], float(r.mean() / r.std(ddof=1) * math.sqrt(365 * 24 * 3600)), rel_tol=1e-3), s
+    assert s["sharpe"] is None and s["ratios"]["returns"] == 0, s  # rows 1 ns apart: no daily return to estimate it from
     result.update(runs=repeat, best_s=round(min(times), 4), median_s=round(statistics.median(times), 4), target_s=TARGET_S)
     print(f"   summarize: best {result['best_s']:.3f} s, median {result['median_s']:.3f} s over {repeat} calls "
           f"({args.rows / result['best_s'] / 1e6:.2f} M rows/s at best; target < {TARGET_S:g} s)")

@@ -153,12 +153,73 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if not Path(args.db).is_file():
         return _fail(f"database not found: {args.db}")
+    problem = _report_outputs(args)
+    if problem:
+        return _fail(problem)
     try:
         summary = summarize(args.db, args.run)
     except LookupError as exc:
         return _fail(str(exc))
+    if args.trades or args.csv:
+        from bot.store.report import open_run
+        from bot.store.trades import load_trades
+
+        db = open_run(args.db)
+        try:
+            first = (str(summary["symbol"] or "").split(",") or [""])[0]
+            trades = load_trades(db.conn, summary["run_id"], first)
+        finally:
+            db.close()
+    if args.html:
+        from bot.store.report_html import write_run_page
+
+        try:
+            written = write_run_page(args.db, summary["run_id"], args.html)
+        except OSError as exc:
+            return _fail(f"--html {args.html}: cannot write the page ({exc.strerror or exc})")
+        print(f"wrote the report page of run {summary['run_id']} to {written}", file=sys.stderr)
+    if args.csv:
+        from bot.store.trades import trades_csv
+
+        if args.csv == "-":
+            sys.stdout.write(trades_csv(trades))
+            return 0
+        from bot.store.page import write_text
+
+        try:
+            write_text(args.csv, trades_csv(trades))
+        except OSError as exc:
+            return _fail(f"--csv {args.csv}: cannot write the trade list ({exc.strerror or exc})")
+        print(f"wrote {len(trades)} trades of run {summary['run_id']} to {args.csv}", file=sys.stderr)
+    if args.trades:
+        from bot.store.jsonout import strict_json
+        from bot.store.trades import format_trades
+
+        if args.json:  # money as exact decimal strings, as stored
+            print(strict_json({"run_id": summary["run_id"], "settle": summary["settle"], "trades": [t.row() for t in trades]}))
+        else:
+            print(format_trades(trades, str(summary.get("settle") or "")))
+        return 0
     _print_summary(summary, args.json)
     return 0
+
+
+def _report_outputs(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``bot report``'s output options, before anything is read or written."""
+    if args.csv == "-" and (args.json or args.trades):
+        return "--csv - writes the trade list to stdout, which then holds nothing else: leave out --json/--trades or give --csv a file"
+    db = Path(args.db).resolve()
+    for flag, value in (("--html", args.html), ("--csv", args.csv)):
+        if not value or value == "-":
+            continue
+        out = Path(value)
+        if out.resolve() == db:
+            return f"{flag} {value} is the database itself: give another output file"
+        if out.is_dir():
+            return f"{flag} {value} is a directory: give a file name, e.g. {Path(value) / ('report.html' if flag == '--html' else 'trades.csv')}"
+    if args.html and args.csv and args.csv != "-" and Path(args.html).resolve() == Path(args.csv).resolve():
+        return "--html and --csv name the same file: give two files"
+    return None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -227,10 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--cache", metavar="DIR", help="--fast: where parsed recordings are cached (default $BOT_FAST_CACHE or the temp dir)")
     bt.set_defaults(func=cmd_backtest)
 
-    rp = sub.add_parser("report", help="print a run's summary from the database")
+    rp = sub.add_parser("report", help="print a run's summary (or its trades) from the database; write an HTML page of it")
     rp.add_argument("--db", required=True)
     rp.add_argument("--run", help="run id (default: the latest run)")
-    rp.add_argument("--json", action="store_true")
+    rp.add_argument("--json", action="store_true", help="one JSON object (the summary, or with --trades the trade list)")
+    rp.add_argument("--trades", action="store_true", help="print the trade list (round trips) instead of the summary")
+    rp.add_argument("--csv", metavar="FILE", help="write the trade list as CSV to FILE ('-': to stdout, instead of anything else)")
+    rp.add_argument("--html", metavar="OUT.html", help="write one self-contained HTML page of the run (charts, trades, halts)")
     rp.set_defaults(func=cmd_report)
 
     run = sub.add_parser("run", help="the daemon: trade in paper or live mode until SIGINT/SIGTERM")
@@ -275,6 +339,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # stdout closed early (`bot report --trades | head`): nothing is wrong with the input
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the interpreter's final flush cannot fail again
+        return 0
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
         from bot.log import get_logger, mask_secrets
 

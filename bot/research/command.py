@@ -2,9 +2,9 @@
 
     bot research --data FILE [FILE...] --out DIR [--config FILE] [--interval S] [--window S]
                  [--horizons 0.1,1,10,60] [--levels N] [--train-frac F] [--tick-size X]
-                 [--flow-window S] [--buckets N] [--quiet]
+                 [--flow-window S] [--buckets N] [--html OUT.html] [--quiet]
 
-Writes ``DIR/report.json`` and PNG figures, prints a short summary on stdout, progress on
+Writes ``DIR/report.json`` and PNG figures (and with ``--html`` one self-contained page), prints a short summary on stdout, progress on
 stderr. Exit codes: 0 ok, 1 input problem (missing file, bad config, unreadable recording, bad
 parameter value) explained on stderr; argparse itself exits 2 on malformed usage.
 
@@ -56,6 +56,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--flow-window", type=float, metavar="S",
                    help="trailing window of the flow features (default: the config's signal.ofi_window_s)")
     p.add_argument("--buckets", type=int, default=10, metavar="N", help="signal quantile buckets for the cost table (default 10)")
+    p.add_argument("--html", metavar="OUT.html", help="also write the report as one self-contained HTML page (charts and tables)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_research)
 
@@ -276,6 +277,10 @@ def _warnings(fs, stats, settings, tick: float, tick_overridden: bool, params, d
 
 def cmd_research(args: argparse.Namespace) -> int:
     say = _stderr_progress(getattr(args, "quiet", False))
+    html = getattr(args, "html", None)
+    if html and Path(html).is_dir():  # refused before minutes of work, not after
+        print(f"error: --html {html} is a directory: give a file name, e.g. {Path(html) / 'research.html'}", file=sys.stderr)
+        return 1
     try:
         horizons = parse_horizons(args.horizons)
         report = run_research(
@@ -289,5 +294,14 @@ def cmd_research(args: argparse.Namespace) -> int:
     from bot.research.report import format_summary
 
     print(format_summary(report))
+    if html:
+        from bot.research.page import write_page
+
+        try:
+            write_page(report, html)
+        except OSError as exc:
+            print(f"error: --html {html}: cannot write the page ({exc.strerror or exc}); report.json is in {args.out}", file=sys.stderr)
+            return 1
+        say(f"wrote the page {html}")
     say(f"done in {report['runtime_s']['total']:.1f} s")
     return 0

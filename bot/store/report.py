@@ -11,9 +11,14 @@ Definitions (all per run):
   exactly as Decimal); ``pnl_gross = pnl_net + fees - funding`` (the trading PnL before costs).
 * ``trades``: round trips; ``win_rate``: share of round trips with ``pnl_net > 0`` (None without trades).
 * ``max_drawdown``: largest drop from a running peak of the equity rows, as a fraction of that peak.
-* ``sharpe``: mean / sample std (ddof=1) of the simple returns between consecutive equity rows,
-  annualized by ``sqrt(365*24*3600 / equity_interval_s)`` (the market trades 24/7); None with
-  fewer than 3 equity points or zero std.
+* ``sharpe``: of daily returns, annualized by sqrt(365), once the run holds at least 30 of them;
+  else None and ``sharpe_reason`` says why (:mod:`bot.store.ratios`, which also gives Sortino,
+  CAGR and Calmar under ``ratios``). A 10-minute run has no Sharpe: the mean/std of 1-second
+  returns times sqrt(seconds per year) is noise (-4,000 on the shared recording).
+  :func:`sharpe_ratio` (per equity row, annualized by ``sqrt(365*24*3600 / equity_interval_s)``)
+  is kept for ranking tuning trials against each other, never for the report.
+* ``trade_stats``: the trade figures of :mod:`bot.store.trades` (win rate before and after fees,
+  average win and loss, profit factor, exposure, results per exit reason).
 * ``settle``: the currency every money figure is in (the account's settle currency: USDT for
   spot and USD-M, BTC for COIN-M BTC contracts); ``funding``: the sum of the funding payments
   (received > 0), part of ``pnl_net``.
@@ -40,10 +45,15 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
+from bot.store.ratios import MIN_RETURNS, RETURN_PERIOD_S, risk_ratios, too_short
 from bot.store.schema import columns
+from bot.store.trades import format_trade_stats, load_trades, open_positions, text_table, trade_stats
 
 SECONDS_PER_YEAR = 365 * 24 * 3600
-DEFAULT_EQUITY_INTERVAL_S = 1.0
+SHARPE_DEFINITION = (
+    f"mean/std (ddof=1) of daily returns (equity at every whole {RETURN_PERIOD_S // 3600} h of market time since the first "
+    f"equity row), times sqrt(365) (24/7 market); null with sharpe_reason below {MIN_RETURNS} daily returns"
+)
 _OWN_STATS = ("events", "wall_time_s")
 
 SUMMARY_KEYS = (
@@ -52,7 +62,7 @@ SUMMARY_KEYS = (
     "trades", "fills", "orders", "rejects",
     "pnl_gross", "fees", "pnl_net", "win_rate", "max_drawdown",
     "sharpe", "sharpe_annualization", "initial_equity", "final_equity", "settle", "funding", "carried",
-    "instruments", "stats",
+    "instruments", "stats", "sharpe_reason", "ratios", "trade_stats",
 )
 
 
@@ -117,16 +127,20 @@ def _frac(x: float | None) -> float | None:
     return None if x is None else round(float(x), 6)
 
 
+def drawdown_series(equity: np.ndarray) -> np.ndarray:
+    """(running peak - value) / running peak at every row; 0 where the peak is not positive."""
+    peak = np.maximum.accumulate(equity) if equity.size else equity
+    out = np.zeros_like(equity)
+    valid = peak > 0
+    out[valid] = (peak[valid] - equity[valid]) / peak[valid]
+    return out
+
+
 def max_drawdown(equity: np.ndarray) -> float:
-    """Largest (peak - value) / peak over the series; 0.0 for fewer than 2 points."""
+    """Largest value of :func:`drawdown_series`; 0.0 for fewer than 2 points."""
     if equity.size < 2:
         return 0.0
-    peak = np.maximum.accumulate(equity)
-    valid = peak > 0
-    if not valid.any():
-        return 0.0
-    dd = (peak[valid] - equity[valid]) / peak[valid]
-    return max(float(dd.max()), 0.0)
+    return max(float(drawdown_series(equity).max()), 0.0)
 
 
 def sharpe_ratio(equity: np.ndarray, equity_interval_s: float) -> float | None:
@@ -144,17 +158,29 @@ def sharpe_ratio(equity: np.ndarray, equity_interval_s: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _equity_interval(config: dict[str, Any]) -> tuple[float, bool]:
-    try:
-        value = float(config["store"]["equity_interval_s"])
-        if value > 0:
-            return value, True
-    except (KeyError, TypeError, ValueError):
-        pass
-    return DEFAULT_EQUITY_INTERVAL_S, False
+def fee_expression(conn: sqlite3.Connection) -> str:
+    """The SQL of a fill's fee in the settle currency: its ``fee_value``, or ``fee`` in files
+    written before fees were valued (every fee sum of a report uses it)."""
+    return "coalesce(fee_value, fee)" if "fee_value" in columns(conn, "fills") else "fee"
 
 
-def _open(db_path: str | Path) -> sqlite_utils.Database:
+def equity_rows(conn: sqlite3.Connection, run_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """The run's equity rows in time order: (ts in ns as int64, equity as float64)."""
+    n = conn.execute("SELECT COUNT(*) FROM equity WHERE run_id = ?", (run_id,)).fetchone()[0]
+    cur = conn.execute("SELECT ts, equity FROM equity WHERE run_id = ? ORDER BY ts, id", (run_id,))
+    rows = np.fromiter(cur, dtype=[("ts", np.int64), ("equity", np.float64)], count=n)  # ns do not fit a float64
+    return rows["ts"].copy(), rows["equity"].copy()
+
+
+def equity_values(conn: sqlite3.Connection, run_id: str) -> np.ndarray:
+    """The run's equity column in time order (a third faster to read than with the timestamps)."""
+    n = conn.execute("SELECT COUNT(*) FROM equity WHERE run_id = ?", (run_id,)).fetchone()[0]
+    cur = conn.execute("SELECT equity FROM equity WHERE run_id = ? ORDER BY ts, id", (run_id,))
+    return np.fromiter(itertools.chain.from_iterable(cur), dtype=np.float64, count=n)
+
+
+def open_run(db_path: str | Path) -> sqlite_utils.Database:
+    """The database opened read-only, after checking it is the bot's (LookupError naming the path)."""
     path = Path(db_path)
     if not path.is_file():
         raise LookupError(f"no database at {path} (file does not exist)")
@@ -169,25 +195,43 @@ def _open(db_path: str | Path) -> sqlite_utils.Database:
     return db
 
 
+def find_run(db: sqlite_utils.Database, path: Path, run_id: str | None) -> dict[str, Any]:
+    """The ``runs`` row of ``run_id`` (the latest run if None); LookupError naming the latest runs."""
+    conn = db.conn
+    if run_id is None:
+        row = conn.execute("SELECT run_id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1").fetchone()
+        if row is None:
+            raise LookupError(f"no runs in database {path}")
+        run_id = row[0]
+    runs = list(db.query("SELECT * FROM runs WHERE run_id = ?", [run_id]))
+    if not runs:
+        known = [r[0] for r in conn.execute("SELECT run_id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 5")]
+        raise LookupError(
+            f"run {run_id!r} not found in database {path}"
+            + (f" (latest runs: {', '.join(known)})" if known else " (it has no runs)")
+        )
+    return runs[0]
+
+
+def money_floats(obj: Any) -> Any:
+    """``obj`` with every Decimal as a float rounded like the summary's money (8 decimals), for JSON."""
+    if isinstance(obj, Decimal):
+        return _money(obj)
+    if isinstance(obj, dict):
+        return {k: money_floats(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [money_floats(v) for v in obj]
+    return obj
+
+
 def summarize(db_path: str | Path, run_id: str | None = None) -> dict:
     """Summary of ``run_id`` (the latest run if None). Raises LookupError for a missing db or run."""
     path = Path(db_path)
-    db = _open(path)
+    db = open_run(path)
     try:
         conn = db.conn
-        if run_id is None:
-            row = conn.execute("SELECT run_id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1").fetchone()
-            if row is None:
-                raise LookupError(f"no runs in database {path}")
-            run_id = row[0]
-        runs = list(db.query("SELECT * FROM runs WHERE run_id = ?", [run_id]))
-        if not runs:
-            known = [r[0] for r in conn.execute("SELECT run_id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 5")]
-            raise LookupError(
-                f"run {run_id!r} not found in database {path}"
-                + (f" (latest runs: {', '.join(known)})" if known else " (it has no runs)")
-            )
-        run = runs[0]
+        run = find_run(db, path, run_id)
+        run_id = run["run_id"]
         config = json.loads(run["config_json"] or "{}")
         stats = json.loads(run["stats_json"]) if run["stats_json"] else {}
         initial_equity = float(run["initial_equity"])
@@ -195,31 +239,34 @@ def summarize(db_path: str | Path, run_id: str | None = None) -> dict:
         def count(table: str, where: str = "", params: tuple = ()) -> int:
             return conn.execute(f"SELECT COUNT(*) FROM [{table}] WHERE run_id = ?{where}", (run_id, *params)).fetchone()[0]
 
-        trades = count("round_trips")
-        wins = count("round_trips", " AND CAST(pnl_net AS REAL) > 0")
         fills = count("fills")
         orders = count("orders")
         rejects = count("risk_events", " AND kind = ?", ("reject",))
-        value = "coalesce(fee_value, fee)" if "fee_value" in columns(conn, "fills") else "fee"
+        value = fee_expression(conn)
         fees = _decimal_sum(conn, f"SELECT {value} FROM fills WHERE run_id = ?", (run_id,))
         tables = db.table_names()
         funding = Decimal(0)
         if "funding" in tables:
             funding = _decimal_sum(conn, "SELECT amount FROM funding WHERE run_id = ?", (run_id,))
 
-        n_eq = count("equity")
-        cur = conn.execute("SELECT equity FROM equity WHERE run_id = ? ORDER BY ts, id", (run_id,))
-        equity = np.fromiter(itertools.chain.from_iterable(cur), dtype=np.float64, count=n_eq)
-
+        # one aggregate each: SQLite answers a lone min() or max() from the (run_id, ts) index
+        start, end = (conn.execute(f"SELECT {f}(ts) FROM equity WHERE run_id = ?", (run_id,)).fetchone()[0] for f in ("min", "max"))
+        ratios = too_short(start, end)  # a short run (every backtest of minutes) needs no timestamps
+        if ratios is None:
+            ts, equity = equity_rows(conn, run_id)
+            drawdown = max_drawdown(equity)
+            ratios = risk_ratios(ts, equity, drawdown)
+        else:
+            equity = equity_values(conn, run_id)
+            drawdown = max_drawdown(equity)
         final_equity = float(equity[-1]) if equity.size else initial_equity
         pnl_net = final_equity - initial_equity
-        interval, from_config = _equity_interval(config)
-        sharpe = sharpe_ratio(equity, interval)
-        annualization = (
-            f"mean/std (ddof=1) of simple returns between consecutive equity rows sampled every "
-            f"{interval:g}s ({'store.equity_interval_s' if from_config else 'default, not in the run config'}), "
-            f"times sqrt(365*24*3600/{interval:g}) = {math.sqrt(SECONDS_PER_YEAR / interval):.2f} (24/7 market)"
-        )
+        symbols = [s for s in str(run["symbol"] or "").split(",") if s]
+        first = symbols[0] if symbols else str(run["symbol"] or "")
+        carried = json.loads(run["carried_json"]) if run.get("carried_json") else None
+        start, end = (int(start), int(end)) if equity.size else (0, 0)
+        trade_list = load_trades(conn, run_id, first)
+        figures = trade_stats(trade_list, open_positions(conn, run_id, first, start, carried), start, end)
 
         events = stats.get("events")
         wall = stats.get("wall_time_s")
@@ -238,26 +285,28 @@ def summarize(db_path: str | Path, run_id: str | None = None) -> dict:
             "events": events,
             "wall_time_s": None if wall is None else round(float(wall), 3),
             "events_per_s": events_per_s,
-            "trades": trades,
+            "trades": figures["trades"],
             "fills": fills,
             "orders": orders,
             "rejects": rejects,
             "pnl_gross": _money(pnl_net + float(fees) - float(funding)),
             "fees": _money(fees),
             "pnl_net": _money(pnl_net),
-            "win_rate": _frac(wins / trades) if trades else None,
-            "max_drawdown": _frac(max_drawdown(equity)),
-            "sharpe": None if sharpe is None else round(sharpe, 4),
-            "sharpe_annualization": annualization,
+            "win_rate": figures["win_rate"],
+            "max_drawdown": _frac(drawdown),
+            "sharpe": ratios["sharpe"],
+            "sharpe_annualization": SHARPE_DEFINITION,
             "initial_equity": _money(initial_equity),
             "final_equity": _money(final_equity),
             "settle": settle_of(config),
             "funding": _money(funding),
-            "carried": json.loads(run["carried_json"]) if run.get("carried_json") else None,
+            "carried": carried,
             "instruments": [],
             "stats": {k: v for k, v in stats.items() if k not in _OWN_STATS},
+            "sharpe_reason": None if ratios["sharpe"] is not None else ratios["reason"],
+            "ratios": ratios,
+            "trade_stats": money_floats(figures),
         }
-        symbols = [s for s in str(run["symbol"] or "").split(",") if s]
         summary["instruments"] = _instruments(conn, run_id, symbols, summary, tables, value)
         return summary
     finally:
@@ -288,7 +337,10 @@ def format_summary(summary: dict) -> str:
     """Aligned ``key: value`` lines; a run still ``running`` is flagged as not finished."""
     lines: list[tuple[str, str]] = []
     for key, value in summary.items():
-        if key in ("stats", "instruments"):
+        if key in ("stats", "instruments", "ratios", "trade_stats", "sharpe_reason"):
+            continue
+        if key == "sharpe" and value is None and summary.get("sharpe_reason"):
+            lines.append((key, f"n/a ({summary['sharpe_reason']})"))
             continue
         if key == "status" and value == "running":
             text = "running (DID NOT FINISH: no finish_run was recorded; the process was killed or is still running)"
@@ -303,18 +355,18 @@ def format_summary(summary: dict) -> str:
         lines.append((f"stats.{key}", _value(key, value)))
     width = max((len(k) for k, _ in lines), default=0)
     text = "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in lines)
-    return text + "\n\n" + format_instruments(summary.get("instruments") or [], str(summary.get("settle") or ""))
+    settle = str(summary.get("settle") or "")
+    text += "\n\n" + format_instruments(summary.get("instruments") or [], settle)
+    if summary.get("trade_stats"):
+        text += "\n\n" + format_trade_stats(summary["trade_stats"], settle)
+    return text
 
 
 def format_instruments(rows: list[dict[str, Any]], settle: str) -> str:
     """The per-instrument table and its total line (money in ``settle``)."""
     head = ("symbol", "trades", "orders", "fills", "pnl_gross", "fees", "funding", "pnl_net")
-    table = [head] + [tuple(_value(k, r.get(k)) for k in head) for r in rows]
+    table = [[_value(k, r.get(k)) for k in head] for r in rows]
     if len(rows) > 1:
-        total = ["total"] + [_value(k, sum(r.get(k) or 0 for r in rows) if k in ("trades", "orders", "fills")
-                                    else float(sum(r.get(k) or 0 for r in rows))) for k in head[1:]]
-        table.append(tuple(total))
-    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    out = [f"instruments (money in {settle or 'the settle currency'}):"]
-    out += ["  " + "  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in table]
-    return "\n".join(out)
+        table.append(["total"] + [_value(k, sum(r.get(k) or 0 for r in rows) if k in ("trades", "orders", "fills")
+                                         else float(sum(r.get(k) or 0 for r in rows))) for k in head[1:]])
+    return f"instruments (money in {settle or 'the settle currency'}):\n" + text_table(head, table)

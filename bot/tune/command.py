@@ -3,7 +3,7 @@
     bot tune --config BASE.toml --space SPACE.toml (--data FILE [FILE...] | --sim)
              [--workers N] [--db PATH] [--folds K] [--method grid|random] [--trials N] [--seed S]
              [--objective pnl_net|sharpe] [--out BEST.toml] [--max-trials N] [--skip-invalid]
-             [--json] [--quiet]
+             [--json] [--html OUT.html] [--quiet]
 
 Results go to stdout (the leaderboard, or one JSON object with ``--json``); progress, warnings and
 errors to stderr. Exit codes: 0 success (also a sweep stopped by ``--max-trials``: the JSON says
@@ -57,6 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-trials", type=int, metavar="N", help="run at most N new trials now, then stop (re-run to continue)")
     p.add_argument("--skip-invalid", action="store_true", help="drop candidate combinations the config rejects instead of failing")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the text leaderboard")
+    p.add_argument("--html", metavar="OUT.html", help="also write the walk-forward result and leaderboard as one self-contained HTML page")
     p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
 
 
@@ -95,6 +96,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
             return _fail(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.workers is not None and args.workers < 0:
         return _fail(f"--workers must be >= 0, got {args.workers}")
+    if args.html and Path(args.html).is_dir():  # refused before the sweep, not after it
+        return _fail(f"--html {args.html} is a directory: give a file name, e.g. {Path(args.html) / 'tune.html'}")
     method = args.method or space.method
     objective = args.objective or space.objective
     folds = args.folds or space.folds
@@ -174,6 +177,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
               "re-run the same command to resume (finished trials are not recomputed)", file=sys.stderr)
         if args.json:
             print(strict_json({"complete": False, "sweep": sweep_info}))
+        if args.html:
+            _warn(f"--html: no page written: the sweep is not complete (re-run to finish it, then the page is written to {args.html})")
         return EXIT_SIGNAL.get(outcome.interrupted or "", 0)
 
     report: dict[str, Any] = {"complete": True, "sweep": sweep_info}
@@ -202,4 +207,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
         from bot.tune.leaderboard import format_text
 
         print(format_text(report))
+    if args.html:
+        from bot.tune.page import write_page
+
+        try:
+            write_page(report, args.html)
+        except OSError as exc:
+            return _fail(f"--html {args.html}: cannot write the page ({exc.strerror or exc}); the sweep is kept in {db}")
+        if not args.quiet:
+            print(f"tune: wrote the page {args.html}", file=sys.stderr)
     return 0

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.store.report import max_drawdown, sharpe_ratio
+from bot.store.report import equity_rows, max_drawdown, sharpe_ratio
 from bot.tune.folds import Fold, Segment
 
 METRICS = ("pnl_net", "sharpe", "max_drawdown", "trades", "turnover", "fees", "events", "run_id")
@@ -38,24 +38,28 @@ def _metrics(result: dict[str, Any]) -> dict[str, Any]:
     return {k: result.get(k) for k in METRICS}
 
 
-def _equity(conn: sqlite3.Connection, run_id: str) -> np.ndarray:
-    rows = conn.execute("SELECT equity FROM equity WHERE run_id = ? ORDER BY ts, id", (run_id,)).fetchall()
-    return np.array([r[0] for r in rows], dtype=np.float64)
+def stitched_curve(conn: sqlite3.Connection, results: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """The runs' equity rows concatenated (in order), each shifted to start where the previous
+    one ended: (ts in ns, equity); one point at the initial equity (ts 0) if no run has rows."""
+    initial = float(results[0]["initial_equity"])
+    times, parts = [], []
+    offset = 0.0
+    for r in results:
+        ts, eq = equity_rows(conn, r["run_id"])
+        if eq.size:
+            times.append(ts)
+            parts.append(eq - float(r["initial_equity"]) + initial + offset)
+        offset += float(r["pnl_net"] or 0.0)
+    if not parts:
+        return np.zeros(1, dtype=np.int64), np.array([initial])
+    return np.concatenate(times), np.concatenate(parts)
 
 
 def stitch(conn: sqlite3.Connection, results: list[dict[str, Any]], equity_interval_s: float) -> dict[str, Any]:
     """Concatenate runs (in order) into one result: sums, and Sharpe / drawdown of the stitched curve."""
     if not results:
         return {}
-    initial = float(results[0]["initial_equity"])
-    parts = []
-    offset = 0.0
-    for r in results:
-        eq = _equity(conn, r["run_id"])
-        if eq.size:
-            parts.append(eq - float(r["initial_equity"]) + initial + offset)
-        offset += float(r["pnl_net"] or 0.0)
-    curve = np.concatenate(parts) if parts else np.array([initial])
+    _, curve = stitched_curve(conn, results)
     sharpe = sharpe_ratio(curve, equity_interval_s)
     turnovers = [r.get("turnover") for r in results]
     return {

@@ -218,7 +218,9 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
         "pnl_net": summary["pnl_net"],
         "pnl_gross": summary["pnl_gross"],
         "fees": summary["fees"],
-        "sharpe": summary["sharpe"],
+        # a ranking score, not the report's Sharpe (null on minutes of data): the per-row ratio the
+        # sweep has always compared, the same rule as the stitched walk-forward curve's
+        "sharpe": _row_sharpe(rows, settings.store.equity_interval_s),
         "max_drawdown": summary["max_drawdown"],
         "trades": summary["trades"],
         "fills": summary["fills"],
@@ -250,6 +252,17 @@ def export_run(db_path: str, run_id: str) -> dict[str, list[dict[str, Any]]]:
         return out
     finally:
         conn.close()
+
+
+def _row_sharpe(rows: dict[str, list[dict[str, Any]]], equity_interval_s: float) -> float | None:
+    """:func:`bot.store.report.sharpe_ratio` of a trial's equity rows (time order), rounded like the report."""
+    import numpy as np
+
+    from bot.store.report import sharpe_ratio
+
+    curve = [r["equity"] for r in sorted(rows["equity"], key=lambda r: r["ts"])]
+    value = sharpe_ratio(np.array(curve, dtype=np.float64), equity_interval_s)
+    return None if value is None else round(value, 4)
 
 
 def _traded_notional(db_path: str, run_id: str) -> Decimal:
