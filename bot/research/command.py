@@ -57,6 +57,9 @@ def register(subparsers: Any) -> None:
                    help="trailing window of the flow features (default: the config's signal.ofi_window_s)")
     p.add_argument("--buckets", type=int, default=10, metavar="N", help="signal quantile buckets for the cost table (default 10)")
     p.add_argument("--html", metavar="OUT.html", help="also write the report as one self-contained HTML page (charts and tables)")
+    p.add_argument("--fit", nargs="?", type=float, const=1.0, default=None, metavar="HORIZON_S",
+                   help="fit a linear score to the forward move over HORIZON_S (default 1) on the first --train-frac of the data, "
+                        "score it on the rest, and write it as a [signal.model] section to DIR/signal_model.toml")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_research)
 
@@ -92,6 +95,7 @@ def run_research(
     flow_window_s: float | None = None,
     buckets: int = 10,
     log: Callable[[str], None] | None = None,
+    fit_horizon_s: float | None = None,
 ) -> dict:
     """Run the whole pipeline; write ``out/report.json`` and the PNGs; return the report dict.
 
@@ -229,6 +233,21 @@ def run_research(
     report["runtime_s"] = {"read_and_features": read_s, "analysis": analyze_s,
                            "plots": time.perf_counter() - t_pl, "total": time.perf_counter() - started}
     report["environment"] = {"python": platform.python_version(), "numpy": np.__version__}
+    if fit_horizon_s is not None:
+        from bot.research.fit import fit_model, write_model
+
+        if not math.isfinite(fit_horizon_s) or fit_horizon_s <= 0:
+            raise ResearchInputError(f"--fit must be a positive horizon in seconds, got {fit_horizon_s}")
+        try:
+            fit = fit_model(fs, fit_horizon_s, train_frac)
+        except ValueError as exc:
+            raise ResearchInputError(str(exc)) from None
+        path = out_dir / "signal_model.toml"
+        write_model(path, fit, ", ".join(f.name for f in files))
+        fit["toml"] = str(path)
+        report["fit"] = fit
+        say(f"fitted [signal.model] ({fit['n_train']} samples before the split): out-of-sample IC {fit['ic_test']}, "
+            f"R2 {fit['r2_oos']}; wrote {path}")
     write_report(report, out_dir)
     return report
 
@@ -286,7 +305,7 @@ def cmd_research(args: argparse.Namespace) -> int:
         report = run_research(
             args.data, args.out, config=args.config, interval_s=args.interval, window_s=args.window,
             horizons_s=horizons, levels=args.levels, train_frac=args.train_frac, tick_size=args.tick_size,
-            flow_window_s=args.flow_window, buckets=args.buckets, log=say,
+            flow_window_s=args.flow_window, buckets=args.buckets, log=say, fit_horizon_s=args.fit,
         )
     except ResearchInputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -38,8 +38,8 @@ from bot.core.events import BestBidAsk, BookDelta, BookInvalidated, BookSnapshot
 from bot.signals.features import SignalEngine, ofi_term
 
 SOURCE_SNAPSHOT, SOURCE_DELTA, SOURCE_QUOTE, SOURCE_OTHER = 0, 1, 2, 3
-STREAMED = ("trade_imbalance", "vwap_deviation", "vwap_deviation_z", "depth_depletion", "depth_depletion_bid", "depth_depletion_ask",
-            "mlofi", "liquidation_flow", "basis_bps", "funding_rate")
+STREAMED = ("book_imbalance", "ofi", "microprice_offset", "trade_imbalance", "vwap_deviation", "vwap_deviation_z", "depth_depletion",
+            "depth_depletion_bid", "depth_depletion_ask", "mlofi", "liquidation_flow", "basis_bps", "funding_rate")
 """The bot's own streaming features (:class:`~bot.signals.features.SignalEngine`) kept per sample,
 so research measures exactly what the engine trades on."""
 _SOURCE = {BookSnapshot: SOURCE_SNAPSHOT, BookDelta: SOURCE_DELTA, BestBidAsk: SOURCE_QUOTE}

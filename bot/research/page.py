@@ -79,7 +79,7 @@ def _tables(report: dict[str, Any]) -> list[str]:
     horizons = pred["horizons"]
     features = list(horizons[0]["features"]) if horizons else []
     head = ["feature"] + [f"{h['horizon_s']:g}s {k}" for h in horizons for k in ("IC", "R² oos", "hit")]
-    rows = [[f] + [_f(h["features"][f].get(k)) for h in horizons for k in ("ic", "r2_oos", "hit_rate")] for f in features]
+    rows = [[f] + [_f((h["features"][f] or {}).get(k)) for h in horizons for k in ("ic", "r2_oos", "hit_rate")] for f in features]
     predictive = table(head, rows, ident="predictive")
     spread = costs["spread"]
     cost_rows = [("taker fee (bps)", costs["fees"]["taker_fee_bps"]), ("maker fee (bps)", costs["fees"]["maker_fee_bps"]),
