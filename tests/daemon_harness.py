@@ -51,15 +51,25 @@ def start_daemon(tmp: Path, config: Path, *args: str, tag: str = "daemon", env: 
 
 
 def query(db: Path, sql: str, *params: Any) -> list[tuple]:
+    """The rows ``sql`` selects; [] while the database or the table does not exist yet.
+
+    A read that meets a busy or locked database (the daemon checkpointing its WAL under load) is
+    tried again rather than answered with [], which would read as "no rows" and make a truth
+    computed from the rows silently wrong."""
     if not db.exists():
         return []
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
-        return conn.execute(sql, params).fetchall()
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        conn.close()
+    for attempt in range(200):
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            last = exc
+        finally:
+            conn.close()
+        time.sleep(0.05)
+    raise AssertionError(f"{db}: still unreadable after 200 tries: {last}")
 
 
 def count(db: Path, sql: str, *params: Any) -> int:

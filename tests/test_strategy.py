@@ -84,6 +84,24 @@ def test_spot_maker_only_sells_inventory_and_pulls_against_flow():
     assert m.quotes(state(0.0, mid=100.005), 100.0, 100.01, 0.0, 1.0, SEC + 1)["buy"] is None
 
 
+@settings(max_examples=200, deadline=None)
+@given(flow=st.floats(-1, 1), dep_bid=st.floats(-2, 1), dep_ask=st.floats(-2, 1),
+       pull_flow=st.sampled_from([0.0, 0.3, 0.6]), pull_depletion=st.sampled_from([0.0, 0.2, 0.4]))
+def test_feature_pulls_stand_aside_from_the_side_about_to_be_run_over(flow, dep_bid, dep_ask, pull_flow, pull_depletion):
+    """Sellers hitting bids (trade_imbalance <= -pull_flow) or drained bids (depletion >= pull_depletion)
+    pull the bid, the mirror image the ask; with both pulls off, the features change nothing."""
+    m = maker(allow_short=True, pull_ofi=1.0, pull_flow=pull_flow, pull_depletion=pull_depletion)
+    s = state(0.0, mid=100.005)
+    s.trade_imbalance, s.depth_depletion_bid, s.depth_depletion_ask = flow, dep_bid, dep_ask
+    q = m.quotes(s, 100.0, 100.01, 0.0, 1.0, SEC)
+    bid_pulled = (pull_flow > 0 and flow <= -pull_flow) or (pull_depletion > 0 and dep_bid >= pull_depletion)
+    ask_pulled = (pull_flow > 0 and flow >= pull_flow) or (pull_depletion > 0 and dep_ask >= pull_depletion)
+    assert (q["buy"] is None) == bid_pulled
+    assert (q["sell"] is None) == ask_pulled
+    reads = set(m.reads_features)
+    assert ("trade_imbalance" in reads) == (pull_flow > 0) and ("depth_depletion" in reads) == (pull_depletion > 0)
+
+
 def test_markouts_of_maker_fills_by_hand():
     from bot.engine.markouts import Markouts
 

@@ -223,6 +223,8 @@ class StrategySection(_Section):
     mean_reversion: MeanReversionSection = MeanReversionSection()
     quote_min_score: float = Field(0.0, ge=0, le=1, description="maker: open or add to a position only on the side the score favours by at least this")
     pull_move_bps: float = Field(0.0, ge=0, description="maker: pull both sides after the mid moved this far within pull_window_s (0: off)")
+    pull_flow: float = Field(0.0, ge=0, le=1, description="maker: pull the side aggressive flow hits once |signal.trade_imbalance| reaches this (0: off)")
+    pull_depletion: float = Field(0.0, ge=0, le=1, description="maker: pull a side whose top-N depth fell this far below its rolling mean (0: off)")
     pull_window_s: float = Field(1.0, gt=0, description="maker: the window of pull_move_bps, and how long quotes stay pulled after it fired")
 
     @model_validator(mode="after")
@@ -269,8 +271,10 @@ class RiskSection(_Section):
 class ExecutionSection(_Section):
     """Fill model for backtest and paper; fees apply to every mode's accounting."""
 
-    taker_fee_bps: float = Field(10.0, ge=0)
-    maker_fee_bps: float = Field(10.0, ge=0)
+    taker_fee_bps: float = Field(10.0, ge=0, le=100)
+    maker_fee_bps: float = Field(
+        10.0, ge=-10, le=100, description="negative = a rebate (Binance pays market makers on some tiers); booked as a negative fee"
+    )
     latency_ms: float = Field(50.0, ge=0, description="decision to fill; the fill sees the book after it")
 
 

@@ -6,7 +6,9 @@
 
 A side is pulled when order flow runs against it (tanh(OFI / ofi_scale) beyond ``pull_ofi``:
 selling pressure pulls the bid, buying pressure the ask), when the position cap is reached on
-that side, and (without shorting) the ask is only quoted to sell inventory. A resting quote is
+that side, and (without shorting) the ask is only quoted to sell inventory. Optional pulls read
+the streamed features: ``pull_flow`` (trade imbalance against the side) and ``pull_depletion``
+(that side's depth drained against its rolling mean), ``pull_move_bps`` (a fast mid move). A resting quote is
 moved once its target is ``requote_ticks`` away.
 """
 
@@ -27,6 +29,8 @@ class MakerStrategy(Strategy):
     def __init__(self, cfg, signal_cfg, tick: float):  # type: ignore[no-untyped-def]
         self.cfg = cfg
         self.tick = tick
+        self.reads_features = Strategy.reads_features + (("trade_imbalance",) if cfg.pull_flow else ()) + (
+            ("depth_depletion",) if cfg.pull_depletion else ())
         self.ofi_scale = signal_cfg.ofi_scale
         self._cooldown_ns = int(cfg.cooldown_s * 1e9)
         self._blocked_until = {"buy": 0, "sell": 0}
@@ -62,6 +66,12 @@ class MakerStrategy(Strategy):
                 want_bid = False
             if position <= 0 and state.score > -gate:
                 want_ask = False
+        if cfg.pull_flow > 0:  # aggressive sellers hit bids, buyers lift asks: stand aside from the side they hit
+            want_bid = want_bid and state.trade_imbalance > -cfg.pull_flow
+            want_ask = want_ask and state.trade_imbalance < cfg.pull_flow
+        if cfg.pull_depletion > 0:  # a side whose depth has drained against its own mean is about to give way
+            want_bid = want_bid and state.depth_depletion_bid < cfg.pull_depletion
+            want_ask = want_ask and state.depth_depletion_ask < cfg.pull_depletion
         if cfg.pull_move_bps > 0 and self._moving(state.mid, now):
             want_bid = want_ask = False
         return {"buy": bid if want_bid else None, "sell": ask if want_ask else None}
