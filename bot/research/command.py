@@ -152,6 +152,9 @@ def run_research(
             last[0] = now
             say(f"{n_events:,} events, {n_samples:,} book samples, {now - t_read:.1f} s")
 
+    from bot.research.cross import instrument_groups
+
+    files, others = instrument_groups(files, settings.instruments[0].symbol)
     say(f"reading {len(files)} file(s)")
     events = read_binance([str(f) for f in files], stats)
     if config:  # the config's fees and tick would be of the other market (spot / USD-M): refused
@@ -181,6 +184,8 @@ def run_research(
     )
     t_an = time.perf_counter()
     sections, plot_data = analyze(fs, params)
+    if others:
+        sections["cross"] = _cross(fs, stats.symbol, params, others, settings, config, levels, say)
     analyze_s = time.perf_counter() - t_an
 
     import numpy as np
@@ -294,6 +299,33 @@ def _warnings(fs, stats, settings, tick: float, tick_overridden: bool, params, d
     return out
 
 
+def _cross(fs, symbol, params, others, settings, config, levels, say):  # type: ignore[no-untyped-def]
+    """The cross-instrument tables: each other instrument read and featurized like the first."""
+    from dataclasses import replace
+
+    from bot.data.binance import ReaderStats, RecordingError, read_binance
+    from bot.data.market_check import checked_market
+    from bot.research.cross import cross_section
+    from bot.research.features import extract_features
+
+    featurized = []
+    for group in others:
+        inst = next((i for i in settings.instruments if i.symbol == group.unified_symbol), settings.instruments[0])
+        say(f"reading {len(group.files)} file(s) of {group.symbol} for the cross-instrument table")
+        st = ReaderStats()
+        events = read_binance([str(f) for f in group.files], st)
+        if config:
+            events = checked_market(events, st, inst, config, check_symbol=False)
+        try:
+            other = extract_features(events, settings.signal, levels)
+        except RecordingError as exc:
+            raise ResearchInputError(str(exc)) from None
+        if len(other) < 2:
+            raise ResearchInputError(f"{group.symbol}: the recording gave {len(other)} sound book sample(s)")
+        featurized.append((other, group.symbol, replace(params, tick_size=float(inst.tick_size))))
+    return cross_section(fs, symbol, params, featurized)
+
+
 def cmd_research(args: argparse.Namespace) -> int:
     say = _stderr_progress(getattr(args, "quiet", False))
     html = getattr(args, "html", None)
@@ -313,6 +345,12 @@ def cmd_research(args: argparse.Namespace) -> int:
     from bot.research.report import format_summary
 
     print(format_summary(report))
+    if report.get("cross"):
+        from bot.research.cross import format_cross
+
+        names = list((report["predictive"]["horizons"] or [{}])[0].get("features", {}))
+        for table in report["cross"]:
+            print("\n" + format_cross(table, names))
     if html:
         from bot.research.page import write_page
 
