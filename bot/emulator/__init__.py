@@ -20,9 +20,24 @@ pacing), :mod:`~bot.emulator.auth` (signatures), :mod:`~bot.emulator.faults` (fa
 :mod:`~bot.emulator.client` (ccxt configuration).
 """
 
-from bot.emulator.client import ccxt_config, make_pro_client, make_rest_client
-from bot.emulator.faults import FaultError, FaultSpec, parse_faults
-from bot.emulator.server import EmulatorConfig, RunningEmulator, start_emulator
+from importlib import import_module
+from typing import Any
+
+# The names below load on first use: ``bot --help`` and every command that does not run the
+# emulator build its argument parser from :mod:`bot.emulator.cli`, and importing the server
+# (aiohttp) for that alone cost a third of a second per process.
+_LAZY = {
+    "ccxt_config": "bot.emulator.client", "make_pro_client": "bot.emulator.client", "make_rest_client": "bot.emulator.client",
+    "FaultError": "bot.emulator.faults", "FaultSpec": "bot.emulator.faults", "parse_faults": "bot.emulator.faults",
+    "EmulatorConfig": "bot.emulator.server", "RunningEmulator": "bot.emulator.server", "start_emulator": "bot.emulator.server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bot.emulator' has no attribute {name!r}")
+    return getattr(import_module(module), name)
 
 __all__ = [
     "EmulatorConfig", "FaultError", "FaultSpec", "RunningEmulator", "ccxt_config", "make_pro_client",
