@@ -6,7 +6,8 @@ Prints exactly one line to stdout once it listens (flushed), for scripts to wait
 
 and logs to stderr. ``--market usdm|coinm`` serves Binance USD-M / COIN-M perpetuals instead of
 spot (see :mod:`bot.emulator.futures`; ``--funding-interval-s``, ``--funding-rate`` and
-``--mark-offset`` only apply there). Stops on SIGINT/SIGTERM (exit 0). Exit 1 on a bad option value, an
+``--mark-offset`` only apply there). ``--symbol`` given more than once (or a comma list, or a config
+with several ``[[markets]]``) serves several spot symbols (:mod:`bot.emulator.listing`). Stops on SIGINT/SIGTERM (exit 0). Exit 1 on a bad option value, an
 unreadable recording or a recording of another symbol; 2 on wrong usage.
 """
 
@@ -204,7 +205,7 @@ async def _serve(config) -> int:
             pass
     print(f"EMULATOR READY {emu.base_url} {emu.ws_url}", flush=True)
     logging.getLogger("bot.emulator").info(
-        "emulator %s mode, symbol %s, api key %s", config.mode, emu.engine.rules.symbol, emu.api_key)
+        "emulator %s mode, symbol %s, api key %s", config.mode, ",".join(emu.listing.names), emu.api_key)
     await stop.wait()
     await emu.stop()
     return 0

@@ -6,6 +6,10 @@ left out and :class:`bot.emulator.futures.FuturesVenue` installs the USD-M ``/fa
 ``/admin/futures`` instead (see :mod:`bot.emulator.futures`); the plumbing below (faults,
 overrides, weights, signatures, the admin endpoints of this table) serves both.
 
+One emulator serves one symbol, or several spot symbols from one account
+(``EmulatorConfig.markets``, see :mod:`bot.emulator.listing`); the spot handlers
+(:mod:`bot.emulator.spot_rest`) route each request by its ``symbol``.
+
 REST endpoints (as ccxt's ``binance`` calls them; SIGNED ones are checked by
 :mod:`bot.emulator.auth`):
 
@@ -31,7 +35,8 @@ websockets (see :mod:`bot.emulator.ws`)    ``/ws``, ``/ws/<stream or listenKey o
 =========================================  ================================================
 
 Admin endpoints: ``GET /admin/state`` returns balances, every order (Binance query shape), the
-account's trades, the book's best prices and update id, the faults in force and how many were
+account's trades (of every symbol), the first symbol's book (best prices, update id; ``books``:
+every symbol's), the faults in force and how many were
 injected, request counts by HTTP status and websocket stats. ``POST /admin/faults`` takes a
 fault SPEC as the plain-text body (or JSON ``{"spec": "..."}``; empty turns faults off) and
 answers 400 ``{"error": ...}`` for a bad SPEC. ``POST /admin/ws_drop`` closes every websocket
@@ -173,6 +178,7 @@ class RunningEmulator:
         self.feed = feed
         self.overrides: Overrides | None = None  # set by start_emulator
         self.futures: Any = None  # the FuturesVenue (bot.emulator.futures) on --market usdm|coinm
+        self.listing: Listing | None = None  # every symbol served (market/engine/feed above: the first one's)
         self._runner = runner
         self._tasks = tasks
         self._stopping = stopping
