@@ -16,7 +16,7 @@ per symbol, and far apart between symbols).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Iterator, Sequence
 
 from bot.config.settings import MarketSection, SimSection
@@ -25,7 +25,7 @@ from bot.emulator.errors import BinanceError
 from bot.emulator.market import MarketState
 from bot.emulator.matching import Engine, SymbolRules
 
-__all__ = ["Listing", "SymbolState", "TRADE_ID_STRIDE", "build_feeds", "spot_rules"]
+__all__ = ["Listing", "SymbolState", "TRADE_ID_STRIDE", "build_feeds", "parse_balances", "shared_balances", "spot_rules"]
 
 TRADE_ID_STRIDE = 1_000_000_000
 
@@ -149,4 +149,27 @@ def shared_balances(rules: Sequence[SymbolRules], given: dict[str, Decimal] | No
     for r in rules:
         out.setdefault(r.quote, Decimal(10000))
         out.setdefault(r.base, Decimal("0.5"))
+    return out
+
+
+def parse_balances(text: str | dict | None) -> dict[str, Decimal]:
+    """``"USDT=10000,BTC=0.5"`` (or a dict) -> {asset: Decimal}."""
+    if text is None:
+        return {}
+    if isinstance(text, dict):
+        return {str(k).upper(): Decimal(str(v)) for k, v in text.items()}
+    out: dict[str, Decimal] = {}
+    for item in text.replace(" ", "").split(","):
+        if not item:
+            continue
+        if "=" not in item:
+            raise ValueError(f"balance {item!r} is not ASSET=AMOUNT")
+        asset, amount = item.split("=", 1)
+        try:
+            value = Decimal(amount)
+        except InvalidOperation:
+            raise ValueError(f"balance {item!r}: {amount!r} is not a number") from None
+        if value < 0:
+            raise ValueError(f"balance {item!r} is negative")
+        out[asset.upper()] = value
     return out
