@@ -11,8 +11,13 @@ injected on demand. Run it as a process (``python -m bot.emulator --sim --port 0
     ...
     await emu.stop()
 
-Modules: :mod:`~bot.emulator.server` (REST, admin, :func:`start_emulator`),
-:mod:`~bot.emulator.ws` (streams), :mod:`~bot.emulator.matching` (orders, balances, fills),
+Modules: :mod:`~bot.emulator.server` (the app, :func:`start_emulator`),
+:mod:`~bot.emulator.plumbing` (faults, weights, overrides, signatures of every REST request),
+:mod:`~bot.emulator.admin` (admin endpoints),
+:mod:`~bot.emulator.spot_rest` (the spot REST handlers, routed by symbol),
+:mod:`~bot.emulator.listing` (the symbols served: one, or several spot ones from one account),
+:mod:`~bot.emulator.ws` (connections, subscriptions, user data), :mod:`~bot.emulator.ws_api` (WebSocket API),
+:mod:`~bot.emulator.ws_market` (one symbol's market streams), :mod:`~bot.emulator.matching` (orders, balances, fills),
 :mod:`~bot.emulator.market` (book and update ids), :mod:`~bot.emulator.feed` (sim / replay
 pacing), :mod:`~bot.emulator.auth` (signatures), :mod:`~bot.emulator.faults` (fault SPEC),
 :mod:`~bot.emulator.commission` (which asset pays a fill's commission),

@@ -6,7 +6,8 @@ Prints exactly one line to stdout once it listens (flushed), for scripts to wait
 
 and logs to stderr. ``--market usdm|coinm`` serves Binance USD-M / COIN-M perpetuals instead of
 spot (see :mod:`bot.emulator.futures`; ``--funding-interval-s``, ``--funding-rate`` and
-``--mark-offset`` only apply there). Stops on SIGINT/SIGTERM (exit 0). Exit 1 on a bad option value, an
+``--mark-offset`` only apply there). ``--symbol`` given more than once (or a comma list, or a config
+with several ``[[markets]]``) serves several spot symbols (:mod:`bot.emulator.listing`). Stops on SIGINT/SIGTERM (exit 0). Exit 1 on a bad option value, an
 unreadable recording or a recording of another symbol; 2 on wrong usage.
 """
 
@@ -39,8 +40,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                    help="API served: spot (/api/v3, default), usdm (USD-M perpetual, /fapi) or coinm (COIN-M perpetual, "
                         "/dapi); default: the config's market.type (linear = usdm, inverse = coinm), else spot")
     p.add_argument("--config", metavar="TOML", help="take [market] and [sim] from this bot config file")
-    p.add_argument("--symbol", help="symbol, e.g. ETH/USDT (default: the config's market.symbol, BTC/USDT)")
-    p.add_argument("--tick-size", help="PRICE_FILTER tickSize (default: market.tick_size)")
+    p.add_argument("--symbol", action="append", metavar="SYMBOL",
+                   help="symbol, e.g. ETH/USDT (default: the config's market.symbol, or every [[markets]] entry, else "
+                        "BTC/USDT); give it again (or a comma list, BTC/USDT,ETH/USDT) to serve several spot symbols "
+                        "from one account, each with its own book, trades and orders")
+    p.add_argument("--tick-size", help="PRICE_FILTER tickSize (default: market.tick_size; applies to every --symbol)")
     p.add_argument("--lot-size", help="LOT_SIZE stepSize (default: market.lot_size)")
     p.add_argument("--min-qty", help="LOT_SIZE minQty (default: market.min_qty)")
     p.add_argument("--min-notional", help="NOTIONAL minNotional (default: market.min_notional)")
@@ -79,14 +83,19 @@ def config_from_args(args: argparse.Namespace):
     from bot.emulator.futures.contract import default_market, market_of_type
 
     market, sim = MarketSection(), SimSection()
+    listed: list[MarketSection] = []
     if args.config:
         settings = load_settings(args.config)
         market, sim = settings.market, settings.sim
+        if settings.markets:
+            listed = list(settings.instruments)
+            market = listed[0]
     venue = getattr(args, "market", None) or market_of_type(market.type)
     if venue != market_of_type(market.type):
         if market.type != "spot":
             raise ValueError(f"--market {venue} does not serve the config's market.type {market.type!r}")
         market = default_market(venue)  # a spot config (or none): the market's default perpetual
+        listed = []
     updates: dict[str, object] = {}
     for opt, key in (("tick_size", "tick_size"), ("lot_size", "lot_size"), ("min_qty", "min_qty"), ("min_notional", "min_notional")):
         raw = getattr(args, opt, None)
@@ -95,12 +104,8 @@ def config_from_args(args: argparse.Namespace):
                 updates[key] = Decimal(raw)
             except InvalidOperation:
                 raise ValueError(f"--{opt.replace('_', '-')}: {raw!r} is not a number") from None
-    if args.symbol:
-        if args.symbol.count("/") != 1:
-            raise ValueError(f"--symbol must look like BASE/QUOTE, got {args.symbol!r}")
-        updates["symbol"] = args.symbol.upper()
-    if updates:
-        market = MarketSection(**{**market.model_dump(), **updates})
+    served = _served_markets(market, listed, _symbols(args.symbol), updates)
+    market = served[0]
     for f in args.data or []:
         if not Path(f).is_file():
             raise ValueError(f"data file not found: {f}")
@@ -138,7 +143,53 @@ def config_from_args(args: argparse.Namespace):
         fault_seed=args.fault_seed, market=market, sim=sim, taker_fee=taker, maker_fee=maker,
         commission_asset=commission_asset, bnb_price=bnb_price, overrides=overrides, venue=venue,
         funding_interval_s=funding_interval, funding_rate=funding_rate, mark_offset=mark_offset,
+        markets=served if len(served) > 1 else [],
     )
+
+
+def _symbols(given: list[str] | str | None) -> list[str]:
+    """``--symbol`` values (repeated, or comma lists) as upper-case BASE/QUOTE names, in order."""
+    if not given:
+        return []
+    out: list[str] = []
+    for raw in [given] if isinstance(given, str) else given:
+        for name in raw.split(","):
+            name = name.strip().upper()
+            if name.count("/") != 1:
+                raise ValueError(f"--symbol must look like BASE/QUOTE, got {name or raw!r}")
+            if name in out:
+                raise ValueError(f"--symbol {name} is given twice")
+            out.append(name)
+    return out
+
+
+def _served_markets(market: MarketSection, listed: list[MarketSection], symbols: list[str],
+                    updates: dict[str, object]) -> list[MarketSection]:
+    """The markets to serve: each ``--symbol`` (with the config's rules of that symbol when a
+    ``[[markets]]`` entry names it, else those of ``market``), or the config's markets; the rule
+    options (``updates``) apply to all. A bad combination is a ValueError of one line."""
+    from pydantic import ValidationError
+
+    by_symbol = {m.symbol.upper(): m for m in listed}
+    chosen = [(by_symbol.get(s, market), s) for s in symbols] if symbols else [(m, None) for m in (listed or [market])]
+    out = []
+    for base, symbol in chosen:
+        if symbol and ":" in symbol and base.type == "spot":
+            raise ValueError(f"--symbol {symbol} is a perpetual: serve it with --market usdm (linear) or coinm (inverse)")
+        fields = {**updates, **({"symbol": symbol} if symbol else {})}
+        try:
+            out.append(MarketSection(**{**base.model_dump(), **fields}) if fields else base)
+        except ValidationError as exc:
+            problem = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+            raise ValueError(f"--symbol {symbol or base.symbol} ({base.type} market): {problem}") from None
+    if len(out) > 1 and any(m.type != "spot" for m in out):
+        raise ValueError(f"several symbols ({', '.join(m.symbol for m in out)}) are served on spot only; "
+                         f"--market usdm / coinm serve one perpetual")
+    if len(out) > 1 or market.type == "spot":
+        from bot.emulator.listing import spot_rules
+
+        spot_rules(out)  # a perpetual symbol on spot: one line naming it
+    return out
 
 
 async def _serve(config) -> int:
@@ -154,7 +205,7 @@ async def _serve(config) -> int:
             pass
     print(f"EMULATOR READY {emu.base_url} {emu.ws_url}", flush=True)
     logging.getLogger("bot.emulator").info(
-        "emulator %s mode, symbol %s, api key %s", config.mode, emu.engine.rules.symbol, emu.api_key)
+        "emulator %s mode, symbol %s, api key %s", config.mode, ",".join(emu.listing.names), emu.api_key)
     await stop.wait()
     await emu.stop()
     return 0

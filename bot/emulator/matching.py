@@ -213,7 +213,8 @@ class Engine:
 
     def __init__(self, rules: SymbolRules, market: MarketState, balances: dict[str, Decimal],
                  taker_fee: Decimal = Decimal("0.001"), maker_fee: Decimal = Decimal("0.001"),
-                 take: TakeFn | None = None, commission: CommissionPolicy | None = None) -> None:
+                 take: TakeFn | None = None, commission: CommissionPolicy | None = None,
+                 account: "Engine | None" = None) -> None:
         self.rules = rules
         self.market = market
         self.taker_fee = taker_fee
@@ -221,13 +222,15 @@ class Engine:
         self.commission = commission or CommissionPolicy("quote", rules.base, rules.quote)
         self.lock_fee = max(taker_fee, maker_fee, ZERO) if self.commission.quote_pays_buys else ZERO
         self.take = take  # sim mode: consume the simulator's liquidity; None: replay mode
-        self.balances: dict[str, list[Decimal]] = {}
+        # several symbols trade from one account: ``account`` (another symbol's engine) shares its
+        # balances and its order id counter, so balances move together and order ids never repeat
+        self.balances: dict[str, list[Decimal]] = account.balances if account is not None else {}
+        self._ids: list[int] = account._ids if account is not None else [4_000_000_001]
         self.set_balances(balances)
         self.orders: dict[int, Order] = {}
         self.open: dict[int, Order] = {}
         self.by_client: dict[str, list[Order]] = {}
         self.fills: list[Fill] = []
-        self.next_order_id = 4_000_000_001
         self.consumed: dict[str, dict[float, float]] = {"bid": {}, "ask": {}}  # replay mode only
         self.listeners: list[ExecListener] = []
         self.balance_listeners: list[Callable[[list[str]], None]] = []
@@ -235,6 +238,14 @@ class Engine:
         self._matching = False
         market.depth_listeners.append(self._on_depth)
         market.trade_listeners.append(self._on_trade)
+
+    @property
+    def next_order_id(self) -> int:
+        return self._ids[0]
+
+    @next_order_id.setter
+    def next_order_id(self, value: int) -> None:
+        self._ids[0] = value
 
     # ------------------------------------------------------------------ balances
     def set_balances(self, balances: dict[str, Decimal]) -> None:

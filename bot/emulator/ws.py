@@ -18,11 +18,12 @@ Endpoints (all on the emulator's one port):
   ``watch_my_trades`` get ``executionReport`` / ``outboundAccountPosition``),
   ``userDataStream.unsubscribe``, ``ping``, ``time``, ``order.place``, ``order.test``,
   ``order.status``, ``order.cancel``, ``openOrders.status``, ``openOrders.cancelAll``,
-  ``account.status``. Signed requests are checked like REST (payload = params sorted by key).
+  ``account.status`` (orders are routed by their ``symbol``). Signed requests are checked like REST (payload = params sorted by key).
   Answers: ``{"id", "status": 200, "result": ...}`` or ``{"id", "status": 4xx, "error":
   {"code", "msg"}}``.
 
-Streams of the emulated symbol ``s`` (lower case): ``s@depth`` / ``s@depth@1000ms`` (diffs every
+Streams of each emulated symbol ``s`` (lower case; several symbols are served side by side, on
+one connection or many, raw or combined, as Binance does; see :mod:`bot.emulator.ws_market`): ``s@depth`` / ``s@depth@1000ms`` (diffs every
 1 s), ``s@depth@100ms`` (diffs every 100 ms), ``s@depth5|10|20[@100ms|@1000ms]`` (partial book),
 ``s@trade``, ``s@aggTrade`` (one aggregate per trade), ``s@bookTicker`` (real time, on every
 change of the best levels), ``s@ticker`` and ``s@miniTicker`` (every 1 s). Other names are
@@ -50,14 +51,14 @@ from typing import TYPE_CHECKING, Callable
 
 from aiohttp import WSMsgType, web
 
-from bot.emulator import auth
-from bot.emulator.errors import BinanceError
-from bot.emulator.market import MarketState, PublicTrade, now_ms
+from bot.emulator.market import MarketState, now_ms
 from bot.emulator.matching import Engine, Fill, Order, fmt
-from bot.emulator.ws_inject import poison_levels
+from bot.emulator.ws_api import WsApi, WsConn
+from bot.emulator.ws_market import SymbolStreams
 
 if TYPE_CHECKING:
     from bot.emulator.faults import FaultState
+    from bot.emulator.listing import Listing
 
 log = logging.getLogger("bot.emulator.ws")
 
@@ -66,88 +67,15 @@ DIFF_100 = ("@depth@100ms",)
 PARTIAL = tuple(f"@depth{n}{suffix}" for n in (5, 10, 20) for suffix in ("", "@100ms", "@1000ms"))
 
 
-def _f(x: float) -> str:
-    return f"{x:.8f}"
-
-
-class _DiffAcc:
-    __slots__ = ("first", "last", "bids", "asks", "drop_after", "poison")
-
-    def __init__(self) -> None:
-        self.first = 0
-        self.last = 0
-        self.bids: dict[float, float] = {}
-        self.asks: dict[float, float] = {}
-        self.drop_after: int | None = None  # gap fault: drop the next message with u > this
-        self.poison: tuple[str, str] | None = None  # (side, price): bot.emulator.ws_inject depth_price
-
-    def add(self, bids, asks, update_id: int) -> None:
-        if not self.first:
-            self.first = update_id
-        self.last = update_id
-        for p, s in bids:
-            self.bids[p] = s
-        for p, s in asks:
-            self.asks[p] = s
-
-    def take(self) -> tuple[int, int, dict, dict] | None:
-        if not self.first:
-            return None
-        out = (self.first, self.last, self.bids, self.asks)
-        self.first = 0
-        self.bids = {}
-        self.asks = {}
-        return out
-
-
-class WsConn:
-    def __init__(self, ws: web.WebSocketResponse, combined: bool, max_queue: int) -> None:
-        self.ws = ws
-        self.combined = combined
-        self.streams: set[str] = set()
-        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=max_queue)
-        self.listen_key: str | None = None
-        self.user_sub: int | None = None  # WebSocket API user data subscription id
-        self.api = False  # a /ws-api/v3 connection
-        self.dead = False
-
-    def push(self, text: str) -> None:
-        if self.dead:
-            return
-        try:
-            self.queue.put_nowait(text)
-        except asyncio.QueueFull:
-            self.dead = True
-            log.warning("websocket client too slow: disconnecting")
-            asyncio.ensure_future(self.ws.close(code=1008, message=b"slow consumer"))
-
-    async def writer(self) -> None:
-        ws = self.ws
-        try:
-            while True:
-                text = await self.queue.get()
-                await ws.send_str(text)
-        except (ConnectionResetError, RuntimeError, asyncio.CancelledError):
-            pass
-        except Exception:  # pragma: no cover - transport specific
-            log.debug("websocket writer stopped", exc_info=True)
-
-
-class Hub:
+class Hub(WsApi):
     """All websocket connections, their subscriptions and the stream publishers."""
 
-    def __init__(self, market: MarketState, engine: Engine, symbol: str, faults: "FaultState",
-                 max_queue: int = 20_000) -> None:
-        self.market = market
-        self.engine = engine
-        self.symbol = symbol.upper()
-        self.s = symbol.lower()
+    def __init__(self, listing: "Listing", faults: "FaultState", max_queue: int = 20_000) -> None:
+        self.listing = listing
         self.faults = faults
         self.max_queue = max_queue
         self.conns: set[WsConn] = set()
         self.subs: dict[str, set[WsConn]] = {}
-        self.acc100 = _DiffAcc()
-        self.acc1000 = _DiffAcc()
         # stream names of each diff clock, and a hook that adds market-specific fields to every diff
         # message (futures: ``pu`` and ``T``, see bot.emulator.futures.ws)
         self.diff100: tuple[str, ...] = DIFF_100
@@ -157,14 +85,43 @@ class Hub:
         self.api_key = ""
         self.api_secret = ""
         self._next_sub = 0
-        self._last_top: tuple[float, float, float, float] | None = None
         self.gaps_injected = 0
         self.drops_injected = 0
         self.messages_sent = 0
-        market.depth_listeners.append(self._on_depth)
-        market.trade_listeners.append(self._on_trade)
-        engine.listeners.append(self._on_execution)
-        engine.balance_listeners.append(self._on_balances)
+        self.symbol_streams: list[SymbolStreams] = []
+        for state in listing:
+            state.streams = SymbolStreams(self, state.market, state.symbol)
+            self.symbol_streams.append(state.streams)
+            assert state.engine is not None
+            state.engine.listeners.append(self._on_execution)
+            state.engine.balance_listeners.append(self._on_balances)
+
+    # the primary (first) symbol's state, as a one-symbol emulator has it
+    @property
+    def market(self) -> MarketState:
+        return self.listing.primary.market
+
+    @property
+    def engine(self) -> Engine:
+        engine = self.listing.primary.engine
+        assert engine is not None
+        return engine
+
+    @property
+    def symbol(self) -> str:
+        return self.listing.primary.symbol
+
+    @property
+    def s(self) -> str:
+        return self.symbol.lower()
+
+    @property
+    def acc100(self):
+        return self.symbol_streams[0].acc100
+
+    @property
+    def acc1000(self):
+        return self.symbol_streams[0].acc1000
 
     # ------------------------------------------------------------------ publishing
     def publish(self, stream: str, data: dict | str) -> None:
@@ -181,90 +138,6 @@ class Hub:
             else:
                 conn.push(raw)
             self.messages_sent += 1
-
-    def _on_depth(self, bids, asks, update_id: int) -> None:
-        self.acc100.add(bids, asks, update_id)
-        self.acc1000.add(bids, asks, update_id)
-        book = self.market.book
-        top = (book.best_bid, book.best_bid_size, book.best_ask, book.best_ask_size)
-        if top != self._last_top:
-            self._last_top = top
-            stream = self.s + "@bookTicker"
-            if self.subs.get(stream):
-                self.publish(stream, {"u": update_id, "s": self.symbol, "b": _f(top[0]), "B": _f(top[1]),
-                                      "a": _f(top[2]), "A": _f(top[3])})
-
-    def _on_trade(self, trade: PublicTrade) -> None:
-        s = self.s
-        now = now_ms()
-        if self.subs.get(s + "@trade"):
-            self.publish(s + "@trade", {"e": "trade", "E": now, "s": self.symbol, "t": trade.id, "p": _f(trade.price),
-                                        "q": _f(trade.qty), "T": trade.time, "m": trade.buyer_is_maker, "M": True})
-        if self.subs.get(s + "@aggTrade"):
-            self.publish(s + "@aggTrade", {"e": "aggTrade", "E": now, "s": self.symbol, "a": trade.id, "p": _f(trade.price),
-                                           "q": _f(trade.qty), "f": trade.id, "l": trade.id, "T": trade.time,
-                                           "m": trade.buyer_is_maker, "M": True})
-
-    def _flush(self, acc: _DiffAcc, streams: tuple[str, ...]) -> None:
-        batch = acc.take()
-        if batch is None:
-            return
-        if acc.drop_after is not None and batch[1] > acc.drop_after:
-            acc.drop_after = None
-            self.gaps_injected += 1
-            return
-        names = [self.s + suffix for suffix in streams if self.subs.get(self.s + suffix)]
-        if not names:
-            return
-        first, last, bids, asks = batch
-        message = {
-            "e": "depthUpdate", "E": now_ms(), "s": self.symbol, "U": first, "u": last,
-            "b": [[_f(p), _f(q)] for p, q in bids.items()], "a": [[_f(p), _f(q)] for p, q in asks.items()],
-        }
-        if self.diff_hook is not None:
-            self.diff_hook(message)
-        if acc.poison is not None:
-            poison_levels(message, *acc.poison)
-            acc.poison = None
-        data = json.dumps(message, separators=(",", ":"))
-        for name in names:
-            self.publish(name, data)
-
-    def _partial(self, fast: bool) -> None:
-        for n in (5, 10, 20):
-            suffixes = (f"@depth{n}@100ms",) if fast else (f"@depth{n}", f"@depth{n}@1000ms")
-            names = [self.s + x for x in suffixes if self.subs.get(self.s + x)]
-            if not names:
-                continue
-            bids, asks, uid = self.market.depth(n)
-            data = json.dumps({"lastUpdateId": uid, "bids": [[_f(p), _f(q)] for p, q in bids],
-                               "asks": [[_f(p), _f(q)] for p, q in asks]}, separators=(",", ":"))
-            for name in names:
-                self.publish(name, data)
-
-    def _tickers(self) -> None:
-        s = self.s
-        if not (self.subs.get(s + "@ticker") or self.subs.get(s + "@miniTicker")):
-            return
-        st = self.market.day_stats()
-        now = now_ms()
-        book = self.market.book
-        if self.subs.get(s + "@ticker"):
-            change = st["last"] - st["open"]
-            self.publish(s + "@ticker", {
-                "e": "24hrTicker", "E": now, "s": self.symbol, "p": _f(change),
-                "P": f"{(change / st['open'] * 100 if st['open'] else 0.0):.3f}", "w": _f(st["vwap"]),
-                "x": _f(st["open"]), "c": _f(st["last"]), "Q": _f(st["last_qty"]),
-                "b": _f(book.best_bid), "B": _f(book.best_bid_size), "a": _f(book.best_ask), "A": _f(book.best_ask_size),
-                "o": _f(st["open"]), "h": _f(st["high"]), "l": _f(st["low"]), "v": _f(st["volume"]),
-                "q": _f(st["quote_volume"]), "O": st["open_time"], "C": st["close_time"], "F": st["first_id"],
-                "L": st["last_id"], "n": st["count"],
-            })
-        if self.subs.get(s + "@miniTicker"):
-            self.publish(s + "@miniTicker", {
-                "e": "24hrMiniTicker", "E": now, "s": self.symbol, "c": _f(st["last"]), "o": _f(st["open"]),
-                "h": _f(st["high"]), "l": _f(st["low"]), "v": _f(st["volume"]), "q": _f(st["quote_volume"]),
-            })
 
     async def run(self) -> None:
         """The 100 ms publishing clock, plus the ws_drop and gap faults."""
@@ -296,12 +169,8 @@ class Hub:
             else:
                 next_drop = None
             try:
-                self._flush(self.acc100, self.diff100)
-                self._partial(fast=True)
-                if tick % 10 == 0:
-                    self._flush(self.acc1000, self.diff1000)
-                    self._partial(fast=False)
-                    self._tickers()
+                for streams in self.symbol_streams:
+                    streams.tick(tick)
             except Exception:  # pragma: no cover - keep the clock alive whatever happens
                 log.exception("stream publisher failed")
             if now - last_ping >= 20.0:
@@ -319,8 +188,8 @@ class Hub:
         (A message whose updates are all older is not needed by a client synced now, so
         dropping it would not make a gap for that client.)
         """
-        self.acc100.drop_after = self.market.update_id
-        self.acc1000.drop_after = self.market.update_id
+        for streams in self.symbol_streams:
+            streams.inject_gap()
 
     async def drop_all(self, code: int = 1001) -> int:
         conns = list(self.conns)
@@ -418,86 +287,6 @@ class Hub:
         else:
             conn.push(json.dumps({"error": {"code": 2, "msg": f"Invalid request: unknown variant '{method}'"}, "id": rid}))
 
-    # ------------------------------------------------------------------ WebSocket API
-    async def handle_api(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(autoping=True, compress=False, max_msg_size=1 << 20)
-        if not ws.can_prepare(request).ok:
-            return web.Response(status=400, text="websocket upgrade expected")
-        await ws.prepare(request)
-        conn = WsConn(ws, False, self.max_queue)
-        conn.api = True
-        self.conns.add(conn)
-        writer = asyncio.ensure_future(conn.writer())
-        try:
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT:
-                    conn.push(json.dumps(self._api_call(conn, msg.data), separators=(",", ":")))
-                elif msg.type == WSMsgType.ERROR:
-                    break
-        finally:
-            conn.dead = True
-            self.conns.discard(conn)
-            writer.cancel()
-        return ws
-
-    def _api_call(self, conn: WsConn, text: str) -> dict:
-        try:
-            req = json.loads(text)
-            if not isinstance(req, dict):
-                raise ValueError
-        except ValueError:
-            return {"id": None, "status": 400, "error": {"code": -1000, "msg": "Malformed request."}}
-        rid = req.get("id")
-        method = req.get("method")
-        params = req.get("params") or {}
-        if not isinstance(params, dict):
-            return {"id": rid, "status": 400, "error": {"code": -1000, "msg": "Malformed request: params must be an object."}}
-        try:
-            result = self._api_method(conn, method, params)
-        except BinanceError as exc:
-            return {"id": rid, "status": exc.status, "error": exc.body()}
-        return {"id": rid, "status": 200, "result": result,
-                "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-                                "limit": 6000, "count": 1}]}
-
-    def _api_method(self, conn: WsConn, method: object, params: dict) -> object:
-        engine = self.engine
-        flat = {k: auth.ws_value(v) for k, v in params.items()}
-        if method == "ping":
-            return {}
-        if method == "time":
-            return {"serverTime": now_ms()}
-        if method == "userDataStream.unsubscribe":
-            conn.user_sub = None
-            return {}
-        signed = {"userDataStream.subscribe.signature", "order.place", "order.test", "order.status", "order.cancel",
-                  "openOrders.status", "openOrders.cancelAll", "account.status"}
-        if method not in signed:
-            raise BinanceError(-1020, "This operation is not supported.")
-        auth.verify_ws(params, self.api_key, self.api_secret)
-        if method == "userDataStream.subscribe.signature":
-            if conn.user_sub is None:
-                conn.user_sub = self._next_sub
-                self._next_sub += 1
-            return {"subscriptionId": conn.user_sub}
-        if method in ("order.place", "order.test"):
-            order, body = engine.new_order(flat, test=method == "order.test")
-            return body
-        if method == "order.status":
-            engine.check_symbol(flat)
-            order = engine.find(flat.get("orderId"), flat.get("origClientOrderId"))
-            if order is None:
-                raise BinanceError(-2013, "Order does not exist.")
-            return order.query()
-        if method == "order.cancel":
-            return engine.cancel(flat)
-        if method == "openOrders.status":
-            engine.check_symbol(flat, required=False)
-            return engine.open_orders()
-        if method == "openOrders.cancelAll":
-            return engine.cancel_all(flat)
-        return engine.account(omit_zero=flat.get("omitZeroBalances") == "true")
-
     # ------------------------------------------------------------------ user data stream
     def new_listen_key(self) -> str:
         key = secrets.token_urlsafe(45).replace("-", "a").replace("_", "b")[:60]
@@ -549,7 +338,9 @@ class Hub:
         }
         self._push_user(conns, json.dumps(event, separators=(",", ":")))
         if exec_type in ("NEW", "TRADE"):
-            self._on_balances(self.engine.balance_assets())
+            state = self.listing.find(order.symbol)
+            engine = state.engine if state is not None and state.engine is not None else self.engine
+            self._on_balances(engine.balance_assets())
 
     def _on_balances(self, assets: list[str]) -> None:
         conns = self._user_conns()

@@ -62,11 +62,12 @@ def inject(hub: "Hub", spec: object) -> int:
         if side not in ("bid", "ask"):
             raise ValueError(f"side must be bid or ask, got {side!r}")
         reached: set = set()
-        for acc, suffixes in ((hub.acc100, hub.diff100), (hub.acc1000, hub.diff1000)):  # futures have more diff speeds
-            subscribers = set().union(*(hub.subs.get(hub.s + x, set()) for x in suffixes))
-            if subscribers:
-                acc.poison = (side, price)
-                reached |= subscribers
+        for streams in hub.symbol_streams:  # every symbol's diff streams
+            for acc, suffixes in streams.accumulators():  # futures have more diff speeds
+                subscribers = set().union(*(hub.subs.get(streams.s + x, set()) for x in suffixes))
+                if subscribers:
+                    acc.poison = (side, price)
+                    reached |= subscribers
         return len(reached)
     raise ValueError(f"kind must be raw or depth_price, got {kind!r}")
 
