@@ -36,7 +36,7 @@ from bot.data.readers.io import compression, head_lines, open_binary, zip_member
 from bot.data.readers.registry import Format, register
 from bot.data.recording import RecordingError
 
-_EMPTY = 9_999_999_999
+_EMPTY_USD = 9_999_999_999 / 10_000.0 - 1.0  # dummy levels: ±9999999999 (1e-4 dollars)
 _NAME = re.compile(r"^(?P<sym>[^_/]+)_(?P<date>\d{4}-\d{2}-\d{2})_\d+_\d+_(?P<kind>message|orderbook)_(?P<levels>\d+)")
 _TZ = "America/New_York"
 
@@ -115,12 +115,17 @@ def _midnight_ns(name: str, stats: ReaderStats) -> int:
     return 0
 
 
-def _levels(row: np.ndarray, side: int) -> dict[float, float]:
-    """Price (dollars) -> size of one side of an orderbook row (0 asks, 1 bids)."""
-    px = row[2 * side :: 4]
-    sz = row[2 * side + 1 :: 4]
-    keep = (np.abs(px) < _EMPTY) & (sz > 0)
-    return dict(zip((px[keep] / 10_000.0).tolist(), sz[keep].tolist()))
+def _side(px: list[float], sz: list[float]) -> dict[float, float]:
+    """Price -> size of the occupied levels of one side of a row (dummy levels left out)."""
+    return {p: q for p, q in zip(px, sz) if q > 0 and -_EMPTY_USD < p < _EMPTY_USD}
+
+
+def _rows(books: np.ndarray, chunk: int = 8192) -> Iterator[list[float]]:
+    """The orderbook rows as lists, prices in dollars (converted a chunk at a time: bounded memory)."""
+    for start in range(0, len(books), chunk):
+        part = books[start : start + chunk].copy()
+        part[:, 0::2] /= 10_000.0
+        yield from part.tolist()
 
 
 def _diff(old: dict[float, float], new: dict[float, float]) -> tuple[tuple[float, float], ...]:
@@ -155,8 +160,8 @@ def read(paths: Sequence[Path], stats: ReaderStats) -> Iterator[MarketEvent]:
     asks: dict[float, float] = {}
     halted = False
     synced = False
-    for i, (t, kind, _oid, size, price, direction) in enumerate(msgs.tolist()):
-        ts = int(ts_all[i])
+    rows = _rows(books)
+    for i, ((_t, kind, _oid, size, price, direction), row, ts) in enumerate(zip(msgs.tolist(), rows, ts_all.tolist())):
         kind = int(kind)
         if kind in (4, 5):
             if size > 0 and price > 0:
@@ -179,14 +184,14 @@ def read(paths: Sequence[Path], stats: ReaderStats) -> Iterator[MarketEvent]:
         if halted:
             continue
         if not synced:
-            bids, asks = _levels(books[i], 1), _levels(books[i], 0)
+            bids, asks = _side(row[2::4], row[3::4]), _side(row[0::4], row[1::4])
             synced = True
             counts["snapshot"] += 1
             yield BookSnapshot(ts, ts, tuple(sorted(bids.items(), reverse=True)), tuple(sorted(asks.items())), i + 1)
             continue
         if not changed[i]:
             continue
-        nb, na = _levels(books[i], 1), _levels(books[i], 0)
+        nb, na = _side(row[2::4], row[3::4]), _side(row[0::4], row[1::4])
         db, da = _diff(bids, nb), _diff(asks, na)
         bids, asks = nb, na
         if db or da:
