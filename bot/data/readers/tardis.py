@@ -157,7 +157,8 @@ class _File:
                                      f"give the files of one exchange and symbol")
             if not stats.first_ts or ts < stats.first_ts:
                 stats.first_ts = ts
-            last = stats.last_ts = max(stats.last_ts, ts)
+            last = ts  # per file: several files are merged by time afterwards
+            stats.last_ts = max(stats.last_ts, ts)
             try:
                 yield from parse(f, ts_ex, ts)
             except _Bad as exc:
