@@ -15,7 +15,6 @@ import lzma
 import shutil
 import zipfile
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -394,6 +393,7 @@ def test_bybit_sequence_gap_invalidates_the_book(tmp_path):
     events, stats = _read([path])
     assert [type(e) for e in events] == [BookSnapshot, BookDelta, BookInvalidated]
     assert stats.gaps == 1 and "expected u=7, got u=8" in stats.problems[0]
+    assert "expected u=7, got u=8" in events[2].reason
 
 
 @needs_data

@@ -116,9 +116,10 @@ def read(paths: Sequence[Path], stats: ReaderStats) -> Iterator[MarketEvent]:
             elif u != prev_u + 1:
                 stats.gaps += 1
                 counts["invalidated"] += 1
-                stats.problem(f"{where}: sequence gap: expected u={prev_u + 1}, got u={u}; awaiting a snapshot")
+                why = f"expected u={prev_u + 1}, got u={u}"
+                stats.problem(f"{where}: sequence gap: {why}; awaiting a snapshot")
                 prev_u = None
-                yield BookInvalidated(ts, ts_ex, f"{where}: expected u={prev_u}, got {u}")
+                yield BookInvalidated(ts, ts_ex, f"{where}: {why}")
             else:
                 prev_u = u
                 counts["delta"] += 1
