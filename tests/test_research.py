@@ -191,7 +191,7 @@ def test_input_errors_exit_1(tmp_path):
     junk = tmp_path / "junk.gz"
     junk.write_bytes(b"this is not gzip")
     code, _, err = run_cli(["research", "--data", str(junk), "--out", str(tmp_path / "o")])
-    assert code == 1 and "error: " in err and "not a gzip file" in err
+    assert code == 1 and "error: " in err and "not a recognized data file" in err and str(junk) in err
     good = tmp_path / "empty.gz"
     with gzip.open(good, "wt") as fh:
         fh.write("")
@@ -219,7 +219,7 @@ def test_foreign_data_files_exit_1_naming_the_file(tmp_path, kind):
     assert code == 1 and out == ""
     [line] = err.splitlines()
     assert line.startswith("error: ") and str(path) in line
-    assert ("not a gzip file" if kind == "plain-text" else "not a Binance raw-stream recording") in line
+    assert "not a recognized data file" in line and "formats tried: binance-raw" in line
     assert not (tmp_path / "o" / "report.json").exists()
 
 

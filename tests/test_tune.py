@@ -184,7 +184,7 @@ def test_foreign_data_file_is_refused_naming_it(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1
     [line] = [x for x in err.splitlines() if x.startswith("error: ")]
-    assert str(csv) in line and "not a Binance raw-stream recording" in line
+    assert str(csv) in line and "not a recognized data file" in line and "formats tried: binance-raw" in line
     assert not (tmp_path / "t.db").exists()
 
 

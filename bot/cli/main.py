@@ -44,7 +44,8 @@ def _check_strategy(settings: Any, config: str | None) -> None:
 def cmd_backtest(args: argparse.Namespace) -> int:
     import itertools
 
-    from bot.data.binance import RecordingError, ReaderStats, read_binance
+    from bot.data.binance import RecordingError, ReaderStats
+    from bot.data.readers import read_events, resolve
     from bot.data.sim import simulate
     from bot.engine.runner import run_backtest
     from bot.log import configure
@@ -72,7 +73,17 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         if missing:
             return _fail("data file not found: " + ", ".join(missing))
         many = len(settings.instruments) > 1
-        if args.fast:
+        try:  # a file no reader recognizes (or files of different formats) is refused before anything runs
+            fmt = resolve(args.data, args.format).name
+        except RecordingError as exc:
+            return _fail(str(exc))
+        if fmt != "binance-raw" and many:
+            return _fail(f"several [[markets]] are replayed from Binance raw-stream recordings only; {', '.join(args.data)} "
+                         f"are {fmt}: give a config with one [market]")
+        if args.fast and fmt != "binance-raw":
+            print(f"note: --fast replays Binance raw-stream recordings; {fmt} data runs on the readable engine, "
+                  "with the same results", file=sys.stderr)
+        elif args.fast:
             from bot.fast.backtest import replays_market
 
             if replays_market(settings):
@@ -89,7 +100,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                 return _fail(str(exc))
         else:
             stats = ReaderStats()
-            events = _checked_symbol(read_binance(args.data, stats), stats, settings.instruments[0], args.config)
+            events = _checked_symbol(read_events(args.data, fmt, stats), stats, settings.instruments[0], args.config)
             source_stats = stats.as_dict
         # the first event before the run is stored: a file of another format, a recording without
         # market events or of another market is refused here, without leaving a failed run behind
@@ -280,7 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     bt = sub.add_parser("backtest", help="replay recordings (or the built-in simulator) through the engine")
     bt.add_argument("--config", required=True, help="TOML config, e.g. config/backtest.toml")
-    bt.add_argument("--data", nargs="+", metavar="FILE", help="Binance raw-stream recordings (.gz); a split recording is given as all its files")
+    bt.add_argument("--data", nargs="+", metavar="FILE", help="recorded market data, format detected from the content "
+                    "(Binance raw streams, Tardis CSV, LOBSTER, Bitstamp log, Bybit dump; see bot inspect); a split recording is given as all its files")
+    bt.add_argument("--format", metavar="NAME", help="read --data as this format instead of detecting it "
+                    "(binance-raw, tardis, tardis-liquidations, lobster, bitstamp, bybit, binance-book-csv)")
     bt.add_argument("--sim", action="store_true", help="use the built-in order book simulator ([sim] section)")
     bt.add_argument("--db", help="SQLite database (default: run.db of the config)")
     bt.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -319,7 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.research.command import register as register_research
     from bot.tune.command import register as register_tune
 
+    from bot.cli.inspect import register as register_inspect
+
     register_demo(sub)
+    register_inspect(sub)
     register_research(sub)
     register_tune(sub)
 

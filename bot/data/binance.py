@@ -126,6 +126,8 @@ class ReaderStats:
     symbol: str = ""  # e.g. "BTCUSDT", known before the first event
     first_ts: int = 0  # local ns timestamp of the first and last line read
     last_ts: int = 0
+    format: str = ""  # the reader's format name (bot.data.readers), "" when read_binance is called directly
+    exchange: str = ""  # the venue when the format tells it ("binance", "deribit", "nasdaq" ...)
 
     def problem(self, message: str) -> None:
         self.problems_total += 1

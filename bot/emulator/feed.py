@@ -92,10 +92,11 @@ class ReplayFeed:
 
     def _open(self, expect_symbol: str | None) -> Iterator[MarketEvent]:
         """Open the recording and check it (raises RecordingError / ValueError before serving)."""
-        from bot.data.binance import ReaderStats, read_binance
+        from bot.data.binance import ReaderStats
+        from bot.data.readers import read_events
 
         self.stats = ReaderStats()
-        events = read_binance(self.paths, self.stats)
+        events = read_events(self.paths, None, self.stats)  # any format the readers detect
         first = next(events, None)
         if first is None:
             raise ValueError("the recording has no events")

@@ -39,7 +39,9 @@ def register(subparsers: Any) -> None:
                     "each feature by horizon, and the cost hurdle. Writes report.json and PNG plots to --out.",
     )
     p.add_argument("--data", nargs="+", required=True, metavar="FILE",
-                   help="Binance raw-stream recordings (.gz); a split recording is given as all its files")
+                   help="recorded market data (format detected from the content; see --format); a split recording is given as all its files")
+    p.add_argument("--format", metavar="NAME", help="read --data as this format instead of detecting it (see bot inspect; "
+                   "binance-raw, tardis, lobster, bitstamp, bybit, binance-book-csv, tardis-liquidations)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created) for report.json and the PNGs")
     p.add_argument("--config", metavar="FILE", help="TOML config: [signal] for the score, [execution] fees, "
                    "[market] tick_size (default: built-in defaults)")
@@ -96,13 +98,15 @@ def run_research(
     buckets: int = 10,
     log: Callable[[str], None] | None = None,
     fit_horizon_s: float | None = None,
+    data_format: str | None = None,
 ) -> dict:
     """Run the whole pipeline; write ``out/report.json`` and the PNGs; return the report dict.
 
     Raises :class:`ResearchInputError` for input problems (the CLI turns it into exit code 1).
     """
     from bot.config.settings import ConfigError, load_settings
-    from bot.data.binance import ReaderStats, RecordingError, read_binance
+    from bot.data.binance import ReaderStats, RecordingError
+    from bot.data.readers import read_events
     from bot.data.market_check import checked_market, market_mismatch
     from bot.research.analysis import AnalysisParams, analyze
     from bot.research.features import extract_features
@@ -156,7 +160,7 @@ def run_research(
 
     files, others = instrument_groups(files, settings.instruments[0].symbol)
     say(f"reading {len(files)} file(s)")
-    events = read_binance([str(f) for f in files], stats)
+    events = read_events([str(f) for f in files], data_format, stats)
     if config:  # the config's fees and tick would be of the other market (spot / USD-M): refused
         events = checked_market(events, stats, settings.instruments[0], config, check_symbol=False)
     try:
@@ -338,6 +342,7 @@ def cmd_research(args: argparse.Namespace) -> int:
             args.data, args.out, config=args.config, interval_s=args.interval, window_s=args.window,
             horizons_s=horizons, levels=args.levels, train_frac=args.train_frac, tick_size=args.tick_size,
             flow_window_s=args.flow_window, buckets=args.buckets, log=say, fit_horizon_s=args.fit,
+            data_format=getattr(args, "format", None),
         )
     except ResearchInputError as exc:
         print(f"error: {exc}", file=sys.stderr)

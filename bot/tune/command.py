@@ -43,7 +43,8 @@ def register(subparsers: Any) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, metavar="BASE.toml", help="base config; the space's keys override it")
     p.add_argument("--space", required=True, metavar="SPACE.toml", help="search space (see config/space.example.toml)")
-    p.add_argument("--data", nargs="+", metavar="FILE", help="Binance raw-stream recordings (.gz); a split recording is given as all its files")
+    p.add_argument("--data", nargs="+", metavar="FILE", help="recorded market data (format detected from the content); a split recording is given as all its files")
+    p.add_argument("--format", metavar="NAME", help="read --data as this format instead of detecting it (names: see bot inspect --help)")
     p.add_argument("--sim", action="store_true", help="tune on the built-in simulator (the base config's [sim] section)")
     p.add_argument("--workers", type=int, metavar="N",
                    help=f"parallel worker processes (default: CPU count = {os.cpu_count()}; 0 = run in this process)")
@@ -121,7 +122,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         missing = [f for f in args.data if not Path(f).is_file()]
         if missing:
             return _fail("data file not found: " + ", ".join(missing))
-        data = DataSpec.for_files(args.data)
+        data = DataSpec.for_files(args.data, args.format)
     else:
         data = DataSpec.for_sim(base.sim.model_dump(mode="json"), base.instruments[0].model_dump(mode="json"))
 

@@ -52,16 +52,18 @@ class DataSpec:
     files: tuple[str, ...] = ()
     sim: dict[str, Any] = field(default_factory=dict)  # sim + market sections (for "sim")
     fingerprint: str = ""
+    format: str = ""  # the --format given for the files ("" = detected from their content)
 
     @staticmethod
-    def for_files(paths: list[str]) -> "DataSpec":
+    def for_files(paths: list[str], fmt: str | None = None) -> "DataSpec":
         files = tuple(os.path.abspath(p) for p in paths)
         ident = []
         for p in files:
             st = os.stat(p)
             ident.append([p, st.st_size, st.st_mtime_ns])
         # sorted: the reader orders the files by time, so the order they are given in does not matter
-        return DataSpec("files", files=files, fingerprint=_sha(sorted(ident)))
+        key = sorted(ident) if not fmt else [sorted(ident), fmt]  # unchanged without --format: old sweeps resume
+        return DataSpec("files", files=files, fingerprint=_sha(key), format=fmt or "")
 
     @staticmethod
     def for_sim(sim_section: dict[str, Any], market_section: dict[str, Any]) -> "DataSpec":
@@ -121,10 +123,11 @@ def load_source(data: DataSpec) -> tuple[SegmentSource, dict[str, Any]]:
     if hit is not None:
         return hit
     if data.kind == "files":
-        from bot.data.binance import ReaderStats, read_binance
+        from bot.data.binance import ReaderStats
+        from bot.data.readers import read_events
 
         stats = ReaderStats()
-        events = list(read_binance(list(data.files), stats))
+        events = list(read_events(list(data.files), data.format or None, stats))
         info = stats.as_dict()
     elif data.kind == "sim":
         from bot.config.settings import MarketSection, SimSection
