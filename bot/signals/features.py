@@ -42,23 +42,8 @@ from bot.core.events import Liquidation, MarkPrice, Trade
 from bot.signals.depth import DepthDepletion
 from bot.signals.derivs import DerivativeFlow
 from bot.signals.flow import TradeFlow
-from bot.signals.levels import MultiLevelOFI
+from bot.signals.levels import MultiLevelOFI, ofi_term
 from bot.signals.rolling import Persistence, RollingMoments
-
-
-def ofi_term(pb: float, pbq: float, pa: float, paq: float, b: float, bq: float, a: float, aq: float) -> float:
-    """CKS (2014) eq. 4: the order-flow contribution e_n of best quotes moving from
-    (pb, pbq, pa, paq) to (b, bq, a, aq): bid-side inflow minus ask-side inflow."""
-    e = 0.0
-    if b >= pb:
-        e += bq
-    if b <= pb:
-        e -= pbq
-    if a <= pa:
-        e -= aq
-    if a >= pa:
-        e += paq
-    return e
 
 
 @dataclass(slots=True)

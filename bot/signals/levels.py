@@ -14,16 +14,18 @@ from __future__ import annotations
 from bot.signals.rolling import RollingSum
 
 
-def _term(pb: float, qb0: float, pa: float, qa0: float, b: float, qb: float, a: float, qa: float) -> float:
+def ofi_term(pb: float, pbq: float, pa: float, paq: float, b: float, bq: float, a: float, aq: float) -> float:
+    """CKS (2014) eq. 4: the order-flow contribution e_n of best quotes moving from
+    (pb, pbq, pa, paq) to (b, bq, a, aq): bid-side inflow minus ask-side inflow."""
     e = 0.0
     if b >= pb:
-        e += qb
+        e += bq
     if b <= pb:
-        e -= qb0
+        e -= pbq
     if a <= pa:
-        e -= qa
+        e -= aq
     if a >= pa:
-        e += qa0
+        e += paq
     return e
 
 
@@ -44,7 +46,7 @@ class MultiLevelOFI:
         if pb is not None and pa is not None:
             e = 0.0
             for m in range(min(n, len(bids), len(asks), len(pb), len(pa))):
-                e += _term(pb[m][0], pb[m][1], pa[m][0], pa[m][1], bids[m][0], bids[m][1], asks[m][0], asks[m][1])
+                e += ofi_term(pb[m][0], pb[m][1], pa[m][0], pa[m][1], bids[m][0], bids[m][1], asks[m][0], asks[m][1])
             if e != 0.0:
                 self._sum.add(ts, e)
         self._prev_b, self._prev_a = bids, asks
