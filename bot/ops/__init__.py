@@ -7,7 +7,6 @@ port`` turns on the server (``/metrics``, ``/``, ``/api/``), ``[alerts] webhooks
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from bot.config.settings import Settings
@@ -67,6 +66,9 @@ class Ops:
         http = self.settings.http
         self.rules = AlertRules(self.settings.alerts, self.settings.risk.max_book_age_s, view.run_id, view.mode, lambda: exchange_errors(view))
         self.webhooks.start()
+        symbols = ",".join(lane.symbol for lane in view.lanes)
+        self.webhooks.put(alert("started", view.run_id, view.mode, f"daemon started: {view.mode} {symbols}, equity {view.initial_equity}",
+                                instruments=symbols.split(","), equity=view.initial_equity))
         if http.port is None:
             return
         if http.token is None:
@@ -95,8 +97,7 @@ class Ops:
         try:
             if self.view is not None and self.webhooks.urls:
                 self.webhooks.put(alert("stopped", self.view.run_id, self.view.mode, f"daemon stopped: {status}" + (f": {reason}" if reason else ""),
-                                        status=status, reason=reason, equity=self.last_state.get("equity"), pnl=self.last_state.get("pnl"),
-                                        ts=round(time.time(), 3)))
+                                        status=status, reason=reason, equity=self.last_state.get("equity"), pnl=self.last_state.get("pnl")))
             await self.webhooks.close()
         finally:
             if self.server is not None:

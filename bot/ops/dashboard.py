@@ -21,7 +21,7 @@ th,td{text-align:left;padding:3px 8px;border-bottom:1px solid #232c37;white-spac
 .pos{color:#5fd38d}.neg{color:#ff6b6b}#banner{display:none;padding:8px 20px;background:#5a1d1d;color:#ffd2d2;font-weight:600}
 #banner.paused{background:#5a4a1d;color:#ffeec2}canvas{width:100%;height:260px;background:#131a21;border:1px solid #232c37}
 button{background:#263140;color:#d8dee6;border:1px solid #3a4a5e;padding:6px 12px;margin-right:8px;cursor:pointer}
-button.danger{border-color:#a33}#stamp{color:#8fa3b8;font-size:12px;margin-left:auto}
+button.danger{border-color:#a33}#events td:last-child{white-space:normal}#stamp{color:#8fa3b8;font-size:12px;margin-left:auto}
 </style></head><body>
 <header><h1>imbalance-bot</h1>
 <div class="kpi"><span>mode</span><span id="mode">-</span></div>
