@@ -41,7 +41,7 @@ class AlertRules:
         self.error_times: deque[tuple[float, int]] = deque()
         self.errors_alerted_at = 0.0
         self.last_errors = 0
-        self.day = int(time.time() // DAY_S)
+        self.day: int | None = None  # the UTC day of the first heartbeat, then of the last summary
         self.day_start: dict[str, Any] | None = None
 
     def _alert(self, kind: str, message: str, **fields: Any) -> dict[str, Any]:
@@ -87,7 +87,9 @@ class AlertRules:
             out.append(self._alert("exchange_errors", f"{recent} exchange errors in the last {self.cfg.error_window_s:g} s",
                                    count=recent, by_kind=errors))
         day = int(now_s // DAY_S)
-        if day != self.day:
+        if self.day is None:
+            self.day = day
+        elif day != self.day:
             self.day = day
             if self.cfg.daily_summary:
                 out.append(self.summary(state, "daily_summary"))
