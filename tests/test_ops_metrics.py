@@ -13,7 +13,7 @@ import urllib.parse
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon_harness import Emulator, count, stop
+from daemon_harness import Emulator, count, query, stop
 from ops_helpers import TOKEN, bot_status, free_port, get, ops_config, ops_env, start_ops_daemon
 from waiting import wait_until
 
@@ -107,6 +107,23 @@ def test_port_without_a_token_refuses_to_start_with_one_line(tmp_path, emulator)
                          cwd=tmp_path, env=ops_env(), timeout=60)
     assert out.returncode == 1 and "http.token" in out.stderr and "BOT__HTTP__TOKEN" in out.stderr and "Traceback" not in out.stderr
     assert "in-the-file-123456" not in out.stderr
+
+
+def test_a_port_in_use_is_one_line_and_the_run_is_marked_failed(tmp_path, emulator):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = ops_config(tmp_path, emulator, port=port)
+        out = subprocess.run([sys.executable, "-m", "bot", "run", "--config", str(config)], capture_output=True, text=True,
+                             cwd=tmp_path, env=ops_env(), timeout=120)
+    assert out.returncode == 1, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "Traceback" not in out.stderr
+    assert [r[0] for r in query(tmp_path / "bot.db", "select status from runs")] in ([], ["failed"])
+    assert count(tmp_path / "bot.db", "select count(*) from orders") == 0
 
 
 PROM_CONFIG = """global:

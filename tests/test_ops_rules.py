@@ -97,3 +97,19 @@ def test_the_queue_is_bounded_and_drops_the_oldest():
     for n in range(5):
         hooks.put({"kind": "k", "n": n})
     assert [a["n"] for a in hooks.queue] == [3, 4] and hooks.dropped == 3
+
+
+def test_order_counts_follow_each_order_to_its_final_status_once():
+    from bot.store.order_counts import RECENT_FINAL, OrderCounts
+
+    c = OrderCounts()
+    c.record("r", "r-1", "new")
+    c.record("r", "r-2", "new")
+    c.record("r", "r-1", "partially_filled")
+    c.record("r", "r-1", "filled")
+    c.record("r", "r-1", "filled")  # recorded again: counted once
+    c.record("old", "old-7", "canceled")  # reconciling an earlier run's order: not this run's
+    assert c.of("r") == {"new": 1, "filled": 1}
+    for n in range(RECENT_FINAL * 2):
+        c.record("r", f"x-{n}", "canceled")
+    assert c.of("r")["canceled"] == RECENT_FINAL * 2 and len(c._final) <= RECENT_FINAL and len(c._open) == 1

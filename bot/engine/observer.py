@@ -71,6 +71,7 @@ class ObserverHooks:
 
     observer: Observer | None
     latencies: list[int] | None
+    observer_broken = False  # its heartbeat raised once: no more calls (it is still stopped at the end)
     run_id: str
     mode: str
     initial_equity: float
@@ -100,11 +101,12 @@ class ObserverHooks:
 
     def _observe(self, state: dict[str, Any], now: int) -> None:
         observer = self.observer
-        if observer is None:
+        if observer is None or self.observer_broken:
             return
         try:
             observer.heartbeat(state, now)
         except Exception as exc:  # noqa: BLE001 - watching the daemon never stops it
-            self.log.error("operator surface failed; it is switched off, trading goes on", error=f"{type(exc).__name__}: {mask_secrets(str(exc))[:200]}", exc_info=True)
-            self.observer = None
+            self.log.error("operator surface failed; its heartbeat is switched off, trading goes on",
+                           error=f"{type(exc).__name__}: {mask_secrets(str(exc))[:200]}", exc_info=True)
+            self.observer_broken = True
             self.latencies = None

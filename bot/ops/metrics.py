@@ -42,9 +42,8 @@ def exchange_errors(view: "DaemonView") -> dict[str, int]:
 
 def order_statuses(view: "DaemonView") -> dict[str, int]:
     """This run's orders by their latest status, as recorded (in memory) by the store."""
-    store = view.engine.lanes[0].store
-    prefix = view.run_id
-    return dict(Counter(s for cid, s in getattr(store, "order_status", {}).items() if cid.startswith(prefix)))
+    counts = getattr(view.engine.lanes[0].store, "order_counts", None)
+    return counts.of(view.run_id) if counts is not None else {}
 
 
 class DaemonCollector(Collector):

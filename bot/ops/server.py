@@ -70,7 +70,7 @@ class OpsServer:
         given = request.query.get("token", "")
         if not given or not hmac.compare_digest(given.encode(), self._token):
             return _unauthorized(request)
-        resp = web.HTTPFound("/")
+        resp = web.Response(status=302, headers={"Location": "/", "Cache-Control": "no-store"})
         resp.set_cookie(COOKIE, self._session.decode(), httponly=True, samesite="Strict", path="/")
         return resp
 
