@@ -80,14 +80,15 @@ def test_dashboard_shows_what_status_says_and_needs_the_token(tmp_path, emulator
 
         seen = wait_until(agrees, "the dashboard's equity and position to equal `bot status --json`")
         status = seen["status"]
-        cells = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "#instruments tbody tr:first-child td")]
+        # read in one script: the page replaces its rows every second
+        cells = driver.execute_script("return Array.from(document.querySelectorAll('#instruments tbody tr:first-child td'), td => td.textContent)")
         assert cells[0] == status["symbol"]
         assert driver.find_element(By.ID, "controls").is_displayed()
         assert "no answer" not in seen["page"]["stamp"]
         # the chart has points to draw before the picture is taken
         wait_until(lambda: driver.execute_script("return fetch('/api/equity').then(r => r.json()).then(d => d.points.length)") >= 3,
                    "three equity points")
-        wait_until(lambda: "updated" in driver.find_element(By.ID, "stamp").text, "a fresh poll")
+        wait_until(lambda: "updated" in driver.execute_script("return document.getElementById('stamp').textContent"), "a fresh poll")
         SCREENSHOT.parent.mkdir(exist_ok=True)
         assert driver.save_screenshot(str(SCREENSHOT))
         assert SCREENSHOT.stat().st_size > 10_000
