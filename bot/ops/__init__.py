@@ -100,5 +100,9 @@ class Ops:
                                         status=status, reason=reason, equity=self.last_state.get("equity"), pnl=self.last_state.get("pnl")))
             await self.webhooks.close()
         finally:
-            if self.server is not None:
-                await self.server.stop()
+            try:
+                if self.server is not None:
+                    await self.server.stop()
+            finally:
+                if self.api is not None:
+                    await self.api.reader.close()

@@ -2,16 +2,23 @@
 
 ``live`` reads only what the engine holds (no database, no waiting). ``status`` is exactly what
 ``bot status --json`` computes (:func:`bot.store.status.read_status`); it, the recent fills and
-the risk events are read from the database through a read-only connection in a worker thread,
-never in the event loop.
+the risk events are read from the database through a read-only connection in a separate
+process (:class:`DbReader`): neither the event loop nor a thread of the daemon's process does
+that work, so it never holds the GIL the decisions need (``read_status`` sums every fill's fee
+in Python: on a long run that is real work, every second the dashboard is open).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
+import multiprocessing
 import sqlite3
 import time
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +59,7 @@ class Api:
         self.control = control
         self.equity: deque[tuple[float, float]] = deque(maxlen=EQUITY_POINTS)
         self.state: dict[str, Any] = {}
+        self.reader = DbReader()
 
     def heartbeat(self, state: dict[str, Any]) -> None:
         self.state = state
@@ -108,25 +116,55 @@ class Api:
     def equity_series(self) -> dict[str, Any]:
         return {"points": [[t, v] for t, v in self.equity]}
 
-    # -- from the database (worker thread) ----------------------------------------------------
-    def status(self) -> dict[str, Any]:
-        return read_status(self.view.db_path, self.view.run_id)
+    # -- from the database (in the reader process) ---------------------------------------------
+    async def status(self) -> dict[str, Any]:
+        return await self.reader.call(read_status, str(self.view.db_path), self.view.run_id)
 
-    def _rows(self, sql: str, args: list[Any]) -> list[dict[str, Any]]:
-        path = Path(self.view.db_path)
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    async def fills(self) -> dict[str, Any]:
+        return {"fills": await self.reader.call(recent_fills, str(self.view.db_path), self.view.run_id)}
+
+    async def events(self) -> dict[str, Any]:
+        return {"events": await self.reader.call(recent_events, str(self.view.db_path), self.view.run_id)}
+
+
+def _rows(db_path: str, sql: str, args: list[Any]) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(f"file:{Path(db_path)}?mode=ro", uri=True, timeout=5)
+    try:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute(sql, args)]
+    finally:
+        conn.close()
+
+
+def recent_fills(db_path: str, run_id: str) -> list[dict[str, Any]]:
+    return _rows(db_path, "SELECT ts, symbol, client_order_id, side, price, amount, fee, liquidity FROM fills WHERE run_id = ? ORDER BY ts DESC, id DESC LIMIT ?",
+                 [run_id, ROWS])
+
+
+def recent_events(db_path: str, run_id: str) -> list[dict[str, Any]]:
+    """Risk events but rejections (those are many and counted in the report)."""
+    return _rows(db_path, "SELECT ts, kind, rule, detail, symbol FROM risk_events WHERE run_id = ? AND kind != 'reject' ORDER BY ts DESC, id DESC LIMIT ?",
+                 [run_id, ROWS])
+
+
+class DbReader:
+    """One worker process (``spawn``: safe beside the daemon's threads) for the database reads of the API."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
         try:
-            conn.row_factory = sqlite3.Row
-            return [dict(r) for r in conn.execute(sql, args)]
-        finally:
-            conn.close()
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        except BrokenProcessPool:
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise RuntimeError("the database reader process died; the next request starts another") from None
 
-    def fills(self) -> dict[str, Any]:
-        rows = self._rows("SELECT ts, symbol, client_order_id, side, price, amount, fee, liquidity FROM fills WHERE run_id = ? ORDER BY ts DESC, id DESC LIMIT ?",
-                          [self.view.run_id, ROWS])
-        return {"fills": rows}
-
-    def events(self) -> dict[str, Any]:
-        rows = self._rows("SELECT ts, kind, rule, detail, symbol FROM risk_events WHERE run_id = ? AND kind != 'reject' ORDER BY ts DESC, id DESC LIMIT ?",
-                          [self.view.run_id, ROWS])
-        return {"events": rows}
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.wait_for(asyncio.to_thread(pool.shutdown, True, cancel_futures=True), timeout=10)

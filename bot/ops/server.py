@@ -10,7 +10,6 @@ never reaches a log file. Controls (``POST /api/pause``, ``/api/flatten``, ``/ap
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
@@ -87,22 +86,22 @@ class OpsServer:
     async def equity(self, request: web.Request) -> web.Response:
         return _json(self.api.equity_series())
 
-    async def _threaded(self, fn: Callable[[], Any]) -> web.Response:
+    async def _from_db(self, fn: Callable[[], Awaitable[Any]]) -> web.Response:
         try:
-            return _json(await asyncio.to_thread(fn))
+            return _json(await fn())
         except LookupError as exc:
             return _json({"error": str(exc)}, status=503)
         except Exception as exc:  # noqa: BLE001 - the database is busy or changing: say so, try again next poll
             return _json({"error": f"{type(exc).__name__}: {str(exc)[:200]}"}, status=503)
 
     async def status(self, request: web.Request) -> web.Response:
-        return await self._threaded(self.api.status)
+        return await self._from_db(self.api.status)
 
     async def fills(self, request: web.Request) -> web.Response:
-        return await self._threaded(self.api.fills)
+        return await self._from_db(self.api.fills)
 
     async def events(self, request: web.Request) -> web.Response:
-        return await self._threaded(self.api.events)
+        return await self._from_db(self.api.events)
 
     def _control(self, action: str) -> Handler:
         async def handle(request: web.Request) -> web.Response:
