@@ -15,7 +15,7 @@ RANK = {
     "signals": 3, "risk": 3, "execution": 3,
     "strategies": 4,
     "engine": 5,
-    "research": 6, "tune": 6, "emulator": 6, "fast": 6,
+    "research": 6, "tune": 6, "emulator": 6, "fast": 6, "ops": 6,
     "cli": 7, "__main__": 8,
 }
 
@@ -50,4 +50,25 @@ def test_imports_point_down_only():
         for line, target in bot_imports(path):
             if target != own and RANK[target] >= RANK[own]:
                 violations.append(f"{path.relative_to(BOT.parent)}:{line}: {own} (layer {RANK[own]}) imports {target} (layer {RANK[target]})")
+    assert not violations, "\n".join(violations)
+
+
+# the operator surface (bot.ops) is a tool beside the product: the engine, and everything below
+# it, reaches it only through bot.engine.observer and never imports a web server or Prometheus
+WEB_LIBRARIES = ("aiohttp.web", "prometheus_client")
+
+
+def test_trading_layers_import_no_web_server():
+    violations = []
+    for path in sorted(BOT.rglob("*.py")):
+        own = package_of(path)
+        if own == "__init__" or RANK.get(own, 99) > RANK["engine"]:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] + [f"{node.module}.{a.name}" for a in node.names] if isinstance(node, ast.ImportFrom) and node.module else [])
+            for name in names:
+                if any(name == lib or name.startswith(lib + ".") for lib in WEB_LIBRARIES):
+                    violations.append(f"{path.relative_to(BOT.parent)}:{node.lineno}: {own} imports {name} (only bot.ops and the emulator serve HTTP)")
     assert not violations, "\n".join(violations)

@@ -288,9 +288,10 @@ def test_segment_events_on_a_real_recording():
 def test_best_config_writer_is_complete_and_never_writes_secrets(tmp_path, monkeypatch):
     monkeypatch.setenv("BOT__EXCHANGE__API_KEY", "k" * 16)
     monkeypatch.setenv("BOT__EXCHANGE__API_SECRET", "s" * 16)
+    monkeypatch.setenv("BOT__HTTP__TOKEN", "t" * 16)
     settings = load_settings(ROOT / "config" / "backtest.toml", signal={"depth_levels": 7})
     text = settings_to_toml(settings, ["header"], {"signal.depth_levels": 7})
-    assert "k" * 16 not in text and "s" * 16 not in text and "api_key" not in text
+    assert "k" * 16 not in text and "s" * 16 not in text and "t" * 16 not in text and "api_key" not in text and "token" not in text
     path = write(tmp_path / "full.toml", text)
     assert validate_file(path) == []
     import tomllib
@@ -300,7 +301,7 @@ def test_best_config_writer_is_complete_and_never_writes_secrets(tmp_path, monke
     snap = settings.snapshot()
     for section, body in snap.items():  # every section and every set key is written
         for key, value in body.items():
-            if value is not None and key != "api_key_set":
+            if value is not None and key not in ("api_key_set", "token_set"):  # markers of secrets, not keys
                 assert key in data[section], f"{section}.{key} missing"
 
 

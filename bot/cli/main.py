@@ -238,18 +238,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from bot.engine.daemon import Daemon, DaemonError
     from bot.log import configure
+    from bot.ops import build as build_ops
+    from bot.ops import config_problem
 
     try:
         settings = load_settings(args.config)
         _check_strategy(settings, args.config)
     except ConfigError as exc:
         return _fail(str(exc))
+    problem = config_problem(settings)
+    if problem:
+        return _fail(f"invalid configuration {args.config or '(defaults)'}: {problem}")
     try:
         configure(settings.run.log_dir, settings.run.log_level, settings.run.console_log_level)
     except OSError as exc:
         return _fail(f"run.log_dir {settings.run.log_dir!r}: cannot write the log there ({exc.strerror or exc})")
     try:
         daemon = Daemon(settings, args.db or settings.run.db, live=args.live)
+        daemon.observer = build_ops(settings)
         return asyncio.run(daemon.run())
     except DaemonError as exc:
         return _fail(str(exc))

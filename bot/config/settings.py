@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
-SECRET_KEYS = ("api_key", "api_secret", "password")
+SECRET_KEYS = ("api_key", "api_secret", "password", "token")
 
 
 class ConfigError(Exception):
@@ -322,6 +322,39 @@ class ExchangeSection(_Section):
     mark_poll_interval_s: float = Field(1.0, gt=0, description="derivatives: how often the mark price and funding rate are read (premiumIndex)")
 
 
+class HttpSection(_Section):
+    """The daemon's operator surface (bot.ops): /metrics, the dashboard at / and the JSON API under /api/.
+
+    Off unless ``port`` is set. Every request needs the token (``BOT__HTTP__TOKEN``, from the
+    environment or ``.env`` only, like the exchange keys) as ``Authorization: Bearer <token>``.
+    """
+
+    host: str = Field("127.0.0.1", min_length=1, description="address the daemon's HTTP server listens on")
+    port: int | None = Field(None, ge=0, le=65535, description="serve /metrics, the dashboard and /api/ on this port (None: off; 0: any free port)")
+    control: bool = Field(False, description="allow POST /api/pause, /api/flatten and /api/kill (they go through the risk manager)")
+    token: SecretStr | None = None
+
+
+class AlertsSection(_Section):
+    """Webhooks that get a JSON POST for halts, the kill switch, repeated exchange errors, a stale feed and a daily summary."""
+
+    webhooks: list[str] = Field(default_factory=list, description="http(s) URLs; each alert is POSTed to every one")
+    exchange_errors: int = Field(5, ge=1, description="exchange errors within error_window_s that raise an alert")
+    error_window_s: float = Field(60.0, gt=0, description="the window of exchange_errors")
+    stale_feed_s: float | None = Field(None, gt=0, description="alert when the book is older than this (None: risk.max_book_age_s)")
+    daily_summary: bool = Field(True, description="post a summary of the day after each UTC midnight")
+    queue_size: int = Field(100, ge=1, description="alerts waiting to be sent; when full the oldest is dropped (and logged)")
+    retries: int = Field(5, ge=0, le=20, description="tries after the first failed POST, with exponential backoff")
+    timeout_s: float = Field(5.0, gt=0, description="per POST")
+
+    @model_validator(mode="after")
+    def _urls(self) -> "AlertsSection":
+        bad = [u for u in self.webhooks if not (u.startswith("http://") or u.startswith("https://"))]
+        if bad:
+            raise ValueError(f"webhooks must be http:// or https:// URLs; got {', '.join(repr(b) for b in bad)}")
+        return self
+
+
 class SimSection(_Section):
     """The built-in order book simulator used by ``make demo`` (see bot.data.sim)."""
 
@@ -354,6 +387,8 @@ class Settings(BaseSettings):
     store: StoreSection = StoreSection()
     exchange: ExchangeSection = ExchangeSection()
     sim: SimSection = SimSection()
+    http: HttpSection = HttpSection()
+    alerts: AlertsSection = AlertsSection()
 
     @model_validator(mode="after")
     def _one_account(self) -> "Settings":
@@ -415,8 +450,9 @@ class Settings(BaseSettings):
 
     def snapshot(self) -> dict[str, Any]:
         """The config as plain JSON-able data with secrets removed: stored with every run."""
-        data = self.model_dump(mode="json", exclude={"exchange": {"api_key", "api_secret"}})
+        data = self.model_dump(mode="json", exclude={"exchange": {"api_key", "api_secret"}, "http": {"token"}})
         data["exchange"]["api_key_set"] = self.exchange.api_key is not None
+        data["http"]["token_set"] = self.http.token is not None
         if data.get("markets") is None:
             data.pop("markets", None)
         else:

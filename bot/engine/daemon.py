@@ -48,6 +48,7 @@ from bot.engine.account_engine import AccountEngine
 from bot.engine.engine import Engine
 from bot.engine.daemon_stop import DaemonStop
 from bot.engine.lanes import Lane, LaneError, account_state
+from bot.engine.observer import Observer, ObserverHooks
 from bot.engine.positions import PositionSync
 from bot.engine.restore import AccountMismatch, account_key, restore_account
 from bot.engine.runner import git_revision, new_run_id
@@ -69,7 +70,7 @@ LOOP_INTERVAL_S = 0.05  # housekeeping cadence; market events reach the engine d
 CHECKPOINT_INTERVAL_S = 30.0  # WAL checkpoints, in a worker thread (see Store.manual_checkpoints)
 
 
-class Daemon(DaemonStop):
+class Daemon(DaemonStop, ObserverHooks):
     def __init__(self, settings: Settings, db_path: str | Path, live: bool = False):
         check_live_allowed(settings, live)
         self.settings = settings
@@ -85,6 +86,8 @@ class Daemon(DaemonStop):
         self.lanes: list[Lane] = []
         self.writer_lost = False
         self.host = socket.gethostname()
+        self.observer: Observer | None = None  # bot.ops when [http] or [alerts] is set (the CLI attaches it)
+        self.latencies: list[int] | None = None
 
     def request_stop(self, reason: str) -> None:
         if not self.stop_requested.is_set():
@@ -263,6 +266,7 @@ class Daemon(DaemonStop):
             # Start-up built everything long-lived (ccxt's markets, config, engine): freezing it
             # keeps the garbage collector from re-scanning it in every full collection, which
             # otherwise lands as a multi-millisecond pause on whichever book update triggers it.
+            await self._start_observer(engine, lanes)
             gc.collect()
             gc.freeze()
             loop = asyncio.get_running_loop()
@@ -296,7 +300,10 @@ class Daemon(DaemonStop):
             self.log.error("daemon failed", error=reason, exc_info=True)
             raise DaemonError(f"the daemon stopped on an unexpected error: {reason} (traceback in the log file)") from None
         finally:
-            await self._shutdown(store, client, engine, lanes, status, reason, started, started_run)
+            try:
+                await self._shutdown(store, client, engine, lanes, status, reason, started, started_run)
+            finally:
+                await self._stop_observer(status, reason)
 
     async def _prepare_lane(self, lane: Lane, store: Store, key: str) -> None:
         """Live: the exchange pays funding and liquidates, so the engine models neither; on
@@ -371,6 +378,9 @@ class Daemon(DaemonStop):
             watch.delivered += 1
             try:
                 engine.on_event(event)
+                latencies = self.latencies
+                if latencies is not None:
+                    latencies.append(time.time_ns() - event.ts_local)
             except Exception as exc:  # noqa: BLE001 - handed to the loop, which fails the run
                 self.engine_error = exc
                 self.request_stop(f"engine error: {type(exc).__name__}: {str(exc)[:200]}")
@@ -403,7 +413,9 @@ class Daemon(DaemonStop):
             mono = time.monotonic()
             if mono >= next_heartbeat:
                 next_heartbeat = mono + HEARTBEAT_INTERVAL_S
-                store.record_heartbeat(self.run_id, self._state(engine, lanes, now, started))
+                state = self._state(engine, lanes, now, started)
+                store.record_heartbeat(self.run_id, state)
+                self._observe(state, now)
                 if not writer.refresh():
                     self.writer_lost = True
                     self.request_stop("another writer took the database over (its writer row is not ours): stopping")

@@ -172,6 +172,7 @@ class ExchangeClient:
         self.market: Market | None = None
         self.calls = 0
         self.retries = 0
+        self.errors: dict[str, int] = {}  # failed calls by exception class (retried or not): the operator's metrics
         self._fee_prices: dict[str, tuple[float, Decimal]] = {}
 
     def for_instrument(self, instrument: int) -> "ExchangeClient":
@@ -196,6 +197,8 @@ class ExchangeClient:
             try:
                 return await fn()
             except Exception as exc:  # noqa: BLE001 - classified below
+                kind = type(exc).__name__
+                self.errors[kind] = self.errors.get(kind, 0) + 1
                 if not is_retryable(exc) or attempt == attempts:
                     raise
                 self.retries += 1

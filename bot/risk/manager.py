@@ -99,6 +99,8 @@ class AccountLimits:
     day: int = -1
     day_start_equity: float = 0.0
     halt_seen: Halt | None = None  # the halt last recorded by an engine (recorded once for the account)
+    killed: bool = False  # the operator engaged the kill switch (bot.ops control): as risk.kill_switch
+    paused: str | None = None  # the operator paused entries: why (exits, stops and halts work as before)
 
 
 class RiskManager:
@@ -256,7 +258,29 @@ class RiskManager:
 
     # ------------------------------------------------------------------ limits
     def kill_switch_on(self) -> bool:
-        return self.cfg.kill_switch or (self.kill_switch_file is not None and self.kill_switch_file.exists())
+        return self.cfg.kill_switch or self.limits.killed or (self.kill_switch_file is not None and self.kill_switch_file.exists())
+
+    # ------------------------------------------------------------------ operator controls
+    def operator_control(self, action: str, detail: str) -> tuple[bool, str]:
+        """An operator's request (``pause``, ``flatten``, ``kill``): account-wide, in force until
+        restart, applied by the next decision through the same rules as every limit. Returns
+        (done, what happened)."""
+        limits = self.limits
+        if action == "pause":
+            if limits.paused is None:
+                limits.paused = detail
+            return True, "entries paused: exits, stops and halts work as before"
+        if action == "kill":
+            limits.killed = True
+            return True, "kill switch engaged: positions are flattened, no entries until restart"
+        if action == "flatten":
+            halt = limits.halt
+            if halt is not None and not halt.flatten:
+                return False, f"halt {halt.rule} is in force and does not trade the position out: {halt.detail}"
+            if halt is None:
+                limits.halt = Halt("operator_flatten", detail, None)
+            return True, "flattening: positions are traded out, entries halted until restart"
+        return False, f"unknown control {action!r}"
 
     def on_mark(self, portfolio: Portfolio, equity: float, bid: float, ask: float, now: int) -> Intent | None:
         """Update equity marks; return a flattening intent when a limit or a protective price is hit.
@@ -382,6 +406,8 @@ class RiskManager:
             return Reject(now, intent, "kill_switch", "kill switch engaged")
         if self.halt is not None:
             return Reject(now, intent, "halted", f"{self.halt.rule}: {self.halt.detail}")
+        if self.limits.paused is not None:
+            return Reject(now, intent, "paused", self.limits.paused)
         if not portfolio.is_flat:
             return Reject(now, intent, "position_open", f"position {portfolio.qty} already open")
 
@@ -441,6 +467,8 @@ class RiskManager:
             return Reject(now, intent, "kill_switch", "kill switch engaged")
         if self.halt is not None:
             return Reject(now, intent, "halted", f"{self.halt.rule}: {self.halt.detail}")
+        if self.limits.paused is not None:
+            return Reject(now, intent, "paused", self.limits.paused)
         if self.cooling(side, now):
             return Reject(now, intent, "venue_cooldown", f"{side.value} orders refused by the venue; retry after the cooldown")
         dprice = self.market.price_to_precision(price)

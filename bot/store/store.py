@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from bot.core.orders import Fill, Order
 from bot.core.portfolio import RoundTrip
 from bot.store.jsonout import finite_or_none
+from bot.store.order_counts import OrderCounts
 from bot.store.schema import BUFFERED_TABLES, ROW_COLUMNS, SCHEMA_VERSION, StoreError, ensure_schema, open_database, schema_version
 
 if TYPE_CHECKING:
@@ -132,6 +133,7 @@ class Store:
             raise
         # rows as tuples in ROW_COLUMNS order; orders keyed so a later snapshot replaces an earlier one
         self._orders: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self.order_counts = OrderCounts()  # this process's orders by latest status (the daemon's metrics)
         self._rows: dict[str, list[tuple[Any, ...]]] = {t: [] for t in BUFFERED_TABLES if t != "orders"}
         self._n_rows = 0  # rows in self._rows (orders are counted by len(self._orders))
         self._known_runs: set[str] = set()
@@ -276,6 +278,7 @@ class Store:
             order.symbol or None,
         )
         self._orders[(run_id, order.client_order_id)] = row
+        self.order_counts.record(run_id, order.client_order_id, row[11])
         self._maybe_flush()
 
     def record_fill(self, run_id: str, fill: Fill) -> None:

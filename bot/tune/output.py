@@ -41,6 +41,7 @@ def settings_to_toml(settings: Settings, header: list[str] | None = None, tuned:
     """
     data = settings.snapshot()
     data.get("exchange", {}).pop("api_key_set", None)
+    data.get("http", {}).pop("token_set", None)
     tuned = tuned or {}
     lines = [f"# {h}" if h else "#" for h in (header or [])]
     for section in Settings.model_fields:

@@ -1,0 +1,146 @@
+"""Benchmark 6: tick-to-decision with and without the operator surface (``[http] port``, bot.ops).
+
+Method. As benchmark 3 (``bench_latency.py``): the real :class:`bot.engine.daemon.Daemon` runs in
+this process against ``python -m bot emulator --sim``, and ``bot.engine.daemon.Engine`` is replaced
+by a subclass that records ``time.time_ns()`` when ``on_event`` returns; tick-to-decision = that -
+``event.ts_local`` (the feed's receipt of the update), over the book updates after the first 2 s.
+The daemon runs ``--rounds`` times in each setting, alternating (so a neighbour's load on a
+shared machine falls on both alike), with the same config and emulator: without an observer
+(``[http] port`` unset), and with ``bot.ops`` attached as ``bot run`` attaches it (server on
+127.0.0.1, latency histogram fed by the daemon) while a separate process plays Prometheus and an
+open dashboard: every second it GETs ``/metrics`` and the five ``/api/`` endpoints the page
+polls. The samples of each setting are pooled; p50/p99/p99.9 of both and their difference are
+printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_latency import percentiles
+from common import print_machine, write_json
+from daemon_common import BENCH_KEY, BENCH_SECRET, Emulator, write_config
+
+TOKEN = "bench-ops-token-5e1c9a0f7b3d"
+
+POLLER = """
+import sys, time, urllib.request
+port, token = sys.argv[1], sys.argv[2]
+paths = ["/metrics", "/api/status", "/api/live", "/api/equity", "/api/fills", "/api/events"]
+n = 0
+while True:
+    t = time.monotonic()
+    for p in paths:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{p}", headers={"Authorization": f"Bearer {token}"})
+        try:
+            urllib.request.urlopen(req, timeout=5).read()
+            n += 1
+        except OSError:
+            pass
+    print(n, flush=True)
+    time.sleep(max(0.0, 1.0 - (time.monotonic() - t)))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_once(work: Path, url: str, mode: str, seconds: float, http_port: int | None) -> tuple[list[tuple[int, int, int]], int]:
+    import bot.engine.daemon as daemon_mod
+    from bot.config.settings import load_settings
+    from bot.engine.engine import Engine
+    from bot.ops import build
+
+    name = f"{'with' if http_port else 'without'}-http-{len(list(work.iterdir()))}"
+    (work / name).mkdir()
+    cfg = write_config(work / name, url, mode=mode, duration=seconds)
+    if http_port:
+        cfg.write_text(cfg.read_text() + f"\n[http]\nport = {http_port}\n")
+    settings = load_settings(cfg)
+    records: list[tuple[int, int, int]] = []  # (ts_local, return time_ns, kind: 1 book update)
+
+    class TimedEngine(Engine):
+        def on_event(self, event):  # type: ignore[no-untyped-def]
+            super().on_event(event)
+            records.append((event.ts_local, time.time_ns(), type(event).__name__ == "BookSnapshot"))
+
+    poller = None
+    daemon_mod.Engine = TimedEngine
+    try:
+        daemon = daemon_mod.Daemon(settings, settings.run.db, live=mode == "live")
+        daemon.observer = build(settings)
+        if http_port:
+            poller = subprocess.Popen([sys.executable, "-c", POLLER, str(http_port), TOKEN], stdout=subprocess.PIPE, text=True)
+        asyncio.run(daemon.run())
+    finally:
+        daemon_mod.Engine = Engine
+        polled = 0
+        if poller is not None:
+            poller.terminate()
+            out, _ = poller.communicate(timeout=30)
+            lines = out.split()
+            polled = int(lines[-1]) if lines else 0
+    return records, polled
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="20 s per run instead of 40 s")
+    p.add_argument("--rounds", type=int, default=3, help="runs per setting, alternating")
+    p.add_argument("--seconds", type=float, default=None)
+    p.add_argument("--mode", choices=["live", "paper"], default="paper")
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    seconds = args.seconds or (20.0 if args.quick else 40.0)
+    result: dict = {"benchmark": "tick-to-decision with and without [http]", "machine": print_machine("benchmark 6: operator surface cost"),
+                    "seconds": seconds, "rounds": args.rounds, "mode": args.mode}
+    work = Path(tempfile.mkdtemp(prefix="bench-ops-"))
+    os.environ["BOT__EXCHANGE__API_KEY"] = BENCH_KEY
+    os.environ["BOT__EXCHANGE__API_SECRET"] = BENCH_SECRET
+    os.environ["BOT__HTTP__TOKEN"] = TOKEN
+    from bot.log import configure
+
+    emu = Emulator(work)
+    try:
+        configure(str(work / "logs"), "info", "warning")
+        samples: dict[str, list[int]] = {"without_http": [], "with_http": []}
+        served = 0
+        for n in range(args.rounds):
+            for label in ("without_http", "with_http"):
+                port = free_port() if label == "with_http" else None
+                print(f"   round {n + 1}/{args.rounds}: daemon ({args.mode}) {label.replace('_', ' ')} for {seconds:.0f} s ...", flush=True)
+                records, polled = run_once(work, emu.url, args.mode, seconds, port)
+                if not records:
+                    raise SystemExit("no events reached the engine")
+                served += polled
+                t0 = records[0][0] + 2_000_000_000
+                samples[label] += [end - ts for ts, end, is_book in records if is_book and ts >= t0]
+        for label, book in samples.items():
+            result[label] = {"tick_to_decision_book": percentiles(book), "requests_served": served if label == "with_http" else 0}
+    finally:
+        emu.stop()
+    for label in ("without_http", "with_http"):
+        x = result[label]["tick_to_decision_book"]
+        extra = f"  ({result[label]['requests_served']} HTTP requests served)" if label == "with_http" else ""
+        print(f"      tick-to-decision, {label.replace('_', ' '):13s} n={x['n']:5d}  p50 {x['p50_ms']:.3f} ms  p99 {x['p99_ms']:.3f} ms  "
+              f"p99.9 {x['p99_9_ms']:.3f} ms  max {x['max_ms']:.3f} ms{extra}")
+    a, b = result["without_http"]["tick_to_decision_book"], result["with_http"]["tick_to_decision_book"]
+    result["p99_difference_ms"] = round(b["p99_ms"] - a["p99_ms"], 4)
+    print(f"      p99 with - without: {result['p99_difference_ms']:+.3f} ms, p50: {b['p50_ms'] - a['p50_ms']:+.3f} ms")
+    write_json(args.json, result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
