@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon_harness import Emulator, check_books_match, count, daemon_env, filled, query, start_daemon, wait_for, write_config
+from daemon_harness import Emulator, check_books_match, count, daemon_env, filled, query, set_keys, start_daemon, wait_for, write_config
 
 CORPUS = json.loads((Path(__file__).parent / "hostile" / "corpus.json").read_text())
 REFUSED = "exchange answer refused: not booked, the order is looked up again"
@@ -130,6 +130,10 @@ def test_hostile_answers_while_trading_are_refused_and_trading_goes_on(tmp_path,
     emu = Emulator(tmp_path)
     db = tmp_path / "bot.db"
     config = write_config(tmp_path, emu, mode=mode, duration=900)
+    # the cases break the websocket one after another, faster on a loaded machine than
+    # ws_healthy_reset_s: three in a row would switch the feed to REST polling (tested in
+    # test_feed.py), where an injected websocket frame never reaches the book to be refused
+    config.write_text(set_keys(config.read_text(), "exchange", "ws_failures_before_rest = 1000"))
     proc = start_daemon(tmp_path, config, *(["--live"] if mode == "live" else []))
     done = []
     try:
