@@ -12,7 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,19 +62,29 @@ def _read_chunks(path: Path) -> Iterator[bytes]:
         raise RecordingError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
-def iter_lines(path: Path) -> Iterator[str]:
-    """Text lines of a gzip file (without newline), decoded in blocks for speed."""
+def block_lines(chunks: Iterable[bytes], strip_cr: bool = False) -> Iterator[str]:
+    """Text lines (without newline, and without ``\\r`` when ``strip_cr``) of a stream of byte
+    blocks, each block decoded at once for speed; a line split across blocks is joined."""
     tail = b""
-    for chunk in _read_chunks(path):
+    for chunk in chunks:
         buf = tail + chunk if tail else chunk
         cut = buf.rfind(b"\n")
         if cut < 0:
             tail = buf
             continue
         tail = buf[cut + 1 :]
-        yield from buf[:cut].decode("utf-8", "replace").split("\n")
+        text = buf[:cut].decode("utf-8", "replace")
+        if strip_cr and "\r" in text:
+            text = text.replace("\r", "")
+        yield from text.split("\n")
     if tail:
-        yield tail.decode("utf-8", "replace")
+        text = tail.decode("utf-8", "replace")
+        yield text.rstrip("\r") if strip_cr else text
+
+
+def iter_lines(path: Path) -> Iterator[str]:
+    """Text lines of a gzip file (without newline), decoded in blocks for speed."""
+    return block_lines(_read_chunks(path))
 
 
 def _line_ts(line: bytes | str) -> int | None:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from bot.data.recording import RecordingError
+from bot.data.recording import RecordingError, block_lines
 
 _CHUNK = 1 << 20
 _MAGIC = {b"\x1f\x8b": "gzip", b"\xfd7zXZ\x00": "xz", b"BZh": "bz2", b"PK\x03\x04": "zip"}
@@ -108,17 +108,4 @@ def head_lines(path: Path, n: int = 20, member: str | None = None) -> list[str]:
 
 def iter_lines(path: Path, member: str | None = None) -> Iterator[str]:
     """Text lines without their newline (``\\r`` removed too), decoded in blocks for speed."""
-    tail = b""
-    for chunk in _chunks(path, member):
-        buf = tail + chunk if tail else chunk
-        cut = buf.rfind(b"\n")
-        if cut < 0:
-            tail = buf
-            continue
-        tail = buf[cut + 1 :]
-        text = buf[:cut].decode("utf-8", "replace")
-        if "\r" in text:
-            text = text.replace("\r", "")
-        yield from text.split("\n")
-    if tail:
-        yield tail.decode("utf-8", "replace").rstrip("\r")
+    return block_lines(_chunks(path, member), strip_cr=True)
