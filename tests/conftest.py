@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 
 def shared_data_dir() -> Path:
     """``../shared/data`` next to the repository: real recordings, mounted only on some machines.
@@ -11,3 +13,14 @@ def shared_data_dir() -> Path:
     Tests that need it skip with a clear reason when it is absent (never copy the data into the repo).
     """
     return Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture
+def emulator(tmp_path):
+    """A spot emulator process on the built-in simulator (tests/daemon_harness.py), stopped after the test.
+    A test module that needs another one (several symbols, other balances) defines its own."""
+    from daemon_harness import Emulator
+
+    emu = Emulator(tmp_path)
+    yield emu
+    emu.stop()

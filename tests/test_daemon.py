@@ -23,13 +23,6 @@ from daemon_harness import (
 FAULT_TIMEOUT_S = 120
 
 
-@pytest.fixture
-def emulator(tmp_path):
-    emu = Emulator(tmp_path)
-    yield emu
-    emu.stop()
-
-
 def test_live_orders_are_placed_filled_and_reconciled_and_no_secret_leaks(tmp_path, emulator):
     config = write_config(tmp_path, emulator, duration=600)
     db = tmp_path / "bot.db"

@@ -17,14 +17,7 @@ import sys
 
 import pytest
 
-from daemon_harness import Emulator, daemon_env, query, run_until, start_daemon, wait_for, write_config
-
-
-@pytest.fixture
-def emulator(tmp_path):
-    emu = Emulator(tmp_path)
-    yield emu
-    emu.stop()
+from daemon_harness import daemon_env, query, run_until, start_daemon, wait_for, write_config
 
 
 def _second_daemon(tmp_path, config, db) -> subprocess.CompletedProcess:

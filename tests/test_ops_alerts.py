@@ -10,17 +10,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from daemon_harness import Emulator, count, query, stop
+from daemon_harness import count, query, stop
 from ops_helpers import bot_status, free_port, get, ops_config, ops_env, start_ops_daemon
 from daemon_harness import start_daemon
 from waiting import wait_until
-
-
-@pytest.fixture
-def emulator(tmp_path):
-    emu = Emulator(tmp_path)
-    yield emu
-    emu.stop()
 
 
 class Receiver:

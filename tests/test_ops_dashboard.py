@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon_harness import ROOT, Emulator, count, stop
+from daemon_harness import ROOT, count, stop
 from ops_helpers import TOKEN, bot_status, free_port, get, ops_config, start_ops_daemon
 from waiting import wait_until
 
@@ -23,13 +23,6 @@ pytestmark = pytest.mark.skipif(
     not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
     reason=f"{CHROMIUM} or {CHROMEDRIVER} is absent: install the Debian packages chromium and chromium-driver (.ci/run does)",
 )
-
-
-@pytest.fixture
-def emulator(tmp_path):
-    emu = Emulator(tmp_path)
-    yield emu
-    emu.stop()
 
 
 def browser(profile: Path):

@@ -13,7 +13,7 @@ import urllib.parse
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon_harness import Emulator, count, query, stop
+from daemon_harness import count, query, stop
 from ops_helpers import TOKEN, bot_status, free_port, get, ops_config, ops_env, start_ops_daemon
 from waiting import wait_until
 
@@ -22,13 +22,6 @@ PROMETHEUS = "/usr/bin/prometheus"
 # per store.equity_interval_s (1 s): between the two the price may move the open position's value.
 # The positions here are at most max_order_notional (500 USDT): a 0.1 % move in a second is 0.5.
 EQUITY_TOLERANCE = 0.5
-
-
-@pytest.fixture
-def emulator(tmp_path):
-    emu = Emulator(tmp_path)
-    yield emu
-    emu.stop()
 
 
 def scrape(port: int, token: str | None = TOKEN) -> dict[str, list]:

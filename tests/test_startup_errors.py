@@ -38,13 +38,6 @@ def one_error_line(out: subprocess.CompletedProcess, *fragments: str) -> str:
     return lines[0]
 
 
-@pytest.fixture
-def emulator(tmp_path):
-    emu = Emulator(tmp_path)
-    yield emu
-    emu.stop()
-
-
 def test_wrong_secret_is_one_line_naming_the_key(tmp_path, emulator):
     config = write_config(tmp_path, emulator, duration=30)
     env = daemon_env()
