@@ -105,11 +105,9 @@ def run_research(
     Raises :class:`ResearchInputError` for input problems (the CLI turns it into exit code 1).
     """
     from bot.config.settings import ConfigError, load_settings
-    from bot.data.binance import ReaderStats, RecordingError
-    from bot.data.readers import read_events
-    from bot.data.market_check import checked_market, market_mismatch
+    from bot.data.binance import ReaderStats
+    from bot.data.market_check import market_mismatch
     from bot.research.analysis import AnalysisParams, analyze
-    from bot.research.features import extract_features
     from bot.research.plots import write_plots
     from bot.research.report import iso, write_report
 
@@ -160,19 +158,9 @@ def run_research(
 
     files, others = instrument_groups(files, settings.instruments[0].symbol)
     say(f"reading {len(files)} file(s)")
-    events = read_events([str(f) for f in files], data_format, stats)
-    if config:  # the config's fees and tick would be of the other market (spot / USD-M): refused
-        events = checked_market(events, stats, settings.instruments[0], config, check_symbol=False)
-    try:
-        fs = extract_features(events, settings.signal, levels, progress=progress)
-    except RecordingError as exc:
-        raise ResearchInputError(str(exc)) from None
+    fs = _features_of(files, data_format, stats, settings.instruments[0], config, settings.signal, levels, progress)
     read_s = time.perf_counter() - t_read
     say(f"read {fs.counts['events']:,} events -> {len(fs):,} book samples in {read_s:.1f} s; analyzing")
-    if len(fs) < 2:
-        raise ResearchInputError(
-            f"the recording gave {len(fs)} sound book sample(s): no depth snapshot, or the book never synced "
-            f"(reader: {stats.events}, problems: {stats.problems[:3]})")
 
     params = AnalysisParams(
         tick_size=tick,
@@ -189,7 +177,7 @@ def run_research(
     t_an = time.perf_counter()
     sections, plot_data = analyze(fs, params)
     if others:
-        sections["cross"] = _cross(fs, stats.symbol, params, others, settings, config, levels, say)
+        sections["cross"] = _cross(fs, stats.symbol, plot_data["features"], params, others, settings, config, levels, data_format, say)
     analyze_s = time.perf_counter() - t_an
 
     import numpy as np
@@ -303,31 +291,42 @@ def _warnings(fs, stats, settings, tick: float, tick_overridden: bool, params, d
     return out
 
 
-def _cross(fs, symbol, params, others, settings, config, levels, say):  # type: ignore[no-untyped-def]
+def _features_of(files, data_format, stats, instrument, config, signal, levels, progress=None, label=""):  # type: ignore[no-untyped-def]
+    """One instrument's recording read (``stats`` filled in) and replayed into its feature set;
+    input problems are :class:`ResearchInputError` (``label`` names the instrument when several)."""
+    from bot.data.binance import RecordingError
+    from bot.data.market_check import checked_market
+    from bot.data.readers import read_events
+    from bot.research.features import extract_features
+
+    events = read_events([str(f) for f in files], data_format, stats)
+    if config:  # the config's fees and tick would be of the other market (spot / USD-M): refused
+        events = checked_market(events, stats, instrument, config, check_symbol=False)
+    try:
+        fs = extract_features(events, signal, levels, progress=progress)
+    except RecordingError as exc:
+        raise ResearchInputError(label + str(exc)) from None
+    if len(fs) < 2:
+        raise ResearchInputError(
+            f"{label}the recording gave {len(fs)} sound book sample(s): no depth snapshot, or the book never synced "
+            f"(reader: {stats.events}, problems: {stats.problems[:3]})")
+    return fs
+
+
+def _cross(fs, symbol, feats, params, others, settings, config, levels, data_format, say):  # type: ignore[no-untyped-def]
     """The cross-instrument tables: each other instrument read and featurized like the first."""
     from dataclasses import replace
 
-    from bot.data.binance import ReaderStats, RecordingError, read_binance
-    from bot.data.market_check import checked_market
+    from bot.data.binance import ReaderStats
     from bot.research.cross import cross_section
-    from bot.research.features import extract_features
 
     featurized = []
     for group in others:
         inst = next((i for i in settings.instruments if i.symbol == group.unified_symbol), settings.instruments[0])
         say(f"reading {len(group.files)} file(s) of {group.symbol} for the cross-instrument table")
-        st = ReaderStats()
-        events = read_binance([str(f) for f in group.files], st)
-        if config:
-            events = checked_market(events, st, inst, config, check_symbol=False)
-        try:
-            other = extract_features(events, settings.signal, levels)
-        except RecordingError as exc:
-            raise ResearchInputError(str(exc)) from None
-        if len(other) < 2:
-            raise ResearchInputError(f"{group.symbol}: the recording gave {len(other)} sound book sample(s)")
+        other = _features_of(group.files, data_format, ReaderStats(), inst, config, settings.signal, levels, label=f"{group.symbol}: ")
         featurized.append((other, group.symbol, replace(params, tick_size=float(inst.tick_size))))
-    return cross_section(fs, symbol, params, featurized)
+    return cross_section(fs, symbol, feats, params, featurized)
 
 
 def cmd_research(args: argparse.Namespace) -> int:

@@ -98,9 +98,10 @@ def instrument_groups(files: list[Path], primary_symbol: str) -> tuple[list[Path
     return list(primary.files), [g for g in groups if g is not primary]
 
 
-def cross_section(fs: FeatureSet, name: str, params: AnalysisParams, others: list[tuple[FeatureSet, str, AnalysisParams]]) -> list[dict[str, Any]]:
-    """Both directions of every pair of the report's instrument with each other one."""
-    own = predictive_features(fs, params)
+def cross_section(fs: FeatureSet, name: str, own: dict[str, np.ndarray], params: AnalysisParams,
+                  others: list[tuple[FeatureSet, str, AnalysisParams]]) -> list[dict[str, Any]]:
+    """Both directions of every pair of the report's instrument (``own``: its features, as the
+    single-instrument analysis computed them) with each other one."""
     tables = []
     for other_fs, other_name, other_params in others:
         theirs = predictive_features(other_fs, other_params)
