@@ -93,13 +93,10 @@ def main() -> int:
     jobs = []
     for label, config, files in RECORDINGS:
         for mode in args.modes:
-            fees: list[float | None] = [None]
-            if mode == "maker":
-                fees += [f for prefix, extra in MAKER_FEES.items() if label.startswith(prefix) for f in extra]
-            jobs += [(label, config, files, mode, fee, None) for fee in fees]
-            if mode == "maker":
-                jobs += [(label, config, files, mode, f, MAKER_PULLS) for prefix, extra in MAKER_FEES.items()
-                         if label.startswith(prefix) for f in extra]
+            jobs.append((label, config, files, mode, None, None))
+            if mode == "maker":  # on perpetuals also at the other fees, plain and with the pulls
+                fees = [f for prefix, extra in MAKER_FEES.items() if label.startswith(prefix) for f in extra]
+                jobs += [(label, config, files, mode, fee, variant) for variant in (None, MAKER_PULLS) for fee in fees]
     with ThreadPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(lambda j: run(*j), jobs))
     print("| recording | mode | orders | round trips | gross PnL | fees | funding | net PnL | taker round trip (bps) | mean spread (bps) "

@@ -58,7 +58,7 @@ def query(db: Path, sql: str, *params: Any) -> list[tuple]:
     computed from the rows silently wrong."""
     if not db.exists():
         return []
-    for attempt in range(200):
+    for _ in range(200):
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
         try:
             return conn.execute(sql, params).fetchall()
