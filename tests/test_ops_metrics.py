@@ -41,7 +41,8 @@ def test_metrics_match_status_and_need_the_token(tmp_path, emulator):
     db = tmp_path / "bot.db"
     proc = start_ops_daemon(tmp_path, config, port)
     try:
-        wait_until(lambda: count(db, "select count(*) from fills") >= 2, "two fills")
+        # two filled orders (two fills alone may be one order filled in two parts)
+        wait_until(lambda: count(db, "select count(*) from orders where status = 'filled'") >= 2, "two filled orders")
 
         def equal() -> dict | None:
             metrics = scrape(port)
