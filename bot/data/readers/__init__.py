@@ -6,7 +6,7 @@ them in; each sniff is specific to its format, so the order only matters for spe
 
 from __future__ import annotations
 
-from bot.data.readers import binance_raw, binance_csv, bitstamp, bybit, lobster, tardis  # noqa: F401  (registration)
+from bot.data.readers import binance_raw, binance_csv, bitstamp, bybit, lobster, own, tardis  # noqa: F401  (registration)
 from bot.data.readers.registry import Format, UnknownFormat, detect, format_names, formats, get_format, read_events, resolve
 
 __all__ = ["Format", "UnknownFormat", "detect", "format_names", "formats", "get_format", "read_events", "resolve"]

@@ -87,8 +87,26 @@ def _chunks(path: Path, member: str | None = None) -> Iterator[bytes]:
         raise RecordingError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
+def _gzip_head(path: Path, size: int) -> bytes:
+    """First decompressed bytes of a gzip file, also when the stream is cut off (a recorder killed mid-file)."""
+    z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = b""
+    try:
+        with open(path, "rb") as fh:
+            while len(out) < size and not z.eof and (raw := fh.read(_CHUNK // 16)):
+                out += z.decompress(raw, size - len(out))
+    except (OSError, zlib.error):
+        pass
+    return out[:size]
+
+
 def head(path: Path, size: int = 64 * 1024, member: str | None = None) -> bytes:
     """Up to ``size`` first decompressed bytes (b"" for an unreadable or corrupt file: sniffing never raises)."""
+    try:
+        if member is None and compression(path) == "gzip":
+            return _gzip_head(path, size)
+    except RecordingError:
+        return b""
     out = b""
     try:
         for chunk in _chunks(path, member):
