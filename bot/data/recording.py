@@ -193,20 +193,10 @@ def _probe(path: Path) -> _FileInfo:
     there are still checked line by line during the replay.
     """
     info = _FileInfo(path)
-    head = b""
-    head_done = False
-    prev = last = b""
-    for chunk in _read_chunks(path):
-        if not head_done:
-            head += chunk
-            head_done = _scan_head(info, head, complete=False) or len(head) >= 4 * _CHUNK
-            if head_done and not info.recognized:
-                raise _foreign(info, empty=False)  # before decompressing the rest of a foreign file
+    chunks = _read_chunks(path)
+    prev, last = _head(info, chunks)
+    for chunk in chunks:
         prev, last = last, chunk
-    if not head_done:
-        _scan_head(info, head, complete=True)
-        if not info.recognized:
-            raise _foreign(info, empty=not head)
     for line in reversed((prev + last).split(b"\n")):
         ts = _line_ts(line)
         if ts is not None:
@@ -215,6 +205,23 @@ def _probe(path: Path) -> _FileInfo:
     if info.last_ts is None:
         info.last_ts = info.first_ts  # no timestamp in the last 1-2 MB: cannot check the end
     return info
+
+
+def _head(info: _FileInfo, chunks: Iterator[bytes]) -> tuple[bytes, bytes]:
+    """Fill ``info`` from the first lines, consuming ``chunks`` only as far as the head needs;
+    returns the last two chunks consumed. Raises the foreign-file error before decompressing the rest."""
+    head = prev = last = b""
+    for chunk in chunks:
+        head += chunk
+        prev, last = last, chunk
+        if _scan_head(info, head, complete=False) or len(head) >= 4 * _CHUNK:
+            if not info.recognized:
+                raise _foreign(info, empty=False)
+            return prev, last
+    _scan_head(info, head, complete=True)
+    if not info.recognized:
+        raise _foreign(info, empty=not head)
+    return prev, last
 
 
 @dataclass(frozen=True)
@@ -241,6 +248,26 @@ def probe_recording(path: str | Path) -> RecordingFile:
     info = _probe(path)
     assert info.first_ts is not None and info.last_ts is not None  # a recognized file has a timestamped line
     return RecordingFile(path, info.symbol, info.market_type, info.first_ts, info.last_ts)
+
+
+def probe_head(path: str | Path) -> RecordingFile:
+    """:func:`probe_recording` from the first lines only: symbol, market type, first timestamp.
+
+    The end of the file is not read, so ``last_ts`` is ``first_ts``: a caller that orders files
+    with it must itself check that each file starts after the previous one ends (the compiled
+    parser does, and hands any overlap to the reference reader, which reports it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RecordingError(f"recording not found: {path}" if not path.exists() else f"not a file: {path}")
+    info = _FileInfo(path)
+    chunks = _read_chunks(path)
+    try:
+        _head(info, chunks)
+    finally:
+        chunks.close()  # type: ignore[attr-defined]
+    assert info.first_ts is not None
+    return RecordingFile(path, info.symbol, info.market_type, info.first_ts, info.first_ts)
 
 
 def chain_files(files: Sequence[RecordingFile]) -> list[RecordingFile]:

@@ -290,7 +290,8 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path(tempfile.gettempdir()) / "imbalance-bot-fast-cache"
 
 
-def load_binance(paths: Sequence[str | Path], cache_dir: str | Path | None = None, *, refresh: bool = False) -> tuple[EventArrays, dict[str, Any]]:
+def load_binance(paths: Sequence[str | Path], cache_dir: str | Path | None = None, *, refresh: bool = False,
+                 compiled: bool = True) -> tuple[EventArrays, dict[str, Any]]:
     """Columnar arrays of a Binance recording, cached as ``<cache_dir>/binance-<key>.npz``.
 
     The key covers the files' absolute paths, sizes and modification times and the encoding
@@ -302,6 +303,10 @@ def load_binance(paths: Sequence[str | Path], cache_dir: str | Path | None = Non
     :class:`bot.data.binance.RecordingError` as the reader does (also for a file of another format
     or a recording without market events; a cached parse of no events, from before the reader
     refused those, is parsed again so that the reader says what is wrong).
+
+    A clean recording is parsed by the compiled parser (:mod:`bot.fast.parse_binance`, 10x the
+    reader's speed, identical arrays and statistics); one that needs the reader's problem
+    handling, or ``compiled=False``, by :func:`read_binance`. The timings' ``parser`` says which.
     """
     import time
 
@@ -314,18 +319,50 @@ def load_binance(paths: Sequence[str | Path], cache_dir: str | Path | None = Non
         t = time.perf_counter()
         a = load_npz(path)
         if len(a) == 0:
-            return load_binance(paths, cache_dir, refresh=True)
+            return load_binance(paths, cache_dir, refresh=True, compiled=compiled)
         return a, {"parse_s": 0.0, "encode_s": 0.0, "load_s": time.perf_counter() - t, "cached": True, "path": str(path)}
-    stats = ReaderStats()
     t0 = time.perf_counter()
-    events = list(read_binance(list(paths), stats))
-    t1 = time.perf_counter()
-    meta = {"source": "binance", "files": [str(p) for p in paths], "symbol": stats.symbol, "market_type": stats.market_type,
-            "unified_symbol": unified_symbol(stats.symbol, stats.market_type) if stats.market_type else None}
-    a = encode_events(events, meta=meta)
-    t2 = time.perf_counter()
+    fast = _parse_compiled(paths) if compiled else None
+    if fast is not None:
+        a, stats = fast
+        t1 = t2 = time.perf_counter()
+    else:
+        stats = ReaderStats()
+        events = list(read_binance(list(paths), stats))
+        t1 = time.perf_counter()
+        a = encode_events(events)
+        t2 = time.perf_counter()
+    a.meta = {"source": "binance", "files": [str(p) for p in paths], "symbol": stats.symbol, "market_type": stats.market_type,
+              "unified_symbol": unified_symbol(stats.symbol, stats.market_type) if stats.market_type else None, **a.meta}
     d = stats.as_dict()
     d.pop("problems", None)
     a.meta["reader"] = d
     save_npz(a, path)
-    return a, {"parse_s": t1 - t0, "encode_s": t2 - t1, "load_s": 0.0, "cached": False, "path": str(path)}
+    return a, {"parse_s": t1 - t0, "encode_s": t2 - t1, "load_s": 0.0, "cached": False, "path": str(path),
+               "parser": "compiled" if fast is not None else "reader"}
+
+
+def _parse_compiled(paths: Sequence[str | Path]) -> tuple[EventArrays, Any] | None:
+    """The compiled parser's arrays and a :class:`ReaderStats` equal to the reader's, or None when
+    the recording needs the reference reader (see :mod:`bot.fast.parse_binance`). Files the
+    probe refuses raise its :class:`RecordingError`, as the reader would."""
+    from bot.data.binance import ReaderStats
+    from bot.data.recording import chain_files, probe_head
+    from bot.fast.parse_binance import parse
+
+    if not paths:
+        return None
+    files = chain_files([probe_head(p) for p in paths])
+    symbols = {f.symbol for f in files if f.symbol}
+    types = [f.market_type for f in files if f.market_type]
+    if len(symbols) != 1 or not types:
+        return None
+    symbol, market_type = symbols.pop(), types[0]
+    out = parse([f.path for f in files], symbol, market_type)
+    if out is None:
+        return None
+    arrays, figures = out
+    stats = ReaderStats(files=[str(f.path) for f in files], symbol=symbol, market_type=market_type, lines=figures["lines"],
+                        dropped_deltas=figures["dropped_deltas"], first_ts=figures["first_ts"], last_ts=figures["last_ts"])
+    stats.events.update(figures["events"])
+    return arrays, stats
