@@ -135,7 +135,7 @@ def _perturb(lines, msgs, draw):
         "exponent", "negative", "cr", "upper_stream", "blank", "duplicate_key", "no_snapshot", "unknown_stream",
         "leading_zero_ts", "float_id", "escaped", "extra_top_key", "unsorted_snapshot", "other_symbol",
     ]))
-    i = draw(st.integers(0, len(lines) - 1))
+    i = draw(st.integers(0, max(min(len(lines), len(msgs)) - 1, 0)))  # earlier perturbations may add or drop lines
     ts, msg = msgs[i]
     data = msg.get("data")
     if what == "spaces":

@@ -32,9 +32,10 @@ first diff and ``U == prev_u + 1`` later; futures drop ``u < id``, need ``U <= i
 
 from __future__ import annotations
 
-import gzip
+import queue
+import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,8 @@ from bot.fast.parse_json import (
 )
 
 MAX_BUFFERED_DIFFS = 20_000  # bot.data.binance.MAX_BUFFERED_DIFFS: past it the reader drops silently; we fall back
-_BLOCK = 32 << 20  # decompressed bytes scanned per call
+_RAW_BLOCK = 2 << 20  # compressed bytes decompressed at a time (about 16-25 MB of text)
+_AHEAD = 2  # decompressed blocks waiting for the scan
 
 # line kinds of the first pass
 K_NONE = -1
@@ -61,7 +63,7 @@ SLOW = 1  # a line outside the fast subset: read the recording with the referenc
 _POW10 = np.array([10.0**k for k in range(23)])  # 1e0 .. 1e22 are exact doubles
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _scan(buf, n_used, symbol, futures, l_kind, l_ts, l_U, l_u, l_pu, l_seq, l_nb, l_lo, l_n,
           mant, pdec, size, pow10, state):
     """First pass over ``buf[:n_used]`` (whole lines): one record per non-blank line.
@@ -239,7 +241,7 @@ def _scan(buf, n_used, symbol, futures, l_kind, l_ts, l_U, l_u, l_pu, l_seq, l_n
     state[2] = last_ts
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sync(n_lines, futures, l_kind, l_ts, l_U, l_u, l_pu, out_line, out_ts, counts):
     """Second pass: the depth sync rules; returns the number of events, or -1 for a fallback.
 
@@ -303,7 +305,7 @@ def _sync(n_lines, futures, l_kind, l_ts, l_U, l_u, l_pu, out_line, out_ts, coun
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _diff(j, futures, lid, have_prev, prev, l_U, l_u, l_pu):
     """1 apply, 0 obsolete (dropped), -1 a gap (fallback)."""
     first = l_U[j]
@@ -327,7 +329,7 @@ def _diff(j, futures, lid, have_prev, prev, l_U, l_u, l_pu):
     return 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _gather(n, out_line, l_lo, l_n, src, dst_off, dst):
     k = 0
     for e in range(n):
@@ -343,22 +345,76 @@ class _Unreadable(Exception):
     """A file the decompressor refuses: the reference reader names the fault."""
 
 
-def _blocks(paths: Sequence[Path]) -> Any:
-    """Decompressed bytes of the files in order, in blocks that end at a line end (files joined by a newline)."""
-    for path in paths:
+def _file_blocks(path: Path) -> Iterator[bytes]:
+    """Decompressed blocks of one gzip file (every member), each ending at a line end."""
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise _Unreadable(str(path)) from exc
+    with fh:
+        z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        tail = b""
+        while raw := fh.read(_RAW_BLOCK):
+            try:
+                data = z.decompress(raw)
+                while z.eof and z.unused_data:  # a multi-member file: the next member starts here
+                    rest = z.unused_data
+                    z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    data += z.decompress(rest)
+            except zlib.error as exc:
+                raise _Unreadable(f"{path}: {exc}") from exc
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                tail += data
+                continue
+            yield tail + data[: cut + 1]
+            tail = data[cut + 1 :]
+        if not z.eof:
+            raise _Unreadable(f"{path}: truncated")  # the reference reader says what is wrong
+        if tail:
+            yield tail + b"\n"
+
+
+def _blocks(paths: Sequence[Path]) -> Iterator[bytes]:
+    """Decompressed blocks of the files in order, decompressed in a thread ahead of the scan.
+
+    zlib and the compiled scan both release the GIL, so on two cores decompressing the next
+    block overlaps scanning this one; at most ``_AHEAD`` blocks wait, so memory stays bounded
+    whatever the recording's length.
+    """
+    pending: queue.Queue[Any] = queue.Queue(maxsize=_AHEAD)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
         try:
-            data = gzip.decompress(path.read_bytes())
-        except (OSError, EOFError, zlib.error) as exc:
-            raise _Unreadable(str(path)) from exc
-        start = 0
-        while start < len(data):
-            stop = min(start + _BLOCK, len(data))
-            if stop < len(data):
-                cut = data.rfind(b"\n", start, stop)
-                stop = cut + 1 if cut >= start else data.find(b"\n", stop) + 1 or len(data)
-            yield data[start:stop]
-            start = stop
-        yield b"\n"
+            for path in paths:
+                for block in _file_blocks(path):
+                    while not stop.is_set():
+                        try:
+                            pending.put(block, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+            pending.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            pending.put(exc)
+
+    worker = threading.Thread(target=produce, name="decompress", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = pending.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def parse(files: Sequence[Path], symbol: str, market_type: str) -> tuple[EventArrays, dict[str, Any]] | None:

@@ -15,7 +15,7 @@ BOOK_TICKER = np.frombuffer(b"bookTicker", dtype=np.uint8)
 LAST_UPDATE_ID = np.frombuffer(b"lastUpdateId", dtype=np.uint8)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def word_at(buf, i, word):
     """``buf[i:i + len(word)] == word`` (the caller checked the length fits)."""
     for q in range(word.shape[0]):
@@ -24,7 +24,7 @@ def word_at(buf, i, word):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def skip_string(buf, i, end):
     """``buf[i] == '"'``: index after the closing quote, -1 on an escape, control or non-ASCII byte."""
     i += 1
@@ -38,7 +38,7 @@ def skip_string(buf, i, end):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def read_int(buf, i, end, out):
     """A JSON integer at ``i``: ``out[0]`` = value; index after it, -1 if not a plain int."""
     neg = False
@@ -62,7 +62,7 @@ def read_int(buf, i, end, out):
     return i
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _decimal(buf, i, end, out):
     """A quoted plain decimal ``"123.4500"`` at ``i``: ``out[0]`` mantissa, ``out[1]`` decimals;
     index after the closing quote, -1 when it is anything else (sign, exponent, too many digits)."""
@@ -100,7 +100,7 @@ def _decimal(buf, i, end, out):
     return i + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _levels(buf, i, end, mant, pdec, size, nlev, pow10, tmp):
     """``[["p","q"],...]`` at ``i`` appended to the level arrays from ``nlev[0]``; index after ``]`` or -1.
 
@@ -140,7 +140,7 @@ def _levels(buf, i, end, mant, pdec, size, nlev, pow10, tmp):
         return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _skip_value(buf, i, end, tmp):
     """Skip a scalar JSON value (string, int, true/false/null); -1 for anything else."""
     if i >= end:
@@ -162,7 +162,7 @@ F_E, F_U, F_u, F_pu, F_t, F_m, F_b, F_a, F_B, F_A, F_p, F_q, F_lid, F_bids, F_as
 N_FIELDS = 15
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _key(buf, ks, ke):
     """The field slot of the key ``buf[ks:ke]`` (-1: a key the reader does not read)."""
     n = ke - ks
@@ -204,7 +204,7 @@ def _key(buf, ks, ke):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def read_object(buf, i, end, ints, seen, lev_lo, lev_n, mant, pdec, size, nlev, pow10, tmp):
     """Parse one flat object at ``buf[i] == '{'``: ints of the int slots, the level lists' spans,
     decimal strings of b/B/a/A/p/q as levels (a scalar price/size is one (mantissa, decimals) level
