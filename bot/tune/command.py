@@ -50,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"parallel worker processes (default: CPU count = {os.cpu_count()}; 0 = run in this process)")
     p.add_argument("--db", metavar="PATH", help="SQLite database for the trials and their runs (default: tune.db next to the config's run.db)")
     p.add_argument("--folds", type=int, metavar="K", help="walk-forward folds; the data is cut into K+1 segments (default: space file, else 3)")
-    p.add_argument("--method", choices=("grid", "random"), help="search method (default: space file, else grid)")
+    p.add_argument("--method", choices=("grid", "random", "tpe"), help="search method (default: space file, else grid)")
     p.add_argument("--trials", type=int, metavar="N", help="random search: number of candidates (default: space file, else 20)")
     p.add_argument("--seed", type=int, metavar="S", help="random search seed (default: space file, else 0)")
     p.add_argument("--objective", choices=("pnl_net", "sharpe"), help="in-sample selection criterion (default: space file, else pnl_net)")
@@ -69,6 +69,12 @@ def _fail(message: str) -> int:
 
 def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
+
+
+def _speed(trials: int, t0: float) -> dict[str, float]:
+    """``wall_time_s`` of the whole command so far and the trials it ran per second of it."""
+    wall = time.perf_counter() - t0
+    return {"wall_time_s": round(wall, 3), "trials_per_s": round(trials / wall, 3) if wall > 0 else 0.0}
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -103,10 +109,16 @@ def cmd_tune(args: argparse.Namespace) -> int:
     objective = args.objective or space.objective
     folds = args.folds or space.folds
     try:
-        candidates, warnings = build_candidates(
-            space, args.config, method=method, trials=args.trials, seed=args.seed,
-            skip_invalid=True if args.skip_invalid else None,
-        )
+        if method == "tpe":  # proposed during the search, from the first segment's scores
+            from bot.tune.space import check_values
+
+            check_values(space, args.config)
+            candidates, warnings = [], []
+        else:
+            candidates, warnings = build_candidates(
+                space, args.config, method=method, trials=args.trials, seed=args.seed,
+                skip_invalid=True if args.skip_invalid else None,
+            )
     except SpaceError as exc:
         return _fail(str(exc))
     except ConfigError as exc:
@@ -143,6 +155,39 @@ def cmd_tune(args: argparse.Namespace) -> int:
         if info.get("problems_total"):
             _warn(f"the recording has {info['problems_total']} data problem(s) (gaps {info.get('gaps', 0)}, "
                   f"malformed {info.get('malformed', 0)}); see bot backtest for the list")
+    workers = (os.cpu_count() or 1) if args.workers is None else args.workers
+    executor = (InlineExecutor() if workers == 0
+                else ProcessPoolTrialExecutor(workers, log_dir=base.run.log_dir, log_level=base.run.log_level))
+    searched = None
+    if method == "tpe":
+        from bot.tune import tpe
+
+        trials = args.trials or space.trials
+        if not args.quiet:
+            print(f"tune: tpe search for {trials} candidates, each scored in-sample on segment 0 of {folds + 1} "
+                  f"(the one window no fold scores out of sample), db {db}", file=sys.stderr)
+        try:
+            searched = tpe.search(space=space, base_config=args.config, data=data, source=source, folds=folds, db_path=db,
+                                  objective=objective, trials=trials, seed=args.seed if args.seed is not None else space.seed,
+                                  executor=executor, batch=max(1, workers), max_trials=args.max_trials,
+                                  say=None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True)))
+        except ValueError as exc:
+            return _fail(str(exc))
+        for w in searched.warnings:
+            _warn(w)
+        if searched.error:
+            print(f"error: {searched.error}", file=sys.stderr)
+            print(f"tune: the search is kept in {db}; fix the problem and re-run the same command to resume", file=sys.stderr)
+            return 1
+        if searched.stopped:
+            reason = f"interrupted ({searched.interrupted})" if searched.interrupted else f"stopped after --max-trials {args.max_trials}"
+            print(f"tune: {reason} during the tpe search: {len(searched.candidates)} candidates proposed and kept in {db}; "
+                  "re-run the same command to resume", file=sys.stderr)
+            if args.json:
+                print(strict_json({"complete": False, "sweep": {"method": method, "db": str(db), "candidates": len(searched.candidates),
+                                                                 "trials": searched.run_now, **_speed(searched.run_now, t0)}}))
+            return EXIT_SIGNAL.get(searched.interrupted or "", 0)
+        candidates = searched.candidates
     try:
         plan = plan_sweep(base_config=args.config, candidates=candidates, data=data, source=source, folds=folds,
                           db_path=db, objective=objective, method=method)
@@ -152,20 +197,20 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if small:
         _warn(f"segments with fewer than 1000 events: {', '.join(small)}; results on them are noisy")
 
-    workers = (os.cpu_count() or 1) if args.workers is None else args.workers
-    executor = (InlineExecutor() if workers == 0
-                else ProcessPoolTrialExecutor(workers, log_dir=base.run.log_dir, log_level=base.run.log_level))
     if not args.quiet:
         print(f"tune: {len(candidates)} candidates x {folds} folds x 2 (in-sample, out-of-sample) = {len(plan.specs)} trials, "
               f"{workers or 1} worker(s), db {db}", file=sys.stderr)
-    outcome = run_sweep(plan, executor, max_trials=args.max_trials, show_progress=not args.quiet)
+    budget = args.max_trials if searched is None or args.max_trials is None else args.max_trials - searched.run_now
+    outcome = run_sweep(plan, executor, max_trials=budget, show_progress=not args.quiet)
+    run_now = outcome.run_now + (searched.run_now if searched is not None else 0)
     elapsed = time.perf_counter() - t0
     sweep_info: dict[str, Any] = {
         "base_config": str(args.config), "space": str(args.space), "db": str(db), "method": method, "objective": objective,
         "folds": folds, "candidates": len(candidates), "trials_total": len(plan.specs),
-        "trials_finished": len(outcome.results), "trials_run": outcome.run_now, "trials_resumed": outcome.resumed,
+        "trials_finished": len(outcome.results), "trials_run": run_now,
+        "trials_resumed": len(outcome.results) - run_now,
         "workers": workers, "data": data.describe(), "elapsed_s": round(elapsed, 3),
-        "complete": outcome.complete(plan),
+        "complete": outcome.complete(plan), "trials": run_now, **_speed(run_now, t0),
     }
     if outcome.error:
         print(f"error: {outcome.error}", file=sys.stderr)
@@ -202,6 +247,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
                      + "; ".join(f"{k}: {m}" for k, m in problems))
     report["best_config"] = str(out)
     sweep_info["elapsed_s"] = round(time.perf_counter() - t0, 3)
+    sweep_info.update(_speed(run_now, t0))
     if args.json:
         print(strict_json(report))  # null, never NaN/Infinity
     else:

@@ -3,9 +3,10 @@
 Grammar (TOML)::
 
     [search]                 # every key optional; command-line options override them
-    method = "grid"          # "grid" (every combination) or "random" (``trials`` samples)
-    trials = 20              # random only: number of candidates drawn
-    seed = 0                 # random only: the draw is reproducible (and so resumable)
+    method = "grid"          # "grid" (every combination), "random" (``trials`` samples) or "tpe"
+                             # (``trials`` candidates proposed by Optuna's TPE, see bot.tune.tpe)
+    trials = 20              # random / tpe: number of candidates
+    seed = 0                 # random / tpe: the draw is reproducible (and so resumable)
     folds = 3                # walk-forward folds K (the data is cut into K + 1 segments)
     objective = "pnl_net"    # in-sample selection criterion: "pnl_net" or "sharpe"
     skip_invalid = false     # true: drop combinations the config rejects instead of failing
@@ -62,7 +63,7 @@ _SECTION_REASON = {
     "exchange": "it is the exchange connection",
 }
 RANGE_KEYS = frozenset({"min", "max", "step", "num", "log"})
-METHODS = ("grid", "random")
+METHODS = ("grid", "random", "tpe")
 OBJECTIVES = ("pnl_net", "sharpe")
 MAX_CANDIDATES = 100_000
 SEARCH_KEYS = {"method", "trials", "seed", "folds", "objective", "skip_invalid"}
@@ -365,6 +366,25 @@ def _config_problem(exc: ConfigError) -> str:
     return "; ".join(f"{k}: {m}" for k, m in exc.problems)
 
 
+def check_values(space: Space, base_config: str | Path) -> None:
+    """Every value of every parameter, alone, against the base config: :class:`SpaceError` naming
+    the key and the value (cross-key rules are judged per candidate). :class:`ConfigError` for a bad base."""
+    load_settings(base_config)  # the base must be valid on its own (ConfigError names its problems)
+    problems: list[tuple[str, str]] = []
+    for p in space.params:
+        values = p.grid() if not p.continuous else [p.low, p.high]
+        for v in values:
+            try:
+                load_settings(base_config, **to_overrides({p.key: v}))
+            except ConfigError as exc:
+                own = [m for k, m in exc.problems if k == p.key]
+                if own:
+                    problems.append((f"params.{p.key}", f"value {v!r} is invalid: {'; '.join(own)}"))
+                # a section-level problem (cross-key rule) is judged per combination below
+    if problems:
+        raise SpaceError(space.path, problems)
+
+
 def build_candidates(
     space: Space,
     base_config: str | Path,
@@ -385,20 +405,7 @@ def build_candidates(
     trials = space.trials if trials is None else trials
     seed = space.seed if seed is None else seed
     skip = space.skip_invalid if skip_invalid is None else skip_invalid
-    load_settings(base_config)  # the base must be valid on its own (ConfigError names its problems)
-    problems: list[tuple[str, str]] = []
-    for p in space.params:
-        values = p.grid() if not p.continuous else [p.low, p.high]
-        for v in values:
-            try:
-                load_settings(base_config, **to_overrides({p.key: v}))
-            except ConfigError as exc:
-                own = [m for k, m in exc.problems if k == p.key]
-                if own:
-                    problems.append((f"params.{p.key}", f"value {v!r} is invalid: {'; '.join(own)}"))
-                # a section-level problem (cross-key rule) is judged per combination below
-    if problems:
-        raise SpaceError(space.path, problems)
+    check_values(space, base_config)
     candidates = _enumerate(space, method, trials, seed)
     valid: list[dict[str, Any]] = []
     bad: list[tuple[dict[str, Any], str]] = []
