@@ -11,6 +11,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m bot.fast.warm  # compile the fast path once (numba cache), not in the user's first command
 	touch $(STAMP)
 
 install: $(STAMP)
