@@ -81,6 +81,7 @@ class Bar:
         self.mode = mode
         self.every_s = every_s
         self.started = time.monotonic()
+        self.initial = 0.0  # done before this run (a resumed sweep): not counted in the rate
         self._last_plain = self.started
         self._rich: Any = None
         self._task: Any = None
@@ -110,10 +111,11 @@ class Bar:
     # ---------------------------------------------------------------- what it shows
     def eta_s(self) -> float | None:
         """Seconds left at the average rate so far (None while nothing is done or the total is unknown)."""
-        if not self.total or self.completed <= 0:
+        done_now = self.completed - self.initial
+        if not self.total or done_now <= 0:
             return None
         elapsed = time.monotonic() - self.started
-        return max(self.total - self.completed, 0.0) * elapsed / self.completed
+        return max(self.total - self.completed, 0.0) * elapsed / done_now
 
     def line(self) -> str:
         """The plain-text form: ``description 42% 1.2 MB/3.0 MB  elapsed 0:00:10  ETA 0:00:14``."""
@@ -174,7 +176,8 @@ class Bar:
 
 @contextlib.contextmanager
 def progress(total: float | None, description: str, *, unit: str = "items", enabled: bool = True,
-             stream: TextIO | None = None, plain_every_s: float | None = None, force: bool = False) -> Iterator[Bar]:
+             stream: TextIO | None = None, plain_every_s: float | None = None, force: bool = False,
+             completed: float = 0.0, note: str = "") -> Iterator[Bar]:
     """A progress bar with an ETA on ``stream`` (stderr) while the block runs.
 
     ``total`` None: the total is not known (a spinner, the count and the elapsed time, no ETA);
@@ -182,7 +185,8 @@ def progress(total: float | None, description: str, *, unit: str = "items", enab
     count (a bar driven by weights that counts something else). On a terminal the bar is
     animated; elsewhere nothing is written, unless ``plain_every_s`` asks for a plain line that
     often (and one at the end). ``enabled=False`` (``--quiet``) shows nothing anywhere; ``force``
-    draws the bar even off a terminal (tests, ``--progress``)."""
+    draws the bar even off a terminal (tests, ``--progress``). ``completed``: done before this
+    run (a resumed job), shown but left out of the rate the ETA is computed from."""
     stream = sys.stderr if stream is None else stream
     if not enabled:
         mode = "off"
@@ -191,6 +195,8 @@ def progress(total: float | None, description: str, *, unit: str = "items", enab
     else:
         mode = "plain" if plain_every_s is not None else "off"
     bar = Bar(total, description, unit, stream, mode, plain_every_s or 0.0)
+    bar.completed = bar.initial = float(completed)
+    bar.note = note
     bar._start()
     finished = False
     try:
@@ -235,7 +241,7 @@ class StatusLine:
     def __rich__(self) -> Any:
         from rich.text import Text
 
-        return Text(self.text(), no_wrap=True, overflow="ellipsis")
+        return Text(self.text(), no_wrap=False, overflow="fold")  # a narrow terminal wraps it: nothing is cut off
 
     def start(self) -> "StatusLine":
         with self._lock:

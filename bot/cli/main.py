@@ -296,12 +296,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         configure(settings.run.log_dir, settings.run.log_level, settings.run.console_log_level)
     except OSError as exc:
         return _fail(f"run.log_dir {settings.run.log_dir!r}: cannot write the log there ({exc.strerror or exc})")
+    from bot.cli.run_console import RunConsole, print_summary
+    from bot.engine.observer import Observers
+
+    db = args.db or settings.run.db
     try:
-        daemon = Daemon(settings, args.db or settings.run.db, live=args.live)
-        daemon.observer = build_ops(settings)
-        return asyncio.run(daemon.run())
+        daemon = Daemon(settings, db, live=args.live)
     except DaemonError as exc:
         return _fail(str(exc))
+    ops = build_ops(settings)
+    # bot.ops first: a server that cannot listen refuses the start before anything is printed
+    observers = Observers(ops, RunConsole(settings, status=settings.run.status_line and not args.no_status, ops=ops))
+    observers.log = daemon.log
+    daemon.observer = observers
+    try:
+        code = asyncio.run(daemon.run())
+    except DaemonError as exc:
+        print_summary(db, daemon.run_id)  # a run that started and then failed: what it did, as stored
+        return _fail(str(exc))
+    print_summary(db, daemon.run_id)
+    return code
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -366,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", required=True, help="TOML config with run.mode paper or live")
     run.add_argument("--live", action="store_true", help="required (with run.mode = \"live\" and keys) to trade real money")
     run.add_argument("--db", help="SQLite database (default: run.db of the config); one daemon per database")
+    run.add_argument("--no-status", action="store_true", help="no live status line on stderr (by default one is drawn when stderr is a terminal)")
     run.set_defaults(func=cmd_run)
 
     st = sub.add_parser("status", help="show a daemon's mode, uptime, position, open orders, PnL, book age, halts")
