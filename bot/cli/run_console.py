@@ -115,13 +115,15 @@ class RunConsole:
 
     latencies: list[int] | None = None  # the console needs no tick-to-decision times
 
-    def __init__(self, settings: Settings, status: bool = True, out: TextIO | None = None, ops: Any = None):
+    def __init__(self, settings: Settings, status: bool = True, out: TextIO | None = None, ops: Any = None,
+                 status_stream: TextIO | None = None, force_status: bool = False):
         self.settings = settings
         self.out = out or sys.stdout
         self.ops = ops  # bot.ops, when attached: the start lines name the port it listens on
         self.halts_seen = 0
         self._last_halt: Any = None
-        self.line = status_line(self._render, enabled=status)
+        # status_stream/force_status: another terminal than stderr (benchmark 6 draws on a pseudo-terminal)
+        self.line = status_line(self._render, enabled=status, stream=status_stream, force=force_status)
 
     def _render(self, state: dict[str, Any]) -> str:
         return render_status(state, self.halts_seen)
