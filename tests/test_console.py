@@ -237,3 +237,17 @@ def test_run_off_a_terminal_prints_start_and_summary_lines_without_escape_codes(
     report = subprocess.run(bot_args("report", "--db", str(db), "--run", run_id), cwd=tmp_path, env=clean_env(),
                             capture_output=True, text=True, timeout=120)
     assert summary == report.stdout and "run.duration_s" in summary
+
+
+def test_the_endpoint_is_named_without_credentials_and_says_testnet(monkeypatch):
+    from bot.cli.run_console import endpoint
+    from bot.config.settings import load_settings
+
+    for key in [k for k in os.environ if k.startswith("BOT__")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("BOT__EXCHANGE__REST_URL", "https://user:s3cretPass@example.test:8443/api")
+    shown = endpoint(load_settings(ROOT / "config" / "backtest.toml"))
+    assert "s3cretPass" not in shown and "user" not in shown and "https://example.test:8443/api" in shown
+    monkeypatch.delenv("BOT__EXCHANGE__REST_URL")
+    monkeypatch.setenv("BOT__EXCHANGE__SANDBOX", "true")
+    assert "testnet" in endpoint(load_settings(ROOT / "config" / "backtest.toml"))

@@ -55,7 +55,10 @@ def endpoint(settings: Settings) -> str:
 
 def start_lines(settings: Settings, view: "DaemonView", http_port: int | None) -> list[str]:
     ex = settings.exchange
-    mode = view.mode.upper() + (" (real money)" if view.mode == "live" else " (simulated fills, real market data)")
+    if view.mode == "live":
+        mode = "LIVE (testnet orders)" if ex.sandbox else "LIVE (real orders on the exchange)" if not ex.rest_url else f"LIVE (real orders to {_public_url(ex.rest_url)})"
+    else:
+        mode = f"{view.mode.upper()} (simulated fills on the exchange's market data)"
     instruments = ", ".join(f"{lane.symbol} ({lane.market.kind})" for lane in view.lanes)
     exchange = ", ".join(sorted({i.exchange for i in settings.instruments}))
     http = settings.http
