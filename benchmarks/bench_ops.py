@@ -1,4 +1,5 @@
-"""Benchmark 6: tick-to-decision with and without the operator surface (``[http] port``, bot.ops).
+"""Benchmark 6: tick-to-decision with and without the operator surface (``[http] port``, bot.ops),
+and with ``--console`` also with ``bot run``'s status line drawn on a (pseudo-)terminal.
 
 Method. As benchmark 3 (``bench_latency.py``): the real :class:`bot.engine.daemon.Daemon` runs in
 this process against ``python -m bot emulator --sim``, and ``bot.engine.daemon.Engine`` is replaced
@@ -56,13 +57,44 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_once(work: Path, url: str, mode: str, seconds: float, http_port: int | None) -> tuple[list[tuple[int, int, int]], int]:
+class PseudoTerminal:
+    """A 160x40 pseudo-terminal whose output a thread reads and throws away (a person's terminal
+    for ``bot run``'s status line, which only draws on a terminal)."""
+
+    def __init__(self) -> None:
+        import fcntl
+        import struct
+        import termios
+        import threading
+
+        self.master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+        self.stream = os.fdopen(slave, "w", encoding="utf-8")
+        self.drawn = 0
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.drawn += len(chunk)
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def run_once(work: Path, url: str, mode: str, seconds: float, http_port: int | None,
+             console: PseudoTerminal | None = None) -> tuple[list[tuple[int, int, int]], int]:
     import bot.engine.daemon as daemon_mod
     from bot.config.settings import load_settings
     from bot.engine.engine import Engine
     from bot.ops import build
 
-    name = f"{'with' if http_port else 'without'}-http-{len(list(work.iterdir()))}"
+    name = f"{'with' if http_port else 'without'}-http{'-console' if console else ''}-{len(list(work.iterdir()))}"
     (work / name).mkdir()
     cfg = write_config(work / name, url, mode=mode, duration=seconds)
     if http_port:
@@ -80,6 +112,13 @@ def run_once(work: Path, url: str, mode: str, seconds: float, http_port: int | N
     try:
         daemon = daemon_mod.Daemon(settings, settings.run.db, live=mode == "live")
         daemon.observer = build(settings)
+        if console is not None:  # as `bot run` attaches it, drawing its status line on a terminal
+            from bot.cli.run_console import RunConsole
+            from bot.engine.observer import Observers
+
+            daemon.observer = Observers(daemon.observer, RunConsole(settings, out=open(os.devnull, "w"), status_stream=console.stream,
+                                                                    force_status=True))
+            daemon.observer.log = daemon.log
         if http_port:
             poller = subprocess.Popen([sys.executable, "-c", POLLER, str(http_port), TOKEN], stdout=subprocess.PIPE, text=True)
         asyncio.run(daemon.run())
@@ -101,6 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seconds", type=float, default=None)
     p.add_argument("--mode", choices=["live", "paper"], default="paper")
     p.add_argument("--json", default=None)
+    p.add_argument("--console", action="store_true", help="a third setting: no [http], bot run's status line drawn on a pseudo-terminal")
     args = p.parse_args(argv)
     seconds = args.seconds or (20.0 if args.quick else 40.0)
     result: dict = {"benchmark": "tick-to-decision with and without [http]", "machine": print_machine("benchmark 6: operator surface cost"),
@@ -114,13 +154,15 @@ def main(argv: list[str] | None = None) -> dict:
     emu = Emulator(work)
     try:
         configure(str(work / "logs"), "info", "warning")
-        samples: dict[str, list[int]] = {"without_http": [], "with_http": []}
+        labels = ("without_http", "with_http") + (("with_console",) if args.console else ())
+        samples: dict[str, list[int]] = {label: [] for label in labels}
         served = 0
+        terminal = PseudoTerminal() if args.console else None
         for n in range(args.rounds):
-            for label in ("without_http", "with_http"):
+            for label in labels:
                 port = free_port() if label == "with_http" else None
                 print(f"   round {n + 1}/{args.rounds}: daemon ({args.mode}) {label.replace('_', ' ')} for {seconds:.0f} s ...", flush=True)
-                records, polled = run_once(work, emu.url, args.mode, seconds, port)
+                records, polled = run_once(work, emu.url, args.mode, seconds, port, terminal if label == "with_console" else None)
                 if not records:
                     raise SystemExit("no events reached the engine")
                 served += polled
@@ -128,16 +170,25 @@ def main(argv: list[str] | None = None) -> dict:
                 samples[label] += [end - ts for ts, end, is_book in records if is_book and ts >= t0]
         for label, book in samples.items():
             result[label] = {"tick_to_decision_book": percentiles(book), "requests_served": served if label == "with_http" else 0}
+        if terminal is not None:
+            result["with_console"]["terminal_bytes_drawn"] = terminal.drawn
+            terminal.close()
     finally:
         emu.stop()
-    for label in ("without_http", "with_http"):
+    for label in labels:
         x = result[label]["tick_to_decision_book"]
         extra = f"  ({result[label]['requests_served']} HTTP requests served)" if label == "with_http" else ""
+        if label == "with_console":
+            extra = f"  (status line: {result[label]['terminal_bytes_drawn']} bytes drawn on the terminal)"
         print(f"      tick-to-decision, {label.replace('_', ' '):13s} n={x['n']:5d}  p50 {x['p50_ms']:.3f} ms  p99 {x['p99_ms']:.3f} ms  "
               f"p99.9 {x['p99_9_ms']:.3f} ms  max {x['max_ms']:.3f} ms{extra}")
     a, b = result["without_http"]["tick_to_decision_book"], result["with_http"]["tick_to_decision_book"]
     result["p99_difference_ms"] = round(b["p99_ms"] - a["p99_ms"], 4)
     print(f"      p99 with - without: {result['p99_difference_ms']:+.3f} ms, p50: {b['p50_ms'] - a['p50_ms']:+.3f} ms")
+    if args.console:
+        c = result["with_console"]["tick_to_decision_book"]
+        result["p99_console_difference_ms"] = round(c["p99_ms"] - a["p99_ms"], 4)
+        print(f"      p99 with the status line - without: {result['p99_console_difference_ms']:+.3f} ms, p50: {c['p50_ms'] - a['p50_ms']:+.3f} ms")
     write_json(args.json, result)
     return result
 

@@ -134,7 +134,7 @@ class _Sink:
         # unbuffered: each line is one write(2), in the file before emit returns (survives kill -9)
         self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
         self._size = self._file.tell()
-        self._console = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        self._console = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback)
 
     def emit(self, level: int, event: dict[str, Any]) -> None:
         exc = event.get("exc_info")
@@ -263,6 +263,23 @@ class _StdlibBridge(logging.Handler):
 
 
 _sink: _Sink | None = None
+
+
+def _plain_tracebacks() -> None:
+    """With rich installed (bot.console), structlog's console renderer prints tracebacks through
+    rich, with every frame's local variables: a secret held in a local would reach the console.
+    A line logged before :func:`configure` (structlog's default configuration) gets a plain
+    traceback instead, as it did before rich was a dependency."""
+    if structlog.is_configured():
+        return
+    processors = [
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback) if isinstance(p, structlog.dev.ConsoleRenderer) else p
+        for p in structlog.get_config()["processors"]
+    ]
+    structlog.configure(processors=processors)
+
+
+_plain_tracebacks()
 
 
 def configure(log_dir: str | Path = "logs", level: str = "info", console_level: str = "warning") -> Path:

@@ -9,7 +9,7 @@ BOT = Path(__file__).resolve().parents[1] / "bot"
 
 # lower number = lower layer; a package may import its own modules and anything strictly lower
 RANK = {
-    "core": 0, "config": 0, "log": 0,
+    "core": 0, "config": 0, "log": 0, "console": 0,
     "store": 1, "data": 1, "exchange": 1,
     "book": 2,
     "signals": 3, "risk": 3, "execution": 3,

@@ -8,7 +8,9 @@ logs to stderr and ``logs/bot.log``, so scripts can parse stdout safely.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +116,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from bot.store.store import StoreError
 
     try:
-        summary = run_backtest(settings, events, db_path=db, data_files=files, source_stats=source_stats)
+        with _replay_progress(args, files, settings) as metered:
+            summary = run_backtest(settings, metered(events), db_path=db, data_files=files, source_stats=source_stats)
     except (RecordingError, StoreError) as exc:
         return _fail(str(exc))
     _print_summary(summary, args.json)
@@ -123,6 +126,46 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         for problem in src.get("problems", [])[:20]:
             print(f"data problem: {problem}", file=sys.stderr)
     return 0 if summary.get("status") == "completed" else 1
+
+
+@contextlib.contextmanager
+def _replay_progress(args: argparse.Namespace, files: list[str], settings: Any) -> Iterator[Callable[[Iterator[Any]], Iterator[Any]]]:
+    """``bot backtest``'s progress bar on stderr (a terminal only, or ``--progress``; never with
+    ``--no-progress``): the data files' bytes read by the replay against their sizes, or for
+    ``--sim`` the simulated time against ``sim.duration_s``. Yields the wrapper for the events."""
+    from bot.console import progress
+    from bot.data.recording import ReadMeter
+
+    enabled = not args.no_progress
+    if files:
+        total: float | None = sum(Path(f).stat().st_size for f in files) or None
+        bar_args: dict[str, Any] = {"unit": "bytes"}
+    else:
+        total, bar_args = float(settings.sim.duration_s), {"unit": "s simulated"}
+    meter = ReadMeter()
+    with progress(total, "backtest", enabled=enabled, force=args.progress, **bar_args) as bar:
+        if bar.mode == "off":
+            yield lambda events: events
+            return
+
+        def metered(events: Iterator[Any]) -> Iterator[Any]:
+            start = None
+            for n, event in enumerate(events, 1):
+                if n & 4095 == 0:  # a bar update every few thousand events: nothing per event
+                    if files:
+                        bar.update(completed=meter.done())
+                    else:
+                        bar.update(completed=(event.ts_local - start) / 1e9)
+                elif start is None:
+                    start = event.ts_local
+                yield event
+            bar.update(completed=total)
+
+        meter.install()
+        try:
+            yield metered
+        finally:
+            meter.uninstall()
 
 
 def _backtest_fast(settings, args: argparse.Namespace, db: str) -> int:  # type: ignore[no-untyped-def]
@@ -253,12 +296,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         configure(settings.run.log_dir, settings.run.log_level, settings.run.console_log_level)
     except OSError as exc:
         return _fail(f"run.log_dir {settings.run.log_dir!r}: cannot write the log there ({exc.strerror or exc})")
+    from bot.cli.run_console import RunConsole, print_summary
+    from bot.engine.observer import Observers
+
+    db = args.db or settings.run.db
     try:
-        daemon = Daemon(settings, args.db or settings.run.db, live=args.live)
-        daemon.observer = build_ops(settings)
-        return asyncio.run(daemon.run())
+        daemon = Daemon(settings, db, live=args.live)
     except DaemonError as exc:
         return _fail(str(exc))
+    ops = build_ops(settings)
+    # bot.ops first: a server that cannot listen refuses the start before anything is printed
+    observers = Observers(ops, RunConsole(settings, status=settings.run.status_line and not args.no_status, ops=ops))
+    observers.log = daemon.log
+    daemon.observer = observers
+    try:
+        code = asyncio.run(daemon.run())
+    except DaemonError as exc:
+        print_summary(db, daemon.run_id)  # a run that started and then failed: what it did, as stored
+        return _fail(str(exc))
+    print_summary(db, daemon.run_id)
+    return code
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -306,6 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     bt.add_argument("--fast", action="store_true", help="compiled replay (numba): same decisions and stored rows, much faster")
     bt.add_argument("--cache", metavar="DIR", help="--fast: where parsed recordings are cached (default $BOT_FAST_CACHE or the temp dir)")
+    bt.add_argument("--progress", action="store_true", help="draw the progress bar on stderr even when it is not a terminal")
+    bt.add_argument("--no-progress", action="store_true", help="no progress bar (by default one is drawn when stderr is a terminal)")
     bt.set_defaults(func=cmd_backtest)
 
     rp = sub.add_parser("report", help="print a run's summary (or its trades) from the database; write an HTML page of it")
@@ -321,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", required=True, help="TOML config with run.mode paper or live")
     run.add_argument("--live", action="store_true", help="required (with run.mode = \"live\" and keys) to trade real money")
     run.add_argument("--db", help="SQLite database (default: run.db of the config); one daemon per database")
+    run.add_argument("--no-status", action="store_true", help="no live status line on stderr (by default one is drawn when stderr is a terminal)")
     run.set_defaults(func=cmd_run)
 
     st = sub.add_parser("status", help="show a daemon's mode, uptime, position, open orders, PnL, book age, halts")

@@ -49,6 +49,7 @@ class RunSection(_Section):
     duration_s: float | None = Field(None, gt=0, description="daemon: stop by itself after this long (None: run until signalled)")
     cancel_open_orders_on_exit: bool = Field(True, description="daemon: cancel our open orders on SIGINT/SIGTERM")
     cancel_open_orders_on_unsound_book: bool = Field(True, description="daemon: cancel our open orders on a gap or stale book")
+    status_line: bool = Field(True, description="daemon: a live status line on stderr when it is a terminal (bot run --no-status turns it off too)")
 
 
 class MarketSection(_Section):

@@ -10,7 +10,9 @@ functions, so both agree on what a file is. All errors are :class:`RecordingErro
 from __future__ import annotations
 
 import gzip
+import io
 import json
+import os
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ from typing import Any
 
 from bot.data.symbols import market_type_of
 
-__all__ = ["EXPECTED_FORMAT", "RecordingError", "RecordingFile", "chain_files", "iter_lines", "probe_recording", "stream_kind"]
+__all__ = ["EXPECTED_FORMAT", "ReadMeter", "RecordingError", "RecordingFile", "chain_files", "iter_lines", "probe_recording", "stream_kind"]
 
 _CHUNK = 1 << 20
 _HEAD_LINES = 1000
@@ -47,10 +49,50 @@ def stream_kind(suffix: str) -> str:
 
 
 # --------------------------------------------------------------------------- file access
-def _read_chunks(path: Path) -> Iterator[bytes]:
+class ReadMeter:
+    """How far a replay has read its data files: bytes as stored on disk (compressed or not), per
+    file, so a progress bar's ETA can be the files' sizes. Only the replay's reads count (the
+    readers' ``iter_lines``), not a probe or a format sniff. A command that shows progress
+    installs one with :meth:`install` and reads :meth:`done`; the readers update it once per block.
+    """
+
+    current: "ReadMeter | None" = None  # the installed meter (None: nothing is measured)
+
+    def __init__(self) -> None:
+        self.positions: dict[str, int] = {}
+
+    def install(self) -> "ReadMeter":
+        ReadMeter.current = self
+        return self
+
+    def uninstall(self) -> None:
+        if ReadMeter.current is self:
+            ReadMeter.current = None
+
+    def done(self) -> int:
+        return sum(self.positions.values())
+
+    @staticmethod
+    def note(path: Path, fh: object) -> None:
+        """Record how far the file under ``fh`` has been read (its descriptor's offset)."""
+        meter = ReadMeter.current
+        if meter is None:
+            return
+        try:
+            pos = os.lseek(fh.fileno(), 0, os.SEEK_CUR)  # type: ignore[attr-defined]
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):  # a zip member: no descriptor of its own
+            return
+        key = str(path)
+        if pos > meter.positions.get(key, 0):
+            meter.positions[key] = pos
+
+
+def _read_chunks(path: Path, metered: bool = False) -> Iterator[bytes]:
     try:
         with gzip.open(path, "rb") as fh:
             while chunk := fh.read(_CHUNK):
+                if metered:
+                    ReadMeter.note(path, fh)
                 yield chunk
     except FileNotFoundError:
         raise RecordingError(f"recording not found: {path}") from None
@@ -84,7 +126,7 @@ def block_lines(chunks: Iterable[bytes], strip_cr: bool = False) -> Iterator[str
 
 def iter_lines(path: Path) -> Iterator[str]:
     """Text lines of a gzip file (without newline), decoded in blocks for speed."""
-    return block_lines(_read_chunks(path))
+    return block_lines(_read_chunks(path, metered=True))
 
 
 def _line_ts(line: bytes | str) -> int | None:

@@ -110,3 +110,49 @@ class ObserverHooks:
                            error=f"{type(exc).__name__}: {mask_secrets(str(exc))[:200]}", exc_info=True)
             self.observer_broken = True
             self.latencies = None
+
+
+class Observers:
+    """Several observers as one (``bot run``'s console and bot.ops): each is called in turn.
+
+    Started in the order given; one that refuses the start has the ones started before it
+    stopped again (the daemon stops only an observer whose start succeeded). A heartbeat that
+    raises drops that observer alone. ``latencies`` are the first member's that wants them."""
+
+    def __init__(self, *observers: Observer | None):
+        self.items: list[Observer] = [o for o in observers if o is not None]
+        self.started: list[Observer] = []
+        self.log: Any = None
+
+    @property
+    def latencies(self) -> list[int] | None:  # type: ignore[override]
+        return next((o.latencies for o in self.items if o.latencies is not None), None)
+
+    async def start(self, view: DaemonView) -> None:
+        for observer in self.items:
+            try:
+                await observer.start(view)
+            except BaseException:
+                await self.stop("failed", "an observer refused to start")
+                raise
+            self.started.append(observer)
+
+    def heartbeat(self, state: dict[str, Any], now_ns: int) -> None:
+        for observer in list(self.started):
+            try:
+                observer.heartbeat(state, now_ns)
+            except Exception as exc:  # noqa: BLE001 - watching the daemon never stops it
+                self.started.remove(observer)
+                if self.log is not None:
+                    self.log.error("an observer failed; its heartbeat is switched off, trading goes on",
+                                   observer=type(observer).__name__, error=f"{type(exc).__name__}: {mask_secrets(str(exc))[:200]}")
+
+    async def stop(self, status: str, reason: str) -> None:
+        started, self.started = self.started, []
+        for observer in reversed(started):
+            try:
+                await observer.stop(status, reason)
+            except Exception as exc:  # noqa: BLE001 - every member is stopped
+                if self.log is not None:
+                    self.log.warning("an observer did not stop cleanly", observer=type(observer).__name__,
+                                     error=f"{type(exc).__name__}: {mask_secrets(str(exc))[:200]}")

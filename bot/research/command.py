@@ -99,10 +99,13 @@ def run_research(
     log: Callable[[str], None] | None = None,
     fit_horizon_s: float | None = None,
     data_format: str | None = None,
+    show_progress: bool = False,
 ) -> dict:
     """Run the whole pipeline; write ``out/report.json`` and the PNGs; return the report dict.
 
     Raises :class:`ResearchInputError` for input problems (the CLI turns it into exit code 1).
+    ``show_progress``: a progress bar with an ETA on stderr while the recording is read, when
+    stderr is a terminal (elsewhere ``log`` gets a line every few seconds, as before).
     """
     from bot.config.settings import ConfigError, load_settings
     from bot.data.binance import ReaderStats
@@ -147,18 +150,33 @@ def run_research(
     stats = ReaderStats()
     t_read = time.perf_counter()
     last = [t_read]
-
-    def progress(n_events: int, n_samples: int) -> None:
-        now = time.perf_counter()
-        if now - last[0] >= 2.0:
-            last[0] = now
-            say(f"{n_events:,} events, {n_samples:,} book samples, {now - t_read:.1f} s")
-
+    from bot.console import is_terminal
+    from bot.console import progress as progress_bar
+    from bot.data.recording import ReadMeter
     from bot.research.cross import instrument_groups
 
     files, others = instrument_groups(files, settings.instruments[0].symbol)
     say(f"reading {len(files)} file(s)")
-    fs = _features_of(files, data_format, stats, settings.instruments[0], config, settings.signal, levels, progress)
+    meter = ReadMeter()
+    with progress_bar(sum(f.stat().st_size for f in files) or None, "research: reading", unit="bytes",
+                      enabled=show_progress and is_terminal()) as bar:
+
+        def progress(n_events: int, n_samples: int) -> None:
+            if bar.mode != "off":  # the bar shows it; no line every two seconds under it
+                bar.update(completed=meter.done())
+                return
+            now = time.perf_counter()
+            if now - last[0] >= 2.0:
+                last[0] = now
+                say(f"{n_events:,} events, {n_samples:,} book samples, {now - t_read:.1f} s")
+
+        if bar.mode != "off":
+            meter.install()
+        try:
+            fs = _features_of(files, data_format, stats, settings.instruments[0], config, settings.signal, levels, progress)
+        finally:
+            meter.uninstall()
+        bar.update(completed=bar.total)
     read_s = time.perf_counter() - t_read
     say(f"read {fs.counts['events']:,} events -> {len(fs):,} book samples in {read_s:.1f} s; analyzing")
 
@@ -341,7 +359,7 @@ def cmd_research(args: argparse.Namespace) -> int:
             args.data, args.out, config=args.config, interval_s=args.interval, window_s=args.window,
             horizons_s=horizons, levels=args.levels, train_frac=args.train_frac, tick_size=args.tick_size,
             flow_window_s=args.flow_window, buckets=args.buckets, log=say, fit_horizon_s=args.fit,
-            data_format=getattr(args, "format", None),
+            data_format=getattr(args, "format", None), show_progress=not getattr(args, "quiet", False),
         )
     except ResearchInputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -5,15 +5,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import signal
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from bot.config.settings import load_settings
+from bot.console import progress
 from bot.tune import leaderboard
 from bot.tune.executor import TrialExecutor
 from bot.tune.folds import Fold, Segment, SegmentSource, make_folds, make_segments
@@ -95,78 +94,6 @@ def plan_sweep(
                      base.store.equity_interval_s)
 
 
-class Progress:
-    """A plain-text progress bar with ETA on stderr (one updating line on a terminal, else a line every few seconds).
-
-    The ETA weighs each trial by its number of events, so the long in-sample windows that run
-    first do not make it wildly pessimistic.
-    """
-
-    def __init__(self, total: int, already: int, stream: TextIO | None = None, enabled: bool = True,
-                 every_s: float = 5.0, total_weight: float | None = None, already_weight: float | None = None):
-        self.total = total
-        self.already = already
-        self.new = 0
-        self.total_weight = float(total if total_weight is None else total_weight)
-        self.done_weight = float(already if already_weight is None else already_weight)
-        self.new_weight = 0.0
-        self.stream = stream or sys.stderr
-        self.enabled = enabled and total > 0
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.every_s = every_s
-        self.started = time.monotonic()
-        self._last_print = 0.0
-        self._width = 0
-
-    @staticmethod
-    def _clock(seconds: float) -> str:
-        s = int(round(seconds))
-        return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-    def line(self) -> str:
-        done = self.already + self.new
-        frac = done / self.total if self.total else 1.0
-        bar = "#" * int(frac * 24) + "." * (24 - int(frac * 24))
-        elapsed = time.monotonic() - self.started
-        remaining = self.total_weight - self.done_weight - self.new_weight
-        if done >= self.total:
-            eta = "0:00:00"
-        elif self.new_weight > 0:
-            eta = self._clock(elapsed / self.new_weight * max(remaining, 0.0))
-        else:
-            eta = "?"
-        resumed = f" ({self.already} resumed)" if self.already else ""
-        return f"tune [{bar}] {done}/{self.total} trials {frac * 100:3.0f}%{resumed}  elapsed {self._clock(elapsed)}  ETA {eta}"
-
-    def update(self, n: int = 1, weight: float | None = None) -> None:
-        self.new += n
-        self.new_weight += n if weight is None else weight
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        last = self.already + self.new >= self.total
-        if self.tty:
-            text = self.line()
-            self.stream.write("\r" + text.ljust(self._width))
-            self._width = len(text)
-            if last:
-                self.stream.write("\n")
-            self.stream.flush()
-        elif last or now - self._last_print >= self.every_s:
-            self._last_print = now
-            print(self.line(), file=self.stream, flush=True)
-
-    def start(self) -> None:
-        if self.enabled and not self.tty:
-            self._last_print = time.monotonic()
-            print(self.line(), file=self.stream, flush=True)
-
-    def close(self) -> None:
-        if self.enabled and self.tty and self.already + self.new < self.total:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 @contextlib.contextmanager
 def _sigterm_as_interrupt(state: dict[str, str]) -> Iterator[None]:
     """SIGTERM and SIGINT raise KeyboardInterrupt in the main thread, remembering which it was."""
@@ -230,34 +157,40 @@ def run_sweep(
             todo = todo[:max_trials]
             outcome.budget_exhausted = True
         weight = plan.weights()
-        progress = Progress(len(plan.specs), outcome.resumed, enabled=show_progress,
-                            total_weight=sum(weight.values()), already_weight=sum(weight[k] for k in outcome.results))
-        progress.start()
-        runs = executor.run(run_trial, todo)
-        try:
-            with _sigterm_as_interrupt(state):
-                for spec, result in runs:
-                    if isinstance(result, BaseException):
-                        outcome.error = (
-                            f"trial failed (candidate #{spec.candidate} {spec.params}, fold {spec.fold} {spec.role}): "
-                            f"{type(result).__name__}: {result}"
-                        )
-                        break
-                    table.commit(spec, result)
-                    outcome.results[spec.key] = result
-                    outcome.run_now += 1
-                    progress.update(1, weight[spec.key])
-                    if on_commit is not None:
-                        on_commit(spec, result)
-        except KeyboardInterrupt:
-            outcome.interrupted = state.get("signal", "SIGINT")
-        finally:
-            with _signals_ignored():  # a second Ctrl-C must not abort stopping the workers
-                executor.stop()
-                close = getattr(runs, "close", None)
-                if close is not None:
-                    close()
-            progress.close()
+        total = len(plan.specs)
+        resumed = f" ({outcome.resumed} resumed)" if outcome.resumed else ""
+
+        def trials(done: int) -> str:
+            return f"{done}/{total} trials{resumed}"
+
+        # the bar runs on events replayed, so the long in-sample windows that run first do not
+        # make the ETA wildly pessimistic; the note counts trials
+        with progress(sum(weight.values()), "tune", unit="", enabled=show_progress and total > 0, plain_every_s=5.0,
+                      completed=sum(weight[k] for k in outcome.results), note=trials(outcome.resumed)) as bar:
+            runs = executor.run(run_trial, todo)
+            try:
+                with _sigterm_as_interrupt(state):
+                    for spec, result in runs:
+                        if isinstance(result, BaseException):
+                            outcome.error = (
+                                f"trial failed (candidate #{spec.candidate} {spec.params}, fold {spec.fold} {spec.role}): "
+                                f"{type(result).__name__}: {result}"
+                            )
+                            break
+                        table.commit(spec, result)
+                        outcome.results[spec.key] = result
+                        outcome.run_now += 1
+                        bar.advance(weight[spec.key], note=trials(outcome.resumed + outcome.run_now))
+                        if on_commit is not None:
+                            on_commit(spec, result)
+            except KeyboardInterrupt:
+                outcome.interrupted = state.get("signal", "SIGINT")
+            finally:
+                with _signals_ignored():  # a second Ctrl-C must not abort stopping the workers
+                    executor.stop()
+                    close = getattr(runs, "close", None)
+                    if close is not None:
+                        close()
         # the leaderboard is built from what the database holds
         outcome.results = table.finished(keys)
     finally:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from bot.data.recording import RecordingError, block_lines
+from bot.data.recording import ReadMeter, RecordingError, block_lines
 
 _CHUNK = 1 << 20
 _MAGIC = {b"\x1f\x8b": "gzip", b"\xfd7zXZ\x00": "xz", b"BZh": "bz2", b"PK\x03\x04": "zip"}
@@ -74,10 +74,12 @@ def open_binary(path: Path, member: str | None = None) -> IO[bytes]:
         raise RecordingError(f"{path}: cannot open ({exc})") from None
 
 
-def _chunks(path: Path, member: str | None = None) -> Iterator[bytes]:
+def _chunks(path: Path, member: str | None = None, metered: bool = False) -> Iterator[bytes]:
     try:
         with open_binary(path, member) as fh:
             while chunk := fh.read(_CHUNK):
+                if metered:
+                    ReadMeter.note(path, fh)
                 yield chunk
     except RecordingError:
         raise
@@ -126,4 +128,4 @@ def head_lines(path: Path, n: int = 20, member: str | None = None) -> list[str]:
 
 def iter_lines(path: Path, member: str | None = None) -> Iterator[str]:
     """Text lines without their newline (``\\r`` removed too), decoded in blocks for speed."""
-    return block_lines(_chunks(path, member), strip_cr=True)
+    return block_lines(_chunks(path, member, metered=True), strip_cr=True)
