@@ -7,199 +7,17 @@ logs to stderr and ``logs/bot.log``, so scripts can parse stdout safely.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+import time
 
-from bot.config.settings import ConfigError, load_settings, validate_file
+_STARTED = time.perf_counter()  # bot backtest's end-to-end figures count from here (imports included)
 
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1
-
-
-def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
-    from bot.store.jsonout import strict_json
-    from bot.store.report import format_summary
-
-    if as_json:
-        print(strict_json(summary))  # null, never NaN/Infinity: strict parsers reject those
-    else:
-        print(format_summary(summary))
-
-
-def _check_strategy(settings: Any, config: str | None) -> None:
-    """An unknown ``strategy.mode`` (or a plug-in that cannot be imported) is a config error."""
-    from bot.strategies.registry import UnknownStrategy, check
-
-    try:
-        check(settings)
-    except UnknownStrategy as exc:
-        key = "strategy.plugins" if str(exc).startswith("strategy.plugins") else "strategy.mode"
-        raise ConfigError(config or "(defaults)", [(key, str(exc).removeprefix("strategy.plugins: ").removeprefix("strategy.mode "))]) from None
-
-
-def cmd_backtest(args: argparse.Namespace) -> int:
-    import itertools
-
-    from bot.data.binance import RecordingError, ReaderStats
-    from bot.data.readers import read_events, resolve
-    from bot.data.sim import simulate
-    from bot.engine.runner import run_backtest
-    from bot.log import configure
-
-    try:
-        settings = load_settings(args.config)
-        _check_strategy(settings, args.config)
-    except ConfigError as exc:
-        return _fail(str(exc))
-    if not args.data and not args.sim:
-        return _fail("give recordings with --data FILE [FILE...] or use the built-in simulator with --sim")
-    if args.data and args.sim:
-        return _fail("--data and --sim are exclusive: replay recordings or simulate, not both")
-    configure(settings.run.log_dir, settings.run.log_level, settings.run.console_log_level)
-    db = args.db or settings.run.db
-
-    if args.sim:
-        if len(settings.instruments) > 1:
-            return _fail("--sim simulates one market: give a config with one [market], or recordings of every [[markets]] entry with --data")
-        events = simulate(settings.sim, settings.instruments[0])
-        files: list[str] = []
-        source_stats = lambda: {"source": "sim", "seed": settings.sim.seed, "duration_s": settings.sim.duration_s}  # noqa: E731
-    else:
-        missing = [f for f in args.data if not Path(f).is_file()]
-        if missing:
-            return _fail("data file not found: " + ", ".join(missing))
-        many = len(settings.instruments) > 1
-        try:  # a file no reader recognizes (or files of different formats) is refused before anything runs
-            fmt = resolve(args.data, args.format).name
-        except RecordingError as exc:
-            return _fail(str(exc))
-        if fmt != "binance-raw" and many:
-            return _fail(f"several [[markets]] are replayed from Binance raw-stream recordings only; {', '.join(args.data)} "
-                         f"are {fmt}: give a config with one [market]")
-        if args.fast and fmt != "binance-raw":
-            print(f"note: --fast replays Binance raw-stream recordings; {fmt} data runs on the readable engine, "
-                  "with the same results", file=sys.stderr)
-        elif args.fast:
-            from bot.fast.backtest import replays_market
-
-            if replays_market(settings):
-                return _backtest_fast(settings, args, db)
-            print("note: --fast replays one spot market so far; derivatives (funding, liquidation) and several instruments "
-                  "run on the readable engine, with the same results", file=sys.stderr)
-        files = [str(f) for f in args.data]
-        if many:
-            from bot.cli.instruments import merged_events
-
-            try:
-                events, source_stats = merged_events(settings, files, args.config)
-            except RecordingError as exc:
-                return _fail(str(exc))
-        else:
-            stats = ReaderStats()
-            events = _checked_symbol(read_events(args.data, fmt, stats), stats, settings.instruments[0], args.config)
-            source_stats = stats.as_dict
-        # the first event before the run is stored: a file of another format, a recording without
-        # market events or of another market is refused here, without leaving a failed run behind
-        try:
-            first = next(events)
-        except RecordingError as exc:
-            return _fail(str(exc))
-        except StopIteration:  # the reader raises instead; kept so an empty replay can never pass
-            return _fail(f"{', '.join(files)}: the recording yields no market events")
-        events = itertools.chain([first], events)
-    from bot.store.store import StoreError
-
-    try:
-        with _replay_progress(args, files, settings) as metered:
-            summary = run_backtest(settings, metered(events), db_path=db, data_files=files, source_stats=source_stats)
-    except (RecordingError, StoreError) as exc:
-        return _fail(str(exc))
-    _print_summary(summary, args.json)
-    if not args.json and not args.sim:
-        src = summary.get("stats", {}).get("source", {})
-        for problem in src.get("problems", [])[:20]:
-            print(f"data problem: {problem}", file=sys.stderr)
-    return 0 if summary.get("status") == "completed" else 1
-
-
-@contextlib.contextmanager
-def _replay_progress(args: argparse.Namespace, files: list[str], settings: Any) -> Iterator[Callable[[Iterator[Any]], Iterator[Any]]]:
-    """``bot backtest``'s progress bar on stderr (a terminal only, or ``--progress``; never with
-    ``--no-progress``): the data files' bytes read by the replay against their sizes, or for
-    ``--sim`` the simulated time against ``sim.duration_s``. Yields the wrapper for the events."""
-    from bot.console import progress
-    from bot.data.recording import ReadMeter
-
-    enabled = not args.no_progress
-    if files:
-        total: float | None = sum(Path(f).stat().st_size for f in files) or None
-        bar_args: dict[str, Any] = {"unit": "bytes"}
-    else:
-        total, bar_args = float(settings.sim.duration_s), {"unit": "s simulated"}
-    meter = ReadMeter()
-    with progress(total, "backtest", enabled=enabled, force=args.progress, **bar_args) as bar:
-        if bar.mode == "off":
-            yield lambda events: events
-            return
-
-        def metered(events: Iterator[Any]) -> Iterator[Any]:
-            start = None
-            for n, event in enumerate(events, 1):
-                if n & 4095 == 0:  # a bar update every few thousand events: nothing per event
-                    if files:
-                        bar.update(completed=meter.done())
-                    else:
-                        bar.update(completed=(event.ts_local - start) / 1e9)
-                elif start is None:
-                    start = event.ts_local
-                yield event
-            bar.update(completed=total)
-
-        meter.install()
-        try:
-            yield metered
-        finally:
-            meter.uninstall()
-
-
-def _backtest_fast(settings, args: argparse.Namespace, db: str) -> int:  # type: ignore[no-untyped-def]
-    """``--fast``: columnar events (cached) and the compiled scan; the stored results are identical."""
-    from bot.data.binance import RecordingError
-    from bot.data.market_check import market_mismatch
-    from bot.fast.backtest import run_backtest_fast
-    from bot.fast.columnar import load_binance
-
-    try:
-        arrays, _ = load_binance(args.data, args.cache)
-    except RecordingError as exc:
-        return _fail(str(exc))
-    reader = arrays.meta.get("reader", {})
-    symbol = str(reader.get("symbol") or arrays.meta.get("symbol") or "")
-    problem = market_mismatch(symbol, str(reader.get("market_type") or ""), settings.instruments[0], args.config)
-    if problem:
-        return _fail(problem)
-    from bot.store.store import StoreError
-
-    try:
-        summary = run_backtest_fast(settings, arrays, db_path=db, data_files=[str(f) for f in args.data], source_stats=lambda: reader)
-    except StoreError as exc:
-        return _fail(str(exc))
-    _print_summary(summary, args.json)
-    return 0 if summary.get("status") == "completed" else 1
-
-
-def _checked_symbol(events, stats, market, config):  # type: ignore[no-untyped-def]
-    """Refuse to replay a recording of another symbol or market type (spot / USD-M futures) than the
-    config's ``[market]`` (wrong fees, tick and lot sizes): raises MarketMismatch, a RecordingError."""
-    from bot.data.market_check import checked_market
-
-    return checked_market(events, stats, market, config)
+from bot.cli.common import check_strategy as _check_strategy  # noqa: E402
+from bot.cli.common import fail as _fail  # noqa: E402
+from bot.cli.common import print_summary as _print_summary  # noqa: E402
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -279,6 +97,7 @@ def _report_outputs(args: argparse.Namespace) -> str | None:
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from bot.config.settings import ConfigError, load_settings
     from bot.engine.daemon import Daemon, DaemonError
     from bot.log import configure
     from bot.ops import build as build_ops
@@ -339,6 +158,8 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    from bot.config.settings import validate_file
+
     problems = validate_file(args.file)
     if not problems:
         print(f"{args.file}: ok")
@@ -352,20 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bot", description="Order-book-imbalance trading bot.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    bt = sub.add_parser("backtest", help="replay recordings (or the built-in simulator) through the engine")
-    bt.add_argument("--config", required=True, help="TOML config, e.g. config/backtest.toml")
-    bt.add_argument("--data", nargs="+", metavar="FILE", help="recorded market data, format detected from the content "
-                    "(Binance raw streams, Tardis CSV, LOBSTER, Bitstamp log, Bybit dump; see bot inspect); a split recording is given as all its files")
-    bt.add_argument("--format", metavar="NAME", help="read --data as this format instead of detecting it "
-                    "(binance-raw, tardis, tardis-liquidations, lobster, bitstamp, bybit, binance-book-csv)")
-    bt.add_argument("--sim", action="store_true", help="use the built-in order book simulator ([sim] section)")
-    bt.add_argument("--db", help="SQLite database (default: run.db of the config)")
-    bt.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    bt.add_argument("--fast", action="store_true", help="compiled replay (numba): same decisions and stored rows, much faster")
-    bt.add_argument("--cache", metavar="DIR", help="--fast: where parsed recordings are cached (default $BOT_FAST_CACHE or the temp dir)")
-    bt.add_argument("--progress", action="store_true", help="draw the progress bar on stderr even when it is not a terminal")
-    bt.add_argument("--no-progress", action="store_true", help="no progress bar (by default one is drawn when stderr is a terminal)")
-    bt.set_defaults(func=cmd_backtest)
+    from bot.cli.backtest import register as register_backtest
+
+    register_backtest(sub, _STARTED)
 
     rp = sub.add_parser("report", help="print a run's summary (or its trades) from the database; write an HTML page of it")
     rp.add_argument("--db", required=True)

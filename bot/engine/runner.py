@@ -54,6 +54,8 @@ def run_backtest(
     data_files: list[str],
     source_stats: Callable[[], dict[str, Any]] = dict,
     progress: Callable[[int], None] | None = None,
+    on_store: Callable[[Store], None] | None = None,
+    extra_stats: Callable[[], dict[str, Any]] = dict,
 ) -> dict[str, Any]:
     """Replay ``events`` through the engine with the paper fill model; return the stored summary.
 
@@ -74,7 +76,8 @@ def run_backtest(
                 if progress is not None and n % 100_000 == 0:
                     progress(n)
 
-        return run_engine_backtest(settings, replay_many, db_path=db_path, data_files=data_files, source_stats=source_stats)  # type: ignore[arg-type]
+        return run_engine_backtest(settings, replay_many, db_path=db_path, data_files=data_files, source_stats=source_stats,  # type: ignore[arg-type]
+                                   on_store=on_store, extra_stats=extra_stats)
 
     def replay(engine: Engine) -> None:
         on_event = engine.on_event
@@ -87,7 +90,8 @@ def run_backtest(
                 if n % 100_000 == 0:
                     progress(n)
 
-    return run_engine_backtest(settings, replay, db_path=db_path, data_files=data_files, source_stats=source_stats)
+    return run_engine_backtest(settings, replay, db_path=db_path, data_files=data_files, source_stats=source_stats, on_store=on_store,
+                               extra_stats=extra_stats)
 
 
 def run_engine_backtest(

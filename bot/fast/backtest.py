@@ -228,18 +228,30 @@ KERNEL_FEATURES = frozenset({"book_imbalance", "ofi", "microprice_offset", "mid"
 """The SignalState fields the kernel computes (bit for bit, :mod:`bot.fast.kernel`)."""
 
 
-def replays_market(settings: Settings) -> bool:
-    """Whether the compiled scan covers the config: it values a spot position (cash + qty x mark)
-    and neither funds nor liquidates a perpetual, and it computes today's three features only, so
-    derivatives, several instruments, a score using any other feature, a noise filter or a fitted
-    model, and a strategy that reads other features replay on the readable engine."""
-    if len(settings.instruments) != 1 or settings.instruments[0].type != "spot" or settings.signal.extended:
-        return False
+def fast_path_refusal(settings: Settings) -> str | None:
+    """Why the compiled scan cannot replay this config, or None when it can. It values a spot
+    position (cash + qty x mark) and neither funds nor liquidates a perpetual, and it computes
+    today's three features only, so derivatives, several instruments, a score using any other
+    feature, a noise filter or a fitted model, and a strategy that reads other features replay
+    on the readable engine."""
+    if len(settings.instruments) != 1:
+        return "several instruments ([[markets]]) replay on the readable engine"
+    if settings.instruments[0].type != "spot":
+        return "derivatives (funding, liquidation) are not in the compiled scan yet"
+    if settings.signal.extended:
+        return "the score uses features the compiled scan does not compute (extended signals, filters or a fitted model)"
     from bot.core.market import market_from_section
     from bot.strategies import build
 
     reads = set(getattr(build(settings, market_from_section(settings.instruments[0])), "reads_features", ()))
-    return reads <= KERNEL_FEATURES
+    if not reads <= KERNEL_FEATURES:
+        return f"strategy.mode {settings.strategy.mode!r} reads features the compiled scan does not compute ({', '.join(sorted(reads - KERNEL_FEATURES))})"
+    return None
+
+
+def replays_market(settings: Settings) -> bool:
+    """Whether the compiled scan covers the config (see :func:`fast_path_refusal`)."""
+    return fast_path_refusal(settings) is None
 
 
 def run_backtest_fast(
@@ -251,6 +263,8 @@ def run_backtest_fast(
     source_stats: Callable[[], dict[str, Any]] = dict,
     progress: Callable[[int], None] | None = None,
     timings: dict[str, float] | None = None,
+    on_store: Callable[[Store], None] | None = None,
+    extra_stats: Callable[[], dict[str, Any]] = dict,
 ) -> dict[str, Any]:
     """:func:`bot.engine.runner.run_backtest` over columnar events with the fast replay.
 
@@ -260,11 +274,13 @@ def run_backtest_fast(
     readable engine over the rebuilt events. ``timings``, if given, receives ``setup_s``, ``replay_s``, ``finish_s`` (engine.finish
     and closing the run) and the replay's breakdown: ``scan_s`` (kernel), ``engine_s`` (readable
     engine on handled events), ``absorb_s`` (equity points of skipped events) and
-    ``store_write_s`` (SQLite flushes, part of the others).
+    ``store_write_s`` (SQLite flushes, part of the others). ``on_store`` and ``extra_stats`` are
+    :func:`bot.engine.runner.run_engine_backtest`'s.
     """
     data_files = list(data_files or [])
     if not replays_market(settings):
-        summary = run_backtest(settings, iter_events(arrays), db_path=db_path, data_files=data_files, source_stats=source_stats, progress=progress)
+        summary = run_backtest(settings, iter_events(arrays), db_path=db_path, data_files=data_files, source_stats=source_stats, progress=progress,
+                               on_store=on_store, extra_stats=extra_stats)
         summary["fast_path"] = False
         return summary
     t0 = time.perf_counter()
@@ -273,6 +289,8 @@ def run_backtest_fast(
     replays: list[FastReplay] = []
 
     def instrument(store: Store) -> None:
+        if on_store is not None:
+            on_store(store)
         if timings is None:
             return
         write_batch = store._write_batch  # time the store's writes (this instance only)
@@ -298,7 +316,7 @@ def run_backtest_fast(
         db_path=db_path,
         data_files=data_files,
         source_stats=source_stats,
-        extra_stats=lambda: {"fast": replays[0].stats()} if replays else {},
+        extra_stats=lambda: {**({"fast": replays[0].stats()} if replays else {}), **extra_stats()},
         on_store=instrument,
     )
     t3 = time.perf_counter()

@@ -49,7 +49,7 @@ from bot.core.events import BestBidAsk, BookDelta, BookInvalidated, BookSnapshot
 
 SNAPSHOT, DELTA, BBO, TRADE, INVALIDATED = 0, 1, 2, 3, 4
 KIND_NAMES = ("snapshot", "delta", "bbo", "trade", "invalidated")
-ENCODING_VERSION = 3  # 3: reader meta names markets spot/linear/inverse (2 said "future"), perpetual events skipped
+ENCODING_VERSION = 4  # 4: reader meta keeps the problems; 3: markets spot/linear/inverse (2 said "future"), perpetual events skipped
 MAX_DECIMALS = 12
 
 _ARRAYS = ("kind", "ts", "seq", "off", "nbid", "lvl", "sz", "prices")
@@ -291,7 +291,7 @@ def default_cache_dir() -> Path:
 
 
 def load_binance(paths: Sequence[str | Path], cache_dir: str | Path | None = None, *, refresh: bool = False,
-                 compiled: bool = True) -> tuple[EventArrays, dict[str, Any]]:
+                 compiled: bool = True, on_block: Any = None) -> tuple[EventArrays, dict[str, Any]]:
     """Columnar arrays of a Binance recording, cached as ``<cache_dir>/binance-<key>.npz``.
 
     The key covers the files' absolute paths, sizes and modification times and the encoding
@@ -307,6 +307,7 @@ def load_binance(paths: Sequence[str | Path], cache_dir: str | Path | None = Non
     A clean recording is parsed by the compiled parser (:mod:`bot.fast.parse_binance`, 10x the
     reader's speed, identical arrays and statistics); one that needs the reader's problem
     handling, or ``compiled=False``, by :func:`read_binance`. The timings' ``parser`` says which.
+    ``on_block()`` is called after each block the compiled parser scanned (a progress bar).
     """
     import time
 
@@ -319,10 +320,10 @@ def load_binance(paths: Sequence[str | Path], cache_dir: str | Path | None = Non
         t = time.perf_counter()
         a = load_npz(path)
         if len(a) == 0:
-            return load_binance(paths, cache_dir, refresh=True, compiled=compiled)
+            return load_binance(paths, cache_dir, refresh=True, compiled=compiled, on_block=on_block)
         return a, {"parse_s": 0.0, "encode_s": 0.0, "load_s": time.perf_counter() - t, "cached": True, "path": str(path)}
     t0 = time.perf_counter()
-    fast = _parse_compiled(paths) if compiled else None
+    fast = _parse_compiled(paths, on_block) if compiled else None
     if fast is not None:
         a, stats = fast
         t1 = t2 = time.perf_counter()
@@ -334,15 +335,13 @@ def load_binance(paths: Sequence[str | Path], cache_dir: str | Path | None = Non
         t2 = time.perf_counter()
     a.meta = {"source": "binance", "files": [str(p) for p in paths], "symbol": stats.symbol, "market_type": stats.market_type,
               "unified_symbol": unified_symbol(stats.symbol, stats.market_type) if stats.market_type else None, **a.meta}
-    d = stats.as_dict()
-    d.pop("problems", None)
-    a.meta["reader"] = d
+    a.meta["reader"] = stats.as_dict()  # with its problems (at most MAX_PROBLEMS lines): the command lists them
     save_npz(a, path)
     return a, {"parse_s": t1 - t0, "encode_s": t2 - t1, "load_s": 0.0, "cached": False, "path": str(path),
                "parser": "compiled" if fast is not None else "reader"}
 
 
-def _parse_compiled(paths: Sequence[str | Path]) -> tuple[EventArrays, Any] | None:
+def _parse_compiled(paths: Sequence[str | Path], on_block: Any = None) -> tuple[EventArrays, Any] | None:
     """The compiled parser's arrays and a :class:`ReaderStats` equal to the reader's, or None when
     the recording needs the reference reader (see :mod:`bot.fast.parse_binance`). Files the
     probe refuses raise its :class:`RecordingError`, as the reader would."""
@@ -358,7 +357,7 @@ def _parse_compiled(paths: Sequence[str | Path]) -> tuple[EventArrays, Any] | No
     if len(symbols) != 1 or not types:
         return None
     symbol, market_type = symbols.pop(), types[0]
-    out = parse([f.path for f in files], symbol, market_type)
+    out = parse([f.path for f in files], symbol, market_type, on_block)
     if out is None:
         return None
     arrays, figures = out

@@ -35,13 +35,14 @@ from __future__ import annotations
 import queue
 import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numba import njit
 
+from bot.data.recording import ReadMeter
 from bot.fast.columnar import BBO, DELTA, SNAPSHOT, TRADE, EventArrays, price_units
 from bot.fast.parse_json import (
     BOOK_TICKER, F_A, F_B, F_U, F_a, F_asks, F_b, F_bids, F_lid, F_m, F_p, F_pu, F_q, F_t, F_u, N_FIELDS,
@@ -355,6 +356,7 @@ def _file_blocks(path: Path) -> Iterator[bytes]:
         z = zlib.decompressobj(16 + zlib.MAX_WBITS)
         tail = b""
         while raw := fh.read(_RAW_BLOCK):
+            ReadMeter.note(path, fh)  # a progress bar's bytes (the command's, when it installed one)
             try:
                 data = z.decompress(raw)
                 while z.eof and z.unused_data:  # a multi-member file: the next member starts here
@@ -417,7 +419,8 @@ def _blocks(paths: Sequence[Path]) -> Iterator[bytes]:
         worker.join()
 
 
-def parse(files: Sequence[Path], symbol: str, market_type: str) -> tuple[EventArrays, dict[str, Any]] | None:
+def parse(files: Sequence[Path], symbol: str, market_type: str,
+          on_block: Callable[[], None] | None = None) -> tuple[EventArrays, dict[str, Any]] | None:
     """Columnar arrays and reader statistics of a clean recording (files in replay order), or None.
 
     ``symbol``/``market_type`` are what :func:`bot.data.recording.probe_recording` found; None
@@ -428,12 +431,12 @@ def parse(files: Sequence[Path], symbol: str, market_type: str) -> tuple[EventAr
     futures = market_type != "spot"
     sym = np.frombuffer(symbol.lower().encode(), dtype=np.uint8)
     try:
-        return _parse(files, futures, sym)
+        return _parse(files, futures, sym, on_block)
     except _Unreadable:
         return None
 
 
-def _parse(files: Sequence[Path], futures: bool, sym: np.ndarray) -> tuple[EventArrays, dict[str, Any]] | None:
+def _parse(files: Sequence[Path], futures: bool, sym: np.ndarray, on_block: Callable[[], None] | None) -> tuple[EventArrays, dict[str, Any]] | None:
     state = np.zeros(4, np.int64)
     cap_lines, cap_lev = 1 << 16, 1 << 18
     l_kind = np.empty(cap_lines, np.int8)
@@ -460,6 +463,8 @@ def _parse(files: Sequence[Path], futures: bool, sym: np.ndarray) -> tuple[Event
         _scan(buf, buf.shape[0], sym, futures, l_kind, ts, U, u, pu, seq, l_nb, lo, nl, mant, pdec, size, _POW10, state)
         if state[3] != OK:
             return None
+        if on_block is not None:
+            on_block()
     n_lines = int(state[0])
     if n_lines == 0:
         return None
