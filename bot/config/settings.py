@@ -49,6 +49,8 @@ class RunSection(_Section):
     duration_s: float | None = Field(None, gt=0, description="daemon: stop by itself after this long (None: run until signalled)")
     cancel_open_orders_on_exit: bool = Field(True, description="daemon: cancel our open orders on SIGINT/SIGTERM")
     cancel_open_orders_on_unsound_book: bool = Field(True, description="daemon: cancel our open orders on a gap or stale book")
+    record_dir: str | None = Field(
+        None, description="daemon: record every market event each engine receives under DIR/<run id>/ (bot compare, bot backtest --data)")
 
 
 class MarketSection(_Section):
