@@ -1,0 +1,130 @@
+"""``run.record_dir`` and ``bot compare``: a paper daemon against the emulator records what it
+traded on, and its own recording replays to the same orders and fills; an altered config or a
+cut recording is reported with its first difference.
+
+The daemon runs until it has traded (waiting for the condition, never a fixed time), then gets
+SIGTERM; the replay is a pure function of the recording, so the comparison is exact.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from daemon_harness import count, filled, query, run_until, write_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bot(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def compare(db: Path, run_id: str, *data: Path, cwd: Path) -> tuple[int, dict]:
+    extra = ["--data", *map(str, data)] if data else []
+    out = bot("compare", "--db", str(db), "--run", run_id, *extra, "--json", cwd=cwd)
+    assert out.stdout, out.stderr
+    return out.returncode, json.loads(out.stdout)
+
+
+@pytest.fixture
+def recorded_run(tmp_path, emulator):
+    """A paper daemon with run.record_dir that made round trips, stopped with SIGTERM."""
+    config = write_config(tmp_path, emulator, mode="paper", duration=600)
+    config.write_text(config.read_text().replace("[run]\n", f"[run]\nrecord_dir = \"{tmp_path / 'rec'}\"\n"))
+    db = tmp_path / "bot.db"
+    run_until(tmp_path, config, lambda: count(db, "select count(*) from round_trips") >= 2 and filled(db) >= 4,
+              "two paper round trips")
+    (run_id, replay_json, stats_json), = query(db, "select run_id, replay_json, stats_json from runs")
+    return tmp_path, db, run_id, json.loads(replay_json), json.loads(stats_json)
+
+
+def test_a_paper_run_replayed_from_its_own_recording_matches_it(recorded_run):
+    tmp, db, run_id, replay, stats = recorded_run
+    rec_dir = Path(replay["recording"]["dir"])
+    assert rec_dir == tmp / "rec" / run_id
+    files = sorted(rec_dir.rglob("*.jsonl.gz"))
+    assert files and stats["recording"]["failed"] is None
+    assert stats["recording"]["events"] == stats["events"]  # every event the engine received, no more
+
+    code, result = compare(db, run_id, *files, cwd=tmp)
+    assert code == 0, result
+    assert result["identical"] and result["first_difference"] is None
+    assert result["orders"]["paper"] == result["orders"]["replay"] >= 4
+    assert result["fills"]["paper"] == result["fills"]["replay"] >= 4
+    assert result["orders"]["differing"] == result["fills"]["differing"] == 0
+    assert result["events"] == stats["events"]
+    assert result["known_divergence_sources"] == []
+    inst, = result["instruments"]
+    assert inst["fills"]["max_time_delta_ns"] == 0 and inst["fills"]["max_price_delta"] == "0"
+
+    # without --data: the run's own recording, found from its row
+    code, again = compare(db, run_id, cwd=tmp)
+    assert code == 0 and again["identical"] and again["fills"] == result["fills"]
+
+    # the recording is ordinary backtest data too
+    out = bot("backtest", "--config", str(tmp / "bot.toml"), "--data", *map(str, files), "--db", str(tmp / "bt.db"), "--json", cwd=tmp)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["status"] == "completed" and summary["events"] == stats["events"]
+
+
+def test_an_altered_config_is_reported_as_a_divergence(recorded_run):
+    tmp, db, run_id, replay, _ = recorded_run
+    altered = tmp / "altered.db"
+    shutil.copy(db, altered)
+    conn = sqlite3.connect(altered)
+    config = json.loads(conn.execute("select config_json from runs").fetchone()[0])
+    config["execution"]["taker_fee_bps"] = config["execution"]["taker_fee_bps"] + 3.0  # every fill's fee changes
+    conn.execute("update runs set config_json = ?", [json.dumps(config)])
+    conn.commit()
+    conn.close()
+    code, result = compare(altered, run_id, cwd=tmp)
+    assert code == 3 and not result["identical"]
+    first = result["first_difference"]
+    assert first["kind"] == "fill" and first["field"] == "fee" and first["index"] == 0
+    assert first["paper"] != first["replay"]
+    assert result["fills"]["differing"] >= 1
+
+
+def test_a_cut_recording_is_reported_with_the_first_missing_decision(recorded_run):
+    tmp, db, run_id, replay, _ = recorded_run
+    files = sorted(Path(replay["recording"]["dir"]).rglob("*.jsonl.gz"))
+    # keep the events up to just before the last order: the replay cannot make it
+    last_order_ts, = query(db, "select max(ts) from orders where run_id = ?", run_id)[0]
+    import gzip
+
+    cut = tmp / "cut.jsonl.gz"
+    with gzip.open(cut, "wt") as out:
+        for f in files:
+            with gzip.open(f, "rt") as fh:
+                for n, line in enumerate(fh):
+                    obj = json.loads(line)
+                    if n and (obj.get("k") == "E" or obj["t"] >= last_order_ts):
+                        break
+                    out.write(line)
+            break  # one instrument; its files are hourly, the test run fits one or two
+    code, result = compare(db, run_id, cut, cwd=tmp)
+    assert code == 3 and not result["identical"]
+    assert result["orders"]["replay"] < result["orders"]["paper"]
+    first = result["first_difference"]
+    assert first is not None and first["ts"] <= last_order_ts
+    assert any(s["source"] == "recording_problem" for s in result["known_divergence_sources"])  # no end marker
+
+
+def test_bad_inputs_are_one_line_errors(recorded_run):
+    tmp, db, run_id, _, _ = recorded_run
+    out = bot("compare", "--db", str(tmp / "nope.db"), "--run", run_id, cwd=tmp)
+    assert out.returncode == 1 and out.stderr.startswith("error: database not found") and len(out.stderr.splitlines()) == 1
+    out = bot("compare", "--db", str(db), "--run", "no-such-run", cwd=tmp)
+    assert out.returncode == 1 and "is not in" in out.stderr and len(out.stderr.splitlines()) == 1
+    other = tmp / "other.csv"
+    other.write_text("not,a,recording\n1,2,3\n")
+    out = bot("compare", "--db", str(db), "--run", run_id, "--data", str(other), cwd=tmp)
+    assert out.returncode == 1 and out.stderr.startswith("error: ") and len(out.stderr.splitlines()) == 1
