@@ -128,3 +128,77 @@ def test_bad_inputs_are_one_line_errors(recorded_run):
     other.write_text("not,a,recording\n1,2,3\n")
     out = bot("compare", "--db", str(db), "--run", run_id, "--data", str(other), cwd=tmp)
     assert out.returncode == 1 and out.stderr.startswith("error: ") and len(out.stderr.splitlines()) == 1
+
+
+def test_a_recording_failure_stops_the_recording_not_the_caller(tmp_path):
+    """A full disk mid-run: the write that fails is logged, recording stops, nothing is raised."""
+    import errno
+
+    from bot.core.events import BookSnapshot
+    from bot.core.market import Market
+    from decimal import Decimal
+    from bot.engine.recording import RunRecorder
+
+    recorder = RunRecorder(tmp_path / "rec", "run-1", "test")
+    recorder.add("binance", Market("BTC/USDT", Decimal("0.01"), Decimal("0.00001"), exchange_symbol="BTCUSDT"))
+    snap = BookSnapshot(1_000, 0, ((100.0, 1.0),), ((101.0, 1.0),), 1)
+    recorder.write(0, snap)
+    writer = recorder.writers[0]
+    real = writer._fh
+
+    class Full:
+        def write(self, data):  # noqa: ANN001
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):  # noqa: ANN001
+            return getattr(real, name)
+
+    writer._fh = Full()
+    recorder.write(0, BookSnapshot(2_000, 0, ((100.5, 1.0),), ((101.0, 1.0),), 2))  # into the compressor: no error yet
+    recorder.flush()  # the heartbeat's flush reaches the full disk
+    assert recorder.failed is not None and "No space left" in recorder.failed
+    written = writer.events
+    recorder.write(0, BookSnapshot(10**9, 0, ((1.0, 1.0),), ((2.0, 1.0),), 10**6))  # ignored from now on
+    recorder.flush()
+    recorder.close()
+    assert writer.events == written and recorder.stats()["failed"] == recorder.failed
+
+
+def test_an_unwritable_record_dir_is_logged_and_the_daemon_trades_on(tmp_path, emulator):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the recording's directory should be\n")
+    config = write_config(tmp_path, emulator, mode="paper", duration=600)
+    config.write_text(config.read_text().replace("[run]\n", f"[run]\nrecord_dir = \"{blocker}\"\n"))
+    db = tmp_path / "bot.db"
+    run_until(tmp_path, config, lambda: filled(db) >= 2, "two filled paper orders despite the failed recording")
+    (status, stats_json), = query(db, "select status, stats_json from runs")
+    stats = json.loads(stats_json)
+    assert status == "completed" and stats["recording"]["failed"] and stats["recording"]["events"] == 0
+    log = (tmp_path / "logs" / "bot.log").read_text()
+    assert "recording failed" in log
+
+
+def test_a_restarted_paper_run_replays_from_the_account_it_restored(tmp_path, emulator):
+    """The second run takes over the first's account (position, peak equity): its replay restores
+    the same account from the same earlier run, and matches."""
+    config = write_config(tmp_path, emulator, mode="paper", duration=600)
+    db = tmp_path / "bot.db"
+
+    def holding() -> bool:
+        rows = query(db, "select qty from positions order by id desc limit 1")
+        return count(db, "select count(*) from round_trips") >= 1 and bool(rows) and float(rows[0][0]) != 0.0
+
+    run_until(tmp_path, config, holding, "a round trip and an open position", tag="first")
+    config.write_text(config.read_text().replace("[run]\n", f"[run]\nrecord_dir = \"{tmp_path / 'rec'}\"\n"))
+    first_id, = query(db, "select run_id from runs")[0]
+
+    def traded_again() -> bool:
+        ids = [r for (r,) in query(db, "select run_id from runs order by started_at, rowid")]
+        return len(ids) == 2 and count(db, "select count(*) from round_trips where run_id = ?", ids[1]) >= 2
+
+    run_until(tmp_path, config, traded_again, "two round trips of the restarted run", tag="second")
+    (run_id, replay_json, carried), = query(db, "select run_id, replay_json, carried_json from runs where run_id != ?", first_id)
+    assert json.loads(replay_json)["previous_runs"] == [first_id] and carried is not None
+    code, result = compare(db, run_id, cwd=tmp_path)
+    assert code == 0, result
+    assert result["identical"] and result["fills"]["paper"] >= 3  # the carried position's exit, then a round trip
