@@ -13,9 +13,9 @@ polls. The samples of each setting are pooled; p50/p99/p99.9 of both and their d
 printed.
 
 ``--setting record`` compares instead without and with ``run.record_dir`` (the daemon recording
-every event its engine receives): tick-to-decision as above, plus the time each recording write
-takes (it runs after the decision, in the same coroutine, so it delays the next event's
-receipt rather than this event's decision: its p99 is printed beside the latency).
+every event its engine receives): tick-to-decision as above, plus the time the event loop spends
+in each ``RunRecorder.write`` (after the decision, in the same coroutine: the hand-over to the
+writer thread; a cost there would delay the next event's receipt rather than this decision).
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"p99.9 {x['p99_9_ms']:.3f} ms  max {x['max_ms']:.3f} ms{extra}")
     if args.setting == "record":
         w = result["with_record"]["recording_write"]
-        print(f"      recording write (after the decision) n={w['n']:5d}  p50 {w['p50_ms']:.3f} ms  p99 {w['p99_ms']:.3f} ms  max {w['max_ms']:.3f} ms")
+        print(f"      recording hand-over (after the decision) n={w['n']:5d}  p50 {w['p50_ms']:.3f} ms  p99 {w['p99_ms']:.3f} ms  max {w['max_ms']:.3f} ms")
     a, b = (result[label]["tick_to_decision_book"] for label in labels)
     result["p99_difference_ms"] = round(b["p99_ms"] - a["p99_ms"], 4)
     print(f"      p99 with - without: {result['p99_difference_ms']:+.3f} ms, p50: {b['p50_ms'] - a['p50_ms']:+.3f} ms")

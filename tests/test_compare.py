@@ -143,6 +143,7 @@ def test_a_recording_failure_stops_the_recording_not_the_caller(tmp_path):
     recorder.add("binance", Market("BTC/USDT", Decimal("0.01"), Decimal("0.00001"), exchange_symbol="BTCUSDT"))
     snap = BookSnapshot(1_000, 0, ((100.0, 1.0),), ((101.0, 1.0),), 1)
     recorder.write(0, snap)
+    assert recorder.sync()  # the writer thread has written it
     writer = recorder.writers[0]
     real = writer._fh
 
@@ -156,11 +157,13 @@ def test_a_recording_failure_stops_the_recording_not_the_caller(tmp_path):
     writer._fh = Full()
     recorder.write(0, BookSnapshot(2_000, 0, ((100.5, 1.0),), ((101.0, 1.0),), 2))  # into the compressor: no error yet
     recorder.flush()  # the heartbeat's flush reaches the full disk
+    assert recorder.sync()
     assert recorder.failed is not None and "No space left" in recorder.failed
     written = writer.events
     recorder.write(0, BookSnapshot(10**9, 0, ((1.0, 1.0),), ((2.0, 1.0),), 10**6))  # ignored from now on
     recorder.flush()
     recorder.close()
+    assert not recorder._thread.is_alive()
     assert writer.events == written and recorder.stats()["failed"] == recorder.failed
 
 
