@@ -205,3 +205,37 @@ def test_a_restarted_paper_run_replays_from_the_account_it_restored(tmp_path, em
     code, result = compare(db, run_id, cwd=tmp_path)
     assert code == 0, result
     assert result["identical"] and result["fills"]["paper"] >= 3  # the carried position's exit, then a round trip
+
+
+@pytest.fixture
+def two_symbol_emulator(tmp_path):
+    from daemon_harness import Emulator
+
+    emu = Emulator(tmp_path, "--symbol", "BTC/USDT,ETH/USDT", balances="USDT=10000,BTC=0,ETH=0")
+    yield emu
+    emu.stop()
+
+
+def test_two_instruments_recorded_apart_replay_in_delivery_order(tmp_path, two_symbol_emulator):
+    """One account, two engines that share its equity: the two recordings, merged by receive time,
+    are the order the engines saw the events in, so the replay matches on both."""
+    config = write_config(tmp_path, two_symbol_emulator, mode="paper", duration=600)
+    text = config.read_text().replace("[run]\n", f"[run]\nrecord_dir = \"{tmp_path / 'rec'}\"\n")
+    config.write_text(text + "".join(f'\n[[markets]]\nsymbol = "{s}"\n' for s in ("BTC/USDT", "ETH/USDT")))
+    db = tmp_path / "bot.db"
+
+    def both_traded() -> bool:
+        rows = dict(query(db, "select symbol, count(*) from orders where status = 'filled' group by symbol"))
+        return rows.get("BTC/USDT", 0) >= 2 and rows.get("ETH/USDT", 0) >= 2
+
+    run_until(tmp_path, config, both_traded, "two filled orders on each instrument")
+    (run_id, replay_json), = query(db, "select run_id, replay_json from runs")
+    files = sorted(Path(json.loads(replay_json)["recording"]["dir"]).rglob("*.jsonl.gz"))
+    assert {f.parent.name for f in files} == {"BTCUSDT", "ETHUSDT"}
+    code, result = compare(db, run_id, *files, cwd=tmp_path)
+    assert code == 0, result
+    assert [i["symbol"] for i in result["instruments"]] == ["BTC/USDT", "ETH/USDT"]
+    assert all(i["identical"] and i["fills"]["paper"] >= 2 for i in result["instruments"])
+    # one instrument's recording alone is not the run's
+    out = bot("compare", "--db", str(db), "--run", run_id, "--data", *[str(f) for f in files if f.parent.name == "BTCUSDT"], cwd=tmp_path)
+    assert out.returncode == 1 and "no recording of ETH/USDT" in out.stderr

@@ -150,8 +150,13 @@ def read_recording(files: list[Path], markets: list[Market]) -> tuple[Iterator[t
         if not group:
             raise ReplayError(f"no recording of {symbol} among the files given: the run traded {', '.join(symbols)}")
     stats = [ReaderStats() for _ in markets]
-    streams = [((lane, e) for e in read_events([str(p) for p in group], fmt, stats[lane])) for lane, group in enumerate(groups)]
+    streams = [_tagged(lane, read_events([str(p) for p in group], fmt, stats[lane])) for lane, group in enumerate(groups)]
     return heapq.merge(*streams, key=lambda pair: pair[1].ts_local), stats
+
+
+def _tagged(lane: int, events: Iterator[MarketEvent]) -> Iterator[tuple[int, MarketEvent]]:
+    for event in events:
+        yield lane, event
 
 
 def replay(spec: RunToReplay, events: Iterator[tuple[int, MarketEvent]], db_path: Path) -> int:
