@@ -239,3 +239,41 @@ def test_two_instruments_recorded_apart_replay_in_delivery_order(tmp_path, two_s
     # one instrument's recording alone is not the run's
     out = bot("compare", "--db", str(db), "--run", run_id, "--data", *[str(f) for f in files if f.parent.name == "BTCUSDT"], cwd=tmp_path)
     assert out.returncode == 1 and "no recording of ETH/USDT" in out.stderr
+
+
+def test_a_kill_switch_file_is_reported_as_a_known_divergence_source(tmp_path, emulator):
+    """The file is looked at on the filesystem, not in the event stream: the replay cannot see it,
+    and compare says so instead of passing the difference off as the engine's."""
+    kill = tmp_path / "KILL"
+    config = write_config(tmp_path, emulator, mode="paper", duration=600)
+    text = config.read_text().replace("[run]\n", f"[run]\nrecord_dir = \"{tmp_path / 'rec'}\"\n")
+    config.write_text(text.replace("[risk]\n", f"[risk]\nkill_switch_file = \"{kill}\"\n"))
+    db = tmp_path / "bot.db"
+
+    def killed() -> bool:
+        if filled(db) >= 2 and not kill.exists():
+            kill.write_text("stop\n")
+        return count(db, "select count(*) from risk_events where kind = 'halt' and rule = 'kill_switch'") >= 1
+
+    run_until(tmp_path, config, killed, "the kill switch file to halt the run")
+    run_id, = query(db, "select run_id from runs")[0]
+    code, result = compare(db, run_id, cwd=tmp_path)
+    sources = [s["source"] for s in result["known_divergence_sources"]]
+    assert "kill_switch" in sources
+    assert code == (0 if result["identical"] else 3)
+
+
+def test_a_live_run_records_too_but_is_not_compared(tmp_path, emulator):
+    config = write_config(tmp_path, emulator, mode="live", duration=600)
+    config.write_text(config.read_text().replace("[run]\n", f"[run]\nrecord_dir = \"{tmp_path / 'rec'}\"\n"))
+    db = tmp_path / "bot.db"
+    run_until(tmp_path, config, lambda: filled(db) >= 1, "a filled live order", "--live")
+    (run_id, stats_json), = query(db, "select run_id, stats_json from runs")
+    recording = json.loads(stats_json)["recording"]
+    assert recording["failed"] is None and recording["events"] > 0
+    out = bot("compare", "--db", str(db), "--run", run_id, cwd=tmp_path)
+    assert out.returncode == 1 and "is a live run" in out.stderr
+    files = [f for group in recording["files"] for f in group]
+    replay_config = write_config(tmp_path, emulator, mode="paper", duration=600, name="replay.toml")  # a backtest needs no keys
+    out = bot("backtest", "--config", str(replay_config), "--data", *files, "--db", str(tmp_path / "bt.db"), "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
