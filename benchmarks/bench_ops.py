@@ -12,6 +12,11 @@ shared machine falls on both alike), with the same config and emulator: without 
 open dashboard: every second it GETs ``/metrics`` and the five ``/api/`` endpoints the page
 polls. The samples of each setting are pooled; p50/p99/p99.9 of both and their difference are
 printed.
+
+``--setting record`` compares instead without and with ``run.record_dir`` (the daemon recording
+every event its engine receives): tick-to-decision as above, plus the time the event loop spends
+in each ``RunRecorder.write`` (after the decision, in the same coroutine: the hand-over to the
+writer thread; a cost there would delay the next event's receipt rather than this decision).
 """
 
 from __future__ import annotations
@@ -88,17 +93,28 @@ class PseudoTerminal:
 
 
 def run_once(work: Path, url: str, mode: str, seconds: float, http_port: int | None,
-             console: PseudoTerminal | None = None) -> tuple[list[tuple[int, int, int]], int]:
+             console: PseudoTerminal | None = None, record: bool = False,
+             writes: list[int] | None = None) -> tuple[list[tuple[int, int, int]], int]:
     import bot.engine.daemon as daemon_mod
+    import bot.engine.recording as recording_mod
     from bot.config.settings import load_settings
     from bot.engine.engine import Engine
     from bot.ops import build
 
-    name = f"{'with' if http_port else 'without'}-http{'-console' if console else ''}-{len(list(work.iterdir()))}"
+    name = f"{'with' if http_port else 'without'}-http{'-console' if console else ''}-{'rec-' if record else ''}{len(list(work.iterdir()))}"
     (work / name).mkdir()
     cfg = write_config(work / name, url, mode=mode, duration=seconds)
     if http_port:
         cfg.write_text(cfg.read_text() + f"\n[http]\nport = {http_port}\n")
+    if record:
+        cfg.write_text(cfg.read_text().replace("[run]\n", f"[run]\nrecord_dir = \"{work / name / 'rec'}\"\n", 1))
+    plain_write = recording_mod.RunRecorder.write
+
+    def timed_write(self, lane, event):  # type: ignore[no-untyped-def]
+        t = time.perf_counter_ns()
+        plain_write(self, lane, event)
+        if writes is not None:
+            writes.append(time.perf_counter_ns() - t)
     settings = load_settings(cfg)
     records: list[tuple[int, int, int]] = []  # (ts_local, return time_ns, kind: 1 book update)
 
@@ -109,6 +125,7 @@ def run_once(work: Path, url: str, mode: str, seconds: float, http_port: int | N
 
     poller = None
     daemon_mod.Engine = TimedEngine
+    recording_mod.RunRecorder.write = timed_write  # type: ignore[method-assign]
     try:
         daemon = daemon_mod.Daemon(settings, settings.run.db, live=mode == "live")
         daemon.observer = build(settings)
@@ -124,6 +141,7 @@ def run_once(work: Path, url: str, mode: str, seconds: float, http_port: int | N
         asyncio.run(daemon.run())
     finally:
         daemon_mod.Engine = Engine
+        recording_mod.RunRecorder.write = plain_write  # type: ignore[method-assign]
         polled = 0
         if poller is not None:
             poller.terminate()
@@ -141,10 +159,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--mode", choices=["live", "paper"], default="paper")
     p.add_argument("--json", default=None)
     p.add_argument("--console", action="store_true", help="a third setting: no [http], bot run's status line drawn on a pseudo-terminal")
+    p.add_argument("--setting", choices=["http", "record"], default="http", help="compare without/with [http] or run.record_dir")
     args = p.parse_args(argv)
     seconds = args.seconds or (20.0 if args.quick else 40.0)
-    result: dict = {"benchmark": "tick-to-decision with and without [http]", "machine": print_machine("benchmark 6: operator surface cost"),
+    what = "[http]" if args.setting == "http" else "run.record_dir"
+    result: dict = {"benchmark": f"tick-to-decision with and without {what}", "machine": print_machine(f"benchmark 6: cost of {what}"),
                     "seconds": seconds, "rounds": args.rounds, "mode": args.mode}
+    labels = ("without_http", "with_http") if args.setting == "http" else ("without_record", "with_record")
     work = Path(tempfile.mkdtemp(prefix="bench-ops-"))
     os.environ["BOT__EXCHANGE__API_KEY"] = BENCH_KEY
     os.environ["BOT__EXCHANGE__API_SECRET"] = BENCH_SECRET
@@ -154,15 +175,17 @@ def main(argv: list[str] | None = None) -> dict:
     emu = Emulator(work)
     try:
         configure(str(work / "logs"), "info", "warning")
-        labels = ("without_http", "with_http") + (("with_console",) if args.console else ())
+        labels = labels + (("with_console",) if args.console else ())
         samples: dict[str, list[int]] = {label: [] for label in labels}
+        writes: list[int] = []
         served = 0
         terminal = PseudoTerminal() if args.console else None
         for n in range(args.rounds):
             for label in labels:
                 port = free_port() if label == "with_http" else None
                 print(f"   round {n + 1}/{args.rounds}: daemon ({args.mode}) {label.replace('_', ' ')} for {seconds:.0f} s ...", flush=True)
-                records, polled = run_once(work, emu.url, args.mode, seconds, port, terminal if label == "with_console" else None)
+                records, polled = run_once(work, emu.url, args.mode, seconds, port, terminal if label == "with_console" else None,
+                                           record=label == "with_record", writes=writes)
                 if not records:
                     raise SystemExit("no events reached the engine")
                 served += polled
@@ -173,6 +196,8 @@ def main(argv: list[str] | None = None) -> dict:
         if terminal is not None:
             result["with_console"]["terminal_bytes_drawn"] = terminal.drawn
             terminal.close()
+        if args.setting == "record":
+            result["with_record"]["recording_write"] = percentiles(writes)
     finally:
         emu.stop()
     for label in labels:
@@ -182,7 +207,10 @@ def main(argv: list[str] | None = None) -> dict:
             extra = f"  (status line: {result[label]['terminal_bytes_drawn']} bytes drawn on the terminal)"
         print(f"      tick-to-decision, {label.replace('_', ' '):13s} n={x['n']:5d}  p50 {x['p50_ms']:.3f} ms  p99 {x['p99_ms']:.3f} ms  "
               f"p99.9 {x['p99_9_ms']:.3f} ms  max {x['max_ms']:.3f} ms{extra}")
-    a, b = result["without_http"]["tick_to_decision_book"], result["with_http"]["tick_to_decision_book"]
+    if args.setting == "record":
+        w = result["with_record"]["recording_write"]
+        print(f"      recording hand-over (after the decision) n={w['n']:5d}  p50 {w['p50_ms']:.3f} ms  p99 {w['p99_ms']:.3f} ms  max {w['max_ms']:.3f} ms")
+    a, b = (result[label]["tick_to_decision_book"] for label in labels)
     result["p99_difference_ms"] = round(b["p99_ms"] - a["p99_ms"], 4)
     print(f"      p99 with - without: {result['p99_difference_ms']:+.3f} ms, p50: {b['p50_ms'] - a['p50_ms']:+.3f} ms")
     if args.console:

@@ -1,7 +1,7 @@
 """The ``bot`` command.
 
 Exit codes: 0 success, 1 a problem with the user's input (config, data, database) explained on
-stderr, 2 wrong command-line usage. Results go to stdout (one JSON object with ``--json``),
+stderr, 2 wrong command-line usage (``bot compare``: 3 when the replay diverges). Results go to stdout (one JSON object with ``--json``),
 logs to stderr and ``logs/bot.log``, so scripts can parse stdout safely.
 """
 
@@ -209,8 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.research.command import register as register_research
     from bot.tune.command import register as register_tune
 
+    from bot.cli.compare import register as register_compare
     from bot.cli.inspect import register as register_inspect
 
+    register_compare(sub)
     register_demo(sub)
     register_inspect(sub)
     register_research(sub)

@@ -50,6 +50,8 @@ class RunSection(_Section):
     cancel_open_orders_on_exit: bool = Field(True, description="daemon: cancel our open orders on SIGINT/SIGTERM")
     cancel_open_orders_on_unsound_book: bool = Field(True, description="daemon: cancel our open orders on a gap or stale book")
     status_line: bool = Field(True, description="daemon: a live status line on stderr when it is a terminal (bot run --no-status turns it off too)")
+    record_dir: str | None = Field(
+        None, description="daemon: record every market event each engine receives under DIR/<run id>/ (bot compare, bot backtest --data)")
 
 
 class MarketSection(_Section):

@@ -50,14 +50,15 @@ from bot.engine.daemon_stop import DaemonStop
 from bot.engine.lanes import Lane, LaneError, account_state
 from bot.engine.observer import Observer, ObserverHooks
 from bot.engine.positions import PositionSync
-from bot.engine.restore import AccountMismatch, account_key, restore_account
+from bot.engine.recording import RunRecorder
+from bot.engine.restore import AccountMismatch, account_key, market_json, restore_account, restore_marks
 from bot.engine.runner import git_revision, new_run_id
 from bot.engine.startup import (
     HEARTBEAT_INTERVAL_S, DaemonError, InstanceLock, check_account, check_live_allowed, close_dead_runs, reconcile, startup_error,
 )
 from bot.exchange.client import ExchangeClient
 from bot.exchange.derivatives import mark_price_event, setup_market
-from bot.exchange.feed import LiveFeed
+from bot.exchange.feed import LiveFeed, receive_ns
 from bot.execution.live import LiveVenue
 from bot.execution.paper import PaperVenue
 from bot.log import bind_run, get_logger, mask_secrets
@@ -88,6 +89,8 @@ class Daemon(DaemonStop, ObserverHooks):
         self.host = socket.gethostname()
         self.observer: Observer | None = None  # bot.ops when [http] or [alerts] is set (the CLI attaches it)
         self.latencies: list[int] | None = None
+        self.recorder: RunRecorder | None = None  # run.record_dir
+        self.restored_at_ns = 0  # the wall clock the account was restored at (today's risk marks)
 
     def request_stop(self, reason: str) -> None:
         if not self.stop_requested.is_set():
@@ -181,8 +184,9 @@ class Daemon(DaemonStop, ObserverHooks):
                 settle_free = (await client.free_balances()).get(markets[0].settle_currency)
                 if settle_free:
                     initial_equity = float(settle_free)
+            self.restored_at_ns = time.time_ns()
             try:
-                account = restore_account(store, self.mode, markets, initial_equity, now_ns=time.time_ns())
+                account = restore_account(store, self.mode, markets, initial_equity, now_ns=self.restored_at_ns)
             except AccountMismatch as exc:
                 raise DaemonError(f"{self.lock.db_path}: {exc}") from None
             lanes = [Lane(c, m, r) for c, m, r in zip(clients, markets, account.lanes)]
@@ -217,6 +221,10 @@ class Daemon(DaemonStop, ObserverHooks):
             lanes, start_equity, carried = await self._start(store, client)
             self.lanes = lanes
             key = account_key([lane.symbol for lane in lanes])
+            if settings.run.record_dir:
+                self.recorder = RunRecorder(settings.run.record_dir, self.run_id, f"bot run ({self.mode})")
+                for lane in lanes:
+                    self.recorder.add(lane.client.instrument.exchange, lane.market)
             store.start_run(
                 self.run_id,
                 mode=self.mode,
@@ -226,6 +234,7 @@ class Daemon(DaemonStop, ObserverHooks):
                 initial_equity=start_equity,
                 symbol=key,
                 carried=carried,
+                replay=self._replay_info(lanes),
             )
             started_run = True
             self.initial_equity = start_equity
@@ -252,17 +261,11 @@ class Daemon(DaemonStop, ObserverHooks):
                                    engine_class=Engine)
             for lane, lane_engine in zip(lanes, engine.lanes):
                 lane.engine = lane_engine
-            first = lanes[0].restored
             for lane in lanes:
                 await self._prepare_lane(lane, store, key)
-            engine.lanes[0].risk.restore(peak_equity=first.peak_equity, day=first.day, day_start_equity=first.day_start_equity, halt=first.halt)
-            for lane in lanes:
-                lane_engine = lane.engine
-                assert lane_engine is not None
-                pf = lane.restored.portfolio
-                if not pf.is_flat:
-                    pf.stop_price, pf.take_profit_price = lane_engine.risk.protective_prices(pf.qty, pf.avg_price)
-                lane.feed = LiveFeed(lane.client, self._deliver_to(lane))
+            restore_marks(engine, [lane.restored for lane in lanes])  # as a replay of the run does (bot compare)
+            for i, lane in enumerate(lanes):
+                lane.feed = LiveFeed(lane.client, self._deliver_to(lane, i))
             # Start-up built everything long-lived (ccxt's markets, config, engine): freezing it
             # keeps the garbage collector from re-scanning it in every full collection, which
             # otherwise lands as a multi-millisecond pause on whichever book update triggers it.
@@ -305,6 +308,16 @@ class Daemon(DaemonStop, ObserverHooks):
             finally:
                 await self._stop_observer(status, reason)
 
+    def _replay_info(self, lanes: list[Lane]) -> dict[str, Any]:
+        """What a replay of this run needs beyond its config (``runs.replay_json``): the exchange's
+        markets, the earlier runs the account was restored from and when, the recording's place."""
+        return {
+            "markets": [market_json(lane.market) for lane in lanes],
+            "previous_runs": lanes[0].restored.previous_runs,
+            "restored_at_ns": self.restored_at_ns,
+            "recording": None if self.recorder is None else {"dir": str(self.recorder.dir)},
+        }
+
     async def _prepare_lane(self, lane: Lane, store: Store, key: str) -> None:
         """Live: the exchange pays funding and liquidates, so the engine models neither; on
         derivatives the exchange's position is compared with the books before trading. The
@@ -332,13 +345,13 @@ class Daemon(DaemonStop, ObserverHooks):
     async def _poll_marks(self, lane: Lane) -> None:
         """Derivatives: the mark price and funding schedule (premiumIndex) as MarkPrice events, so
         a paper account pays funding at the exchange's funding times and rates."""
-        deliver = self._deliver_to(lane)
+        deliver = self._deliver_to(lane, self.lanes.index(lane))
         interval = self.settings.exchange.mark_poll_interval_s
         client, symbol = lane.client, lane.symbol
         while not self.stop_requested.is_set():
             try:
                 info = await client.call("fetch_funding_rate", lambda: client.ccxt.fetch_funding_rate(symbol), attempts=1)
-                event = mark_price_event(info, time.time_ns())
+                event = mark_price_event(info, receive_ns())
                 if event is not None:
                     deliver(event)
             except asyncio.CancelledError:
@@ -363,13 +376,14 @@ class Daemon(DaemonStop, ObserverHooks):
             except Exception as exc:  # noqa: BLE001 - compared again next time
                 self.log.warning("position check failed", symbol=lane.symbol, error=type(exc).__name__, detail=mask_secrets(str(exc))[:200])
 
-    def _deliver_to(self, lane: Lane) -> Callable[[MarketEvent], None]:
+    def _deliver_to(self, lane: Lane, index: int) -> Callable[[MarketEvent], None]:
         """The feed's callback: the engine decides inside the coroutine that received the update.
 
         An engine error stops the daemon (the loop re-raises it, the run ends ``failed``) instead
-        of killing the feed's task; later events are dropped meanwhile.
+        of killing the feed's task; later events are dropped meanwhile. With ``run.record_dir``
+        the event is recorded after the engine handled it (the decision does not wait for it).
         """
-        engine, watch = lane.engine, lane.watch
+        engine, watch, recorder = lane.engine, lane.watch, self.recorder
         assert engine is not None
 
         def deliver(event: MarketEvent) -> None:
@@ -384,6 +398,8 @@ class Daemon(DaemonStop, ObserverHooks):
             except Exception as exc:  # noqa: BLE001 - handed to the loop, which fails the run
                 self.engine_error = exc
                 self.request_stop(f"engine error: {type(exc).__name__}: {str(exc)[:200]}")
+            if recorder is not None:
+                recorder.write(index, event)  # never raises: a failure stops the recording, not the trading
 
         return deliver
 
@@ -415,6 +431,8 @@ class Daemon(DaemonStop, ObserverHooks):
                 next_heartbeat = mono + HEARTBEAT_INTERVAL_S
                 state = self._state(engine, lanes, now, started)
                 store.record_heartbeat(self.run_id, state)
+                if self.recorder is not None:
+                    self.recorder.flush()
                 self._observe(state, now)
                 if not writer.refresh():
                     self.writer_lost = True

@@ -24,6 +24,7 @@ class DaemonStop:
     mode: str
     run_id: str
     stop_reason: str
+    recorder: Any
 
     async def _shutdown(self, store: Store, client: ExchangeClient, engine: AccountEngine | None, lanes: list[Lane],
                         status: str, reason: str, started: float, started_run: bool) -> None:
@@ -32,6 +33,8 @@ class DaemonStop:
             for lane in lanes:
                 if lane.feed is not None:
                     await lane.feed.stop()
+            if self.recorder is not None:
+                self.recorder.close()  # every event is delivered by now; never raises
             # every instrument's in-flight orders settle at once: each may wait out its acceptance window
             settled = await asyncio.gather(*(self._settle(lane, client) for lane in lanes if isinstance(lane.venue, LiveVenue)), return_exceptions=True)
             failed = next((r for r in settled if isinstance(r, BaseException)), None)
@@ -62,6 +65,9 @@ class DaemonStop:
                 "book_updates": sum(f.updates for f in feeds), "invalidations": sum(f.invalidations for f in feeds),
                 "teardowns": sum(f.teardowns for f in feeds),
             }
+        if self.recorder is not None:
+            self.recorder.close()  # (a shutdown step failed before the feeds stopped)
+            stats["recording"] = self.recorder.stats()
         if self.mode == "live":
             stats["exchange_faults"] = sum_faults(lanes)
         clients = [lane.client for lane in lanes] or [client]

@@ -235,7 +235,13 @@ class Engine(Quoting, DerivativeBooking):
         self.risk.peak_equity = peak_equity
 
     def poll(self, now: int) -> None:
-        """Collect venue results when no market event arrives (live venues finish orders on their own)."""
+        """Collect venue results when no market event arrives (live venues finish orders on their own).
+
+        A simulated venue (``event_clock``: paper) keeps event time: executing it at the wall
+        clock's ``now`` would fill on the book before the next event at a moment no event marks,
+        which no replay of the run's events could reproduce."""
+        if getattr(self.venue, "event_clock", False):
+            return
         self.now = max(self.now, now)
         if self.venue.active:
             for order, fills in self.venue.on_book(self.book, now):

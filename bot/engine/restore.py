@@ -20,11 +20,13 @@ instrument between two accounts would let each book the other's fills.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from bot.core.market import Market
 from bot.core.orders import Fill, Side
 from bot.core.portfolio import Portfolio
 from bot.risk.manager import DAY_NS, Halt
@@ -89,11 +91,14 @@ def restore(store: Store, mode: str, market: Any, initial_equity: float, *, now_
     return restore_account(store, mode, [market], initial_equity, now_ns=now_ns).first
 
 
-def restore_account(store: Store, mode: str, markets: list[Any], initial_equity: float, *, now_ns: int = 0) -> RestoredAccount:
-    """Every instrument of the account of ``markets`` as the earlier runs left it."""
+def restore_account(store: Store, mode: str, markets: list[Any], initial_equity: float, *, now_ns: int = 0,
+                    runs: list[str] | None = None) -> RestoredAccount:
+    """Every instrument of the account of ``markets`` as the earlier runs left it (``runs``: as
+    these runs left it, oldest first; a replay of a run restores what that run restored)."""
     db = store.db
     symbols = [m.symbol for m in markets]
-    runs = account_runs(db, mode, symbols)
+    if runs is None:
+        runs = account_runs(db, mode, symbols)
     if runs:
         initial_equity = float(db.execute("SELECT initial_equity FROM runs WHERE run_id = ?", [runs[0]]).fetchone()[0])
     lanes = []
@@ -178,3 +183,26 @@ def _account_marks(db: sqlite3.Connection, runs: list[str], now_ns: int, lanes: 
             halt = Halt("daily_loss_limit", HALT_PREFIX + detail, (today + 1) * DAY_NS)
     for lane in lanes:
         lane.peak_equity, lane.day, lane.day_start_equity, lane.halt = peak, day, day_start, halt
+
+
+def restore_marks(engine: Any, restored: list[Restored]) -> None:
+    """Hand the restored risk marks to an :class:`~bot.engine.account_engine.AccountEngine` built
+    on the restored portfolios, and put every carried position's protective prices on its
+    average (the daemon at start, and ``bot compare``'s replay of a daemon run)."""
+    first = restored[0]
+    engine.lanes[0].risk.restore(peak_equity=first.peak_equity, day=first.day, day_start_equity=first.day_start_equity, halt=first.halt)
+    for r, lane_engine in zip(restored, engine.lanes):
+        pf = r.portfolio
+        if not pf.is_flat:
+            pf.stop_price, pf.take_profit_price = lane_engine.risk.protective_prices(pf.qty, pf.avg_price)
+
+
+def market_json(market: Market) -> dict[str, Any]:
+    """A market's rules as JSON-able data (decimals as strings): ``runs.replay_json``."""
+    return {k: str(v) if isinstance(v, Decimal) else v for k, v in dataclasses.asdict(market).items()}
+
+
+def market_from_json(data: dict[str, Any]) -> Market:
+    """The :class:`Market` :func:`market_json` wrote."""
+    kinds = {f.name: f.type for f in dataclasses.fields(Market)}
+    return Market(**{k: Decimal(v) if kinds.get(k) in (Decimal, "Decimal") else v for k, v in data.items() if k in kinds})

@@ -46,6 +46,26 @@ from bot.log import get_logger, mask_secrets
 
 WS_RETRY_AFTER_REST_S = 30.0
 
+_last_receive_ns = 0
+
+
+def receive_ns() -> int:
+    """The ``ts_local`` of a market event received now: the wall clock in ns, but strictly
+    increasing across every feed of the process.
+
+    The engine's clock is the events' ``ts_local``, and a recording (``run.record_dir``) is replayed
+    in ``ts_local`` order: a wall clock stepped back (NTP) would otherwise reorder the replay or make
+    the reader skip events, and two instruments' events stamped in the same nanosecond would
+    merge in an order the run may not have seen. With every stamp distinct and taken just before
+    its synchronous delivery, stamp order is delivery order.
+    """
+    global _last_receive_ns
+    now = time.time_ns()
+    if now <= _last_receive_ns:
+        now = _last_receive_ns + 1
+    _last_receive_ns = now
+    return now
+
 
 def snapshot_from_ccxt(book: dict[str, Any], levels: int, now_ns: int) -> BookSnapshot:
     ts = book.get("timestamp")
@@ -118,12 +138,12 @@ class LiveFeed:
     def _emit_invalid(self, reason: str) -> None:
         self.invalidations += 1
         self.last_sequence = 0
-        now = time.time_ns()
+        now = receive_ns()
         self.deliver(BookInvalidated(now, 0, reason))
         self.log.warning("book invalidated", reason=reason, feed=self.mode)
 
     def _emit_book(self, book: dict[str, Any]) -> None:
-        now = time.time_ns()
+        now = receive_ns()
         try:
             check_book(book, "watch_order_book" if self.mode == "websocket" else "fetch_order_book", self.cfg.book_levels)
         except ExchangeResponseError as exc:
@@ -227,7 +247,7 @@ class LiveFeed:
                 self.log.info("trade stream failed, retrying", error=type(exc).__name__, failures=failures)
                 await asyncio.sleep(min(self.cfg.retry_base_delay_s * 2**failures, self.cfg.retry_max_delay_s))
                 continue
-            now = time.time_ns()
+            now = receive_ns()
             for t in trades:
                 try:
                     price, amount = float(t["price"]), float(t["amount"])

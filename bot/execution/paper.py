@@ -109,6 +109,11 @@ class PaperVenue:
 
     balance_generation = 0
 
+    event_clock = True
+    """Advanced by market events only, at their ``ts_local``, never by the wall clock (the daemon's
+    :meth:`~bot.engine.engine.Engine.poll` leaves it alone): every paper fill is a function of the
+    event stream, so a paper run's recording replays to the same fills (``bot compare``)."""
+
     def available(self, asset: str) -> Decimal | None:
         """No exchange balance to respect: a simulated account holds what its fills say."""
         return None

@@ -9,7 +9,8 @@ what is missing and migrates older schema versions in place (version 2 added col
 ``writer`` table of the one-writer lock; earlier rows read with their defaults; version 3 added
 the ``symbol`` of every order, fill, position, round trip and risk event, the positions'
 ``funding``, and the ``funding``, ``adjustments`` and ``marks`` tables: an older file's rows have no symbol and
-belong to their run's ``symbol``).
+belong to their run's ``symbol``; version 4 added ``runs.replay_json``: what a replay of a
+daemon's run needs beyond its config, read by ``bot compare``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import sqlite_utils
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Buffered tables, in the order a flush writes them.
 BUFFERED_TABLES = ("orders", "fills", "positions", "round_trips", "equity", "risk_events", "funding", "adjustments", "marks")
@@ -50,6 +51,7 @@ _SCHEMA: dict[str, dict[str, Any]] = {
             "initial_equity": float,
             "stats_json": str,
             "carried_json": str,
+            "replay_json": str,
         },
         "pk": "run_id",
         "not_null": ["mode", "started_at", "status", "config_json", "data_files_json", "initial_equity"],

@@ -198,11 +198,14 @@ class Store:
         started_at: float | None = None,
         symbol: str = "",
         carried: dict[str, Any] | None = None,
+        replay: dict[str, Any] | None = None,
     ) -> None:
         """Insert the run row (status ``running``) in its own, immediately committed transaction.
 
         ``carried``: the position taken over from earlier runs and how it was valued at this
-        run's start (part of ``initial_equity``), for the report."""
+        run's start (part of ``initial_equity``), for the report. ``replay``: what a replay of a
+        daemon's run needs beyond its config (the exchange's markets, the earlier runs its
+        account was restored from, where its recording is), for ``bot compare``."""
         self._check_open()
         row = {
             "run_id": run_id,
@@ -217,6 +220,7 @@ class Store:
             "initial_equity": float(initial_equity),
             "stats_json": None,
             "carried_json": to_json(carried) if carried else None,
+            "replay_json": to_json(replay) if replay else None,
         }
         try:
             with self.db.atomic():
@@ -503,6 +507,8 @@ class Store:
         out["stats"] = json.loads(stats) if stats else {}
         carried = out.pop("carried_json", None)
         out["carried"] = json.loads(carried) if carried else None
+        replay = out.pop("replay_json", None)
+        out["replay"] = json.loads(replay) if replay else None
         return out
 
     def runs(self) -> list[dict]:
