@@ -58,7 +58,9 @@ class MakerStrategy(Strategy):
         cfg, tick = self.cfg, self.tick
         if self._fill_cooldown_ns and position != self._last_position:
             # a fill is evidence of one-sided flow: the side that filled waits before it quotes again
-            self._blocked_until["buy" if position > self._last_position else "sell"] = now + self._fill_cooldown_ns
+            # (any change of the position counts, the risk manager's exits too; a longer wait stays)
+            side = "buy" if position > self._last_position else "sell"
+            self._blocked_until[side] = max(self._blocked_until[side], now + self._fill_cooldown_ns)
         self._last_position = position
         inventory = max(-1.0, min(1.0, position / cap))
         fair = state.mid + (state.score * cfg.signal_skew_ticks - inventory * cfg.inventory_skew_ticks) * tick
