@@ -67,7 +67,7 @@ def run(label: str, config: str, files: list[str], mode: str, maker_fee: float |
         "label": label, "mode": mode, "maker_fee": maker_fee, "variant": bool(extra), "orders": s["orders"], "trades": s["trades"],
         "pnl_gross": s["pnl_gross"], "fees": s["fees"], "funding": s.get("funding"), "pnl_net": s["pnl_net"],
         "taker_round_trip_bps": hurdle.get("taker_round_trip_bps"), "mean_spread_bps": hurdle.get("mean_spread_bps"),
-        "spread_captured_bps": marks.get("spread_captured_bps"), "adverse_selection_1s_bps": marks.get("adverse_selection_1s_bps"),
+        "maker_fills": marks.get("maker_fills"), "spread_captured_bps": marks.get("spread_captured_bps"), "adverse_selection_1s_bps": marks.get("adverse_selection_1s_bps"),
         "adverse_selection_10s_bps": marks.get("adverse_selection_10s_bps"), "events": s["events"], "wall_s": round(wall, 2),
         "events_per_s_command": round(s["events"] / wall) if wall > 0 else None,
     }

@@ -102,6 +102,37 @@ def test_feature_pulls_stand_aside_from_the_side_about_to_be_run_over(flow, dep_
     assert ("trade_imbalance" in reads) == (pull_flow > 0) and ("depth_depletion" in reads) == (pull_depletion > 0)
 
 
+@settings(max_examples=200, deadline=None)
+@given(micro=st.floats(-1, 1), pull=st.sampled_from([0.0, 0.2, 0.5]))
+def test_microprice_pull_stands_aside_from_the_side_the_touch_queue_points_at(micro, pull):
+    """A microprice below the mid (thin bids) pulls the bid once it is pull_microprice half-spreads
+    away, above the mid the ask; at 0 the microprice changes nothing."""
+    m = maker(allow_short=True, pull_ofi=1.0, pull_microprice=pull)
+    s = state(0.0, mid=100.005)
+    s.microprice_offset = micro
+    q = m.quotes(s, 100.0, 100.01, 0.0, 1.0, SEC)
+    assert (q["buy"] is None) == (pull > 0 and micro <= -pull)
+    assert (q["sell"] is None) == (pull > 0 and micro >= pull)
+    assert ("microprice_offset" in m.reads_features) == (pull > 0)
+
+
+def test_fill_cooldown_rests_the_side_that_filled():
+    """After the position grows (the bid filled) the bid waits fill_cooldown_s; the ask, which
+    would reduce it, is still quoted; after the wait the bid is back. At 0 nothing waits."""
+    m = maker(allow_short=True, pull_ofi=1.0, fill_cooldown_s=5.0, inventory_skew_ticks=0.0)
+    s = state(0.0, mid=100.005)
+    assert m.quotes(s, 100.0, 100.01, 0.0, 1.0, SEC)["buy"] is not None
+    q = m.quotes(s, 100.0, 100.01, 0.3, 1.0, 2 * SEC)  # bought 0.3
+    assert q["buy"] is None and q["sell"] is not None
+    assert m.quotes(s, 100.0, 100.01, 0.3, 1.0, 6 * SEC)["buy"] is None
+    assert m.quotes(s, 100.0, 100.01, 0.3, 1.0, 7 * SEC)["buy"] is not None
+    q = m.quotes(s, 100.0, 100.01, 0.0, 1.0, 8 * SEC)  # sold 0.3
+    assert q["sell"] is None and q["buy"] is not None
+    off = maker(allow_short=True, pull_ofi=1.0)
+    off.quotes(s, 100.0, 100.01, 0.0, 1.0, SEC)
+    assert off.quotes(s, 100.0, 100.01, 0.3, 1.0, 2 * SEC)["buy"] is not None
+
+
 def test_markouts_of_maker_fills_by_hand():
     from bot.engine.markouts import Markouts
 

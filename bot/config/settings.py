@@ -228,6 +228,8 @@ class StrategySection(_Section):
     pull_move_bps: float = Field(0.0, ge=0, description="maker: pull both sides after the mid moved this far within pull_window_s (0: off)")
     pull_flow: float = Field(0.0, ge=0, le=1, description="maker: pull the side aggressive flow hits once |signal.trade_imbalance| reaches this (0: off)")
     pull_depletion: float = Field(0.0, ge=0, le=1, description="maker: pull a side whose top-N depth fell this far below its rolling mean (0: off)")
+    pull_microprice: float = Field(0.0, ge=0, le=1, description="maker: pull the bid once the microprice sits this far below the mid (in half-spreads), the ask once above (0: off)")
+    fill_cooldown_s: float = Field(0.0, ge=0, description="maker: after a fill, that side quotes again only this much later (0: at once)")
     pull_window_s: float = Field(1.0, gt=0, description="maker: the window of pull_move_bps, and how long quotes stay pulled after it fired")
 
     @model_validator(mode="after")

@@ -8,8 +8,11 @@ A side is pulled when order flow runs against it (tanh(OFI / ofi_scale) beyond `
 selling pressure pulls the bid, buying pressure the ask), when the position cap is reached on
 that side, and (without shorting) the ask is only quoted to sell inventory. Optional pulls read
 the streamed features: ``pull_flow`` (trade imbalance against the side) and ``pull_depletion``
-(that side's depth drained against its rolling mean), ``pull_move_bps`` (a fast mid move). A resting quote is
-moved once its target is ``requote_ticks`` away.
+(that side's depth drained against its rolling mean), ``pull_microprice`` (the touch queue's
+microprice offset pointing at the side: thin bids pull the bid), ``pull_move_bps`` (a fast mid
+move). With ``fill_cooldown_s`` a side that just filled waits that long before it quotes again
+(a fill is evidence of one-sided flow; without it the maker keeps buying all the way down a
+sweep). A resting quote is moved once its target is ``requote_ticks`` away.
 """
 
 from __future__ import annotations
@@ -30,13 +33,15 @@ class MakerStrategy(Strategy):
         self.cfg = cfg
         self.tick = tick
         self.reads_features = Strategy.reads_features + (("trade_imbalance",) if cfg.pull_flow else ()) + (
-            ("depth_depletion",) if cfg.pull_depletion else ())
+            ("depth_depletion",) if cfg.pull_depletion else ()) + (("microprice_offset",) if cfg.pull_microprice else ())
         self.ofi_scale = signal_cfg.ofi_scale
         self._cooldown_ns = int(cfg.cooldown_s * 1e9)
         self._blocked_until = {"buy": 0, "sell": 0}
         self._window_ns = int(cfg.pull_window_s * 1e9)
         self._mids: deque[tuple[int, float]] = deque()
         self._quiet_from = 0
+        self._fill_cooldown_ns = int(cfg.fill_cooldown_s * 1e9)
+        self._last_position = 0.0
 
     def on_state(self, ctx: Context) -> Quotes:
         book = ctx.book
@@ -51,6 +56,12 @@ class MakerStrategy(Strategy):
         if not state.valid or cap <= 0:
             return dict(NO_QUOTES)
         cfg, tick = self.cfg, self.tick
+        if self._fill_cooldown_ns and position != self._last_position:
+            # a fill is evidence of one-sided flow: the side that filled waits before it quotes again
+            # (any change of the position counts, the risk manager's exits too; a longer wait stays)
+            side = "buy" if position > self._last_position else "sell"
+            self._blocked_until[side] = max(self._blocked_until[side], now + self._fill_cooldown_ns)
+        self._last_position = position
         inventory = max(-1.0, min(1.0, position / cap))
         fair = state.mid + (state.score * cfg.signal_skew_ticks - inventory * cfg.inventory_skew_ticks) * tick
         bid = math.floor((fair - cfg.quote_offset_ticks * tick) / tick + 1e-9) * tick
@@ -72,6 +83,9 @@ class MakerStrategy(Strategy):
         if cfg.pull_depletion > 0:  # a side whose depth has drained against its own mean is about to give way
             want_bid = want_bid and state.depth_depletion_bid < cfg.pull_depletion
             want_ask = want_ask and state.depth_depletion_ask < cfg.pull_depletion
+        if cfg.pull_microprice > 0:  # the touch queue says which way the next tick goes: stand aside from the side it points at
+            want_bid = want_bid and state.microprice_offset > -cfg.pull_microprice
+            want_ask = want_ask and state.microprice_offset < cfg.pull_microprice
         if cfg.pull_move_bps > 0 and self._moving(state.mid, now):
             want_bid = want_ask = False
         return {"buy": bid if want_bid else None, "sell": ask if want_ask else None}
