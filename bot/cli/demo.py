@@ -9,11 +9,12 @@ import asyncio
 import sys
 from pathlib import Path
 
-from bot.config.settings import ConfigError, load_settings
-from bot.emulator.process import EmulatorProcess
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.config.settings import ConfigError, load_settings
+    from bot.emulator.process import EmulatorProcess
+
     from bot.engine.daemon import Daemon, DaemonError
     from bot.exchange.client import ExchangeFailure
     from bot.log import configure

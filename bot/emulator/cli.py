@@ -20,8 +20,10 @@ import signal
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.config.settings import ConfigError, MarketSection, SimSection, load_settings
+if TYPE_CHECKING:  # the settings (pydantic) are imported when the emulator runs, not to build `bot`'s parser
+    from bot.config.settings import MarketSection
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -80,6 +82,7 @@ def config_from_args(args: argparse.Namespace):
     from bot.emulator.override import load_override_file
     from bot.emulator.server import EmulatorConfig
 
+    from bot.config.settings import MarketSection, SimSection, load_settings
     from bot.emulator.futures.contract import default_market, market_of_type
 
     market, sim = MarketSection(), SimSection()
@@ -168,6 +171,8 @@ def _served_markets(market: MarketSection, listed: list[MarketSection], symbols:
     """The markets to serve: each ``--symbol`` (with the config's rules of that symbol when a
     ``[[markets]]`` entry names it, else those of ``market``), or the config's markets; the rule
     options (``updates``) apply to all. A bad combination is a ValueError of one line."""
+    from bot.config.settings import MarketSection
+
     from pydantic import ValidationError
 
     by_symbol = {m.symbol.upper(): m for m in listed}
@@ -215,6 +220,8 @@ def run_emulator(args: argparse.Namespace) -> int:
     """Run from parsed options until SIGINT/SIGTERM; return the exit code."""
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bot.config.settings import ConfigError
+
     try:
         config = config_from_args(args)
     except (ValueError, ConfigError) as exc:

@@ -28,7 +28,10 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import numpy as np
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy is imported when a LOBSTER file is read, not to build `bot`'s parser
+    import numpy as np
 
 from bot.core.events import BookDelta, BookInvalidated, BookSnapshot, MarketEvent, Trade
 from bot.data.binance import ReaderStats
@@ -75,6 +78,8 @@ def sniff(path: Path) -> bool:
 
 
 def _load(path: Path, member: str | None, what: str) -> np.ndarray:
+    import numpy as np
+
     try:
         with open_binary(path, member) as fh:
             arr = np.loadtxt(io.TextIOWrapper(fh, encoding="ascii", errors="replace"), delimiter=",", ndmin=2)
@@ -135,6 +140,8 @@ def _diff(old: dict[float, float], new: dict[float, float]) -> tuple[tuple[float
 
 
 def read(paths: Sequence[Path], stats: ReaderStats) -> Iterator[MarketEvent]:
+    import numpy as np
+
     msg_src, book_src, name = _sources(paths)
     stats.files = [str(p) + (f"/{m}" if m else "") for p, m in (msg_src, book_src)]
     stats.exchange, stats.market_type = "nasdaq", ""
