@@ -340,9 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.tune.command import register as register_tune
 
     from bot.cli.inspect import register as register_inspect
+    from bot.cli.record import register as register_record
 
     register_demo(sub)
     register_inspect(sub)
+    register_record(sub)
     register_research(sub)
     register_tune(sub)
 
