@@ -266,3 +266,24 @@ def test_bad_input_is_one_line_and_exit_1(tmp_path, emulator):
     gone = write_config(tmp_path, url, attempts=2, name="gone.toml")
     _one_error_line(bot(tmp_path, "record", "--config", str(gone), "--out", str(out)), "cannot reach the exchange")
     assert not list(out.glob("*.jsonl.gz"))
+
+
+def test_forced_orders_that_woke_nobody_are_taken_from_ccxts_cache():
+    """ccxt resolves a watch with the one message that woke it; the next ones before the next
+    watch are only in its cache: the recorder reads them from there, once each, of its symbol only."""
+    from ccxt.async_support.base.ws.cache import ArrayCache
+
+    from bot.cli.recorder import _new_since
+
+    cache = ArrayCache(3)
+    a, b, other = {"symbol": "X", "n": 1}, {"symbol": "X", "n": 2}, {"symbol": "Y", "n": 3}
+    for item in (a, other, b):
+        cache.append(item)
+    fresh, last = _new_since(cache, None, "X", [a])
+    assert fresh == [a, b] and last is b
+    assert _new_since(cache, last, "X", [b]) == ([], b)
+    c, d = {"symbol": "X", "n": 4}, {"symbol": "X", "n": 5}
+    cache.append(c)
+    cache.append(d)  # b and more fell out of the bounded cache: everything left is newer than b
+    assert _new_since(cache, b, "X", [c]) == ([c, d], d)
+    assert _new_since(None, None, "X", [c]) == ([c], c)  # no cache: the answer itself

@@ -268,6 +268,7 @@ class Recorder:
         """Forced orders from ``<s>@forceOrder`` (ccxt ``watch_liquidations``)."""
         deliver, ex, symbol, venue = self._deliver_to(ch), ch.client.ccxt, ch.market.symbol, ch.name.upper()
         failures = 0
+        last: Any = None  # the last forced order delivered (an entry of ccxt's cache)
         while not self._stop.is_set():
             try:
                 items = await ex.watch_liquidations(symbol)
@@ -283,7 +284,8 @@ class Recorder:
                 await asyncio.sleep(self._backoff(failures))
                 continue
             now = time.time_ns()
-            for item in items if isinstance(items, list) else []:
+            fresh, last = _new_since(getattr(ex, "liquidations", None), last, symbol, items)
+            for item in fresh:
                 info = item.get("info") if isinstance(item, dict) else None
                 try:
                     deliver(liquidation({"o": info}, now, venue))
@@ -312,3 +314,22 @@ class Recorder:
                 await asyncio.wait_for(client.close(), timeout=5.0)
             except Exception as exc:  # noqa: BLE001 - the files are closed; the process ends anyway
                 self.log.info("exchange connections did not close cleanly", error=type(exc).__name__)
+
+
+def _new_since(cache: Any, last: Any, symbol: str, answer: Any) -> tuple[list[Any], Any]:
+    """The forced orders of ``symbol`` that ccxt received after ``last``, oldest first, and the new ``last``.
+
+    ccxt answers a watch with the one message that woke it; a message arriving before the next
+    watch has nobody to wake and is only in its cache (``exchange.liquidations``, every symbol's,
+    bounded). Reading the cache from the end back to the last one delivered loses none of them."""
+    if cache is None or not hasattr(cache, "__reversed__"):
+        items = answer if isinstance(answer, list) else []
+        return items, (items[-1] if items else last)
+    fresh = []
+    for item in reversed(cache):
+        if item is last:
+            break
+        if isinstance(item, dict) and item.get("symbol") == symbol:
+            fresh.append(item)
+    fresh.reverse()
+    return fresh, (fresh[-1] if fresh else last)
