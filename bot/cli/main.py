@@ -298,9 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     bt = sub.add_parser("backtest", help="replay recordings (or the built-in simulator) through the engine")
     bt.add_argument("--config", required=True, help="TOML config, e.g. config/backtest.toml")
     bt.add_argument("--data", nargs="+", metavar="FILE", help="recorded market data, format detected from the content "
-                    "(Binance raw streams, Tardis CSV, LOBSTER, Bitstamp log, Bybit dump; see bot inspect); a split recording is given as all its files")
+                    "(Binance raw streams, Tardis CSV, LOBSTER, Bitstamp log, Bybit dump, bot record files; see bot inspect); a split recording is given as all its files")
     bt.add_argument("--format", metavar="NAME", help="read --data as this format instead of detecting it "
-                    "(binance-raw, tardis, tardis-liquidations, lobster, bitstamp, bybit, binance-book-csv)")
+                    "(binance-raw, tardis, tardis-liquidations, lobster, bitstamp, bybit, binance-book-csv, bot-recording)")
     bt.add_argument("--sim", action="store_true", help="use the built-in order book simulator ([sim] section)")
     bt.add_argument("--db", help="SQLite database (default: run.db of the config)")
     bt.add_argument("--json", action="store_true", help="print the summary as one JSON object")
