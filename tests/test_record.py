@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -146,23 +147,34 @@ def test_a_minute_recorded_then_inspected_and_backtested(tmp_path, emulator, rec
 
 
 # --------------------------------------------------------------------------- gaps
-def test_a_websocket_drop_leaves_a_marked_gap_and_recording_goes_on(tmp_path, emulator, recording):
+def test_a_websocket_drop_a_sequence_break_and_a_bad_frame_each_leave_a_marked_gap(tmp_path, emulator, recording):
     rec = recording(tmp_path, write_config(tmp_path, emulator.url))
     wait_until(lambda: rec.count(BookSnapshot) >= 20, "20 book updates recorded")
     assert emulator.admin("/admin/ws_drop", "")["dropped"] >= 1
 
-    def resynced() -> bool:
-        events, _ = rec.read()
-        gaps = [i for i, e in enumerate(events) if isinstance(e, BookInvalidated)]
-        return bool(gaps) and sum(isinstance(e, BookSnapshot) for e in events[gaps[0]:]) >= 20
+    def resynced(after: int) -> Callable[[], int]:
+        """Gap lines so far, once more than ``after`` and 20 book updates after the last."""
+        def check() -> int:
+            events, _ = rec.read()
+            gaps = [i for i, e in enumerate(events) if isinstance(e, BookInvalidated)]
+            return len(gaps) if len(gaps) > after and sum(isinstance(e, BookSnapshot) for e in events[gaps[-1]:]) >= 20 else 0
+        return check
 
-    wait_until(resynced, "a gap line, then 20 book updates after it")
+    dropped = wait_until(resynced(0), "a gap line after the drop, then 20 book updates")
+    # a diff message the exchange never sent (a broken update-id chain): ccxt's resync is marked too
+    emulator.admin("/admin/gap", "")
+    broken = wait_until(resynced(dropped), "a gap line after the sequence break, then 20 book updates")
+    # a frame ccxt's reader cannot decode ends its read loop silently: the recorder resubscribes and marks it
+    assert emulator.ws_inject({"kind": "raw", "text": '{"stream":"btcusdt@depth@100ms","data":'}) >= 1
+    wait_until(resynced(broken), "a gap line after an undecodable frame, then 20 book updates")
     assert rec.stop(signal.SIGTERM) == 0, rec.stderr.read_text()[-2000:]
     events, stats = rec.read()
     gaps = [e for e in events if isinstance(e, BookInvalidated)]
-    assert "websocket" in gaps[0].reason and stats.gaps == len(gaps) >= 1 and stats.problems == []
-    after = events[events.index(gaps[0]) + 1:]
-    assert isinstance(next(e for e in after if not isinstance(e, (Trade, BookInvalidated))), BookSnapshot)  # the resync
+    assert "websocket" in gaps[0].reason and stats.gaps == len(gaps) >= 3 and stats.problems == []
+    assert any(g.reason.startswith("websocket broken: JSONDecodeError") for g in gaps)  # the loop's exception handler
+    for gap in gaps:  # each resynced by a snapshot
+        after = events[events.index(gap) + 1:]
+        assert isinstance(next(e for e in after if not isinstance(e, (Trade, BookInvalidated))), BookSnapshot)
     report = inspect_json(tmp_path, rec.files())
     assert report["gaps"] == report["counts"]["invalidated"] == len(gaps) and report["problems"] == []
     assert f"({len(gaps)} gaps)" in rec.stdout.read_text()
