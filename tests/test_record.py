@@ -180,6 +180,29 @@ def test_a_websocket_drop_a_sequence_break_and_a_bad_frame_each_leave_a_marked_g
     assert f"({len(gaps)} gaps)" in rec.stdout.read_text()
 
 
+def test_a_book_that_goes_silent_is_marked_stale(tmp_path, recording):
+    """A replayed recording ends and the book freezes: no error, no update; after
+    ``risk.max_book_age_s`` the recorder's watchdog marks the gap (and the feed resubscribes)."""
+    from bot.emulator.process import EmulatorProcess
+    from emulator_helpers import write_recording
+
+    data = tmp_path / "short.gz"
+    write_recording(data, seconds=20.0)  # long enough for the recorder to start on a loaded machine
+    emu = EmulatorProcess(["--data", str(data)], cwd=tmp_path, stderr_path=tmp_path / "emulator.err")
+    try:
+        rec = recording(tmp_path, write_config(tmp_path, emu.url, "\n[risk]\nmax_book_age_s = 1.0\n"))
+        wait_until(lambda: rec.count(BookSnapshot) >= 5, "5 book updates of the replay recorded")
+        stale = wait_until(lambda: [e for e in rec.read()[0] if isinstance(e, BookInvalidated) and e.reason.startswith("stale book")],
+                           "the stale book marked once the replay ended")
+        assert rec.stop(signal.SIGINT) == 0, rec.stderr.read_text()[-2000:]
+    finally:
+        emu.stop()
+    events, stats = rec.read()
+    last_book = max(e.ts_local for e in events if isinstance(e, BookSnapshot) and e.ts_local < stale[0].ts_local)
+    assert stale[0].ts_local - last_book >= 1e9  # only after max_book_age_s without an update
+    assert stats.problems == []
+
+
 # --------------------------------------------------------------------------- perpetuals
 def test_a_usdm_recording_holds_mark_prices_and_a_liquidation(tmp_path, recording):
     import ccxt
