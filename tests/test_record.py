@@ -319,3 +319,31 @@ def test_forced_orders_that_woke_nobody_are_taken_from_ccxts_cache():
     cache.append(d)  # b and more fell out of the bounded cache: everything left is newer than b
     assert _new_since(cache, b, "X", [c]) == ([c, d], d)
     assert _new_since(None, None, "X", [c]) == ([c], c)  # no cache: the answer itself
+
+
+def test_status_line_redraws_in_place_on_a_terminal_and_is_plain_otherwise(tmp_path, capsys):
+    from bot.cli.record import _status_printer, status_text
+    from bot.cli.recorder import Channel, Recorder
+    from bot.config.settings import Settings
+    from bot.core.market import Market
+    from bot.data.own_format import Header, RecordingWriter
+
+    rec = Recorder(Settings(), tmp_path)
+    market = Market(symbol="BTC/USDT", tick_size=0.01, lot_size=0.001, min_qty=0, min_notional=0, exchange_symbol="BTCUSDT")
+    writer = RecordingWriter(tmp_path, Header("binance", "BTC/USDT", "BTCUSDT", "spot"))
+    rec.channels.append(Channel(client=None, market=market, writer=writer))  # type: ignore[arg-type]
+    now = time.time_ns()
+    writer.write(BookSnapshot(now - 2_000_000_000, 0, ((100.0, 1.0),), ((100.1, 1.0),), 1))
+    writer.write(BookInvalidated(now - 1_500_000_000, 0, "test"))
+    rec.channels[0].last_event_ns = now - 1_500_000_000
+    line = status_text(rec, now)
+    assert "BTCUSDT: 2 events, 1 gaps, " in line and writer.files[0].name in line and "last 1.5s ago" in line
+    _status_printer(True)(rec, False)
+    _status_printer(True)(rec, True)
+    err = capsys.readouterr().err
+    assert err.startswith("\r\x1b[2K") and err.count("\r\x1b[2K") == 2 and err.endswith("\n") and err.count("\n") == 1
+    _status_printer(False)(rec, False)
+    _status_printer(False)(rec, True)  # the summary follows on stdout: no last status line
+    err = capsys.readouterr().err
+    assert "\r" not in err and err.count("\n") == 1
+    writer.close()
