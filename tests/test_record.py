@@ -107,14 +107,19 @@ def recording():
         rec.kill()
 
 
-def inspect_json(tmp: Path, files: list[Path]) -> dict:
-    done = bot(tmp, "inspect", *map(str, files), "--json")
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+def inspect_json(capsys, files: list[Path]) -> dict:
+    """``bot inspect --json`` of ``files`` (in this process: it only reads)."""
+    from bot.cli.main import main
+
+    capsys.readouterr()
+    code = main(["inspect", *map(str, files), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)
 
 
 # --------------------------------------------------------------------------- the Done-when
-def test_a_minute_recorded_then_inspected_and_backtested(tmp_path, emulator, recording):
+def test_a_minute_recorded_then_inspected_and_backtested(tmp_path, capsys, emulator, recording):
     config = write_config(tmp_path, emulator.url)
     rec = recording(tmp_path, config, "--status-interval", "5")
     first = wait_until(lambda: (rec.read()[0] or [None])[0], "the first recorded event")
@@ -131,7 +136,7 @@ def test_a_minute_recorded_then_inspected_and_backtested(tmp_path, emulator, rec
     status = [line for line in err.splitlines() if line.startswith("recording ")]
     assert len(status) >= 10 and "BTCUSDT: " in status[-1] and " events, " in status[-1]
 
-    report = inspect_json(tmp_path, files)
+    report = inspect_json(capsys, files)
     assert report["format"] == "bot-recording" and report["symbol"] == "BTCUSDT" and report["market_type"] == "spot"
     assert report["exchange"] == "binance"
     assert report["events"] > 300 and report["counts"]["snapshot"] > 300 and report["counts"]["trade"] > 0
@@ -147,7 +152,7 @@ def test_a_minute_recorded_then_inspected_and_backtested(tmp_path, emulator, rec
 
 
 # --------------------------------------------------------------------------- gaps
-def test_a_websocket_drop_a_sequence_break_and_a_bad_frame_each_leave_a_marked_gap(tmp_path, emulator, recording):
+def test_a_websocket_drop_a_sequence_break_and_a_bad_frame_each_leave_a_marked_gap(tmp_path, capsys, emulator, recording):
     rec = recording(tmp_path, write_config(tmp_path, emulator.url))
     wait_until(lambda: rec.count(BookSnapshot) >= 20, "20 book updates recorded")
     assert emulator.admin("/admin/ws_drop", "")["dropped"] >= 1
@@ -175,7 +180,7 @@ def test_a_websocket_drop_a_sequence_break_and_a_bad_frame_each_leave_a_marked_g
     for gap in gaps:  # each resynced by a snapshot
         after = events[events.index(gap) + 1:]
         assert isinstance(next(e for e in after if not isinstance(e, (Trade, BookInvalidated))), BookSnapshot)
-    report = inspect_json(tmp_path, rec.files())
+    report = inspect_json(capsys, rec.files())
     assert report["gaps"] == report["counts"]["invalidated"] == len(gaps) and report["problems"] == []
     assert f"({len(gaps)} gaps)" in rec.stdout.read_text()
 
@@ -204,7 +209,7 @@ def test_a_book_that_goes_silent_is_marked_stale(tmp_path, recording):
 
 
 # --------------------------------------------------------------------------- perpetuals
-def test_a_usdm_recording_holds_mark_prices_and_a_liquidation(tmp_path, recording):
+def test_a_usdm_recording_holds_mark_prices_and_a_liquidation(tmp_path, capsys, recording):
     import ccxt
 
     from bot.emulator.client import futures_ccxt_config
@@ -232,7 +237,7 @@ def test_a_usdm_recording_holds_mark_prices_and_a_liquidation(tmp_path, recordin
     assert stats.market_type == "linear" and stats.symbol == "BTCUSDT" and stats.problems == []
     assert all(m.mark_price > 0 and m.ts_exchange > 0 and m.next_funding_ts > 0 for m in marks)
     assert liq.side == "sell" and liq.size == 0.01 and liq.price > 0
-    report = inspect_json(tmp_path, rec.files())
+    report = inspect_json(capsys, rec.files())
     assert report["counts"]["mark_price"] == len(marks) and report["counts"]["liquidation"] == 1
     assert report["market_type"] == "linear"
 
@@ -255,14 +260,14 @@ def test_sigterm_closes_every_file_of_several_instruments(tmp_path, recording):
     assert "of 2 instrument(s)" in rec.stdout.read_text()
 
 
-def test_kill_9_leaves_a_readable_prefix(tmp_path, emulator, recording):
+def test_kill_9_leaves_a_readable_prefix(tmp_path, capsys, emulator, recording):
     rec = recording(tmp_path, write_config(tmp_path, emulator.url))
     wait_until(lambda: rec.count(BookSnapshot) >= 20, "20 book updates recorded")
     rec.kill()
     events, stats = rec.read()
     assert len(events) >= 20 and stats.malformed == 0
     assert any("cut off" in p for p in stats.problems)
-    report = inspect_json(tmp_path, rec.files())
+    report = inspect_json(capsys, rec.files())
     assert report["format"] == "bot-recording" and report["events"] == len(events) and report["first_ts"] < report["last_ts"]
 
 
@@ -279,17 +284,26 @@ def _one_error_line(done: subprocess.CompletedProcess, *needles: str) -> None:
         assert needle in message, message
 
 
-def test_bad_input_is_one_line_and_exit_1(tmp_path, emulator):
+def test_bad_input_is_one_line_and_exit_1(tmp_path, emulator, capsys):
+    from bot.cli.main import main
+
+    def in_process(*args: str) -> subprocess.CompletedProcess:  # refused before anything starts: no need for a process
+        capsys.readouterr()
+        code = main(["record", *args])
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
     out = tmp_path / "out"
-    _one_error_line(bot(tmp_path, "record", "--config", str(tmp_path / "missing.toml"), "--out", str(out)), "missing.toml")
+    _one_error_line(in_process("--config", str(tmp_path / "missing.toml"), "--out", str(out)), "missing.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text('[exchange]\nbook_levels = 1\n')
-    _one_error_line(bot(tmp_path, "record", "--config", str(bad), "--out", str(out)), "book_levels")
+    _one_error_line(in_process("--config", str(bad), "--out", str(out)), "book_levels")
     config = write_config(tmp_path, emulator.url)
     afile = tmp_path / "a-file"
     afile.write_text("")
-    _one_error_line(bot(tmp_path, "record", "--config", str(config), "--out", str(afile)), "not a directory")
-    _one_error_line(bot(tmp_path, "record", "--config", str(config), "--out", str(out), "--duration", "0"), "--duration")
+    _one_error_line(in_process("--config", str(config), "--out", str(afile)), "not a directory")
+    _one_error_line(in_process("--config", str(config), "--out", str(afile / "sub")), "cannot write there")
+    _one_error_line(in_process("--config", str(config), "--out", str(out), "--duration", "0"), "--duration")
     unlisted = write_config(tmp_path, emulator.url, '\n[market]\nsymbol = "DOGE/USDT"\n', name="doge.toml")
     _one_error_line(bot(tmp_path, "record", "--config", str(unlisted), "--out", str(out)), "DOGE/USDT", "not listed")
     # nothing listens on the emulator's port once it is stopped
