@@ -22,7 +22,7 @@ from bot.core.events import BookInvalidated, BookSnapshot, Liquidation, MarkPric
 from bot.data.binance import ReaderStats
 from bot.data.readers.own import read
 from daemon_harness import API_KEY, API_SECRET, Emulator, daemon_env
-from waiting import wait_until
+from waiting import HANG_GUARD_S, wait_until
 
 RECORD_CONFIG = """
 [run]
@@ -40,6 +40,12 @@ retry_attempts = {attempts}
 USDM_MARKET = '\n[market]\nsymbol = "BTC/USDT:USDT"\ntype = "linear"\ntick_size = "0.1"\nlot_size = "0.001"\nmin_qty = "0.001"\n'
 TWO_MARKETS = ('\n[[markets]]\nsymbol = "BTC/USDT"\ntick_size = "0.01"\nlot_size = "0.00001"\n'
                '\n[[markets]]\nsymbol = "ETH/USDT"\ntick_size = "0.01"\nlot_size = "0.0001"\n')
+
+
+def poll(predicate, what: str, timeout: float = HANG_GUARD_S):  # type: ignore[no-untyped-def]
+    """wait_until, looking four times a second: most predicates here decompress the files written so
+    far, which at wait_until's 50 a second would take a core of a machine the recorder needs."""
+    return wait_until(predicate, what, timeout=timeout, interval=0.25)
 
 
 def write_config(tmp: Path, url: str, extra: str = "", attempts: int = 6, name: str = "record.toml") -> Path:
@@ -122,9 +128,9 @@ def inspect_json(capsys, files: list[Path]) -> dict:
 def test_a_minute_recorded_then_inspected_and_backtested(tmp_path, capsys, emulator, recording):
     config = write_config(tmp_path, emulator.url)
     rec = recording(tmp_path, config, "--status-interval", "5")
-    first = wait_until(lambda: (rec.read()[0] or [None])[0], "the first recorded event")
+    first = poll(lambda: (rec.read()[0] or [None])[0], "the first recorded event")
     # a minute of market: from the first event written until the recorder is told to stop
-    wait_until(lambda: time.time_ns() - first.ts_local >= 60e9 and rec.read()[1].last_ts - first.ts_local >= 59e9,
+    poll(lambda: time.time_ns() - first.ts_local >= 60e9 and rec.read()[1].last_ts - first.ts_local >= 59e9,
                "a minute of recorded events", timeout=180)
     assert rec.stop(signal.SIGINT) == 0, rec.stderr.read_text()[-2000:]
     (summary,) = rec.stdout.read_text().splitlines()
@@ -154,7 +160,7 @@ def test_a_minute_recorded_then_inspected_and_backtested(tmp_path, capsys, emula
 # --------------------------------------------------------------------------- gaps
 def test_a_websocket_drop_a_sequence_break_and_a_bad_frame_each_leave_a_marked_gap(tmp_path, capsys, emulator, recording):
     rec = recording(tmp_path, write_config(tmp_path, emulator.url))
-    wait_until(lambda: rec.count(BookSnapshot) >= 20, "20 book updates recorded")
+    poll(lambda: rec.count(BookSnapshot) >= 20, "20 book updates recorded")
     assert emulator.admin("/admin/ws_drop", "")["dropped"] >= 1
 
     def resynced(after: int) -> Callable[[], int]:
@@ -165,13 +171,13 @@ def test_a_websocket_drop_a_sequence_break_and_a_bad_frame_each_leave_a_marked_g
             return len(gaps) if len(gaps) > after and sum(isinstance(e, BookSnapshot) for e in events[gaps[-1]:]) >= 20 else 0
         return check
 
-    dropped = wait_until(resynced(0), "a gap line after the drop, then 20 book updates")
+    dropped = poll(resynced(0), "a gap line after the drop, then 20 book updates")
     # a diff message the exchange never sent (a broken update-id chain): ccxt's resync is marked too
     emulator.admin("/admin/gap", "")
-    broken = wait_until(resynced(dropped), "a gap line after the sequence break, then 20 book updates")
+    broken = poll(resynced(dropped), "a gap line after the sequence break, then 20 book updates")
     # a frame ccxt's reader cannot decode ends its read loop silently: the recorder resubscribes and marks it
     assert emulator.ws_inject({"kind": "raw", "text": '{"stream":"btcusdt@depth@100ms","data":'}) >= 1
-    wait_until(resynced(broken), "a gap line after an undecodable frame, then 20 book updates")
+    poll(resynced(broken), "a gap line after an undecodable frame, then 20 book updates")
     assert rec.stop(signal.SIGTERM) == 0, rec.stderr.read_text()[-2000:]
     events, stats = rec.read()
     gaps = [e for e in events if isinstance(e, BookInvalidated)]
@@ -196,8 +202,8 @@ def test_a_book_that_goes_silent_is_marked_stale(tmp_path, recording):
     emu = EmulatorProcess(["--data", str(data)], cwd=tmp_path, stderr_path=tmp_path / "emulator.err")
     try:
         rec = recording(tmp_path, write_config(tmp_path, emu.url, "\n[risk]\nmax_book_age_s = 1.0\n"))
-        wait_until(lambda: rec.count(BookSnapshot) >= 5, "5 book updates of the replay recorded")
-        stale = wait_until(lambda: [e for e in rec.read()[0] if isinstance(e, BookInvalidated) and e.reason.startswith("stale book")],
+        poll(lambda: rec.count(BookSnapshot) >= 5, "5 book updates of the replay recorded")
+        stale = poll(lambda: [e for e in rec.read()[0] if isinstance(e, BookInvalidated) and e.reason.startswith("stale book")],
                            "the stale book marked once the replay ended")
         assert rec.stop(signal.SIGINT) == 0, rec.stderr.read_text()[-2000:]
     finally:
@@ -217,8 +223,8 @@ def test_a_usdm_recording_holds_mark_prices_and_a_liquidation(tmp_path, capsys, 
     emu = Emulator(tmp_path, "--market", "usdm", balances="USDT=10000")
     try:
         rec = recording(tmp_path, write_config(tmp_path, emu.url, USDM_MARKET))
-        wait_until(lambda: rec.count(MarkPrice) >= 2, "two mark prices recorded")
-        wait_until(lambda: "btcusdt@forceOrder" in emu.state()["ws"]["streams"], "the recorder's forceOrder subscription")
+        poll(lambda: rec.count(MarkPrice) >= 2, "two mark prices recorded")
+        poll(lambda: "btcusdt@forceOrder" in emu.state()["ws"]["streams"], "the recorder's forceOrder subscription")
         # the emulator's liquidations are its account's: open an isolated long, move the mark below its liquidation price
         ex = ccxt.binanceusdm(futures_ccxt_config(emu.url, emu.ws_url, API_KEY, API_SECRET, "usdm"))
         ex.load_markets()
@@ -227,7 +233,7 @@ def test_a_usdm_recording_holds_mark_prices_and_a_liquidation(tmp_path, capsys, 
         (pos,) = ex.fetch_positions(["BTC/USDT:USDT"])
         liq_price = float(pos["info"]["liquidationPrice"])
         assert emu.mark(price=liq_price - 5)["liquidations"]
-        wait_until(lambda: rec.count(Liquidation) >= 1, "the liquidation recorded")
+        poll(lambda: rec.count(Liquidation) >= 1, "the liquidation recorded")
         assert rec.stop(signal.SIGINT) == 0, rec.stderr.read_text()[-2000:]
     finally:
         emu.stop()
@@ -247,7 +253,7 @@ def test_sigterm_closes_every_file_of_several_instruments(tmp_path, recording):
     emu = Emulator(tmp_path, "--symbol", "BTC/USDT,ETH/USDT", balances="USDT=10000,BTC=0,ETH=0")
     try:
         rec = recording(tmp_path, write_config(tmp_path, emu.url, TWO_MARKETS))
-        wait_until(lambda: rec.count(BookSnapshot, "BTCUSDT") >= 5 and rec.count(BookSnapshot, "ETHUSDT") >= 5,
+        poll(lambda: rec.count(BookSnapshot, "BTCUSDT") >= 5 and rec.count(BookSnapshot, "ETHUSDT") >= 5,
                    "book updates of both instruments")
         assert rec.stop(signal.SIGTERM) == 0, rec.stderr.read_text()[-2000:]
     finally:
@@ -262,7 +268,7 @@ def test_sigterm_closes_every_file_of_several_instruments(tmp_path, recording):
 
 def test_kill_9_leaves_a_readable_prefix(tmp_path, capsys, emulator, recording):
     rec = recording(tmp_path, write_config(tmp_path, emulator.url))
-    wait_until(lambda: rec.count(BookSnapshot) >= 20, "20 book updates recorded")
+    poll(lambda: rec.count(BookSnapshot) >= 20, "20 book updates recorded")
     rec.kill()
     events, stats = rec.read()
     assert len(events) >= 20 and stats.malformed == 0
