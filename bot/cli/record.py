@@ -134,7 +134,10 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("record", help="record the live market (book, trades, mark price, liquidations) of the config's instruments",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description="Record the live market of the config's instruments into DIR, in the bot's own format "
+                                   "(read by bot inspect and bot backtest --data): the order book, trades, and on perpetuals "
+                                   "the mark price, funding and liquidations, with gap lines where the book was lost. "
+                                   "Files rotate every UTC hour. SIGINT/SIGTERM close every file and exit 0.")
     p.add_argument("--config", required=True, help="TOML config: the instruments ([market] or [[markets]]) and [exchange]")
     p.add_argument("--out", required=True, metavar="DIR", help="directory of the recording (made if missing); files never overwritten")
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long (default: until SIGINT/SIGTERM)")
