@@ -367,3 +367,11 @@ def test_status_line_redraws_in_place_on_a_terminal_and_is_plain_otherwise(tmp_p
     err = capsys.readouterr().err
     assert "\r" not in err and err.count("\n") == 1
     writer.close()
+
+
+def test_the_command_line_parser_does_not_load_the_recorder():
+    """Every ``bot`` command builds the whole parser: ``record`` must not make them all import ccxt
+    (seconds on a busy machine, for ``bot status`` as much as for ``bot record``)."""
+    code = "import sys, bot.cli.main as m; m.build_parser(); print(sorted(n for n in ('ccxt', 'bot.cli.recorder') if n in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

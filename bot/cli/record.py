@@ -18,9 +18,12 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.cli.recorder import Recorder, RecordError
 from bot.config.settings import ConfigError, load_settings
+
+if TYPE_CHECKING:  # the recorder imports ccxt: only ``bot record`` itself loads it, not every command's parser
+    from bot.cli.recorder import Recorder
 
 
 def _fail(message: str) -> int:
@@ -36,7 +39,7 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def status_text(rec: Recorder, now_ns: int | None = None) -> str:
+def status_text(rec: "Recorder", now_ns: int | None = None) -> str:
     """One line: per instrument its events, gaps, bytes, current file and the age of its last event."""
     now = now_ns or time.time_ns()
     parts = []
@@ -53,7 +56,7 @@ def _status_printer(tty: bool):  # type: ignore[no-untyped-def]
     """The console status line (stderr): redrawn in place on a terminal, a plain line otherwise.
     A local stand-in for the shared console module."""
 
-    def show(rec: Recorder, final: bool) -> None:
+    def show(rec: "Recorder", final: bool) -> None:
         if final:
             if tty:
                 sys.stderr.write("\r\x1b[2K" + status_text(rec) + "\n")
@@ -82,14 +85,14 @@ def _check_out_dir(out: Path) -> str | None:
     return None
 
 
-def summary_line(rec: Recorder) -> str:
+def summary_line(rec: "Recorder") -> str:
     files = rec.files
     names = ", ".join(f.name for f in files[:6]) + (f" and {len(files) - 6} more" if len(files) > 6 else "")
     return (f"recorded {rec.events} events ({rec.gaps} gaps) of {len(rec.channels)} instrument(s) "
             f"into {len(files)} file(s) in {rec.out_dir}" + (f": {names}" if files else ""))
 
 
-async def _run(rec: Recorder) -> None:
+async def _run(rec: "Recorder") -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, rec.stop, signal.Signals(sig).name)
@@ -101,6 +104,7 @@ async def _run(rec: Recorder) -> None:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
+    from bot.cli.recorder import Recorder, RecordError
     from bot.log import configure
 
     try:
