@@ -211,10 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     from bot.cli.compare import register as register_compare
     from bot.cli.inspect import register as register_inspect
+    from bot.cli.record import register as register_record
 
     register_compare(sub)
     register_demo(sub)
     register_inspect(sub)
+    register_record(sub)
     register_research(sub)
     register_tune(sub)
 
