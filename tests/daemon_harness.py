@@ -7,9 +7,10 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, TypeVar
 
 from bot.emulator.process import EmulatorProcess, write_daemon_config
 from bot.emulator.process import daemon_env as _daemon_env
@@ -20,6 +21,7 @@ API_SECRET = "itestSECRETq8w7e6r5t4y3u2i1o0p9"
 
 
 START_BALANCES = "USDT=10000,BTC=0"
+T = TypeVar("T")
 
 
 class Emulator(EmulatorProcess):
@@ -70,6 +72,91 @@ def query(db: Path, sql: str, *params: Any) -> list[tuple]:
             conn.close()
         time.sleep(0.05)
     raise AssertionError(f"{db}: still unreadable after 200 tries: {last}")
+
+
+def one_read(db: Path, work: Callable[[Callable[..., list[tuple]]], T]) -> T:
+    """``work(q)``, where every ``q(sql, *params)`` reads the same state of the database: one
+    connection, one read transaction (WAL: its first SELECT fixes the snapshot, later commits of
+    the daemon stay invisible to it). Separate :func:`query` calls may each see a different
+    flush, so figures summed from them can mix two states no reader ever saw together. A busy or
+    locked database is tried again, from the start, as in :func:`query`."""
+    for _ in range(200):
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+        try:
+            conn.execute("BEGIN")
+            return work(lambda sql, *params: conn.execute(sql, params).fetchall())
+        except sqlite3.OperationalError as exc:
+            last = exc
+        finally:
+            conn.close()  # ends the read transaction (nothing was written)
+        time.sleep(0.05)
+    raise AssertionError(f"{db}: still unreadable after 200 tries: {last}")
+
+
+def _stopped(pid: int) -> bool:
+    """The process is stopped by a signal (state ``T`` in /proc/PID/stat, Linux)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2] in "Tt"
+
+
+@contextmanager
+def frozen(proc: subprocess.Popen | None) -> Iterator[None]:
+    """The daemon stopped (SIGSTOP) for the duration, continued (SIGCONT) after: its database
+    holds still while a test reads it and a CLI command reads it, so the two can be compared
+    exactly. The process stays alive (its pid, its last heartbeat), it just writes nothing.
+
+    A transaction it had open stays uncommitted and invisible to readers (WAL), so what they see
+    is its last commit. Without it, a live daemon commits an equity point and a heartbeat about
+    every second, and a ``bot status`` under load takes longer than that: no window without a
+    commit, and equal figures before and after do not mean nothing changed in between."""
+    if proc is None or proc.poll() is not None:
+        yield
+        return
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: _stopped(proc.pid), 30, f"the daemon (pid {proc.pid}) to stop")
+        yield
+    finally:
+        proc.send_signal(signal.SIGCONT)
+
+
+class CommitWatch:
+    """Tells whether anything at all was committed to ``db`` since :meth:`mark`.
+
+    ``PRAGMA data_version`` of one connection changes with every commit another connection makes
+    (a WAL checkpoint, which changes no content, leaves it alone). Comparing figures read before
+    and after is not the same: the rows can change and come back to the same figures (an equity
+    point, then another at the earlier mid) while something read in between saw the middle state.
+    """
+
+    def __init__(self, db: Path):
+        self.conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+        self.version: int | None = None
+
+    def _read(self) -> int:
+        for _ in range(200):
+            try:
+                return self.conn.execute("pragma data_version").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                last = exc
+            time.sleep(0.05)
+        raise AssertionError(f"data_version still unreadable after 200 tries: {last}")
+
+    def mark(self) -> None:
+        self.version = self._read()
+
+    def unchanged(self) -> bool:
+        """No commit since :meth:`mark`: whatever was read in between saw one and the same state."""
+        return self._read() == self.version
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "CommitWatch":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 def count(db: Path, sql: str, *params: Any) -> int:

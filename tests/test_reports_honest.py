@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon_harness import Emulator, query, run_until, start_daemon, wait_for, write_config
+from daemon_harness import CommitWatch, Emulator, frozen, one_read, query, run_until, start_daemon, wait_for, write_config
 
 
 def cli_json(tmp: Path, *args: str) -> dict:
@@ -36,25 +36,30 @@ def runs(db: Path) -> list[str]:
 
 
 def truth(db: Path, run_id: str) -> dict:
-    """The figures of one run, summed from its rows."""
-    (initial, carried, mode, symbol, started), = query(db, "select initial_equity, carried_json, mode, symbol, started_at from runs where run_id = ?", run_id)
-    account = [r for (r,) in query(db, "select run_id from runs where mode = ? and symbol = ? and (started_at < ? or run_id = ?)", mode, symbol, started, run_id)]
+    """The figures of one run, summed from its rows, all read from one state of the database."""
+    return one_read(db, lambda q: _truth(q, run_id))
+
+
+def _truth(q, run_id: str) -> dict:
+    (initial, carried, mode, symbol, started), = q("select initial_equity, carried_json, mode, symbol, started_at from runs where run_id = ?", run_id)
+    account = [r for (r,) in q("select run_id from runs where mode = ? and symbol = ? and (started_at < ? or run_id = ?)", mode, symbol, started, run_id)]
     marks = ",".join("?" * len(account))
-    position = query(db, f"select qty, cash from positions where run_id in ({marks}) order by ts desc, id desc limit 1", *account)
-    equity = query(db, "select equity from equity where run_id = ? order by ts desc, id desc limit 1", run_id)
+    position = q(f"select qty, cash from positions where run_id in ({marks}) order by ts desc, id desc limit 1", *account)
+    equity = q("select equity from equity where run_id = ? order by ts desc, id desc limit 1", run_id)
     final = equity[0][0] if equity else initial
-    fees = sum((Decimal(v) for (v,) in query(db, "select coalesce(fee_value, fee) from fills where run_id = ?", run_id)), Decimal(0))
+    fees = sum((Decimal(v) for (v,) in q("select coalesce(fee_value, fee) from fills where run_id = ?", run_id)), Decimal(0))
     return {
         "initial_equity": initial,
         "carried": json.loads(carried) if carried else None,
         "final_equity": final,
         "pnl_net": final - initial,
         "fees": float(fees),
-        "orders": query(db, "select count(*) from orders where run_id = ?", run_id)[0][0],
-        "fills": query(db, "select count(*) from fills where run_id = ?", run_id)[0][0],
-        "trades": query(db, "select count(*) from round_trips where run_id = ?", run_id)[0][0],
+        "orders": q("select count(*) from orders where run_id = ?", run_id)[0][0],
+        "fills": q("select count(*) from fills where run_id = ?", run_id)[0][0],
+        "trades": q("select count(*) from round_trips where run_id = ?", run_id)[0][0],
         "position": Decimal(position[0][0]) if position else Decimal(0),
         "cash": Decimal(position[0][1]) if position else None,
+        "open_orders": [r for (r,) in q("select client_order_id from orders where run_id = ? and status in ('new', 'partially_filled') order by ts", run_id)],
     }
 
 
@@ -71,24 +76,28 @@ def assert_report_is_the_rows(tmp: Path, db: Path, run_id: str) -> dict:
     return report
 
 
-def assert_status_is_the_rows(tmp: Path, db: Path, run_id: str) -> dict:
-    # while a daemon runs its rows grow once a second: compare only a reading that no flush
-    # came between (the rows before and after the status call are the same)
-    for _ in range(50):
+def assert_status_is_the_rows(tmp: Path, db: Path, run_id: str, writer: subprocess.Popen | None = None) -> dict:
+    """``bot status`` equals the rows, compared on one state of the database.
+
+    A daemon still running (``writer``) is frozen for the comparison: it commits an equity point
+    and a heartbeat about every second, and a status call under load takes longer. Retrying until
+    the figures before and after the call are equal is not enough: two equity points can land
+    during one call, the second at the mid of the one before, so the figures come back while the
+    status read the point in between (it did: status 9999.95052484 at row 7, truth 9999.95049184
+    at rows 6 and 8). The check that nothing was committed makes a writer that was not frozen fail
+    here, not later as a wrong figure."""
+    with frozen(writer), CommitWatch(db) as watch:
+        watch.mark()
         t = truth(db, run_id)
         status = cli_json(tmp, "status", "--db", str(db), "--run", run_id)
-        if truth(db, run_id) == t:
-            break
-    else:
-        raise AssertionError("the database never held still for one status call")
+        assert watch.unchanged(), "the database changed during the comparison: a daemon still writes it (pass it as writer)"
     assert Decimal(status["position"]) == t["position"]
     assert (status["orders"], status["fills"]) == (t["orders"], t["fills"])
     assert status["equity"] == pytest.approx(t["final_equity"], abs=1e-8)
     assert status["pnl"] == pytest.approx(t["pnl_net"], abs=1e-6)
     assert status["initial_equity"] == pytest.approx(t["initial_equity"], abs=1e-8)
     assert status["fees"] == pytest.approx(t["fees"], abs=1e-8)
-    open_rows = [r for (r,) in query(db, "select client_order_id from orders where run_id = ? and status in ('new', 'partially_filled')", run_id)]
-    assert status["open_orders"] == open_rows
+    assert status["open_orders"] == t["open_orders"]
     return status
 
 
@@ -151,7 +160,7 @@ def test_live_position_while_running_and_after_kill_9(tmp_path):
             # let a heartbeat flush the latest rows, then read status while the daemon runs
             seen = query(db, "select ts from heartbeat")[0][0]
             wait_for(lambda: query(db, "select ts from heartbeat")[0][0] > seen, 60, "the next heartbeat")
-            status = assert_status_is_the_rows(tmp_path, db, first)
+            status = assert_status_is_the_rows(tmp_path, db, first, writer=proc)
             btc = emu.state()["balances"]["BTC"]
             assert Decimal(status["position"]) == Decimal(btc["free"]) + Decimal(btc["locked"]) > 0
             assert status["status"] == "running"

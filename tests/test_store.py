@@ -481,3 +481,46 @@ def test_quantity_text_is_plain_positional_notation(value):
 
     text = _dec(value)
     assert text == format(value, "f") and "E" not in text and Decimal(text) == value
+
+
+def test_status_reads_one_commit_while_a_daemon_flushes(tmp_path: Path, monkeypatch) -> None:
+    """``bot status`` reads all its rows from one commit: a flush that lands between its SELECTs
+    (here: after it read the position, before it reads the equity) is not half in the answer.
+    In autocommit each SELECT saw the newest flush, pairing one flush's position with the next
+    one's equity, a state the database never held."""
+    import bot.store.status as status_mod
+
+    path = tmp_path / "bot.db"
+    store = Store(path)
+    _start(store, "run-1")
+    store.record_position("run-1", 1, D("0.1"), D("30000"), D("0"), D("7000"), D("0"), symbol="BTC/USDT")
+    store.record_equity("run-1", 1, 10_000.0, 30_000.0, 0.1, 7000.0)
+    store.flush()
+
+    class FlushBeforeEquity:
+        """The status connection; the daemon's next flush commits just before the equity SELECT."""
+
+        def __init__(self, conn: sqlite3.Connection):
+            self.conn, self.flushed = conn, False
+
+        def execute(self, sql: str, *args):
+            if "FROM equity" in sql and not self.flushed:
+                self.flushed = True
+                store.record_position("run-1", 2, D("0"), D("0"), D("3"), D("10003"), D("0"), symbol="BTC/USDT")
+                store.record_equity("run-1", 2, 10_003.0, 30_030.0, 0.0, 10_003.0)
+                store.flush()
+            return self.conn.execute(sql, *args)
+
+        def __getattr__(self, name: str):
+            return getattr(self.conn, name)
+
+    connect = status_mod._connect
+    watched: list[FlushBeforeEquity] = []
+    monkeypatch.setattr(status_mod, "_connect", lambda p: watched.append(FlushBeforeEquity(connect(p))) or watched[-1])
+    status = status_mod.read_status(path, "run-1")
+    assert watched[0].flushed, "the interleaved flush did not happen"
+    assert (status["position"], status["cash"], status["equity"], status["equity_ts"]) == ("0.1", "7000", 10_000.0, 1)
+    # the next reading sees the second flush, whole
+    status = status_mod.read_status(path, "run-1")
+    assert (status["position"], status["cash"], status["equity"], status["equity_ts"]) == ("0", "10003", 10_003.0, 2)
+    store.close()

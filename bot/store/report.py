@@ -192,6 +192,10 @@ def open_run(db_path: str | Path) -> sqlite_utils.Database:
     if "runs" not in tables or "meta" not in tables:
         db.close()
         raise LookupError(f"{path} is not an imbalance-bot database (no 'runs' table)")
+    # one read transaction for everything read through it (ended by ``db.close()``): a report of a
+    # run a daemon is still writing sums rows of one commit, not counts from one flush and
+    # equity from the next
+    db.conn.execute("BEGIN")
     return db
 
 

@@ -9,7 +9,8 @@ daemon lives, book status), ``cash`` is the account's (their sum) and ``position
 this run's rows, ``equity`` is this run's latest equity point and ``pnl`` its difference to the
 run's own ``initial_equity``. Only what has no row is taken from the heartbeat the daemon writes
 every second (uptime, book status and age, feed mode, the halt in force), and only while the
-daemon is alive. The database is opened read-only: status never changes it.
+daemon is alive. The database is opened read-only: status never changes it, and it reads all of
+this in one read transaction, so every figure comes from the same commit.
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ def read_status(db_path: str | Path, run_id: str | None = None) -> dict[str, Any
         raise LookupError(f"database not found: {path}")
     conn = _connect(path)
     try:
+        # one read transaction: every SELECT below sees the same commit (WAL: the first one fixes
+        # the snapshot). In autocommit each would see the latest flush at its own moment, and a
+        # daemon flushing meanwhile could pair one flush's position with the next one's equity,
+        # a state the database never held. Closing the connection ends it; nothing is written.
+        conn.execute("BEGIN")
         if run_id is None:
             row = conn.execute("SELECT run_id FROM runs WHERE mode IN ('paper', 'live') ORDER BY started_at DESC, rowid DESC LIMIT 1").fetchone()
             if row is None:
