@@ -266,18 +266,9 @@ def _sync(n_lines, futures, l_kind, l_ts, l_U, l_u, l_pu, out_line, out_ts, coun
             n += 1
             ts = l_ts[i]
             for b in range(nbuf):
-                j = buf[b]
-                r = _diff(j, futures, lid, have_prev, prev, l_U, l_u, l_pu)
-                if r < 0:
+                n, have_prev, prev = _take(buf[b], ts, futures, lid, have_prev, prev, l_U, l_u, l_pu, out_line, out_ts, n, counts)
+                if n < 0:
                     return -1
-                if r == 0:
-                    counts[0] += 1
-                else:
-                    have_prev = True
-                    prev = l_u[j]
-                    out_line[n] = j
-                    out_ts[n] = ts
-                    n += 1
             nbuf = 0
         elif k == K_DELTA:
             if not synced:
@@ -286,17 +277,9 @@ def _sync(n_lines, futures, l_kind, l_ts, l_U, l_u, l_pu, out_line, out_ts, coun
                 buf[nbuf] = i
                 nbuf += 1
                 continue
-            r = _diff(i, futures, lid, have_prev, prev, l_U, l_u, l_pu)
-            if r < 0:
+            n, have_prev, prev = _take(i, l_ts[i], futures, lid, have_prev, prev, l_U, l_u, l_pu, out_line, out_ts, n, counts)
+            if n < 0:
                 return -1
-            if r == 0:
-                counts[0] += 1
-            else:
-                have_prev = True
-                prev = l_u[i]
-                out_line[n] = i
-                out_ts[n] = l_ts[i]
-                n += 1
         else:
             out_line[n] = i
             out_ts[n] = l_ts[i]
@@ -304,6 +287,21 @@ def _sync(n_lines, futures, l_kind, l_ts, l_U, l_u, l_pu, out_line, out_ts, coun
     if nbuf:
         return -1  # diffs that never got a snapshot: the reader reports them
     return n
+
+
+@njit(cache=True, nogil=True)
+def _take(j, ts, futures, lid, have_prev, prev, l_U, l_u, l_pu, out_line, out_ts, n, counts):
+    """Diff ``j`` through the sync rules at time ``ts``: emitted (event ``n``), dropped as obsolete
+    (``counts[0]``), or a gap; returns (events so far or -1 for a gap, have_prev, prev)."""
+    r = _diff(j, futures, lid, have_prev, prev, l_U, l_u, l_pu)
+    if r < 0:
+        return -1, have_prev, prev
+    if r == 0:
+        counts[0] += 1
+        return n, have_prev, prev
+    out_line[n] = j
+    out_ts[n] = ts
+    return n + 1, True, l_u[j]
 
 
 @njit(cache=True, nogil=True)
