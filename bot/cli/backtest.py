@@ -82,17 +82,11 @@ class Phases:
             yield event
 
     def time_store(self, store: Any) -> None:
-        """Count the store's batched writes into ``store_s`` (this store instance only)."""
-        write_batch = store._write_batch
+        """Count the store's batched writes into ``store_s``."""
+        store.time_writes(self._add_store)
 
-        def timed(*a: Any, **kw: Any) -> Any:
-            t = time.perf_counter()
-            try:
-                return write_batch(*a, **kw)
-            finally:
-                self.store_s += time.perf_counter() - t
-
-        store._write_batch = timed
+    def _add_store(self, seconds: float) -> None:
+        self.store_s += seconds
 
     def at_close(self, engine: str, reason: str | None, parse_in_replay: bool) -> Callable[[], dict[str, Any]]:
         """The run's stats entries, computed as the run closes: ``wall_time_s`` becomes the whole

@@ -285,24 +285,14 @@ def run_backtest_fast(
         return summary
     t0 = time.perf_counter()
     marks = {"t1": t0, "t2": t0}
-    store_s = [0.0]
+    store_s: list[float] = []  # each SQLite write's duration
     replays: list[FastReplay] = []
 
     def instrument(store: Store) -> None:
         if on_store is not None:
             on_store(store)
-        if timings is None:
-            return
-        write_batch = store._write_batch  # time the store's writes (this instance only)
-
-        def timed_write_batch(*a: Any, **kw: Any) -> Any:
-            t = time.perf_counter()
-            try:
-                return write_batch(*a, **kw)
-            finally:
-                store_s[0] += time.perf_counter() - t
-
-        store._write_batch = timed_write_batch  # type: ignore[method-assign]
+        if timings is not None:
+            store.time_writes(store_s.append)  # this instance's writes only
 
     def replay(engine: Engine) -> None:
         replays.append(FastReplay(engine, arrays))
@@ -321,7 +311,7 @@ def run_backtest_fast(
     )
     t3 = time.perf_counter()
     if timings is not None:
-        timings.update({"setup_s": marks["t1"] - t0, "replay_s": marks["t2"] - marks["t1"], "finish_s": t3 - marks["t2"], "store_write_s": store_s[0]})
+        timings.update({"setup_s": marks["t1"] - t0, "replay_s": marks["t2"] - marks["t1"], "finish_s": t3 - marks["t2"], "store_write_s": sum(store_s)})
         if replays:
             timings.update(replays[0].timings())
     summary["fast_path"] = True
