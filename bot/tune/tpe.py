@@ -183,8 +183,7 @@ def search(
         asked: list[tuple[Any, int]] = []  # (TPE trial, its new candidate)
         todo = list(unscored)  # stored proposals whose trial did not finish (an interrupted run)
         unscored = []
-        new: list[int] = []
-        while len(out.candidates) < trials and len(todo) + len(new) < batch and attempts < trials * MAX_ATTEMPTS_PER_TRIAL:
+        while len(out.candidates) < trials and len(todo) + len(asked) < batch and attempts < trials * MAX_ATTEMPTS_PER_TRIAL:
             attempts += 1
             trial = study.ask(dists)
             params = {p.key: _rounded(p, trial.params[p.key]) for p in space.params}
@@ -206,9 +205,8 @@ def search(
             out.candidates.append(params)
             c = len(out.candidates) - 1
             known[sig] = c
-            new.append(c)
             asked.append((trial, c))
-        run = todo + new
+        run = todo + [c for _, c in asked]
         if not run:
             break
         results, sweep = _score(run, out, base_config, data, source, folds, db_path, objective, executor, budget=budget)
