@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from strategy_table import DATA, MAKER_PULLS, RECORDINGS, fmt, run  # noqa: E402
+from strategy_table import DATA, MAKER_PULLS, RECORDINGS, fmt, markouts_cell, run  # noqa: E402
 
 PULLS = dict(MAKER_PULLS)  # pull_flow 0.3, pull_depletion 0.2, trade_window_s 1
 MICRO = {"BOT__STRATEGY__PULL_MICROPRICE": "0.2"}
@@ -64,8 +64,7 @@ def main() -> int:
         if "error" in r:
             print(f"| {r['label']} | {r['variant']} | {r['maker_fee']:g} | error: {r['error']} |||||")
             continue
-        marks = "-" if r["spread_captured_bps"] is None else (
-            f"{fmt(r['spread_captured_bps'], 3)} / {fmt(r['adverse_selection_1s_bps'], 3)} / {fmt(r['adverse_selection_10s_bps'], 3)}")
+        marks = markouts_cell(r)
         print(f"| {r['label']} | {r['variant']} | {r['maker_fee']:g} | {r['maker_fills']} | {r['trades']} | {fmt(r['pnl_gross'])} "
               f"| {fmt(r['fees'])} | {fmt(r['pnl_net'])} | {marks} |")
     if args.json:

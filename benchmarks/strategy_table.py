@@ -81,6 +81,13 @@ def fmt(x: Any, digits: int = 2) -> str:
     return str(x)
 
 
+def markouts_cell(r: dict[str, Any]) -> str:
+    """The maker fills' markouts of a row: spread captured / adverse selection at 1 s / 10 s (bps), "-" without maker fills."""
+    if r["spread_captured_bps"] is None:
+        return "-"
+    return f"{fmt(r['spread_captured_bps'], 3)} / {fmt(r['adverse_selection_1s_bps'], 3)} / {fmt(r['adverse_selection_10s_bps'], 3)}"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--modes", nargs="+", default=MODES)
@@ -107,8 +114,7 @@ def main() -> int:
         if "error" in r:
             print(f"| {r['label']} | {mode} | error: {r['error']} ||||||||||")
             continue
-        marks = "-" if r["spread_captured_bps"] is None else (
-            f"{fmt(r['spread_captured_bps'], 3)} / {fmt(r['adverse_selection_1s_bps'], 3)} / {fmt(r['adverse_selection_10s_bps'], 3)}")
+        marks = markouts_cell(r)
         print(f"| {r['label']} | {mode} | {r['orders']} | {r['trades']} | {fmt(r['pnl_gross'])} | {fmt(r['fees'])} | {fmt(r['funding'])} | {fmt(r['pnl_net'])} "
               f"| {fmt(r['taker_round_trip_bps'])} | {fmt(r['mean_spread_bps'], 4)} | {marks} | {r['events_per_s_command']:,} |")
     if args.json:
