@@ -1,4 +1,4 @@
-"""Parsing a recording: the compiled parser, the reference reader, and the command a user runs.
+"""Parsing a recording: the compiled parser against the reference reader.
 
     .venv/bin/python benchmarks/bench_parse.py [--repeat 5] [--json FILE]
 
@@ -8,10 +8,9 @@ Figures, on the shared spot BTCUSDT recording (two gzip files, 99,574 lines, 26.
 * ``compiled``: :func:`bot.fast.parse_binance.parse` in a warm process (numba's cache loaded),
   gzip to columnar arrays, lines/s and MB/s of text;
 * ``reader``: :func:`bot.data.binance.read_binance` plus :func:`encode_events`, the path every
-  recording took before and the one a recording with problems still takes;
-* ``command``: ``bot backtest --fast --json`` as a user runs it, one new process each time: with
-  an empty cache directory (``cold``: parse + replay + store) and again with the cache filled
-  (``cached``); events/s is the recording's events over the whole process's wall time.
+  recording took before and the one a recording with problems still takes.
+
+The whole command (``bot backtest`` with an empty and a filled cache) is ``bench_command.py``.
 
 Best and median of the repeats are given: the machine may be shared with other work.
 """
@@ -20,30 +19,13 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
-import os
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import BTC_FILES, ROOT, fmt_rate, print_machine, rate_stats, real_data_present, timed, write_json  # noqa: E402
-
-
-def _command(cache: Path, db: Path) -> tuple[float, dict]:
-    env = dict(os.environ, BOT_FAST_CACHE=str(cache))
-    cmd = [sys.executable, "-m", "bot", "backtest", "--config", str(ROOT / "config" / "backtest.toml"),
-           "--data", *map(str, BTC_FILES), "--fast", "--json", "--db", str(db)]
-    t = time.perf_counter()
-    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    if out.returncode != 0:
-        raise SystemExit(f"bot backtest failed ({out.returncode}): {out.stderr.strip()[-400:]}")
-    return wall, json.loads(out.stdout)
+from common import BTC_FILES, fmt_rate, print_machine, rate_stats, real_data_present, timed, write_json  # noqa: E402
 
 
 def main() -> int:
@@ -79,24 +61,12 @@ def main() -> int:
     times, _ = timed(reader, max(2, args.repeat // 2))
     res["reader"] = rate_stats(lines, times)
 
-    runs: dict[str, list[float]] = {"cold": [], "cached": []}
-    for _ in range(max(2, args.repeat // 2)):
-        with tempfile.TemporaryDirectory() as tmp:
-            for phase in ("cold", "cached"):
-                wall, summary = _command(Path(tmp) / "cache", Path(tmp) / f"{phase}.db")
-                runs[phase].append(wall)
-    res["command"] = {phase: rate_stats(res["events"], t) for phase, t in runs.items()}
-
     c, r = res["compiled"], res["reader"]
     print(f"   text {text_mb:.1f} MB, {lines:,} lines, {res['events']:,} events")
     print(f"   gunzip alone:        {res['gunzip']['best_s']:.3f} s  ({res['gunzip']['best_mb_per_s']} MB/s)")
     print(f"   compiled parser:     {fmt_rate(c['best_events_per_s'])} lines best, {fmt_rate(c['median_events_per_s'])} median "
           f"({c['best_mb_per_s']} MB/s of text)")
     print(f"   reader + encode:     {fmt_rate(r['best_events_per_s'])} lines best, {fmt_rate(r['median_events_per_s'])} median")
-    for phase, label in (("cold", "empty cache"), ("cached", "cache filled")):
-        x = res["command"][phase]
-        print(f"   bot backtest --fast, {label}: {x['best_s']:.2f} s best, {x['median_s']:.2f} s median wall "
-              f"= {fmt_rate(x['best_events_per_s'])} events/s end to end (best)")
     write_json(args.json, res)
     return 0
 

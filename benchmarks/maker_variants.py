@@ -26,6 +26,14 @@ from strategy_table import DATA, MAKER_PULLS, RECORDINGS, fmt, markouts_cell, ru
 
 PULLS = dict(MAKER_PULLS)  # pull_flow 0.3, pull_depletion 0.2, trade_window_s 1
 MICRO = {"BOT__STRATEGY__PULL_MICROPRICE": "0.2"}
+PROPORTIONAL = {"BOT__EXECUTION__QUEUE_MODEL": "proportional"}  # the fill model's optimistic queue, not a strategy rule
+
+
+def _offset(ticks: int, requote: int) -> dict[str, str]:
+    """Quotes ``ticks`` behind the fair price, re-placed only once the target moved ``requote`` ticks."""
+    return {"BOT__STRATEGY__QUOTE_OFFSET_TICKS": str(ticks), "BOT__STRATEGY__REQUOTE_TICKS": str(requote)}
+
+
 VARIANTS: dict[str, dict[str, str]] = {
     "defaults": {},
     "pulls": PULLS,
@@ -36,6 +44,13 @@ VARIANTS: dict[str, dict[str, str]] = {
     "pulls + microprice 0.2": {**PULLS, **MICRO},
     "pulls + cooldown 10 s": {**PULLS, "BOT__STRATEGY__FILL_COOLDOWN_S": "10"},
     "pulls + microprice 0.2 + cooldown 30 s": {**PULLS, **MICRO, "BOT__STRATEGY__FILL_COOLDOWN_S": "30"},
+    "proportional queue": PROPORTIONAL,
+    "pulls, proportional queue": {**PULLS, **PROPORTIONAL},
+    "offset 20 ticks (requote 5)": _offset(20, 5),
+    "offset 40 ticks (requote 10)": _offset(40, 10),
+    "offset 80 ticks (requote 20)": _offset(80, 20),
+    "offset 40 + pulls": {**_offset(40, 10), **PULLS},
+    "offset 40 + cooldown 30 s": {**_offset(40, 10), "BOT__STRATEGY__FILL_COOLDOWN_S": "30"},
 }
 REBATE = ["pulls + cooldown 10 s", "pulls + microprice 0.2 + cooldown 30 s"]
 

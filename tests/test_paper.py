@@ -129,6 +129,60 @@ def test_queue_ahead_shrinks_with_the_level_and_crossing_fills():
     assert fill.amount == Decimal("0.05") and o.status is OrderStatus.FILLED
 
 
+def test_proportional_queue_takes_its_share_of_a_cancel_and_back_takes_none():
+    """2.0 ahead of us at 99.98, then 2.0 more joins behind us and 2.0 is cancelled: back says the
+    cancel was behind us (2.0 still ahead), proportional that half of it was ahead (1.0 ahead)."""
+    fills = {}
+    for model in ("back", "proportional"):
+        v, book = PaperVenue(ExecutionSection(latency_ms=0, queue_model=model), MARKET), book_at()
+        v.submit(quote("q1", Side.BUY, "99.98", "0.5"), 0)
+        v.on_book(book, 0)
+        book.apply(BookDelta(1, 0, ((99.98, 4.0),), (), 2, 2))  # others join behind us
+        v.on_book(book, 1)
+        book.apply(BookDelta(2, 0, ((99.98, 2.0),), (), 3, 3))  # half the level cancelled
+        v.on_book(book, 2)
+        done = v.on_book(book, 3, Trade(3, 0, 99.98, 1.3, "sell"))
+        fills[model] = sum((f.amount for _, fs in done for f in fs), Decimal(0))
+    assert fills == {"back": Decimal(0), "proportional": Decimal("0.3")}
+
+
+def test_a_trade_is_not_counted_again_as_a_cancel_when_the_book_shows_it():
+    v, book = PaperVenue(ExecutionSection(latency_ms=0, queue_model="proportional"), MARKET), book_at()
+    v.submit(quote("q1", Side.BUY, "99.98", "0.5"), 0)
+    v.on_book(book, 0)
+    v.on_book(book, 1, Trade(1, 0, 99.98, 0.5, "sell"))  # 1.5 ahead
+    book.apply(BookDelta(2, 0, ((99.98, 1.5),), (), 2, 2))  # the book now shows that trade: no cancel
+    v.on_book(book, 2)
+    assert v.on_book(book, 3, Trade(3, 0, 99.98, 1.5, "sell")) == []
+    [(_, [fill])] = v.on_book(book, 4, Trade(4, 0, 99.98, 0.2, "sell"))
+    assert fill.amount == Decimal("0.2")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(1, 300)), min_size=1, max_size=30))
+def test_proportional_queue_never_fills_later_than_back(steps):
+    """Same level sizes and trades for both models: the proportional queue is never behind the
+    back-of-queue one, so what back has filled proportional has filled too (ticks of 0.01)."""
+    filled = {}
+    for model in ("back", "proportional"):
+        v, book = PaperVenue(ExecutionSection(latency_ms=0, queue_model=model), MARKET), book_at()
+        order = quote("q1", Side.BUY, "99.98", "5")
+        v.submit(order, 0)
+        v.on_book(book, 0)
+        level = 2.0
+        for t, (is_trade, n) in enumerate(steps, start=1):
+            if is_trade:
+                size = min(level, n / 100)
+                v.on_book(book, t, Trade(t, 0, 99.98, size, "sell"))
+                level = round(level - size, 2)
+            else:  # the level moves to a new size (a cancel or others joining)
+                level = n / 100
+            book.apply(BookDelta(t, 0, ((99.98, level),), (), t + 1, t + 1))
+            v.on_book(book, t)
+        filled[model] = order.filled
+    assert filled["proportional"] >= filled["back"]
+
+
 def test_post_only_order_that_would_cross_is_rejected():
     v, book = venue(latency_ms=0), book_at()
     order = quote("q1", Side.BUY, "100.0", "0.1")  # at the best ask

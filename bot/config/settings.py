@@ -281,6 +281,11 @@ class ExecutionSection(_Section):
         10.0, ge=-10, le=100, description="negative = a rebate (Binance pays market makers on some tiers); booked as a negative fee"
     )
     latency_ms: float = Field(50.0, ge=0, description="decision to fill; the fill sees the book after it")
+    queue_model: Literal["back", "proportional"] = Field(
+        "back",
+        description="whose order a cancel at a resting maker order's level was: back = from behind it first (pessimistic), "
+        "proportional = anywhere in the queue, so the queue ahead shrinks by its share",
+    )
 
 
 class StoreSection(_Section):

@@ -9,11 +9,16 @@ the quote currency on each fill's notional.
 
 Post-only limit orders (maker mode) reach the book after the same latency; one that would cross
 is rejected, as Binance rejects a LIMIT_MAKER. A resting order joins the back of its price level:
-``queue_ahead`` starts at the visible size there, shrinks by every trade printed at our price
-and never exceeds the level's current size (cancellations ahead of us). It fills, at its own
-price with the maker fee, by the part of a trade that exceeds the queue ahead, fully when a
-trade prints through its price or the opposite best price crosses it. Cancels also take the
-latency, and the order can still fill meanwhile.
+``queue_ahead`` starts at the visible size there and shrinks by every trade printed at our price.
+Where the level shrinks without a trade (someone cancelled), ``execution.queue_model`` says
+whose order it was: ``back`` (the default, the pessimistic bound) takes cancels from behind us
+first, so our place only improves once the level is smaller than the queue ahead of us;
+``proportional`` treats every resting lot as equally likely to be cancelled, so the queue ahead
+shrinks by its share (ahead / level) of each cancel. The truth lies between the two, and a
+recording of aggregated levels cannot say where. It fills, at its own price with the maker fee,
+by the part of a trade that exceeds the queue ahead, fully when a trade prints through its price
+or the opposite best price crosses it. Cancels also take the latency, and the order can still
+fill meanwhile.
 
 Limits of the model, stated so nobody over-trusts a backtest: our own fills do not remove
 liquidity from the recorded book (no market impact), and hidden liquidity is not modelled.
@@ -62,11 +67,13 @@ def walk_book(book: OrderBook, side: Side, amount: Decimal, market: Market) -> l
 
 @dataclass(slots=True)
 class _Resting:
-    """A post-only order in the book: ``queue_ahead`` is the visible size in front of it."""
+    """A post-only order in the book: ``queue_ahead`` is the visible size in front of it,
+    ``level`` the others' size at its price as last seen (to tell a cancel from a trade)."""
 
     order: Order
     price: float
     queue_ahead: float
+    level: float
 
 
 class PaperVenue:
@@ -78,6 +85,7 @@ class PaperVenue:
         self.taker_rate = to_decimal(cfg.taker_fee_bps) / Decimal(10_000)
         self.maker_rate = to_decimal(cfg.maker_fee_bps) / Decimal(10_000)
         self.latency_ns = int(cfg.latency_ms * 1e6)
+        self.proportional_queue = cfg.queue_model == "proportional"
         self._pending: list[tuple[int, Order]] = []
         self._cancels: list[tuple[int, str]] = []
         self._resting: dict[str, _Resting] = {}
@@ -193,7 +201,15 @@ class PaperVenue:
             done.append((order, []))
             return
         ahead = book.size_at("bid" if buy else "ask", price)
-        self._resting[order.client_order_id] = _Resting(order, price, ahead)
+        self._resting[order.client_order_id] = _Resting(order, price, ahead, ahead)
+
+    def _requeue(self, r: _Resting, level: float) -> None:
+        """The level at our price now shows ``level`` (others' size): a drop not explained by the
+        trades already counted is a cancel, ahead of us in proportion under ``proportional``."""
+        if self.proportional_queue and level < r.level and r.level > 0.0:
+            r.queue_ahead -= (r.level - level) * (r.queue_ahead / r.level)
+        r.queue_ahead = max(0.0, min(r.queue_ahead, level))
+        r.level = level
 
     def _apply_cancels(self, now: int, done: list[tuple[Order, list[Fill]]]) -> None:
         still = []
@@ -230,12 +246,13 @@ class PaperVenue:
                     take = remaining
                 elif trade.price == r.price:
                     r.queue_ahead -= trade.size
+                    r.level = max(0.0, r.level - trade.size)
                     if r.queue_ahead < 0.0:
                         # rounded first: float noise (0.6 + 0.7 - 1.0) must not cost a whole lot
                         take = min(remaining, self.market.amount_to_precision(round(-r.queue_ahead, 10)))
                         r.queue_ahead = 0.0
             else:
-                r.queue_ahead = min(r.queue_ahead, book.size_at("bid" if buy else "ask", r.price))
+                self._requeue(r, book.size_at("bid" if buy else "ask", r.price))
             if take <= 0:
                 continue
             fill = self._fill(order, now, order.price, take, self.maker_rate, "maker")
