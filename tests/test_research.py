@@ -569,3 +569,18 @@ def test_robustness_other_recordings(tmp_path, files, config, extra, expect_warn
         assert all(v is None or -1 <= v["ic"] <= 1 for v in h["features"].values())
     for name in rep["plots"]:
         png_size(tmp_path / name)
+
+
+def test_ofi_scatter_draws_a_window_without_a_regression(tmp_path):
+    """A window whose flows never vary has no regression (means are None): the plot says n/a."""
+    import numpy as np
+
+    from bot.research.analysis import Intervals
+    from bot.research.plots import plot_ofi_scatter
+
+    k = 5
+    iv = Intervals(np.arange(k), np.zeros(k), np.zeros(k), np.zeros((k, 1)), None, np.ones(k, dtype=bool), np.zeros(k, dtype=int))
+    none = {"n_windows": 1, "beta_mean": None, "t_mean": None, "r2_mean": None}
+    out = tmp_path / "ofi.png"
+    plot_ofi_scatter(iv, {"interval_s": 1.0, "regressions": {"ofi_quotes": none, "ofi_book": none}}, out, "flat")
+    assert out.stat().st_size > 0

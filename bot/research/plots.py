@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.research.analysis import Intervals
+from bot.research.report import _n
 
 
 def _plt():  # type: ignore[no-untyped-def]
@@ -114,7 +115,9 @@ def plot_ofi_scatter(iv: Intervals, cks: dict, path: Path, title: str) -> None:
         reg = cks["regressions"].get(name, {})
         label = ""
         if reg.get("n_windows"):
-            label = f"mean over {reg['n_windows']} window(s): β={reg['beta_mean']:.3g}, t={reg['t_mean']:.2f}, R²={reg['r2_mean']:.3f}"
+            # a window without variance has no regression: its means are None (n/a), not a crash
+            label = (f"mean over {reg['n_windows']} window(s): β={_n(reg['beta_mean'], '.3g')}, t={_n(reg['t_mean'], '.2f')}, "
+                     f"R²={_n(reg['r2_mean'], '.3f')}")
         ax.set_title(f"{name}\n{label}", fontsize=9)
         ax.set_xlabel(f"{name} per {cks['interval_s']:g}s interval (base units)")
         ax.set_ylabel("Δmid (ticks)")
