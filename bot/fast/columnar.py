@@ -71,6 +71,8 @@ class EventArrays:
     meta: dict[str, Any] = field(default_factory=dict)
     # derived figures a replay needs again on every run over the same arrays (not saved)
     derived: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    # the mappings of arrays opened from disk (bot.fast.colstore.Pager), None for arrays in memory
+    pager: Any = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.kind.shape[0])
@@ -86,6 +88,12 @@ class EventArrays:
     def counts(self) -> dict[str, int]:
         c = np.bincount(self.kind, minlength=len(KIND_NAMES))
         return {name: int(c[k]) for k, name in enumerate(KIND_NAMES)}
+
+    def release(self, upto: int) -> None:
+        """Done with events ``< upto``: memory-mapped columns give their resident pages back (a
+        replay calls this as it goes, so its memory stays flat); no-op for arrays in memory."""
+        if self.pager is not None and upto > 0:
+            self.pager.release(upto, int(self.off[upto]))
 
     def price_table(self) -> np.ndarray:
         """Float price of every rank: ``prices / 10**d``, bit-identical to the events' floats."""
