@@ -170,12 +170,17 @@ class Pager:
         self.done[name] = 0
 
     def release(self, events: int, levels: int) -> None:
+        """Drop the pages before event ``events`` and level ``levels``: from where the last call
+        stopped, or from the start when a new pass began behind it (a second replay)."""
         for name, (mm, start, size) in self.maps.items():
             upto = levels if name in LEVEL_COLUMNS else events
             end = (start + upto * size) // PAGE * PAGE
-            if end > self.done[name]:
-                mm.madvise(mmap.MADV_DONTNEED, self.done[name], end - self.done[name])
-                self.done[name] = end
+            done = self.done[name]
+            if end < done:  # a new pass over the stream
+                done = 0
+            if end > done:
+                mm.madvise(mmap.MADV_DONTNEED, done, end - done)
+            self.done[name] = end
 
 
 def _read_header(file: Path, name: str) -> tuple[np.dtype, int]:

@@ -531,6 +531,27 @@ def max_in_window(ts, window_ns):
     return best
 
 
+@njit(cache=True)
+def max_in_window_range(ts, window_ns, i0, i1, st):
+    """:func:`max_in_window` over events ``i0:i1`` resumed from ``st`` = (best so far, window
+    start ``j``), updated in place, so that a caller can run it in chunks over a mapped ``ts`` and
+    release the pages behind ``j``. Returns -1 when the timestamps go back, else the best so far."""
+    best = st[0]
+    j = st[1]
+    for i in range(i0, i1):
+        if i > 0 and ts[i] < ts[i - 1]:
+            return -1
+        h = ts[i] - window_ns
+        while j < i and ts[j] <= h:
+            j += 1
+        c = i - j + 1
+        if c > best:
+            best = c
+    st[0] = best
+    st[1] = j
+    return best
+
+
 # --------------------------------------------------------------------------- pipeline scan
 # integer parameters of run_scan (copied from the engine's Python objects before each call)
 S_ENGINE_SOUND = 0  # engine.sound_seen
