@@ -28,13 +28,14 @@ import os
 import shutil
 import struct
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bot.fast.columnar import ENCODING_VERSION, EventArrays
+from bot.core.events import MarketEvent
+from bot.fast.columnar import ENCODING_VERSION, EventArrays, encode_chunks, price_units
 
 HEADER = 128  # bytes of every column file's .npy header (magic, length, padded dict, newline)
 EVENT_COLUMNS = {"kind": np.int8, "ts": np.int64, "seq": np.int64, "nbid": np.int32}
@@ -142,8 +143,13 @@ class ColumnWriter:
         info = {"version": ENCODING_VERSION, "events": self.events, "levels": self.levels, "price_decimals": int(price_decimals), "meta": meta}
         (self.tmp / "meta.json").write_text(json.dumps(info, default=str))
         if self.path.exists():
-            shutil.rmtree(self.path)
-        os.replace(self.tmp, self.path)
+            shutil.rmtree(self.path, ignore_errors=True)
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError:  # another process finished the same directory first: keep theirs
+            if not (self.path / "meta.json").exists():
+                raise
+            shutil.rmtree(self.tmp, ignore_errors=True)
         self.done = True
         return self.path
 
@@ -153,6 +159,37 @@ def save_columns(a: EventArrays, path: str | Path) -> Path:
     with ColumnWriter(path) as w:
         w.append(a.kind, a.ts, a.seq, a.off[1:], a.nbid, a.lvl, a.sz)
         return w.finish(a.prices, a.price_decimals, a.meta)
+
+
+def write_events(events: Iterable[MarketEvent], path: str | Path, meta: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
+                 start_decimals: int = 0, chunk: int = 1 << 16) -> Path:
+    """:func:`~bot.fast.columnar.encode_events` to a columnar directory, ``chunk`` events at a
+    time: the same arrays, in memory bounded by the chunk whatever the stream's length.
+
+    The level prices are written as floats first; at the end, passes over them (chunk by chunk,
+    from the file) find the decimals that hold every price exactly, the price table (the union
+    of each chunk's distinct units) and each level's rank. ``meta`` may be a callable, evaluated
+    after the stream is exhausted (a reader's statistics are complete only then). ValueError
+    (before anything is moved into place) when no decimals hold the prices exactly."""
+    skipped: dict[str, int] = {}
+    with ColumnWriter(path, level_dtype=np.float64) as w:
+        for kind, ts, seq, nbid, nlev, prices, sizes in encode_chunks(events, skipped, chunk):
+            off_next = np.cumsum(np.frombuffer(nlev, dtype=np.int64)) + w.levels
+            w.append(np.frombuffer(kind, np.int8), np.frombuffer(ts, np.int64), np.frombuffer(seq, np.int64), off_next,
+                     np.frombuffer(nbid, np.int32), np.frombuffer(prices, np.float64), np.frombuffer(sizes, np.float64))
+        decimals = start_decimals
+        for values in w.level_chunks():  # a price exact at d decimals is exact at every d' > d
+            decimals = price_units(values, decimals)[1]
+        table = np.zeros(0, np.int64)
+        for values in w.level_chunks():
+            table = np.union1d(table, price_units(values, decimals)[0])
+        if table.size >= 2**31:
+            raise ValueError("too many distinct prices")
+        w.map_levels(lambda values: np.searchsorted(table, price_units(values, decimals)[0]))
+        info = dict((meta() if callable(meta) else meta) or {})
+        if skipped:
+            info["skipped"] = skipped
+        return w.finish(table, decimals, info)
 
 
 # --------------------------------------------------------------------------- reading
