@@ -11,7 +11,7 @@ code, the mapped pages it held at once, the store), with the events, the replay'
 events/s. Target: peak RSS <= 1 GiB at 50M events, and flat across sizes.
 
 ``--in-memory`` adds, per size, the same replay over arrays generated in the process
-(:func:`bot.fast.synth.synthetic_arrays`): the memory the layout saves. ``bot backtest`` (the
+(:func:`bot.fast.synth.synthetic_arrays`), for sizes up to 5M: the memory the layout saves. ``bot backtest`` (the
 user's command, a separate process) is also measured on the real spot recording when
 ``../shared/data`` holds it: cold (empty ``--cache``: the compiled parser builds the arrays of
 the whole recording in memory, then writes the cache) and warm (the cache is mapped).
@@ -36,6 +36,7 @@ from common import BTC_FILES, ROOT, print_machine, real_data_present, write_json
 
 SIZES = {"1M": 1_000_000, "5M": 5_000_000, "20M": 20_000_000, "50M": 50_000_000}
 TARGET_MIB = 1024
+IN_MEMORY_MAX = 5_000_000  # --in-memory rows up to this size (about 190 bytes an event: 50M would need 9 GiB)
 
 
 def parse_size(text: str) -> int:
@@ -185,7 +186,7 @@ def main() -> int:
             made.append(db)
             rows.append(replay_row("fast, memory-mapped", [sys.executable, __file__, "--child", str(work / f"synthetic-{n}-seed{args.seed}.cols"),
                                                           "--child-db", str(db), "--seed", str(args.seed)], n))
-            if args.in_memory:
+            if args.in_memory and n <= IN_MEMORY_MAX:
                 rows.append(replay_row("fast, arrays in memory", [sys.executable, __file__, "--child-in-memory", str(n), "--child-db", str(db),
                                                                  "--seed", str(args.seed)], n))
         if not args.no_command and real_data_present():
