@@ -89,11 +89,16 @@ def child(args: argparse.Namespace) -> int:
 
 
 def generate(path: Path, n: int, seed: int) -> float | None:
-    """Write the synthetic recording unless it is there (None: reused); seconds taken."""
-    if (path / "meta.json").exists():
-        return None
+    """Write the synthetic recording unless a usable one is there (None: reused); seconds taken."""
     sys.path.insert(0, str(ROOT))
+    from bot.fast.colstore import ColumnsError, open_columns
     from bot.fast.synth import write_synthetic
+
+    try:
+        if len(open_columns(path)) == n:
+            return None
+    except ColumnsError:  # absent, damaged or of another encoding version: written again
+        pass
 
     t = time.perf_counter()
     write_synthetic(path, n, seed=seed)
@@ -170,9 +175,9 @@ def main() -> int:
         print("   -- generation (write_synthetic, chunks of 1M events)")
         for n in args.sizes:
             path = work / f"synthetic-{n}-seed{args.seed}.cols"
-            if not (path / "meta.json").exists():
-                made.append(path)
             secs = generate(path, n, args.seed)
+            if secs is not None:
+                made.append(path)
             print(f"   {n:,} events: " + ("reused" if secs is None else f"{secs:.1f} s ({n / secs / 1e6:.2f} M events/s)") + f", {du_mib(path):,.0f} MiB on disk")
         warm = work / "warmup.cols"  # compiled code loaded from numba's cache (or compiled) once, not in a measured row
         made += [warm, work / "warmup.db"]
