@@ -70,10 +70,9 @@ class ColumnWriter:
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
         self.level_dtype = np.dtype(level_dtype)
         self.files = {name: open(self.tmp / f"{name}.npy", "wb") for name in (*EVENT_COLUMNS, "off", "sz")}
-        self.files["levels"] = open(self.tmp / "levels.tmp", "wb")  # level values until map_levels
-        for name, fh in self.files.items():
-            if name != "levels":
-                fh.write(b"\0" * HEADER)
+        self.files["levels"] = open(self.tmp / "levels.tmp", "wb")  # level values; lvl.npy once ranks
+        for fh in self.files.values():
+            fh.write(b"\0" * HEADER)
         self.files["off"].write(np.zeros(1, np.int64).tobytes())
         self.events = 0
         self.levels = 0
@@ -111,16 +110,18 @@ class ColumnWriter:
         self.files["levels"].flush()
         size = self.level_dtype.itemsize
         for lo in range(0, self.levels, chunk):
-            yield np.fromfile(self.tmp / "levels.tmp", dtype=self.level_dtype, count=min(chunk, self.levels - lo), offset=lo * size)
+            yield np.fromfile(self.tmp / "levels.tmp", dtype=self.level_dtype, count=min(chunk, self.levels - lo), offset=HEADER + lo * size)
 
     def map_levels(self, fn: Callable[[np.ndarray], np.ndarray], chunk: int = CHUNK_LEVELS) -> None:
         """Replace every level value ``v`` by the int32 rank ``fn(v)`` (applied chunk by chunk)."""
         with open(self.tmp / "levels.map", "wb") as out:
+            out.write(b"\0" * HEADER)
             for values in self.level_chunks(chunk):
                 out.write(np.ascontiguousarray(fn(values), np.int32).tobytes())
         self.files["levels"].close()
         os.replace(self.tmp / "levels.map", self.tmp / "levels.tmp")
-        self.files["levels"] = open(self.tmp / "levels.tmp", "ab")
+        self.files["levels"] = open(self.tmp / "levels.tmp", "r+b")
+        self.files["levels"].seek(0, os.SEEK_END)
         self.level_dtype = np.dtype(np.int32)
 
     def finish(self, prices: np.ndarray, price_decimals: int, meta: dict[str, Any]) -> Path:
@@ -128,17 +129,13 @@ class ColumnWriter:
         (replacing an older one of that name)."""
         if self.level_dtype != np.int32:
             raise ValueError("level values must be mapped to int32 ranks before finish")
-        counts = {**{name: self.events for name in EVENT_COLUMNS}, "off": self.events + 1, "sz": self.levels}
+        counts = {**{name: self.events for name in EVENT_COLUMNS}, "off": self.events + 1, "sz": self.levels, "levels": self.levels}
         for name, count in counts.items():
             fh = self.files[name]
             fh.seek(0)
-            fh.write(npy_header(DTYPES[name], count))
+            fh.write(npy_header(DTYPES.get(name, np.int32), count))
         self._close_files()
-        with open(self.tmp / "lvl.npy", "wb") as out:
-            out.write(npy_header(np.int32, self.levels))
-            with open(self.tmp / "levels.tmp", "rb") as src:
-                shutil.copyfileobj(src, out, 1 << 22)
-        os.unlink(self.tmp / "levels.tmp")
+        os.replace(self.tmp / "levels.tmp", self.tmp / "lvl.npy")
         np.save(self.tmp / "prices.npy", np.ascontiguousarray(prices, np.int64))
         info = {"version": ENCODING_VERSION, "events": self.events, "levels": self.levels, "price_decimals": int(price_decimals), "meta": meta}
         (self.tmp / "meta.json").write_text(json.dumps(info, default=str))
