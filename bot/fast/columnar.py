@@ -2,7 +2,8 @@
 
 The fast kernels (:mod:`bot.fast.kernel`) never touch Python objects: an event stream
 (:func:`bot.data.binance.read_binance`, :func:`bot.data.sim.simulate`, a live recording) is
-converted once into the arrays of :class:`EventArrays` and may be cached as an ``.npz`` file.
+converted once into the arrays of :class:`EventArrays`, kept in memory, saved as an ``.npz``, or
+written in chunks to the memory-mapped directory of :mod:`bot.fast.colstore` (the cache).
 
 Layout (``n`` events, ``L`` price levels in total)::
 
