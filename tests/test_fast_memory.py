@@ -180,3 +180,27 @@ def test_bot_backtest_rebuilds_a_damaged_cache_with_a_note(tmp_path):
     notes = [line for line in second.stderr.splitlines() if "cached recording could not be used" in line]
     assert len(notes) == 1 and "sz.npy" in notes[0]
     assert json.loads(second.stdout)["orders"] == json.loads(first.stdout)["orders"]
+
+
+def test_other_formats_encode_to_a_scratch_directory_removed_after_the_run(tmp_path):
+    """A non-Binance format is encoded chunk by chunk to a mapped scratch directory under --cache,
+    gone once the command ends; the stored results are the readable engine's."""
+    from bot.data.binance import read_binance
+    from tardis_writer import write_tardis
+
+    rec = tmp_path / "btcusdt_20240808.gz"
+    write_recording(rec, seconds=5.0)
+    files = [str(f) for f in write_tardis(read_binance([rec]), tmp_path / "tardis", "binance", "BTCUSDT").values()]
+    cache = tmp_path / "cache"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT__")}
+    out = {}
+    for engine in ("fast", "readable"):
+        cmd = [sys.executable, "-m", "bot", "backtest", "--config", str(ROOT / "config" / "backtest.toml"), "--data", *files,
+               "--db", str(tmp_path / f"{engine}.db"), "--cache", str(cache), "--engine", engine, "--json", "--no-progress"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        out[engine] = json.loads(proc.stdout)
+    assert out["fast"]["stats"]["command"]["engine"] == "fast" and out["fast"]["events"] > 100
+    for key in ("events", "orders", "fills", "pnl_net"):
+        assert out["fast"][key] == out["readable"][key], key
+    assert list(cache.iterdir()) == []  # the scratch directory is removed
