@@ -83,7 +83,11 @@ def _widen(price: float, up: bool) -> float:
 
 
 class FastReplay:
-    """Drives one :class:`Engine` over columnar events with the kernel (see the module docstring)."""
+    """Drives one :class:`Engine` over columnar events with the kernel (see the module docstring).
+
+    Memory: nothing per event is kept; the sample buffers are ``chunk`` long, and every
+    ``RELEASE_EVERY`` events the pages of memory-mapped columns behind the scan are given back
+    (:meth:`EventArrays.release`), so a replay of any length runs in the same resident memory."""
 
     def __init__(self, engine: Engine, arrays: EventArrays, chunk: int = CHUNK):
         self.engine = engine

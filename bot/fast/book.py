@@ -46,7 +46,7 @@ def max_in_window(arrays: EventArrays, window_ns: int, chunk: int = 1 << 22) -> 
     n = len(arrays)
     best = 0
     for i0 in range(0, n, chunk):
-        best = int(K.max_in_window_range(arrays.ts, window_ns, i0, min(n, i0 + chunk), st))
+        best = int(K.max_in_window(arrays.ts, window_ns, i0, min(n, i0 + chunk), st))
         if best < 0:
             break
         arrays.release(int(st[1]))

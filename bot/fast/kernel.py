@@ -512,30 +512,13 @@ def run_count(kind, ts, seq, off, nbid, lvl, sz, i0, i1, bsz, bbits, asz, abits,
 
 
 @jit
-def max_in_window(ts, window_ns):
+def max_in_window(ts, window_ns, i0, i1, st):
     """Most events with timestamps in any window ``(t - window_ns, t]``: bounds the OFI ring.
 
-    Returns -1 when the timestamps ever go back (the bound does not hold then)."""
-    best = 0
-    j = 0
-    n = ts.shape[0]
-    for i in range(n):
-        if i > 0 and ts[i] < ts[i - 1]:
-            return -1
-        h = ts[i] - window_ns
-        while j < i and ts[j] <= h:
-            j += 1
-        c = i - j + 1
-        if c > best:
-            best = c
-    return best
-
-
-@njit(cache=True)
-def max_in_window_range(ts, window_ns, i0, i1, st):
-    """:func:`max_in_window` over events ``i0:i1`` resumed from ``st`` = (best so far, window
-    start ``j``), updated in place, so that a caller can run it in chunks over a mapped ``ts`` and
-    release the pages behind ``j``. Returns -1 when the timestamps go back, else the best so far."""
+    Over events ``i0:i1``, resumed from ``st`` = (best so far, window start ``j``) and updated in
+    place, so that a caller can run it in chunks over a mapped ``ts`` and release the pages behind
+    ``j`` (:func:`bot.fast.book.max_in_window`). Returns -1 when the timestamps ever go back (the
+    bound does not hold then), else the best so far."""
     best = st[0]
     j = st[1]
     for i in range(i0, i1):
