@@ -204,3 +204,17 @@ def test_other_formats_encode_to_a_scratch_directory_removed_after_the_run(tmp_p
     for key in ("events", "orders", "fills", "pnl_net"):
         assert out["fast"][key] == out["readable"][key], key
     assert list(cache.iterdir()) == []  # the scratch directory is removed
+
+
+def test_an_unwritable_cache_is_one_error_line(tmp_path):
+    rec = tmp_path / "btcusdt_20240808.gz"
+    write_recording(rec)
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory should be")
+    cmd = [sys.executable, "-m", "bot", "backtest", "--config", str(ROOT / "config" / "backtest.toml"), "--data", str(rec),
+           "--db", str(tmp_path / "bt.db"), "--cache", str(blocker / "cache"), "--no-progress"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT__")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "--cache" in errors[0] and "not-a-dir" in errors[0], proc.stderr

@@ -264,6 +264,8 @@ def _fast_run(settings: Any, args: argparse.Namespace, db: str, phases: Phases, 
             reader = stats.as_dict()
     except RecordingError as exc:
         return fail(str(exc))
+    except OSError as exc:  # a data file that cannot be read, or a cache directory that cannot be written (full disk)
+        return fail(f"cannot read or write {exc.filename or 'a file'}: {exc.strerror or exc} (the data files, or the cache: give --cache DIR)")
     phases.parse_s = time.perf_counter() - t
     try:
         phases.run_start = time.perf_counter()

@@ -159,8 +159,8 @@ def encode_events(events: Iterable[MarketEvent], meta: dict[str, Any] | None = N
 def encode_chunks(events: Iterable[MarketEvent], skipped: dict[str, int], chunk: int | None) -> Iterator[tuple[array, ...]]:
     """The one event-to-columns rule: (kind, ts, seq, nbid, level count, level prices, level
     sizes) as ``array`` buffers, ``chunk`` events at a time (None: one chunk of everything, also
-    for no events). Skipped perpetual events are counted into ``skipped`` (``mark_price``,
-    ``liquidation``; keys absent while zero) once the stream is exhausted."""
+    for no events). Skipped perpetual events are counted into ``skipped`` once the stream is
+    exhausted: ``{"mark_price": m, "liquidation": l}``, left empty when both are zero."""
     marks = liquidations = 0
     it = iter(events)
     while True:
