@@ -179,6 +179,9 @@ def main() -> int:
             if secs is not None:
                 made.append(path)
             print(f"   {n:,} events: " + ("reused" if secs is None else f"{secs:.1f} s ({n / secs / 1e6:.2f} M events/s)") + f", {du_mib(path):,.0f} MiB on disk")
+        t = time.perf_counter()
+        os.sync()  # the recordings reach the disk now, not while a measured replay runs
+        print(f"   written back to disk in {time.perf_counter() - t:.1f} s")
         warm = work / "warmup.cols"  # compiled code loaded from numba's cache (or compiled) once, not in a measured row
         made += [warm, work / "warmup.db"]
         generate(warm, 20_000, args.seed)
