@@ -45,9 +45,9 @@ def parse_size(text: str) -> int:
     try:
         value = int(float(text.upper().rstrip("M")) * 1_000_000) if text.upper().endswith("M") else int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--sizes: expected event counts like 1M, 5M or 2000000, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected event counts like 1M, 5M or 2000000, got {text!r}") from None
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"--sizes: expected a positive event count, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive event count, got {text!r}")
     return value
 
 
