@@ -217,6 +217,8 @@ def main() -> int:
             for side in (Path(str(path) + "-wal"), Path(str(path) + "-shm")):
                 if side.exists():
                     side.unlink()
+        if not args.keep and not any(work.iterdir()):
+            work.rmdir()
     write_json(args.json, {"machine": m, "rows": rows})
     return 0
 
