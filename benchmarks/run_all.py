@@ -69,7 +69,7 @@ def table(res: dict) -> str:
     if p:
         r = p.get("real")
         if r:
-            rows.append((f"2. parse real recording ({r['events']:,} events)", f"{r['parse']['best_s']:.2f} s (read_binance); encode once {r['encode_s']:.2f} s; cached .npz load {r['npz_load_s']:.3f} s", "", ""))
+            rows.append((f"2. parse real recording ({r['events']:,} events)", f"{r['parse']['best_s']:.2f} s (read_binance); encode once {r['encode_s']:.2f} s; cached columns open {r['npz_load_s']:.3f} s", "", ""))
             rows.append(("2. readable engine, real (engine only / with parse)",
                          f"{fmt_rate(r['readable_engine']['best_events_per_s'])} / {fmt_rate(r['readable_parse_plus_engine']['best_events_per_s'])}", "", ""))
             for key, label in (("fast_info_logs", "info logs"), ("fast_warning_logs", "warning logs")):

@@ -9,7 +9,8 @@ says which engine ran (``stats.command.engine``, ``stats.command.engine_reason``
 spelling of ``--engine fast``.
 
 Data. A Binance raw-stream recording is parsed by the compiled parser into columnar arrays and
-cached (``--cache``); every other format is read by its reader and encoded once.
+cached (``--cache``); every other format is read by its reader and encoded chunk by chunk to a
+memory-mapped scratch directory, removed after the run (bounded memory, :mod:`bot.fast.colstore`).
 
 What the run stores (so ``bot report`` shows the same): ``wall_time_s`` from the start of the
 bot's code to the run's close and ``events_per_s`` over it (what the user gets: imports, parsing
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -203,6 +205,16 @@ def _readable(settings: Any, args: argparse.Namespace, db: str, phases: Phases, 
 
 def _fast(settings: Any, args: argparse.Namespace, db: str, phases: Phases, fmt: str) -> int:
     """The compiled scan over columnar events: the stored results are identical to the readable engine's."""
+    with contextlib.ExitStack() as cleanup:
+        return _fast_run(settings, args, db, phases, fmt, cleanup)
+
+
+def _made(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _fast_run(settings: Any, args: argparse.Namespace, db: str, phases: Phases, fmt: str, cleanup: contextlib.ExitStack) -> int:
     from bot.data.binance import ReaderStats, RecordingError
     from bot.data.market_check import market_mismatch
     from bot.fast.backtest import run_backtest_fast
@@ -221,22 +233,30 @@ def _fast(settings: Any, args: argparse.Namespace, db: str, phases: Phases, fmt:
             meter = ReadMeter().install()
             try:
                 with progress(sum(Path(f).stat().st_size for f in args.data) or None, "parse", unit="bytes", **bar_on) as bar:
-                    arrays, _ = load_binance(args.data, args.cache, on_block=lambda: bar.update(completed=meter.done()))
+                    arrays, info = load_binance(args.data, args.cache, on_block=lambda: bar.update(completed=meter.done()))
                     bar.update(completed=bar.total)  # a cached recording is read in one go
             finally:
                 meter.uninstall()
+            if info.get("rebuilt"):
+                print(f"note: the cached recording could not be used ({info['rebuilt']}); parsed again", file=sys.stderr)
             reader = arrays.meta.get("reader", {})
             symbol = str(reader.get("symbol") or arrays.meta.get("symbol") or "")
             problem = market_mismatch(symbol, str(reader.get("market_type") or ""), settings.instruments[0], args.config)
             if problem:
                 return fail(problem)
         else:
+            import tempfile
+
             from bot.data.readers import read_events
-            from bot.fast.columnar import encode_events
+            from bot.fast.colstore import open_columns, write_events
+            from bot.fast.columnar import default_cache_dir
 
             stats = ReaderStats()
-            try:
-                arrays = encode_events(_checked_symbol(read_events(args.data, fmt, stats), stats, settings.instruments[0], args.config))
+            try:  # encoded chunk by chunk to a mapped scratch directory (bounded memory), removed after the run
+                scratch = Path(tempfile.mkdtemp(prefix="encoded-", dir=_made(Path(args.cache) if args.cache else default_cache_dir())))
+                cleanup.callback(shutil.rmtree, scratch, True)
+                arrays = open_columns(write_events(_checked_symbol(read_events(args.data, fmt, stats), stats, settings.instruments[0], args.config),
+                                                   scratch / "events.cols"))
             except ValueError as exc:  # prices the columnar encoding cannot hold exactly
                 reason = f"{fmt} prices cannot be encoded exactly for the compiled scan ({exc})"
                 print(f"note: the readable engine runs this backtest ({reason}); same results, slower", file=sys.stderr)
@@ -244,6 +264,8 @@ def _fast(settings: Any, args: argparse.Namespace, db: str, phases: Phases, fmt:
             reader = stats.as_dict()
     except RecordingError as exc:
         return fail(str(exc))
+    except OSError as exc:  # a data file that cannot be read, or a cache directory that cannot be written (full disk)
+        return fail(f"cannot read or write {exc.filename or 'a file'}: {exc.strerror or exc} (the data files, or the cache: give --cache DIR)")
     phases.parse_s = time.perf_counter() - t
     try:
         phases.run_start = time.perf_counter()

@@ -1,7 +1,8 @@
 """Fast path: columnar events, a compiled book + signal kernel, and a backtest that runs the
 readable engine only on the events where it could decide something. Needs ``numba``.
 
-* :mod:`bot.fast.columnar` -- event stream <-> flat numpy arrays (exact prices), ``.npz`` cache;
+* :mod:`bot.fast.columnar` -- event stream <-> flat numpy arrays (exact prices);
+* :mod:`bot.fast.colstore` -- those arrays on disk, written in chunks and memory-mapped (the cache);
 * :mod:`bot.fast.kernel` -- the book and the signals over those arrays (bit-identical floats);
 * :mod:`bot.fast.book` -- ``FastBook`` (kernel state), ``BookView``/``SignalView`` (the kernel's
   book and signals through the ``OrderBook``/``SignalEngine`` API);

@@ -70,6 +70,7 @@ from bot.fast.book import CHUNK, STATUS_CODE, BookView, FastBook, SignalView
 from bot.fast.columnar import EventArrays, event_at, iter_events
 from bot.store.store import Store
 
+RELEASE_EVERY = 1 << 20  # events between two page releases of a memory-mapped stream (a syscall per column)
 
 
 def _widen(price: float, up: bool) -> float:
@@ -82,7 +83,11 @@ def _widen(price: float, up: bool) -> float:
 
 
 class FastReplay:
-    """Drives one :class:`Engine` over columnar events with the kernel (see the module docstring)."""
+    """Drives one :class:`Engine` over columnar events with the kernel (see the module docstring).
+
+    Memory: nothing per event is kept; the sample buffers are ``chunk`` long, and every
+    ``RELEASE_EVERY`` events the pages of memory-mapped columns behind the scan are given back
+    (:meth:`EventArrays.release`), so a replay of any length runs in the same resident memory."""
 
     def __init__(self, engine: Engine, arrays: EventArrays, chunk: int = CHUNK):
         self.engine = engine
@@ -184,6 +189,7 @@ class FastReplay:
         next_progress = 100_000
         clock = time.perf_counter
         i = fb.pos
+        next_release = i + RELEASE_EVERY
         while i < n:
             stop = min(n, i + self.chunk)
             t0 = clock()
@@ -204,9 +210,13 @@ class FastReplay:
             else:
                 fb.pos = stop
                 i = stop
+            if i >= next_release:  # memory-mapped columns: the pages behind go back (flat memory)
+                a.release(i)
+                next_release = i + RELEASE_EVERY
             if progress is not None and i >= next_progress:
                 progress(i)
                 next_progress = (i // 100_000 + 1) * 100_000
+        a.release(n)
         if n:
             e.now = int(a.ts[n - 1])
         e.stats.events = n

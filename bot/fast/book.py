@@ -39,6 +39,21 @@ def signal_params(cfg: SignalSection) -> tuple[np.ndarray, np.ndarray, int]:
     return w, pf, window_ns
 
 
+def max_in_window(arrays: EventArrays, window_ns: int, chunk: int = 1 << 22) -> int:
+    """:func:`bot.fast.kernel.max_in_window` of the stream's timestamps, in chunks that release
+    the mapped pages behind them (a memory-mapped stream is never resident as a whole)."""
+    st = np.zeros(2, dtype=np.int64)
+    n = len(arrays)
+    best = 0
+    for i0 in range(0, n, chunk):
+        best = int(K.max_in_window(arrays.ts, window_ns, i0, min(n, i0 + chunk), st))
+        if best < 0:
+            break
+        arrays.release(int(st[1]))
+    arrays.release(n)
+    return best
+
+
 class FastBook:
     """Kernel state for one event stream: book sides, signal state and the OFI ring."""
 
@@ -70,7 +85,7 @@ class FastBook:
             key = ("max_in_window", window_ns)
             bound = arrays.derived.get(key)
             if bound is None:  # one pass over the timestamps; a tuning job replays the same arrays often
-                bound = arrays.derived[key] = int(K.max_in_window(arrays.ts, window_ns))
+                bound = arrays.derived[key] = max_in_window(arrays, window_ns)
             # timestamps that go back (-1): bound by the whole stream
             ring_capacity = bound + 1 if bound >= 0 else len(arrays) + 1
         cap = 1

@@ -2,7 +2,8 @@
 
 The fast kernels (:mod:`bot.fast.kernel`) never touch Python objects: an event stream
 (:func:`bot.data.binance.read_binance`, :func:`bot.data.sim.simulate`, a live recording) is
-converted once into the arrays of :class:`EventArrays` and may be cached as an ``.npz`` file.
+converted once into the arrays of :class:`EventArrays`, kept in memory, saved as an ``.npz``, or
+written in chunks to the memory-mapped directory of :mod:`bot.fast.colstore` (the cache).
 
 Layout (``n`` events, ``L`` price levels in total)::
 
@@ -49,7 +50,7 @@ from bot.core.events import BestBidAsk, BookDelta, BookInvalidated, BookSnapshot
 
 SNAPSHOT, DELTA, BBO, TRADE, INVALIDATED = 0, 1, 2, 3, 4
 KIND_NAMES = ("snapshot", "delta", "bbo", "trade", "invalidated")
-ENCODING_VERSION = 4  # 4: reader meta keeps the problems; 3: markets spot/linear/inverse (2 said "future"), perpetual events skipped
+ENCODING_VERSION = 5  # 5: caches are directories of mapped columns (bot.fast.colstore); 4: reader meta keeps the problems; 3: markets spot/linear/inverse (2 said "future"), perpetual events skipped
 MAX_DECIMALS = 12
 
 _ARRAYS = ("kind", "ts", "seq", "off", "nbid", "lvl", "sz", "prices")
@@ -71,6 +72,8 @@ class EventArrays:
     meta: dict[str, Any] = field(default_factory=dict)
     # derived figures a replay needs again on every run over the same arrays (not saved)
     derived: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    # the mappings of arrays opened from disk (bot.fast.colstore.Pager), None for arrays in memory
+    pager: Any = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.kind.shape[0])
@@ -86,6 +89,12 @@ class EventArrays:
     def counts(self) -> dict[str, int]:
         c = np.bincount(self.kind, minlength=len(KIND_NAMES))
         return {name: int(c[k]) for k, name in enumerate(KIND_NAMES)}
+
+    def release(self, upto: int) -> None:
+        """Done with events ``< upto``: memory-mapped columns give their resident pages back (a
+        replay calls this as it goes, so its memory stays flat); no-op for arrays in memory."""
+        if self.pager is not None and upto > 0:
+            self.pager.release(upto, int(self.off[upto]))
 
     def price_table(self) -> np.ndarray:
         """Float price of every rank: ``prices / 10**d``, bit-identical to the events' floats."""
@@ -122,68 +131,17 @@ def price_units(prices: np.ndarray, start_decimals: int = 0) -> tuple[np.ndarray
 
 # --------------------------------------------------------------------------- encode / decode
 def encode_events(events: Iterable[MarketEvent], meta: dict[str, Any] | None = None, start_decimals: int = 0) -> EventArrays:
-    """Convert an event stream into :class:`EventArrays` (one pass, then vectorised price checks)."""
-    kind = array("b")
-    ts = array("q")
-    seq = array("q")
-    nbid = array("i")
-    nlev = array("q")
-    prices = array("d")
-    sizes = array("d")
-    k_append, ts_append, seq_append, nb_append, nl_append = kind.append, ts.append, seq.append, nbid.append, nlev.append
-    p_append, s_append = prices.append, sizes.append
-    skipped_marks = skipped_liquidations = 0
-    for ev in events:
-        t = type(ev)
-        if t is BestBidAsk:
-            k_append(BBO)
-            ts_append(ev.ts_local)
-            seq_append(ev.sequence)
-            nb_append(1)
-            nl_append(2)
-            p_append(ev.bid_price)
-            s_append(ev.bid_size)
-            p_append(ev.ask_price)
-            s_append(ev.ask_size)
-        elif t is Trade:
-            k_append(TRADE)
-            ts_append(ev.ts_local)
-            seq_append(ev.trade_id)
-            nb_append(1 if ev.side == "buy" else 0)
-            nl_append(1)
-            p_append(ev.price)
-            s_append(ev.size)
-        elif t is BookDelta or t is BookSnapshot:
-            k_append(DELTA if t is BookDelta else SNAPSHOT)
-            ts_append(ev.ts_local)
-            seq_append(ev.last_seq if t is BookDelta else ev.sequence)
-            nb_append(len(ev.bids))
-            nl_append(len(ev.bids) + len(ev.asks))
-            for p, s in ev.bids:
-                p_append(p)
-                s_append(s)
-            for p, s in ev.asks:
-                p_append(p)
-                s_append(s)
-        elif t is BookInvalidated:
-            k_append(INVALIDATED)
-            ts_append(ev.ts_local)
-            seq_append(0)
-            nb_append(0)
-            nl_append(0)
-        elif t is MarkPrice:
-            skipped_marks += 1
-        elif t is Liquidation:
-            skipped_liquidations += 1
-        else:
-            raise TypeError(f"not a market event: {t.__name__}")
+    """Convert an event stream into :class:`EventArrays` in memory (one pass, then vectorised
+    price checks). :func:`bot.fast.colstore.write_events` does the same to disk in chunks."""
+    skipped: dict[str, int] = {}
+    kind, ts, seq, nbid, nlev, prices, sizes = next(encode_chunks(events, skipped, None))
     units, decimals = price_units(np.frombuffer(prices, dtype=np.float64), start_decimals)
     off = np.zeros(len(nlev) + 1, dtype=np.int64)
     np.cumsum(np.frombuffer(nlev, dtype=np.int64), out=off[1:])
     table, lvl = rank_prices(units)
     meta = dict(meta or {})
-    if skipped_marks or skipped_liquidations:
-        meta["skipped"] = {"mark_price": skipped_marks, "liquidation": skipped_liquidations}
+    if skipped:
+        meta["skipped"] = skipped
     return EventArrays(
         np.frombuffer(kind, dtype=np.int8).copy(),
         np.frombuffer(ts, dtype=np.int64).copy(),
@@ -196,6 +154,77 @@ def encode_events(events: Iterable[MarketEvent], meta: dict[str, Any] | None = N
         decimals,
         meta=meta,
     )
+
+
+def encode_chunks(events: Iterable[MarketEvent], skipped: dict[str, int], chunk: int | None) -> Iterator[tuple[array, ...]]:
+    """The one event-to-columns rule: (kind, ts, seq, nbid, level count, level prices, level
+    sizes) as ``array`` buffers, ``chunk`` events at a time (None: one chunk of everything, also
+    for no events). Skipped perpetual events are counted into ``skipped`` once the stream is
+    exhausted: ``{"mark_price": m, "liquidation": l}``, left empty when both are zero."""
+    marks = liquidations = 0
+    it = iter(events)
+    while True:
+        kind, ts, seq, nbid, nlev, prices, sizes = array("b"), array("q"), array("q"), array("i"), array("q"), array("d"), array("d")
+        k_append, ts_append, seq_append, nb_append, nl_append = kind.append, ts.append, seq.append, nbid.append, nlev.append
+        p_append, s_append = prices.append, sizes.append
+        left = -1 if chunk is None else chunk
+        for ev in it:
+            t = type(ev)
+            if t is BestBidAsk:
+                k_append(BBO)
+                ts_append(ev.ts_local)
+                seq_append(ev.sequence)
+                nb_append(1)
+                nl_append(2)
+                p_append(ev.bid_price)
+                s_append(ev.bid_size)
+                p_append(ev.ask_price)
+                s_append(ev.ask_size)
+            elif t is Trade:
+                k_append(TRADE)
+                ts_append(ev.ts_local)
+                seq_append(ev.trade_id)
+                nb_append(1 if ev.side == "buy" else 0)
+                nl_append(1)
+                p_append(ev.price)
+                s_append(ev.size)
+            elif t is BookDelta or t is BookSnapshot:
+                k_append(DELTA if t is BookDelta else SNAPSHOT)
+                ts_append(ev.ts_local)
+                seq_append(ev.last_seq if t is BookDelta else ev.sequence)
+                nb_append(len(ev.bids))
+                nl_append(len(ev.bids) + len(ev.asks))
+                for p, s in ev.bids:
+                    p_append(p)
+                    s_append(s)
+                for p, s in ev.asks:
+                    p_append(p)
+                    s_append(s)
+            elif t is BookInvalidated:
+                k_append(INVALIDATED)
+                ts_append(ev.ts_local)
+                seq_append(0)
+                nb_append(0)
+                nl_append(0)
+            elif t is MarkPrice:
+                marks += 1
+                continue
+            elif t is Liquidation:
+                liquidations += 1
+                continue
+            else:
+                raise TypeError(f"not a market event: {t.__name__}")
+            left -= 1
+            if left == 0:
+                break
+        last = left != 0  # the stream ran out inside this chunk
+        if last:
+            if marks or liquidations:
+                skipped.update({"mark_price": marks, "liquidation": liquidations})
+        if len(kind) or last and chunk is None:
+            yield kind, ts, seq, nbid, nlev, prices, sizes
+        if last:
+            return
 
 
 def rank_prices(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -292,11 +321,15 @@ def default_cache_dir() -> Path:
 
 def load_binance(paths: Sequence[str | Path], cache_dir: str | Path | None = None, *, refresh: bool = False,
                  compiled: bool = True, on_block: Any = None) -> tuple[EventArrays, dict[str, Any]]:
-    """Columnar arrays of a Binance recording, cached as ``<cache_dir>/binance-<key>.npz``.
+    """Columnar arrays of a Binance recording, memory-mapped from the cache directory
+    ``<cache_dir>/binance-<key>.cols`` (:mod:`bot.fast.colstore`), built on first use.
 
     The key covers the files' absolute paths, sizes and modification times and the encoding
-    version. Returns the arrays and timings ``{"parse_s", "encode_s", "load_s", "cached"}``
-    (``parse_s`` is the reader, ``encode_s`` the conversion; both 0 when loaded from the cache).
+    version (caches of older versions are never read; a version bump makes a new key). Returns
+    the arrays and timings ``{"parse_s", "encode_s", "load_s", "cached"}`` (``parse_s``: reading
+    and encoding, which run interleaved; ``encode_s`` stays 0; ``load_s``: opening the cache).
+    A cache that cannot be opened (truncated, damaged, half deleted) is parsed again and
+    rewritten; the timings' ``rebuilt`` then says what was wrong with it.
     The reader's statistics are kept in ``arrays.meta["reader"]``; ``meta["market_type"]`` is
     ``"spot"``, ``"linear"`` or ``"inverse"`` (empty when no depth diff told it) and
     ``meta["unified_symbol"]`` the ccxt symbol (``BTC/USD:BTC``) or None. Raises
@@ -307,6 +340,9 @@ def load_binance(paths: Sequence[str | Path], cache_dir: str | Path | None = Non
     A clean recording is parsed by the compiled parser (:mod:`bot.fast.parse_binance`, 10x the
     reader's speed, identical arrays and statistics); one that needs the reader's problem
     handling, or ``compiled=False``, by :func:`read_binance`. The timings' ``parser`` says which.
+    Memory: the compiled parser still builds the whole recording's arrays in memory before writing
+    them (about 1 KB an event at its peak); the reader's events are encoded chunk by chunk
+    (:func:`bot.fast.colstore.write_events`). A replay of the cache is bounded either way.
     ``on_block()`` is called after each block the compiled parser scanned (a progress bar).
     """
     import time
@@ -314,31 +350,46 @@ def load_binance(paths: Sequence[str | Path], cache_dir: str | Path | None = Non
     from bot.data.binance import ReaderStats, read_binance
     from bot.data.symbols import unified_symbol
 
+    from bot.fast.colstore import ColumnsError, open_columns, save_columns, write_events
+
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = cache / f"binance-{_files_key(paths)}.npz"
+    path = cache / f"binance-{_files_key(paths)}.cols"
+    unreadable = None
     if path.exists() and not refresh:
         t = time.perf_counter()
-        a = load_npz(path)
-        if len(a) == 0:
-            return load_binance(paths, cache_dir, refresh=True, compiled=compiled, on_block=on_block)
-        return a, {"parse_s": 0.0, "encode_s": 0.0, "load_s": time.perf_counter() - t, "cached": True, "path": str(path)}
+        try:
+            a = open_columns(path)
+        except ColumnsError as exc:  # damaged or half-deleted: parsed again and rewritten
+            unreadable = str(exc)
+        else:
+            if len(a) == 0:
+                return load_binance(paths, cache_dir, refresh=True, compiled=compiled, on_block=on_block)
+            return a, {"parse_s": 0.0, "encode_s": 0.0, "load_s": time.perf_counter() - t, "cached": True, "path": str(path)}
     t0 = time.perf_counter()
     fast = _parse_compiled(paths, on_block) if compiled else None
-    if fast is not None:
-        a, stats = fast
-        t1 = t2 = time.perf_counter()
-    else:
+    parser = "compiled" if fast is not None else "reader"
+
+    def meta(stats: Any, extra: dict[str, Any]) -> dict[str, Any]:
+        info = {"source": "binance", "files": [str(p) for p in paths], "symbol": stats.symbol, "market_type": stats.market_type,
+                "unified_symbol": unified_symbol(stats.symbol, stats.market_type) if stats.market_type else None, **extra}
+        info["reader"] = stats.as_dict()  # with its problems (at most MAX_PROBLEMS lines): the command lists them
+        return info
+
+    if fast is not None:  # the compiled parser builds the whole recording's arrays in memory (then mapped from the cache)
+        arrays, stats = fast
+        arrays.meta = meta(stats, arrays.meta)
+        save_columns(arrays, path)
+        del arrays, fast
+    else:  # the reader's events are encoded chunk by chunk: nothing of the whole stream is held
         stats = ReaderStats()
-        events = list(read_binance(list(paths), stats))
-        t1 = time.perf_counter()
-        a = encode_events(events)
-        t2 = time.perf_counter()
-    a.meta = {"source": "binance", "files": [str(p) for p in paths], "symbol": stats.symbol, "market_type": stats.market_type,
-              "unified_symbol": unified_symbol(stats.symbol, stats.market_type) if stats.market_type else None, **a.meta}
-    a.meta["reader"] = stats.as_dict()  # with its problems (at most MAX_PROBLEMS lines): the command lists them
-    save_npz(a, path)
-    return a, {"parse_s": t1 - t0, "encode_s": t2 - t1, "load_s": 0.0, "cached": False, "path": str(path),
-               "parser": "compiled" if fast is not None else "reader"}
+        write_events(read_binance(list(paths), stats), path, lambda: meta(stats, {}))
+    t1 = time.perf_counter()
+    a = open_columns(path)
+    out = {"parse_s": t1 - t0, "encode_s": 0.0, "load_s": 0.0, "cached": False, "path": str(path),
+           "parser": parser}
+    if unreadable:
+        out["rebuilt"] = unreadable
+    return a, out
 
 
 def _parse_compiled(paths: Sequence[str | Path], on_block: Any = None) -> tuple[EventArrays, Any] | None:

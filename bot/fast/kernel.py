@@ -512,14 +512,16 @@ def run_count(kind, ts, seq, off, nbid, lvl, sz, i0, i1, bsz, bbits, asz, abits,
 
 
 @jit
-def max_in_window(ts, window_ns):
+def max_in_window(ts, window_ns, i0, i1, st):
     """Most events with timestamps in any window ``(t - window_ns, t]``: bounds the OFI ring.
 
-    Returns -1 when the timestamps ever go back (the bound does not hold then)."""
-    best = 0
-    j = 0
-    n = ts.shape[0]
-    for i in range(n):
+    Over events ``i0:i1``, resumed from ``st`` = (best so far, window start ``j``) and updated in
+    place, so that a caller can run it in chunks over a mapped ``ts`` and release the pages behind
+    ``j`` (:func:`bot.fast.book.max_in_window`). Returns -1 when the timestamps ever go back (the
+    bound does not hold then), else the best so far."""
+    best = st[0]
+    j = st[1]
+    for i in range(i0, i1):
         if i > 0 and ts[i] < ts[i - 1]:
             return -1
         h = ts[i] - window_ns
@@ -528,6 +530,8 @@ def max_in_window(ts, window_ns):
         c = i - j + 1
         if c > best:
             best = c
+    st[0] = best
+    st[1] = j
     return best
 
 

@@ -28,6 +28,9 @@ UTC midnight (a risk-day roll). The same ``seed`` gives the same stream.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import numpy as np
 from numba import njit
 
@@ -44,45 +47,62 @@ def _size():
     return max(lots, 1)
 
 
+# generator state kept between chunks (the book arrays are kept too, see _Generator)
+G_B, G_A, G_UID, G_T, G_ND, G_E, G_POS, G_STARTED = range(8)
+GEN_OK, GEN_LEVELS_FULL, GEN_WALKED_OUT = 0, 1, -1
+STEP_EVENTS = 3  # a step emits at most a trade, a bookTicker and a full diff
+STEP_LEVELS = 2 * MAX_DIRTY + 4
+
+
 @njit(cache=True)
-def _generate(n, seed, start_ns, gap_ns, start_tick, kind, ts, seq, off, nbid, tick, sz):
-    np.random.seed(seed)
+def _generate(n, seed, start_ns, gap_ns, S, bq, aq, dirty_b, dirty_a, dlist, e_stop, kind, ts, seq, offn, nbid, tick, sz):
+    """Run whole steps of the stream until ``e_stop`` (or ``n``) events exist or the level
+    buffer is full; resumable: everything that carries over is in ``S`` and the book arrays, and
+    numba's random generator (seeded once, on the first call) keeps its state between calls.
+
+    Events ``e`` go to ``kind[e - e0]`` etc. (``e0`` = ``S[G_E]`` on entry), levels ``pos`` to
+    ``tick[pos - p0]``; ``offn[e - e0]`` is the global ``off[e + 1]``; ``tick`` holds the
+    level's index in the generator's window (``base + index`` is the tick). A step is never cut:
+    the event buffers need ``STEP_EVENTS`` of slack past ``e_stop``; the cut at ``n`` is the
+    same whatever the chunks, so any chunking gives the same stream."""
     W = WINDOW
-    base = start_tick - W // 2
-    bq = np.zeros(W, dtype=np.int64)  # lots per tick, bids
-    aq = np.zeros(W, dtype=np.int64)
-    dirty_b = np.zeros(W, dtype=np.uint8)
-    dirty_a = np.zeros(W, dtype=np.uint8)
-    dlist = np.zeros(4 * MAX_DIRTY, dtype=np.int64)  # tick * 2 + side (0 bid, 1 ask)
-    nd = 0
-    b = W // 2  # best bid index
-    a = b + 1  # best ask index
-    for k in range(200):
-        bq[b - k] = _size()
-        aq[a + k] = _size()
-    uid = 1000
-    t = start_ns
+    e0 = S[G_E]
+    p0 = S[G_POS]
     L = tick.shape[0]
-    pos = 0
-    # snapshot
-    kind[0] = SNAPSHOT
-    ts[0] = t
-    seq[0] = uid
-    off[0] = 0
-    nbid[0] = 200
-    for k in range(200):
-        tick[pos] = base + b - k
-        sz[pos] = bq[b - k] / 1e5
-        pos += 1
-    for k in range(200):
-        tick[pos] = base + a + k
-        sz[pos] = aq[a + k] / 1e5
-        pos += 1
-    off[1] = pos
-    e = 1
-    while e < n:
-        if pos + 2 * MAX_DIRTY + 4 > L:
-            return e, pos
+    if S[G_STARTED] == 0:
+        np.random.seed(seed)
+        b = W // 2  # best bid index
+        a = b + 1  # best ask index
+        for k in range(200):
+            bq[b - k] = _size()
+            aq[a + k] = _size()
+        uid = 1000
+        t = start_ns
+        pos = p0
+        # snapshot
+        kind[0] = SNAPSHOT
+        ts[0] = t
+        seq[0] = uid
+        nbid[0] = 200
+        for k in range(200):
+            tick[pos - p0] = b - k
+            sz[pos - p0] = bq[b - k] / 1e5
+            pos += 1
+        for k in range(200):
+            tick[pos - p0] = a + k
+            sz[pos - p0] = aq[a + k] / 1e5
+            pos += 1
+        offn[0] = pos
+        e = 1
+        nd = 0
+        S[G_STARTED] = 1
+    else:
+        b, a, uid, t, nd, e, pos = S[G_B], S[G_A], S[G_UID], S[G_T], S[G_ND], S[G_E], S[G_POS]
+    code = GEN_OK
+    while e < n and e < e_stop:
+        if pos - p0 + STEP_LEVELS > L:
+            code = GEN_LEVELS_FULL
+            break
         t += int(np.random.exponential(gap_ns)) + 1
         r = np.random.random()
         if a - b > 1 and np.random.random() < 0.2 * (a - b - 1):
@@ -139,14 +159,14 @@ def _generate(n, seed, start_ns, gap_ns, start_tick, kind, ts, seq, off, nbid, t
                         bq[b - 1] = _size()
                         j = b - 1
                     b = j
-            kind[e] = TRADE
-            ts[e] = t
-            seq[e] = uid
-            nbid[e] = 1 if buy else 0
-            tick[pos] = base + px
-            sz[pos] = take / 1e5
+            kind[e - e0] = TRADE
+            ts[e - e0] = t
+            seq[e - e0] = uid
+            nbid[e - e0] = 1 if buy else 0
+            tick[pos - p0] = px
+            sz[pos - p0] = take / 1e5
             pos += 1
-            off[e + 1] = pos
+            offn[e - e0] = pos
             e += 1
             if e >= n:
                 break
@@ -201,28 +221,28 @@ def _generate(n, seed, start_ns, gap_ns, start_tick, kind, ts, seq, off, nbid, t
             emit_bbo = True
         elif r < 0.93:  # depth diff
             if nd > 0:
-                kind[e] = DELTA
-                ts[e] = t
-                seq[e] = uid
+                kind[e - e0] = DELTA
+                ts[e - e0] = t
+                seq[e - e0] = uid
                 c = 0
                 for q in range(nd):
                     if dlist[q] & 1 == 0:
                         j = dlist[q] >> 1
-                        tick[pos] = base + j
-                        sz[pos] = bq[j] / 1e5
+                        tick[pos - p0] = j
+                        sz[pos - p0] = bq[j] / 1e5
                         pos += 1
                         c += 1
                         dirty_b[j] = 0
-                nbid[e] = c
+                nbid[e - e0] = c
                 for q in range(nd):
                     if dlist[q] & 1 == 1:
                         j = dlist[q] >> 1
-                        tick[pos] = base + j
-                        sz[pos] = aq[j] / 1e5
+                        tick[pos - p0] = j
+                        sz[pos - p0] = aq[j] / 1e5
                         pos += 1
                         dirty_a[j] = 0
                 nd = 0
-                off[e + 1] = pos
+                offn[e - e0] = pos
                 e += 1
         else:  # touch cancelled (only if the side keeps a level within 20 ticks)
             if np.random.random() < 0.5:
@@ -252,74 +272,116 @@ def _generate(n, seed, start_ns, gap_ns, start_tick, kind, ts, seq, off, nbid, t
                     uid += 1
                     emit_bbo = True
         if emit_bbo and e < n:
-            kind[e] = BBO
-            ts[e] = t
-            seq[e] = uid
-            nbid[e] = 1
-            tick[pos] = base + b
-            sz[pos] = bq[b] / 1e5
-            tick[pos + 1] = base + a
-            sz[pos + 1] = aq[a] / 1e5
+            kind[e - e0] = BBO
+            ts[e - e0] = t
+            seq[e - e0] = uid
+            nbid[e - e0] = 1
+            tick[pos - p0] = b
+            sz[pos - p0] = bq[b] / 1e5
+            tick[pos + 1 - p0] = a
+            sz[pos + 1 - p0] = aq[a] / 1e5
             pos += 2
-            off[e + 1] = pos
+            offn[e - e0] = pos
             e += 1
         if nd >= MAX_DIRTY and e < n:  # flush a full diff
-            kind[e] = DELTA
-            ts[e] = t
-            seq[e] = uid
+            kind[e - e0] = DELTA
+            ts[e - e0] = t
+            seq[e - e0] = uid
             c = 0
             for q in range(nd):
                 if dlist[q] & 1 == 0:
                     j = dlist[q] >> 1
-                    tick[pos] = base + j
-                    sz[pos] = bq[j] / 1e5
+                    tick[pos - p0] = j
+                    sz[pos - p0] = bq[j] / 1e5
                     pos += 1
                     c += 1
                     dirty_b[j] = 0
-            nbid[e] = c
+            nbid[e - e0] = c
             for q in range(nd):
                 if dlist[q] & 1 == 1:
                     j = dlist[q] >> 1
-                    tick[pos] = base + j
-                    sz[pos] = aq[j] / 1e5
+                    tick[pos - p0] = j
+                    sz[pos - p0] = aq[j] / 1e5
                     pos += 1
                     dirty_a[j] = 0
             nd = 0
-            off[e + 1] = pos
+            offn[e - e0] = pos
             e += 1
         # keep the touch away from the window's edges (a reflecting wall far from any realistic walk)
         if b < 10_000 or a > W - 10_000:
-            return -e, pos
-    return e, pos
+            code = GEN_WALKED_OUT
+            break
+    S[G_B], S[G_A], S[G_UID], S[G_T], S[G_ND], S[G_E], S[G_POS] = b, a, uid, t, nd, e, pos
+    return code
+
+
+class _Generator:
+    """The stream produced chunk by chunk: :meth:`chunks` yields the events of each call of
+    :func:`_generate` as views of reused buffers (valid until the next chunk)."""
+
+    def __init__(self, n: int, seed: int, start_ns: int, gap_ms: float, start_price: float):
+        self.n, self.seed, self.start_ns, self.gap_ns = n, seed, start_ns, gap_ms * 1e6
+        self.base = int(round(start_price * 100)) - WINDOW // 2  # tick of window index 0
+        self.S = np.zeros(8, dtype=np.int64)
+        self.book = (np.zeros(WINDOW, np.int64), np.zeros(WINDOW, np.int64), np.zeros(WINDOW, np.uint8), np.zeros(WINDOW, np.uint8),
+                     np.zeros(4 * MAX_DIRTY, np.int64))
+        self.present = np.zeros(WINDOW, dtype=bool)  # window indices any level used: the price table
+
+    def chunks(self, chunk: int, level_cap: int | None = None) -> Iterator[tuple[np.ndarray, ...]]:
+        """(kind, ts, seq, off_next, nbid, window index, size) per chunk of about ``chunk`` events."""
+        cap_e = chunk + STEP_EVENTS
+        bufs = (np.zeros(cap_e, np.int8), np.zeros(cap_e, np.int64), np.zeros(cap_e, np.int64), np.zeros(cap_e, np.int64),
+                np.zeros(cap_e, np.int32))
+        cap_l = level_cap or 3 * chunk + 1024
+        tick, sz = np.zeros(cap_l, np.int32), np.zeros(cap_l, np.float64)
+        S = self.S
+        while S[G_E] < self.n:
+            e0, p0 = int(S[G_E]), int(S[G_POS])
+            code = _generate(self.n, self.seed, self.start_ns, self.gap_ns, S, *self.book, min(self.n, e0 + chunk), *bufs, tick, sz)
+            if code == GEN_WALKED_OUT:
+                raise RuntimeError("synthetic book walked out of its window")
+            ne, nl = int(S[G_E]) - e0, int(S[G_POS]) - p0
+            self.present[tick[:nl]] = True
+            yield (*(b[:ne] for b in bufs), tick[:nl], sz[:nl])
+
+    def table(self) -> tuple[np.ndarray, np.ndarray]:
+        """(price table in ticks, rank of every window index)."""
+        return np.flatnonzero(self.present).astype(np.int64) + self.base, (np.cumsum(self.present, dtype=np.int64) - 1).astype(np.int32)
+
+
+def _meta(n: int, seed: int, gap_ms: float) -> dict:
+    return {"source": "synthetic", "seed": seed, "events": n, "gap_ms": gap_ms}
 
 
 def synthetic_arrays(n: int, seed: int = 7, *, start_ns: int = DEFAULT_START_NS, gap_ms: float = 4.0, start_price: float = 60_000.0) -> EventArrays:
-    """``n`` events of the synthetic stream as :class:`EventArrays` (prices with 2 decimals)."""
-    start_tick = int(round(start_price * 100))
-    cap = 3 * n + 1024
-    while True:
-        kind = np.zeros(n, dtype=np.int8)
-        ts = np.zeros(n, dtype=np.int64)
-        seq = np.zeros(n, dtype=np.int64)
-        off = np.zeros(n + 1, dtype=np.int64)
-        nbid = np.zeros(n, dtype=np.int32)
-        tick = np.zeros(cap, dtype=np.int64)
-        sz = np.zeros(cap, dtype=np.float64)
-        got, used = _generate(n, seed, start_ns, gap_ms * 1e6, start_tick, kind, ts, seq, off, nbid, tick, sz)
-        if got < 0:
-            raise RuntimeError("synthetic book walked out of its window")
-        if got == n:
-            break
-        del kind, ts, seq, off, nbid, tick, sz
-        cap = int(cap * 1.5)
-    tick = tick[:used]
-    sz = sz[:used].copy()
-    # ranks via a dense table (ticks lie in the generator's window)
-    lo = int(tick.min())
-    present = np.zeros(int(tick.max()) - lo + 1, dtype=bool)
-    present[tick - lo] = True
-    table = np.flatnonzero(present).astype(np.int64) + lo
-    rank_of = np.cumsum(present, dtype=np.int64) - 1
-    lvl = rank_of[tick - lo].astype(np.int32)
-    del tick, present, rank_of
-    return EventArrays(kind, ts, seq, off, nbid, lvl, sz, table, 2, meta={"source": "synthetic", "seed": seed, "events": n, "gap_ms": gap_ms})
+    """``n`` events of the synthetic stream as :class:`EventArrays` (prices with 2 decimals), in memory."""
+    gen = _Generator(n, seed, start_ns, gap_ms, start_price)
+    kinds, tss, seqs, offs, nbids, ticks, szs = [], [], [], [np.zeros(1, np.int64)], [], [], []
+    for kind, ts, seq, offn, nbid, tick, sz in gen.chunks(max(n, 1), 3 * n + 1024):
+        kinds.append(kind.copy()), tss.append(ts.copy()), seqs.append(seq.copy()), offs.append(offn.copy()), nbids.append(nbid.copy())
+        ticks.append(tick.copy()), szs.append(sz.copy())
+    table, rank_of = gen.table()
+    lvl = rank_of[np.concatenate(ticks)] if ticks else np.zeros(0, np.int32)
+    return EventArrays(np.concatenate(kinds) if kinds else np.zeros(0, np.int8), np.concatenate(tss) if tss else np.zeros(0, np.int64),
+                       np.concatenate(seqs) if seqs else np.zeros(0, np.int64), np.concatenate(offs),
+                       np.concatenate(nbids) if nbids else np.zeros(0, np.int32), lvl, np.concatenate(szs) if szs else np.zeros(0, np.float64),
+                       table, 2, meta=_meta(n, seed, gap_ms))
+
+
+def write_synthetic(path: str | Path, n: int, seed: int = 7, *, start_ns: int = DEFAULT_START_NS, gap_ms: float = 4.0,
+                    start_price: float = 60_000.0, chunk: int = 1 << 20) -> Path:
+    """The same stream as :func:`synthetic_arrays` written chunk by chunk to the memory-mapped
+    layout of :mod:`bot.fast.colstore` at ``path`` (a directory), in memory bounded by ``chunk``.
+
+    The level column holds window indices while the chunks are written; once the price table is
+    known (the window indices used) they are rewritten as ranks in place, chunk by chunk."""
+    from bot.fast.colstore import ColumnWriter
+
+    gen = _Generator(n, seed, start_ns, gap_ms, start_price)
+    with ColumnWriter(path) as w:
+        for kind, ts, seq, offn, nbid, tick, sz in gen.chunks(chunk):
+            w.append(kind, ts, seq, offn, nbid, tick, sz)
+        table, rank_of = gen.table()
+        w.map_levels(lambda idx: rank_of[idx])
+        w.finish(table, 2, _meta(n, seed, gap_ms))
+    return Path(path)
