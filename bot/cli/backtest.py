@@ -205,7 +205,7 @@ def _fast(settings: Any, args: argparse.Namespace, db: str, phases: Phases, fmt:
     """The compiled scan over columnar events: the stored results are identical to the readable engine's."""
     from bot.data.binance import ReaderStats, RecordingError
     from bot.data.market_check import market_mismatch
-    from bot.fast.backtest import run_backtest_fast
+    from bot.fast.backtest import arrays_refusal, run_backtest_fast
     from bot.store.store import StoreError
 
     from bot.console import progress
@@ -244,6 +244,10 @@ def _fast(settings: Any, args: argparse.Namespace, db: str, phases: Phases, fmt:
             reader = stats.as_dict()
     except RecordingError as exc:
         return fail(str(exc))
+    refusal = arrays_refusal(arrays)
+    if refusal is not None:
+        print(f"note: the readable engine runs this backtest ({refusal}); same results, slower", file=sys.stderr)
+        return _readable(settings, args, db, Phases(phases.started), [str(f) for f in args.data], refusal, fmt)
     phases.parse_s = time.perf_counter() - t
     try:
         phases.run_start = time.perf_counter()
