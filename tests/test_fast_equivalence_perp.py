@@ -102,13 +102,19 @@ def test_inverse_perpetual_matches(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- real data
 # taker at the config's thresholds never clears its cost hurdle on these recordings; with a larger
-# expected move it does
+# expected move it trades (the cost test still drops the weaker entries). "held": momentum that
+# holds for minutes, so a position is open at 00:00 UTC in the July pair and funding is paid on
+# the scan's path (the maker pays it too, but stops the scan at every event while it quotes).
 MODES = {
     "momentum": {},
-    "taker": {"strategy": {"mode": "taker", "expected_move_bps": 20.0}},
+    "held": {"strategy": {"max_holding_s": 300.0, "exit_threshold": -0.5}},
+    "taker": {"strategy": {"mode": "taker", "expected_move_bps": 14.0}},
     "maker": {"strategy": {"mode": "maker"}},
 }
-CASES = [pytest.param(r, m, marks=[pytest.mark.slow] if (r, m) == ("btc-0808", "maker") else []) for r in ("btc-july", "btc-0808") for m in MODES]
+CASES = [
+    *(pytest.param("btc-july", m) for m in MODES),
+    *(pytest.param("btc-0808", m, marks=[pytest.mark.slow] if m == "maker" else []) for m in ("momentum", "taker", "maker")),
+]
 
 
 def test_mean_reversion_is_refused_for_its_features_not_for_the_perpetual():
@@ -150,8 +156,8 @@ def test_usdm_recordings_match_for_every_mode(usdm, tmp_path, monkeypatch, recor
     assert fast["orders"] > 0, "the mode trades on this recording"
     if mode != "maker":  # the maker wakes on every mark
         assert fast["stats"]["fast"]["engine_share"] < 0.2
-    if recording == "btc-july" and mode == "maker":
-        # it holds a position across 00:00 UTC (the README's strategy table): funding is paid
+    if recording == "btc-july" and mode in ("held", "maker"):
+        # they hold a position across 00:00 UTC: funding is paid
         assert rows(tmp_path / f"{recording}-{mode}-fast.db", "SELECT COUNT(*) FROM funding") != [(0,)]
 
 
