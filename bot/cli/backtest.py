@@ -4,9 +4,10 @@ Engines. ``--engine fast`` (the default) runs the compiled scan (:mod:`bot.fast.
 readable engine only sees the events where the strategy or the risk manager could act, so the
 stored rows are identical to ``--engine readable``, the reference path kept for checking. A
 config or input the scan does not cover (several instruments, a perpetual recording with
-mark-price or liquidation messages, features it does not compute, the simulator) runs on the readable engine, with a note on stderr saying why; the JSON
-says which engine ran (``stats.command.engine``, ``stats.command.engine_reason``). ``--fast`` is the old
-spelling of ``--engine fast``.
+mark-price or liquidation messages, features it does not compute, the simulator) runs on the
+readable engine, with a note on stderr saying why; the JSON says which engine ran
+(``stats.command.engine``, ``stats.command.engine_reason``). ``--fast`` is the old spelling of
+``--engine fast``.
 
 Data. A Binance raw-stream recording is parsed by the compiled parser into columnar arrays and
 cached (``--cache``); every other format is read by its reader and encoded once.
