@@ -351,7 +351,32 @@ def test_market_type_mismatch_is_refused_on_a_synthetic_recording(tmp_path, fast
     usdm_cfg = ROOT / "config" / "backtest-usdm-btcusdt.toml"
     proc = run_cli("backtest", "--config", str(usdm_cfg), "--data", str(path), "--db", str(tmp_path / "b.db"), "--json", *extra, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["stats"]["source"]["market_type"] == "linear"
+    stats = json.loads(proc.stdout)["stats"]
+    assert stats["source"]["market_type"] == "linear"
+    assert stats["command"]["engine"] == "fast", "a linear perpetual replays on the compiled scan (the default engine)"
+
+
+def test_a_perpetual_recording_with_mark_price_messages_replays_readable_from_its_files(tmp_path):
+    """The columnar arrays leave markPrice/forceOrder out: the fast engine hands such a recording
+    to the readable one, which reads the files again (so mark-price funding is not lost), and
+    says why."""
+    from emulator_helpers import write_coinm_recording
+
+    path = tmp_path / "btcusd_perp.gz"
+    write_coinm_recording(path, seconds=2.0)
+    cfg = ROOT / "config" / "backtest-coinm-btcusd.toml"
+    out, notes = {}, {}
+    for engine in ("fast", "readable"):
+        proc = run_cli("backtest", "--config", str(cfg), "--data", str(path), "--db", str(tmp_path / f"{engine}.db"), "--json",
+                       "--engine", engine, "--cache", str(tmp_path / "cache"), cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        out[engine], notes[engine] = json.loads(proc.stdout), proc.stderr
+    command = out["fast"]["stats"]["command"]
+    assert command["engine"] == "readable" and "mark-price" in command["engine_reason"] and "liquidation" in command["engine_reason"]
+    assert "note: the readable engine runs this backtest (the recording has perpetual messages" in notes["fast"]
+    assert out["fast"]["stats"]["source"]["mark_prices"] == out["readable"]["stats"]["source"]["mark_prices"] > 0
+    for key in ("events", "orders", "fills", "funding", "pnl_net"):
+        assert out["fast"][key] == out["readable"][key], key
 
 
 def test_strict_json_writes_null_for_non_finite_numbers():

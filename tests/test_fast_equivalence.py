@@ -6,11 +6,12 @@
 * The kernel's book (through :class:`bot.fast.book.BookView`) against ``OrderBook`` after every
   event of random streams with gaps, resyncs, crossed books and far levels.
 * ``run_backtest_fast`` against ``run_backtest``: the stored orders, fills, positions, round
-  trips, equity points and risk events are identical row for row (run id aside), and so are the
-  run's counters.
+  trips, equity points, funding payments, marks and risk events are identical row for row (run
+  id aside), and so are the run's counters.
 
 On the real Binance BTCUSDT recording when ``../shared/data`` is mounted, and on synthetic and
-simulated streams that need no data.
+simulated streams that need no data; perpetuals (funding, liquidation, the USD-M recordings) in
+``test_fast_equivalence_perp.py`` with the same helpers.
 """
 
 from __future__ import annotations
@@ -46,10 +47,12 @@ needs_data = pytest.mark.skipif(
 TABLES = {
     "orders": "client_order_id, ts, side, amount, order_type, price, reason, reduce_only, stop_price, take_profit_price, status, filled, exchange_order_id",
     "fills": "ts, client_order_id, side, price, amount, fee, liquidity, trade_id",
-    "positions": "ts, qty, avg_price, realized_pnl, cash, fees",
+    "positions": "ts, qty, avg_price, realized_pnl, cash, fees, funding",
     "round_trips": "open_ts, close_ts, side, max_qty, pnl_gross, fees, pnl_net",
     "equity": "ts, equity, mid, position_qty, cash",
     "risk_events": "ts, kind, rule, detail",
+    "funding": "ts, symbol, rate, mark, position, amount, currency, ref",
+    "marks": "ts, symbol, mid, qty, pnl",
 }
 
 

@@ -294,3 +294,26 @@ def test_on_mark_acts_only_where_its_published_wake_says(peak, day_start, equity
     intent = risk.on_mark(pf, equity, bid, ask, now)
     if not wake.admits(equity, running_peak, bid if side >= 0 else ask, now):
         assert intent is None and risk.halt is halt_before, (wake, equity, exit_price, intent, risk.halt)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    inverse=st.booleans(), cross=st.booleans(), long=st.booleans(), leverage=st.integers(2, 50),
+    contracts=st.integers(1, 500), entry=st.floats(1_000.0, 100_000.0), move=st.floats(-0.6, 0.6),
+)
+def test_liquidation_hits_only_where_the_published_wake_says(inverse, cross, long, leverage, contracts, entry, move):
+    """Outside ``RiskWake.liquidation_below``/``liquidation_above`` (what a fast replay reads),
+    ``liquidation_hit`` finds no liquidation."""
+    market = Market("X/USD:X" if inverse else "X/USDT:USDT", Decimal("0.1"), Decimal(1), kind="inverse" if inverse else "linear",
+                    contract_size=Decimal(100) if inverse else Decimal("0.001"), leverage=leverage,
+                    margin_mode="cross" if cross else "isolated", maintenance_margin_rate=Decimal("0.004"))
+    risk = RiskManager(RiskSection(), market, depth_levels=5, taker_fee_bps=5.0)
+    price = market.price_to_precision(entry)
+    pf = Portfolio.start(Decimal("0.5") if inverse else Decimal(10_000), market=market)
+    pf.apply(Fill(SEC, "x-1", Side.BUY if long else Side.SELL, price, Decimal(contracts), Decimal(0)))
+    wake = risk.wake(pf)
+    mark = float(price) * (1 + move)
+    if risk.liquidation_hit(pf, mark, pf.equity(mark)) is not None:
+        assert wake.may_liquidate(mark), (wake, mark)
+    flat = risk.wake(Portfolio.start(Decimal(10_000), market=market))
+    assert not flat.may_liquidate(mark)

@@ -3,10 +3,11 @@
 Engines. ``--engine fast`` (the default) runs the compiled scan (:mod:`bot.fast.backtest`): the
 readable engine only sees the events where the strategy or the risk manager could act, so the
 stored rows are identical to ``--engine readable``, the reference path kept for checking. A
-config or input the scan does not cover (several instruments, derivatives, features it does not
-compute, the simulator) runs on the readable engine, with a note on stderr saying why; the JSON
-says which engine ran (``stats.command.engine``, ``stats.command.engine_reason``). ``--fast`` is the old
-spelling of ``--engine fast``.
+config or input the scan does not cover (several instruments, a perpetual recording with
+mark-price or liquidation messages, features it does not compute, the simulator) runs on the
+readable engine, with a note on stderr saying why; the JSON says which engine ran
+(``stats.command.engine``, ``stats.command.engine_reason``). ``--fast`` is the old spelling of
+``--engine fast``.
 
 Data. A Binance raw-stream recording is parsed by the compiled parser into columnar arrays and
 cached (``--cache``); every other format is read by its reader and encoded chunk by chunk to a
@@ -217,7 +218,7 @@ def _made(path: Path) -> Path:
 def _fast_run(settings: Any, args: argparse.Namespace, db: str, phases: Phases, fmt: str, cleanup: contextlib.ExitStack) -> int:
     from bot.data.binance import ReaderStats, RecordingError
     from bot.data.market_check import market_mismatch
-    from bot.fast.backtest import run_backtest_fast
+    from bot.fast.backtest import arrays_refusal, run_backtest_fast
     from bot.store.store import StoreError
 
     from bot.console import progress
@@ -266,6 +267,10 @@ def _fast_run(settings: Any, args: argparse.Namespace, db: str, phases: Phases, 
         return fail(str(exc))
     except OSError as exc:  # a data file that cannot be read, or a cache directory that cannot be written (full disk)
         return fail(f"cannot read or write {exc.filename or 'a file'}: {exc.strerror or exc} (the data files, or the cache: give --cache DIR)")
+    refusal = arrays_refusal(arrays)
+    if refusal is not None:
+        print(f"note: the readable engine runs this backtest ({refusal}); same results, slower", file=sys.stderr)
+        return _readable(settings, args, db, Phases(phases.started), [str(f) for f in args.data], refusal, fmt)
     phases.parse_s = time.perf_counter() - t
     try:
         phases.run_start = time.perf_counter()

@@ -219,9 +219,8 @@ class Engine(Quoting, DerivativeBooking):
         """
         if equity_points:
             pf = self.portfolio
-            cash, qty = float(pf.equity_cash), float(pf.equity_qty)
             row_qty, row_cash = float(pf.qty), float(pf.cash)
-            self.store.record_equity_many(self.run_id, [(ts, cash + qty * mid, mid, row_qty, row_cash) for ts, mid in equity_points])
+            self.store.record_equity_many(self.run_id, [(ts, pf.equity(mid), mid, row_qty, row_cash) for ts, mid in equity_points])
             ts = equity_points[-1][0]
             expected = ts - ts % self.equity_interval_ns + self.equity_interval_ns
             if next_equity_ts != expected:

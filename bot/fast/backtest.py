@@ -13,7 +13,12 @@ halts, the strategy, risk checks, orders, store writes, logs) is the readable co
 
 Why a skipped event cannot change any decision. ``Engine.on_event`` does, in order:
 
-1. ``book.apply`` -- the kernel does it for every event.
+1. ``book.apply`` -- the kernel does it for every event. A perpetual's funding
+   (``Engine._funding``) when ``now`` reaches ``FundingClock.next_ts`` (the first event, then each
+   funding time: a few events a day) -- the scan stops there. Mark-price messages would fund and
+   mark too, but the columnar arrays leave them out, so a recording with them replays readable
+   (:func:`arrays_refusal`); without them ``FundingClock.feed_next`` stays 0 and nothing else in
+   the funding step runs.
 2. ``_soundness_changed`` when ``book.is_sound != engine.sound_seen`` or the book's status is not
    ``engine.status_seen`` -- the scan stops there.
 3. ``venue.on_book`` while the venue is active -- ``PaperVenue`` does nothing unless the book is
@@ -27,10 +32,16 @@ Why a skipped event cannot change any decision. ``Engine.on_event`` does, in ord
    ``spread / mid`` term by term in event order, and writes each sample's (ts, mid) while it
    advances ``next_equity_ts`` with the engine's formula; :meth:`Engine.absorb_skipped` then
    records each sample with the portfolio (which only changes on handled events) and checks
-   that both schedules agree.
+   that both schedules agree. Then, with a perpetual position open, the modelled liquidation
+   (``risk.liquidation_hit``) -- it acts only where the risk manager's wake says the mid could
+   have passed the liquidation price (``liquidation_below``/``liquidation_above``: for isolated
+   margin the very float ``liquidation_hit`` compares against, since it depends on the position
+   alone; for cross margin every mark). The scan stops there, work in flight or not.
 6. return if an order is in flight (``venue.has_pending``).
-7. ``risk.on_mark``: raises the peak equity -- reproduced, the running maximum of
-   ``cash + qty * mid`` (the float expression of ``Portfolio.equity``). Everything else it does
+7. ``risk.on_mark``: raises the peak equity -- reproduced, the running maximum of the equity
+   with ``Portfolio.equity``'s float expression: ``equity_cash + equity_qty * mid`` (spot: cash
+   and position; linear: the wallet less the cost basis, and the contracts times their size) or
+   ``equity_cash + equity_inv / mid`` (inverse). Everything else it does
    (roll the day, halt, flatten, fire a stop or a target) happens only where its published wake
    (:meth:`bot.risk.manager.RiskManager.wake`) says it could: at the day's end, below the
    drawdown floor (a fraction of the tracked peak) or the daily-loss floor, with the exit side's
@@ -152,8 +163,15 @@ class FastReplay:
         si[K.S_NEXT_EQUITY] = e.next_equity_ts
         si[K.S_SPREAD_N] = e.spread_n
         sf[K.SF_SPREAD_SUM] = e.spread_sum
-        sf[K.SF_CASH] = float(pf.equity_cash)  # Portfolio.equity's two terms: cash less other-asset fees,
-        sf[K.SF_QTY] = float(pf.equity_qty)  # position plus dust
+        sf[K.SF_CASH] = float(pf.equity_cash)  # Portfolio.equity's terms: cash less other-asset fees (less
+        sf[K.SF_QTY] = float(pf.equity_qty)  # the cost basis, linear), position plus dust (x contract size),
+        sf[K.SF_INV] = float(pf.equity_inv)  # an inverse position's term over the mark
+        funding = e.funding
+        si[K.S_FUNDING_NEXT] = K.NEVER if funding is None else funding.next_ts
+        if e.simulate_liquidation and not flat:
+            sf[K.SF_LIQ_BELOW], sf[K.SF_LIQ_ABOVE] = rw.liquidation_below, rw.liquidation_above
+        else:
+            sf[K.SF_LIQ_BELOW], sf[K.SF_LIQ_ABOVE] = -math.inf, math.inf
         sf[K.SF_PEAK] = risk.peak_equity
         sf[K.SF_PEAK_FRACTION] = rw.peak_fraction
         sf[K.SF_DAY_FLOOR] = rw.day_floor
@@ -239,15 +257,14 @@ KERNEL_FEATURES = frozenset({"book_imbalance", "ofi", "microprice_offset", "mid"
 
 
 def fast_path_refusal(settings: Settings) -> str | None:
-    """Why the compiled scan cannot replay this config, or None when it can. It values a spot
-    position (cash + qty x mark) and neither funds nor liquidates a perpetual, and it computes
-    today's three features only, so derivatives, several instruments, a score using any other
-    feature, a noise filter or a fitted model, and a strategy that reads other features replay
-    on the readable engine."""
+    """Why the compiled scan cannot replay this config, or None when it can. It replays one
+    instrument, spot or perpetual (linear or inverse: it values the position with
+    ``Portfolio.equity``'s float expression and stops at funding times and where the modelled
+    liquidation could hit), and computes today's three features only, so several instruments, a
+    score using any other feature, a noise filter or a fitted model, and a strategy that reads
+    other features replay on the readable engine. See also :func:`arrays_refusal`."""
     if len(settings.instruments) != 1:
         return "several instruments ([[markets]]) replay on the readable engine"
-    if settings.instruments[0].type != "spot":
-        return "derivatives (funding, liquidation) are not in the compiled scan yet"
     if settings.signal.extended:
         return "the score uses features the compiled scan does not compute (extended signals, filters or a fitted model)"
     from bot.core.market import market_from_section
@@ -262,6 +279,18 @@ def fast_path_refusal(settings: Settings) -> str | None:
 def replays_market(settings: Settings) -> bool:
     """Whether the compiled scan covers the config (see :func:`fast_path_refusal`)."""
     return fast_path_refusal(settings) is None
+
+
+def arrays_refusal(arrays: EventArrays) -> str | None:
+    """Why the compiled scan cannot replay these events, or None. The columnar encoding leaves
+    out a perpetual's mark-price and liquidation messages (``meta["skipped"]``), which the
+    readable engine sees (mark-price funding, the events' own clock for due orders): a recording
+    that has them is replayed readable, from its files."""
+    skipped = {k: v for k, v in (arrays.meta.get("skipped") or {}).items() if v}
+    if skipped:
+        what = ", ".join(f"{v} {k.replace('_', '-')}" for k, v in sorted(skipped.items()))
+        return f"the recording has perpetual messages the compiled scan does not replay ({what})"
+    return None
 
 
 def run_backtest_fast(
@@ -279,16 +308,17 @@ def run_backtest_fast(
     """:func:`bot.engine.runner.run_backtest` over columnar events with the fast replay.
 
     Same store writes and the same summary as the readable run (orders, fills, positions, round
-    trips, equity and risk events are identical; only ``run_id``, wall times and the ``fast``
-    entry of the stats differ). Maker mode, derivatives and several instruments fall back to the
-    readable engine over the rebuilt events. ``timings``, if given, receives ``setup_s``, ``replay_s``, ``finish_s`` (engine.finish
+    trips, equity, funding and risk events are identical; only ``run_id``, wall times and the
+    ``fast`` entry of the stats differ). What :func:`fast_path_refusal` or :func:`arrays_refusal`
+    refuses falls back to the readable engine over the rebuilt events (without the skipped
+    messages: ``bot backtest`` re-reads such a recording's files instead). ``timings``, if given, receives ``setup_s``, ``replay_s``, ``finish_s`` (engine.finish
     and closing the run) and the replay's breakdown: ``scan_s`` (kernel), ``engine_s`` (readable
     engine on handled events), ``absorb_s`` (equity points of skipped events) and
     ``store_write_s`` (SQLite flushes, part of the others). ``on_store`` and ``extra_stats`` are
     :func:`bot.engine.runner.run_engine_backtest`'s.
     """
     data_files = list(data_files or [])
-    if not replays_market(settings):
+    if not replays_market(settings) or arrays_refusal(arrays) is not None:
         summary = run_backtest(settings, iter_events(arrays), db_path=db_path, data_files=data_files, source_stats=source_stats, progress=progress,
                                on_store=on_store, extra_stats=extra_stats)
         summary["fast_path"] = False

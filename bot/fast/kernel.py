@@ -553,7 +553,8 @@ S_NSAMPLES = 12  # out: equity samples written
 S_SPREAD_N = 13  # in/out: engine.spread_n
 S_ENGINE_STATUS = 14  # engine.status_seen, as a kernel status code
 S_MIDS_WANTED = 15  # the engine's markouts wait for later mids: it must see every changed book
-S_ISIZE = 16
+S_FUNDING_NEXT = 16  # FundingClock.next_ts: the engine looks at funding at the first event at or after it (NEVER: spot)
+S_ISIZE = 17
 # float parameters
 SF_CASH = 0  # float(portfolio.equity_cash)
 SF_QTY = 1  # float(portfolio.equity_qty)
@@ -566,9 +567,24 @@ SF_WAKE_ABOVE = 7  # Wake.score_above
 SF_WAKE_BELOW = 8  # Wake.score_below
 SF_SPREAD_SUM = 9  # in/out: engine.spread_sum (sum of spread / mid over valid states, in order)
 SF_MID_BEFORE = 10  # out: the last valid mid before the returned event (engine.last_mid when it starts on it)
-SF_FSIZE = 11
+SF_INV = 11  # float(portfolio.equity_inv): an inverse position's term of equity (divided by the mark)
+SF_LIQ_BELOW = 12  # RiskWake.liquidation_below: a mid at or below it may liquidate the position
+SF_LIQ_ABOVE = 13  # RiskWake.liquidation_above
+SF_FSIZE = 14
+
+NEVER = np.iinfo(np.int64).max
 
 DAY_NS = 86_400 * 1_000_000_000
+
+
+@jit_inline
+def _equity(sf, mid):
+    """``Portfolio.equity(mid)`` with the same float operations: ``cash + qty * mid`` (spot, linear)
+    or ``cash + inv / mid`` (inverse, when its term is not zero)."""
+    inv = sf[SF_INV]
+    if inv != 0.0:
+        return sf[SF_CASH] + inv / mid
+    return sf[SF_CASH] + sf[SF_QTY] * mid
 
 
 @jit
@@ -579,17 +595,24 @@ def _must_stop(I, F, t, sound, changed, si, sf):
     engine's spread accumulator, the equity sample (``now >= next_equity_ts``) and the
     peak-equity mark of ``RiskManager.on_mark``. The decisions are not copied here: the scan
     stops wherever the risk manager (:meth:`RiskManager.wake`) or the strategy
-    (:meth:`Strategy.wake`) said it could act, and Python runs the readable engine on that
-    event. The conditions are a superset: stopping too often costs time, never correctness.
+    (:meth:`Strategy.wake`) said it could act, at a perpetual's funding time and where the
+    modelled liquidation could hit, and Python runs the readable engine on that event. The
+    conditions are a superset: stopping too often costs time, never correctness.
     """
     if si[S_STOP_ALL] != 0:
         return True
+    if t >= si[S_FUNDING_NEXT]:
+        return True  # Engine._funding: a funding payment may be due (a few times a day)
     if sound != (si[S_ENGINE_SOUND] != 0) or I[I_STATUS] != si[S_ENGINE_STATUS]:
         return True  # _soundness_changed (also a new reason to be unsound)
     if si[S_DUE] >= 0 and sound and t >= si[S_DUE]:
         return True  # venue.on_book executes due work (nothing happens while unsound or not due)
     if not changed or I[I_VALID] == 0:
         return False
+    if si[S_FLAT] == 0:
+        mid = F[F_MID]  # RiskManager.liquidation_hit, as the wake publishes it (checked even with work in flight)
+        if mid <= sf[SF_LIQ_BELOW] or mid >= sf[SF_LIQ_ABOVE]:
+            return True
     if si[S_MIDS_WANTED] != 0:
         return True  # Markouts.on_mid (maker fills waiting for their 1 s / 10 s mid)
     if si[S_PENDING] != 0:
@@ -597,7 +620,7 @@ def _must_stop(I, F, t, sound, changed, si, sf):
     if si[S_EVERY] != 0:
         return True
     # RiskManager.on_mark, as its wake publishes it; the peak is tracked (it only raises the floor)
-    equity = sf[SF_CASH] + sf[SF_QTY] * F[F_MID]
+    equity = _equity(sf, F[F_MID])
     peak = sf[SF_PEAK]
     if equity > peak:
         peak = equity
@@ -651,7 +674,7 @@ def run_scan(kind, ts, seq, off, nbid, lvl, sz, i0, i1, bsz, bbits, asz, abits, 
                 ns += 1
                 si[S_NEXT_EQUITY] = t - t % interval + interval
             if si[S_PENDING] == 0:
-                equity = sf[SF_CASH] + sf[SF_QTY] * F[F_MID]
+                equity = _equity(sf, F[F_MID])
                 if equity > sf[SF_PEAK]:
                     sf[SF_PEAK] = equity
     si[S_NSAMPLES] = ns

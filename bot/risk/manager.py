@@ -327,7 +327,7 @@ class RiskManager:
         return None
 
     def wake(self, portfolio: Portfolio) -> RiskWake:
-        """When :meth:`on_mark` could act next (:mod:`bot.risk.wake`)."""
+        """When :meth:`on_mark` could act next, and where :meth:`liquidation_hit` could hit (:mod:`bot.risk.wake`)."""
         return risk_wake(self, portfolio, DAY_NS)
 
     def protective_prices(self, qty: Decimal, avg_price: Decimal) -> tuple[Decimal, Decimal]:

@@ -7,6 +7,13 @@ price through the stop or the take-profit, a new UTC day, or every event while t
 file is watched or a flattening halt holds a position. Anything else leaves its decisions
 unchanged, so an accelerated replay may skip such events (it must still track the equity peak,
 which only raises the floor). A property test holds ``on_mark`` to it.
+
+Beside it, where :meth:`~bot.risk.manager.RiskManager.liquidation_hit` (the modelled liquidation
+of a perpetual, backtest and paper) could find the mark through the liquidation price: at or
+below ``liquidation_below`` (a long) or at or above ``liquidation_above`` (a short). Isolated
+margin: the price is the same float ``liquidation_hit`` computes (it depends only on the position
+and its entry); cross margin: the wallet behind the position moves with the mark, so the wake
+says every mark while a position is open.
 """
 
 from __future__ import annotations
@@ -26,12 +33,18 @@ class RiskWake:
     exit_cap: float  # ... at or above this exits (long: take-profit; short: stop)
     day_end: int  # ns: a new UTC day resets the daily budget and may lift a halt
     every_event: bool  # the kill switch is watched while no halt holds, or a flattening halt is working off a position
+    liquidation_below: float = -INF  # a mark at or below this may liquidate the position (long); +inf: every mark
+    liquidation_above: float = INF  # a mark at or above this may liquidate the position (short)
 
     def admits(self, equity: float, peak: float, exit_price: float, now: int) -> bool:
         """Could ``on_mark`` act at this equity (``peak`` its running maximum, this equity
         included), exit-side price and time?"""
         return (self.every_event or now >= self.day_end or equity < peak * self.peak_fraction or equity < self.day_floor
                 or exit_price <= self.exit_floor or exit_price >= self.exit_cap)
+
+    def may_liquidate(self, mark: float) -> bool:
+        """Could ``liquidation_hit`` find a liquidation at this mark?"""
+        return mark <= self.liquidation_below or mark >= self.liquidation_above
 
 
 def risk_wake(risk: Any, portfolio: Any, day_ns: int) -> RiskWake:
@@ -50,4 +63,20 @@ def risk_wake(risk: Any, portfolio: Any, day_ns: int) -> RiskWake:
     # the same float expressions as on_mark's, so a replay comparing against them agrees bit for bit
     fraction = (1.0 - cfg.max_drawdown) if halt is None else 0.0
     floor = risk.day_start_equity * (1.0 - cfg.daily_loss_limit) if halt is None else -INF
-    return RiskWake(fraction, floor, lo, hi, (risk.day + 1) * day_ns, watching or busy)
+    liq_lo, liq_hi = _liquidation_band(risk, portfolio)
+    return RiskWake(fraction, floor, lo, hi, (risk.day + 1) * day_ns, watching or busy, liq_lo, liq_hi)
+
+
+def _liquidation_band(risk: Any, portfolio: Any) -> tuple[float, float]:
+    """``(liquidation_below, liquidation_above)`` of the wake (see the module docstring)."""
+    market = risk.market
+    if portfolio.is_flat or not market.is_derivative:
+        return -INF, INF
+    if market.margin_mode != "isolated":
+        return INF, INF  # the cross wallet is equity less unrealized PnL, a float that moves with the mark
+    qty = float(portfolio.qty)
+    # liquidation_hit's own call: for isolated margin neither equity nor unrealized PnL enters it
+    liq = risk.account_rules.liquidation_estimate(qty, float(portfolio.avg_price), 0.0, 0.0)
+    if liq is None:
+        return -INF, INF
+    return (liq, INF) if qty > 0 else (-INF, liq)
