@@ -21,7 +21,10 @@ Dask's API shapes used here (``Client.submit``, ``as_completed``, ``Client.cance
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -61,18 +64,26 @@ class TrialWorkerSetup(WorkerPlugin):
             # closing our local cluster mid-trial (Ctrl-C) cancels the running task: said by the
             # sweep already, not once more per worker (a user's own `dask worker` keeps its logging)
             logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
+            if threading.current_thread() is threading.main_thread():  # a worker the nanny restarted
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def teardown(self, worker: Any) -> None:
+        """The worker is closing (our local cluster shut down mid-trial): drop the trial's private database."""
+        from bot.tune.trials import remove_scratch
+
+        remove_scratch()
 
 
 class DaskTrialExecutor:
     """Runs trials on a Dask cluster; :meth:`start` before :meth:`run`, :meth:`close` at the end."""
 
     def __init__(self, scheduler: str | None = None, workers: int = 2, *, log_dir: str = "logs", log_level: str = "info",
-                 connect_timeout_s: float = CONNECT_TIMEOUT_S):
+                 connect_timeout_s: float | None = None):
         self.scheduler = scheduler
         self.workers = workers
         self.log_dir = log_dir
         self.log_level = log_level
-        self.connect_timeout_s = connect_timeout_s
+        self.connect_timeout_s = CONNECT_TIMEOUT_S if connect_timeout_s is None else connect_timeout_s
         self._cluster: LocalCluster | None = None
         self._client: Client | None = None
         self._futures: dict[Any, TrialSpec] = {}
@@ -85,9 +96,10 @@ class DaskTrialExecutor:
         if self.scheduler is None:
             try:
                 # no dashboard, and its HTTP server on a free port: not 8787, which another cluster may hold
-                self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                             host="127.0.0.1", dashboard_address=None,
-                                             scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
+                with _sigint_ignored():  # inherited by the worker processes started now
+                    self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                                 host="127.0.0.1", dashboard_address=None,
+                                                 scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
                 self._client = Client(self._cluster)
             except Exception as exc:  # ports, process limits: said in one line, not a traceback
                 self.close()
@@ -140,6 +152,9 @@ class DaskTrialExecutor:
             except Exception:  # closing is best effort: the sweep's result is already committed
                 pass
         if cluster is not None:
+            # a worker still inside a cancelled trial does not stop by itself (its thread runs on):
+            # the nanny kills it after a few seconds, as intended here, so its warning says nothing
+            logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
             try:
                 cluster.close()
             except Exception:
@@ -189,3 +204,22 @@ class DaskTrialExecutor:
                 self._client.cancel(futures, force=True)
             except Exception:  # already disconnected: nothing left to cancel
                 pass
+
+
+@contextlib.contextmanager
+def _sigint_ignored():  # type: ignore[no-untyped-def]
+    """Ignore SIGINT while the local cluster starts its worker processes, which keep it ignored.
+
+    As with the local pool, Ctrl-C in a terminal reaches every process of the group, and only the
+    main process should act on it (it cancels, commits nothing partial, and shuts the cluster
+    down); a worker that took it would die with a traceback of its own. A Ctrl-C during those
+    seconds of start-up is lost.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
