@@ -277,3 +277,32 @@ def test_only_the_dask_executor_imports_dask(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=clean_subprocess_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "RESULT 0 []", proc.stdout[-500:]
+
+
+def test_a_worker_running_other_bot_code_is_refused(tmp_path, monkeypatch):
+    """Workers must run the tune process's code: a different engine would mix two versions in one leaderboard."""
+    from bot.tune.cluster import DaskTrialExecutor, TrialWorkerSetup, code_fingerprint
+    from bot.tune.executor import ClusterError
+
+    assert code_fingerprint() == code_fingerprint() and len(code_fingerprint()) == 16
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
+                                  dashboard_address=None,
+                                  scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"}) as other:
+        def executor() -> DaskTrialExecutor:
+            return DaskTrialExecutor(other.scheduler_address, log_dir=str(tmp_path / "logs"), connect_timeout_s=HANG_GUARD_S)
+
+        same = executor()
+        same.start()  # the same code: accepted
+        same.close()
+
+        original = TrialWorkerSetup.__init__
+
+        def claiming_other_code(self, *args, **kwargs):  # as the tune process of another checkout would
+            original(self, *args, **{**kwargs, "code": "0123456789abcdef"})
+
+        monkeypatch.setattr(TrialWorkerSetup, "__init__", claiming_other_code)
+        with pytest.raises(ClusterError) as info:
+            executor().start()
+    message = str(info.value)
+    assert "differs from the tune process's (0123456789abcdef)" in message and "install the same imbalance-bot" in message
+    assert "\n" not in message

@@ -22,11 +22,13 @@ Dask's API shapes used here (``Client.submit``, ``as_completed``, ``Client.cance
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import signal
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from distributed import Client, LocalCluster, WorkerPlugin, as_completed
@@ -38,24 +40,43 @@ CONNECT_TIMEOUT_S = 10.0
 """How long to try a ``--scheduler`` address, and to wait for a first worker, before giving up."""
 
 
+def code_fingerprint() -> str:
+    """SHA-256 over the ``bot`` package's source files (relative paths and bytes), 16 hex digits.
+
+    A worker whose engine differs from the tune process's would score trials differently and
+    silently mix two versions in one leaderboard; comparing this on every worker refuses that.
+    """
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 class TrialWorkerSetup(WorkerPlugin):
     """Runs on every worker that joins (also later ones): the trials' engine logs go to the log file.
 
     Like the local pool's workers, a trial logs warnings and errors only (one sweep runs hundreds
     of backtests), to ``bot.log`` in ``log_dir`` as seen from the worker. Registering it also
-    proves each worker can import ``bot`` at all: a worker without it fails here, with its name,
-    instead of on the first trial.
+    proves each worker can import ``bot`` at all, and runs the same ``bot`` code as the tune
+    process (:func:`code_fingerprint`): a worker that cannot fails here, before any trial.
     """
 
     name = "bot-tune-trial-setup"
 
-    def __init__(self, log_dir: str, log_level: str, *, own_cluster: bool = False):
+    def __init__(self, log_dir: str, log_level: str, *, own_cluster: bool = False, code: str | None = None):
         self.log_dir = log_dir
         self.log_level = log_level
         self.own_cluster = own_cluster
+        self.code = code_fingerprint() if code is None else code
 
     def setup(self, worker: Any) -> None:
         from bot.log import configure
+
+        here = code_fingerprint()
+        if here != self.code:
+            raise RuntimeError(f"this worker's bot code ({here} at {Path(__file__).resolve().parents[1]}) differs from "
+                               f"the tune process's ({self.code})")
 
         levels = ["debug", "info", "warning", "error"]
         level = self.log_level if levels.index(self.log_level) >= levels.index("warning") else "warning"
