@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -52,8 +53,13 @@ def one_run(home: Path, config: Path, space: Path, executor: str, workers: int, 
     if proc.returncode != 0:
         raise SystemExit(f"{executor} run failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
     sweep = json.loads(proc.stdout)["sweep"]
+    conn = sqlite3.connect(db)
+    try:  # each trial's own time, in its worker: what the executor does not change
+        trial_s = statistics.median(r for (r,) in conn.execute("SELECT wall_time_s FROM trials"))
+    finally:
+        conn.close()
     return {"command_s": round(command_s, 3), "wall_time_s": sweep["wall_time_s"], "trials": sweep["trials"], "trials_per_s": sweep["trials_per_s"],
-            "loadavg_1m": round(os.getloadavg()[0], 2)}
+            "median_trial_s": round(trial_s, 3), "loadavg_1m": round(os.getloadavg()[0], 2)}
 
 
 def main() -> None:
@@ -79,12 +85,15 @@ def main() -> None:
             walls = [r["wall_time_s"] for r in runs]
             rates = [r["trials_per_s"] for r in runs]
             commands = [r["command_s"] for r in runs]
+            trial_s = statistics.median(r["median_trial_s"] for r in runs)
             out["executors"][executor] = {"runs": runs, "best_wall_s": min(walls), "median_wall_s": statistics.median(walls),
                                           "best_trials_per_s": max(rates), "median_trials_per_s": statistics.median(rates),
-                                          "best_command_s": min(commands), "median_command_s": statistics.median(commands)}
+                                          "best_command_s": min(commands), "median_command_s": statistics.median(commands),
+                                          "median_trial_s": trial_s}
             print(f"   {executor:5s} --workers {args.workers}: {runs[0]['trials']} trials, wall best {min(walls):.2f} s / "
                   f"median {statistics.median(walls):.2f} s, trials/s best {max(rates):.2f} / median {statistics.median(rates):.2f}, "
                   f"command best {min(commands):.2f} s / median {statistics.median(commands):.2f} s, "
+                  f"one trial (median) {trial_s:.3f} s, "
                   f"load average after each run {[r['loadavg_1m'] for r in runs]}", flush=True)
     local, dask = out["executors"]["local"], out["executors"]["dask"]
     print(f"   dask cluster overhead on this machine (medians, dask - local): sweep {dask['median_wall_s'] - local['median_wall_s']:+.2f} s, "
