@@ -1,7 +1,7 @@
 """The ``bot tune`` sub-command.
 
     bot tune --config BASE.toml --space SPACE.toml (--data FILE [FILE...] | --sim)
-             [--workers N] [--db PATH] [--folds K] [--method grid|random] [--trials N] [--seed S]
+             [--workers N] [--executor local|dask] [--scheduler ADDRESS] [--db PATH] [--folds K] [--method grid|random] [--trials N] [--seed S]
              [--objective pnl_net|sharpe] [--out BEST.toml] [--max-trials N] [--skip-invalid]
              [--json] [--html OUT.html] [--quiet]
 
@@ -18,6 +18,7 @@ runs it stand-alone.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -48,6 +49,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sim", action="store_true", help="tune on the built-in simulator (the base config's [sim] section)")
     p.add_argument("--workers", type=int, metavar="N",
                    help=f"parallel worker processes (default: CPU count = {os.cpu_count()}; 0 = run in this process)")
+    p.add_argument("--executor", choices=("local", "dask"), default="local",
+                   help="where trials run: local = this machine's process pool (default); dask = a Dask distributed "
+                        "cluster (--scheduler, or a local one of --workers processes; pip install 'imbalance-bot[cluster]')")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="with --executor dask: the running cluster's scheduler, e.g. tcp://10.0.0.5:8786 "
+                        "(default: start a local cluster on 127.0.0.1 and close it at the end)")
     p.add_argument("--db", metavar="PATH", help="SQLite database for the trials and their runs (default: tune.db next to the config's run.db)")
     p.add_argument("--folds", type=int, metavar="K", help="walk-forward folds; the data is cut into K+1 segments (default: space file, else 3)")
     p.add_argument("--method", choices=("grid", "random", "tpe"), help="search method (default: space file, else grid)")
@@ -77,12 +84,34 @@ def _speed(trials: int, t0: float) -> dict[str, float]:
     return {"wall_time_s": round(wall, 3), "trials_per_s": round(trials / wall, 3) if wall > 0 else 0.0}
 
 
+def _executor_problem(args: argparse.Namespace) -> str | None:
+    """A combination of --executor / --scheduler / --workers that cannot work, said before anything runs."""
+    executor = getattr(args, "executor", "local") or "local"
+    scheduler = getattr(args, "scheduler", None)
+    if scheduler is not None and executor != "dask":
+        return f"--scheduler {scheduler} needs --executor dask (the local executor runs trials in this machine's processes)"
+    if executor == "dask" and scheduler is not None and args.workers is not None:
+        return (f"--workers {args.workers} does not apply with --scheduler: the cluster runs as many trials at once "
+                f"as its workers have threads (set them with `dask worker {scheduler} --nworkers N --nthreads 1`)")
+    if executor == "dask" and args.workers == 0:
+        return "--workers 0 runs trials in this process, which only --executor local does: give --workers N >= 1 with --executor dask"
+    if scheduler is not None and not scheduler.strip():
+        return "--scheduler is empty: give the scheduler's address, e.g. tcp://10.0.0.5:8786"
+    return None
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
+    # a started cluster executor is closed however the command ends
+    with contextlib.ExitStack() as exits:
+        return _tune(args, exits)
+
+
+def _tune(args: argparse.Namespace, exits: contextlib.ExitStack) -> int:
     from bot.store.jsonout import strict_json
     from bot.config.settings import ConfigError, load_settings
     from bot.data.binance import RecordingError
     from bot.log import configure
-    from bot.tune.executor import InlineExecutor, ProcessPoolTrialExecutor
+    from bot.tune.executor import ClusterError, make_executor
     from bot.tune.output import write_config
     from bot.tune.space import SpaceError, build_candidates, load_space
     from bot.tune.sweep import build_leaderboard, plan_sweep, run_sweep
@@ -103,6 +132,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
             return _fail(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.workers is not None and args.workers < 0:
         return _fail(f"--workers must be >= 0, got {args.workers}")
+    problem = _executor_problem(args)
+    if problem:
+        return _fail(problem)
     if args.html and Path(args.html).is_dir():  # refused before the sweep, not after it
         return _fail(f"--html {args.html} is a directory: give a file name, e.g. {Path(args.html) / 'tune.html'}")
     method = args.method or space.method
@@ -141,6 +173,21 @@ def cmd_tune(args: argparse.Namespace) -> int:
     configure(base.run.log_dir, base.run.log_level, base.run.console_log_level)
     db = Path(args.db) if args.db else Path(base.run.db).with_name("tune.db")
     out = Path(args.out) if args.out else db.parent / "best.toml"
+    workers = (os.cpu_count() or 1) if args.workers is None else args.workers
+    executor_kind = getattr(args, "executor", "local") or "local"
+    try:  # before the data is read: a bad --scheduler is said at once
+        executor = make_executor(executor_kind, workers=workers, scheduler=getattr(args, "scheduler", None),
+                                 log_dir=base.run.log_dir, log_level=base.run.log_level)
+    except ClusterError as exc:
+        return _fail(str(exc))
+    close = getattr(executor, "close", None)
+    if close is not None:
+        exits.callback(close)
+    if executor_kind == "dask":
+        workers = executor.slots  # type: ignore[attr-defined]  # what the cluster runs at once
+        where = f"dask cluster {executor.address}"  # type: ignore[attr-defined]
+    else:
+        where = f"{workers or 1} worker(s)"
 
     try:
         source, info = load_source(data)
@@ -155,9 +202,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
         if info.get("problems_total"):
             _warn(f"the recording has {info['problems_total']} data problem(s) (gaps {info.get('gaps', 0)}, "
                   f"malformed {info.get('malformed', 0)}); see bot backtest for the list")
-    workers = (os.cpu_count() or 1) if args.workers is None else args.workers
-    executor = (InlineExecutor() if workers == 0
-                else ProcessPoolTrialExecutor(workers, log_dir=base.run.log_dir, log_level=base.run.log_level))
     searched = None
     if method == "tpe":
         from bot.tune import tpe
@@ -199,7 +243,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     if not args.quiet:
         print(f"tune: {len(candidates)} candidates x {folds} folds x 2 (in-sample, out-of-sample) = {len(plan.specs)} trials, "
-              f"{workers or 1} worker(s), db {db}", file=sys.stderr)
+              f"{where}, db {db}", file=sys.stderr)
     budget = args.max_trials if searched is None or args.max_trials is None else args.max_trials - searched.run_now
     outcome = run_sweep(plan, executor, max_trials=budget, show_progress=not args.quiet)
     run_now = outcome.run_now + (searched.run_now if searched is not None else 0)
@@ -209,7 +253,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         "folds": folds, "candidates": len(candidates), "trials_total": len(plan.specs),
         "trials_finished": len(outcome.results), "trials_run": run_now,
         "trials_resumed": len(outcome.results) - run_now,
-        "workers": workers, "data": data.describe(), "elapsed_s": round(elapsed, 3),
+        "workers": workers, "executor": executor_kind, "data": data.describe(), "elapsed_s": round(elapsed, 3),
         "complete": outcome.complete(plan), "trials": run_now, **_speed(run_now, t0),
     }
     if outcome.error:

@@ -10,25 +10,9 @@ dict. ``executor.stop()`` is called when the sweep is interrupted (Ctrl-C, SIGTE
 trial or a trial budget): it must cancel what has not started and stop what is running as fast
 as it can; a result not yet yielded is simply recomputed on the next run.
 
-Plugging in a distributed executor (e.g. Ray), without changing the sweep::
-
-    class RayExecutor:
-        def run(self, fn, specs):
-            remote = ray.remote(fn)
-            pending = {remote.remote(spec): spec for spec in specs}
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                spec = pending.pop(done[0])
-                try:
-                    yield spec, ray.get(done[0])
-                except Exception as exc:       # RayTaskError wraps the trial's exception
-                    yield spec, exc
-            self._pending = pending
-        def stop(self):
-            for ref in getattr(self, "_pending", {}):
-                ray.cancel(ref, force=True)
-
-and pass it as ``run_sweep(..., executor=RayExecutor())``. A trial reads ``spec.data.files``
+Two executors ship: the local process pool below (the default) and, for ``--executor dask``,
+:class:`bot.tune.cluster.DaskTrialExecutor` (a Dask distributed cluster; that module is the only
+one importing ``distributed``, and only :func:`make_executor` imports it). A trial reads ``spec.data.files``
 and ``spec.base_config`` (remote workers need them at the same paths, or a shared filesystem)
 and writes nothing shared: it backtests into a private temporary database and returns the run's
 rows in its result, which the main process moves into the sweep's database. So workers need no
@@ -49,6 +33,11 @@ from typing import Any, Protocol
 from bot.tune.trials import TrialSpec
 
 TrialFn = Callable[[TrialSpec], dict[str, Any]]
+EXECUTORS = ("local", "dask")
+
+
+class ClusterError(Exception):
+    """The cluster executor cannot run (distributed not installed, scheduler unreachable, no workers)."""
 
 
 class TrialExecutor(Protocol):
@@ -176,3 +165,25 @@ def _still_running(procs: list[Any], timeout: float) -> list[Any]:
         for sentinel in wait(list(waiting), timeout=left):
             waiting.pop(sentinel, None)  # type: ignore[call-overload]
     return list(waiting.values())
+
+
+def make_executor(kind: str, *, workers: int, scheduler: str | None = None, log_dir: str = "logs",
+                  log_level: str = "info") -> TrialExecutor:
+    """The executor for ``bot tune --executor KIND`` (``local`` or ``dask``), ready to run.
+
+    ``local``: this machine's process pool, or this process for ``workers == 0``. ``dask``: a
+    started :class:`bot.tune.cluster.DaskTrialExecutor` (``close()`` it when done); ``distributed``
+    is imported here, so no other command pays for it. Raises :class:`ClusterError`.
+    """
+    if kind == "local":
+        return InlineExecutor() if workers == 0 else ProcessPoolTrialExecutor(workers, log_dir=log_dir, log_level=log_level)
+    if kind != "dask":
+        raise ClusterError(f"--executor must be one of {', '.join(EXECUTORS)}, got {kind!r}")
+    try:
+        from bot.tune.cluster import DaskTrialExecutor
+    except ImportError as exc:
+        raise ClusterError(f"--executor dask needs Dask distributed, which is not installed here ({exc}): "
+                           "pip install 'imbalance-bot[cluster]'") from None
+    executor = DaskTrialExecutor(scheduler, workers, log_dir=log_dir, log_level=log_level)
+    executor.start()
+    return executor
