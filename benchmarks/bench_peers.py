@@ -158,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     params = peer_params(args.config)
     print(f"   data {args.data} ({args.data.stat().st_size / 2**20:.1f} MiB); config {args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config}")
-    print(f"   rule (both): imbalance over the top {params['levels']} levels; enter at |imb| >= {params['enter']}, exit below {params['exit']} "
-          f"(short: above -{params['exit']}) or after {params['max_holding_s']:g} s; cooldown {params['cooldown_s']:g} s; "
+    print(f"   rule (both): imbalance over the top {params['levels']} levels; enter at |imb| >= {params['enter']}, exit below {params['exit']:g} "
+          f"(short: above {-params['exit']:g}) or after {params['max_holding_s']:g} s; cooldown {params['cooldown_s']:g} s; "
           f"{params['order_notional']:g} USDT market orders; taker fee {params['taker_fee_bps']:g} bps; latency {params['latency_ms']:g} ms", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench-peers-"))
     ours, peer = [], []
@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(table(ours, peer, events)))
     p = peer[-1]
     print(f"\nthe peer in its own unit: {p['rows']:,} rows of its event array ({p['depth_rows']:,} depth-level changes) in {p['replay_s']} s = "
-          f"{fmt_rate(p['rows'] / p['replay_s'])} rows/s replay; {p['steps']:,} feed steps = {fmt_rate(p['steps'] / p['replay_s'])}")
+          f"{fmt_rate(p['rows'] / p['replay_s'])} replay (rows); {p['steps']:,} feed steps = {fmt_rate(p['steps'] / p['replay_s'])}; "
+          f"its whole process is mostly compiling its strategy ({p['compile_s']} s), which it does in every new process")
     print(f"engine of ours: {ours[-1]['command']['engine']}" + (f" ({ours[-1]['command']['engine_reason']})" if ours[-1]["command"]["engine_reason"] else ""))
     print(f"load average (1/5/15 min): before {tuple(round(x, 2) for x in load_before)}, after {tuple(round(x, 2) for x in load_after)}; "
           f"host speed reference {info['host_speed_ref_s']} s")

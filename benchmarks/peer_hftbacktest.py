@@ -13,8 +13,9 @@ What it does, timed step by step (``time.perf_counter``):
    (``hftbacktest.data.utils.binancefutures.convert``) into its event array, once: the result is
    cached as ``.npz`` in ``--cache`` keyed by the file's name, size and mtime; later runs load it;
 3. compiles the strategy (numba): a warm-up run on the first rows of the data, so that the
-   timed replay below is replay only; hftbacktest's backtester is a numba jitclass and a
-   strategy taking it is compiled again in every new process;
+   timed replay below is replay only; hftbacktest's backtester is a numba jitclass holding
+   ctypes pointers, so a strategy taking it is compiled again in every new process (with
+   ``@njit(cache=True)`` numba warns that it cannot cache a function using ctypes pointers);
 4. replays the whole array through ``HashMapMarketDepthBacktest`` with the strategy.
 
 The strategy is written here for this comparison (the shape of the API from hftbacktest's
