@@ -1,4 +1,4 @@
-"""Run the five benchmarks (``make bench``) and print a markdown table of the results.
+"""Run the benchmarks (``make bench``) and print a markdown table of the results.
 
     .venv/bin/python benchmarks/run_all.py            # full: about 7 minutes
     .venv/bin/python benchmarks/run_all.py --quick    # about 3 minutes
@@ -13,6 +13,8 @@ throughput is given at the best and the median of repeated runs.
 3. ``bench_latency.py``  daemon tick-to-decision latency against the emulator (live and paper mode)
 4. ``bench_soak.py``     daemon soak against the emulator at accelerated simulation (1 simulated hour)
 5. ``bench_summary.py``  ``summarize`` (``bot report``, the tune leaderboard) on a run of a million equity rows
+8. ``bench_peers.py``    ``bot backtest`` beside hftbacktest on the USD-M recording (only when the peer's
+   venv exists: ``python benchmarks/bench_peers.py --setup`` creates it; otherwise a one-line skip)
 """
 
 from __future__ import annotations
@@ -45,6 +47,17 @@ def run(script: str, args: list[str], out: Path) -> dict | None:
     if rc != 0 or not out.exists():
         return None
     return json.loads(out.read_text())
+
+
+def peers_skip_reason() -> str | None:
+    """Why benchmark 8 cannot run here (one line), or None: it needs the recording and the peer's venv."""
+    from bench_peers import DEFAULT_DATA, DEFAULT_PEER_PYTHON, setup_command
+
+    if not DEFAULT_DATA.exists():
+        return f"the USD-M recording {DEFAULT_DATA} is absent"
+    if not DEFAULT_PEER_PYTHON.exists():
+        return f"no peer venv at {DEFAULT_PEER_PYTHON} (create it: {setup_command(DEFAULT_PEER_PYTHON)}, or bench_peers.py --setup)"
+    return None
 
 
 def yes(ok: bool | None) -> str:
@@ -113,6 +126,14 @@ def table(res: dict) -> str:
     if su:
         rows.append((f"5. summarize a run of {su['rows']:,} equity rows", f"{su['best_s']:.3f} s best, {su['median_s']:.3f} s median",
                      f"< {TARGET_SUMMARY_S:g} s", yes(su["best_s"] < TARGET_SUMMARY_S)))
+    pe = res.get("peers")
+    if pe:
+        for i, label in enumerate(("cold", "warm")):
+            o, q = pe["ours"][i], pe["peer"][i]
+            rows.append((f"8. bot backtest ({o['command']['engine']} engine) beside hftbacktest {q['hftbacktest']}, USD-M BTCUSDT ({pe['events']:,} events), {label}",
+                         f"whole process {o['wall_s']:.2f} s vs {q['wall_s']:.2f} s (ratio x{pe['ratio_whole'][i]:.2f}); replay {o['replay_s']:.3f} s vs {q['replay_s']:.3f} s "
+                         f"(x{pe['ratio_replay'][i] if pe['ratio_replay'][i] is not None else float('nan'):.2f})",
+                         ">= x1 end to end", yes(pe["ratio_whole"][i] >= 1.0)))
     out = ["| benchmark | result | target | met |", "|---|---|---|---|"]
     out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     return "\n".join(out)
@@ -121,12 +142,12 @@ def table(res: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Run the benchmarks and print a markdown summary.")
     p.add_argument("--quick", action="store_true", help="smaller synthetic stream and shorter daemon runs (about 3 minutes)")
-    p.add_argument("--only", nargs="+", choices=["kernel", "pipeline", "latency", "soak", "summary"], default=None)
+    p.add_argument("--only", nargs="+", choices=["kernel", "pipeline", "latency", "soak", "summary", "peers"], default=None)
     p.add_argument("--events", type=int, default=None, help="synthetic events for benchmarks 1 and 2 (default 10M, quick 1M)")
     p.add_argument("--save", default=None, help="also write the combined results as JSON to this file")
     args = p.parse_args(argv)
     machine = print_machine("benchmarks (run_all)")
-    only = set(args.only or ["kernel", "pipeline", "latency", "soak", "summary"])
+    only = set(args.only or ["kernel", "pipeline", "latency", "soak", "summary", "peers"])
     common = ["--quick"] if args.quick else []
     ev = ["--events", str(args.events)] if args.events else []
     tmp = Path(tempfile.mkdtemp(prefix="bench-all-"))
@@ -143,6 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         res["soak"] = run("bench_soak.py", common, tmp / "soak.json")
     if "summary" in only:
         res["summary"] = run("bench_summary.py", common, tmp / "summary.json")
+    if "peers" in only:
+        skip = peers_skip_reason()
+        if skip:
+            print(f"\n8. bench_peers.py skipped: {skip}", flush=True)
+        else:
+            res["peers"] = run("bench_peers.py", [], tmp / "peers.json")
     total = time.perf_counter() - started
     m = machine
     print(f"\n## Benchmark results ({'quick' if args.quick else 'full'} run, {total / 60:.1f} min)\n")
