@@ -13,8 +13,13 @@ throughput is given at the best and the median of repeated runs.
 3. ``bench_latency.py``  daemon tick-to-decision latency against the emulator (live and paper mode)
 4. ``bench_soak.py``     daemon soak against the emulator at accelerated simulation (1 simulated hour)
 5. ``bench_summary.py``  ``summarize`` (``bot report``, the tune leaderboard) on a run of a million equity rows
+7. ``bench_parse.py``    the compiled parser against the reference reader (lines/s from gzip)
+   ``bench_command.py``  ``bot backtest`` and ``bot tune`` as new processes: what the user gets
 8. ``bench_peers.py``    ``bot backtest`` beside hftbacktest on the USD-M recording (only when the peer's
    venv exists: ``python benchmarks/bench_peers.py --setup`` creates it; otherwise a one-line skip)
+9. ``bench_memory.py``   peak RSS of fast replays of 1M to 50M synthetic events (quick: 1M and 5M)
+
+The last table, "Issue 13 targets", puts each speed and memory target beside its figure.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ TARGET_KERNEL = 5e6
 TARGET_PIPELINE = 1e6
 TARGET_P99_MS = 1.0
 TARGET_SUMMARY_S = 5.0
+ALL = ["kernel", "pipeline", "latency", "soak", "summary", "parse", "command", "peers", "memory"]
 
 
 def run(script: str, args: list[str], out: Path) -> dict | None:
@@ -139,15 +145,61 @@ def table(res: dict) -> str:
     return "\n".join(out)
 
 
+def _lines(rate: float) -> str:
+    return fmt_rate(rate).replace("/s", " lines/s")
+
+
+def targets_table(res: dict) -> str:
+    """Issue 13's targets, each with the figure that decides it (n/a: its benchmark did not run)."""
+    rows: list[tuple[str, str, str, str]] = []
+    pa = res.get("parse")
+    if pa and "compiled" in pa:
+        c = pa["compiled"]
+        rows.append(("parsing from gzip, compiled parser (spot BTCUSDT)", f"{_lines(c['best_events_per_s'])} best, {_lines(c['median_events_per_s'])} median",
+                     ">= 1 M lines/s", yes(c["best_events_per_s"] >= 1e6)))
+    co = res.get("command")
+    if co and "second_run" in co:
+        for key, label in (("second_run", "`bot backtest`, second run, as the command reports it"), ("first_run", "`bot backtest`, first run (empty cache, new process)"),
+                           ("maker", "`bot backtest`, maker mode (second run)")):
+            x, target = co[key], co["targets"][key]
+            ph = x.get("phases") or {}
+            rows.append((label, f"{fmt_rate(x['reported_best_events_per_s'])} best, {fmt_rate(x['reported_median_events_per_s'])} median "
+                                f"({x['events']:,} events; setup {ph.get('setup_s')} s, replay {ph.get('replay_s')} s)",
+                         f">= {fmt_rate(target)}", yes(x["reported_best_events_per_s"] >= target)))
+        sw = co.get("sweep")
+        if sw:
+            rows.append(("example sweep (space.example.toml, spot BTCUSDT, 2 workers)", f"{sw['trials_per_s']} trials/s ({sw['trials']} trials, {sw['wall_time_s']} s)",
+                         f">= {co['targets']['sweep']:g} trials/s", yes(sw["trials_per_s"] is not None and sw["trials_per_s"] >= co["targets"]["sweep"])))
+    me = res.get("memory")
+    if me:
+        mapped = [r for r in me.get("rows", []) if r.get("label") == "fast, memory-mapped" and "peak_rss_mib" in r]
+        if mapped:
+            big = max(mapped, key=lambda r: r["events"])
+            sizes = ", ".join(f"{r['events'] / 1e6:g}M: {r['peak_rss_mib']:.0f}" for r in mapped)
+            rows.append((f"peak RSS of a fast replay, synthetic ({sizes} MiB)", f"{big['peak_rss_mib']:.0f} MiB at {big['events']:,} events",
+                         "<= 1 GiB at 50 M", yes(big["peak_rss_mib"] <= 1024) if big["events"] >= 50_000_000 else "n/a (50M not run)"))
+    pe = res.get("peers")
+    if pe:
+        rows.append(("end to end beside hftbacktest (USD-M BTCUSDT, warm)", f"x{pe['ratio_whole'][-1]:.2f} whole process", ">= x1", yes(pe["ratio_whole"][-1] >= 1.0)))
+    lat = res.get("latency_live")
+    if lat:
+        x = lat.get("tick_to_decision_book") or {}
+        if x.get("n"):
+            rows.append(("daemon tick-to-decision p99 (live mode, all book updates)", f"{x['p99_ms']:.3f} ms", "< 1 ms", yes(x["p99_ms"] < TARGET_P99_MS)))
+    out = ["| target | figure | bar | met |", "|---|---|---|---|"]
+    out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Run the benchmarks and print a markdown summary.")
     p.add_argument("--quick", action="store_true", help="smaller synthetic stream and shorter daemon runs (about 3 minutes)")
-    p.add_argument("--only", nargs="+", choices=["kernel", "pipeline", "latency", "soak", "summary", "peers"], default=None)
+    p.add_argument("--only", nargs="+", choices=ALL, default=None)
     p.add_argument("--events", type=int, default=None, help="synthetic events for benchmarks 1 and 2 (default 10M, quick 1M)")
     p.add_argument("--save", default=None, help="also write the combined results as JSON to this file")
     args = p.parse_args(argv)
     machine = print_machine("benchmarks (run_all)")
-    only = set(args.only or ["kernel", "pipeline", "latency", "soak", "summary", "peers"])
+    only = set(args.only or ALL)
     common = ["--quick"] if args.quick else []
     ev = ["--events", str(args.events)] if args.events else []
     tmp = Path(tempfile.mkdtemp(prefix="bench-all-"))
@@ -170,6 +222,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n8. bench_peers.py skipped: {skip}", flush=True)
         else:
             res["peers"] = run("bench_peers.py", [], tmp / "peers.json")
+    if "parse" in only:
+        res["parse"] = run("bench_parse.py", ["--repeat", "3" if args.quick else "5"], tmp / "parse.json")
+    if "command" in only:
+        res["command"] = run("bench_command.py", ["--rounds", "2" if args.quick else "3"] + (["--no-tune"] if args.quick else []), tmp / "command.json")
+    if "memory" in only:
+        res["memory"] = run("bench_memory.py", ["--no-command"] + (["--sizes", "1M", "5M"] if args.quick else []), tmp / "memory.json")
     total = time.perf_counter() - started
     m = machine
     print(f"\n## Benchmark results ({'quick' if args.quick else 'full'} run, {total / 60:.1f} min)\n")
@@ -177,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
           f"load average at start {m.get('loadavg_1m')}, host speed reference {m.get('host_speed_ref_s')} s "
           "(shared machine: figures are the best and median of repeated runs).\n")
     print(table(res))
+    print("\n## Issue 13 targets\n")
+    print(targets_table(res))
     failed = [k for k, v in res.items() if k not in ("machine", "quick") and v is None]
     if failed:
         print(f"\nfailed: {', '.join(failed)}")
