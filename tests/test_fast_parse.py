@@ -143,7 +143,7 @@ def _perturb(lines, msgs, draw):
     elif what == "key_order" and data:
         lines[i] = _line(ts, {"stream": msg["stream"], "data": dict(reversed(list(data.items())))})
     elif what == "gap":
-        for j in range(len(msgs)):
+        for j in range(min(len(msgs), len(lines))):  # an earlier perturbation may have dropped lines
             if "depth" in str(msgs[j][1].get("stream")) and j > i:
                 d = dict(msgs[j][1]["data"], U=msgs[j][1]["data"]["U"] + 5, u=msgs[j][1]["data"]["u"] + 5, pu=-1)
                 if "T" not in d:

@@ -118,9 +118,11 @@ def read_status(db_path: str | Path, run_id: str | None = None) -> dict[str, Any
     finally:
         conn.close()
     heartbeat_age = round(time.time() - hb[0], 1) if hb else None
-    alive = status == "running" and heartbeat_age is not None and heartbeat_age < ALIVE_HEARTBEAT_S and _process_alive(state)
+    process_alive = _process_alive(state)
+    alive = status == "running" and heartbeat_age is not None and heartbeat_age < ALIVE_HEARTBEAT_S and process_alive
     if status == "running" and not alive:
-        why = f"no heartbeat for {heartbeat_age}s" if heartbeat_age is None or heartbeat_age >= ALIVE_HEARTBEAT_S else f"its process (pid {state.get('pid')}) is gone"
+        # a process known to be gone is the stronger fact: say it whatever the heartbeat's age
+        why = f"its process (pid {state.get('pid')}) is gone" if not process_alive else f"no heartbeat for {heartbeat_age}s"
         status = f"running (DID NOT FINISH: {why}; the next start marks it crashed)"
     equity = float(eq[0]) if eq else float(initial_equity)
     live = {p.get("symbol"): p for p in state.get("instruments") or []} if alive else {}
