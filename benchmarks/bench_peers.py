@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_peers.py            # needs the peer's venv (below)
     .venv/bin/python benchmarks/bench_peers.py --setup    # creates it first (pip, from the package index)
 
-hftbacktest 2.4.4 pins numpy<2.3 and numba~=0.61, which the bot's own venv outgrows, so it lives
+hftbacktest 2.4.4 pins numpy<2.3, which the bot's own venv outgrows, so it lives
 in a venv of its own (``--peer-python``, default ``.venv-peers/bin/python``; the ``peers`` extra
 of pyproject.toml names the version). Each engine runs twice as a user runs it, in a new process:
 

@@ -3,7 +3,7 @@
     .venv-peers/bin/python benchmarks/peer_hftbacktest.py --data FILE.gz --cache DIR --params JSON
 
 This file imports hftbacktest, numpy and numba only, never ``bot``: it runs under the peer's
-interpreter (hftbacktest 2.4.4 pins numpy<2.3 and numba~=0.61, which the bot's venv outgrows).
+interpreter (hftbacktest 2.4.4 pins numpy<2.3, which the bot's venv outgrows).
 It prints progress lines, then one line ``PEER_RESULT {json}`` that ``bench_peers.py`` reads.
 
 What it does, timed step by step (``time.perf_counter``):
