@@ -53,9 +53,12 @@ class DataSpec:
     sim: dict[str, Any] = field(default_factory=dict)  # sim + market sections (for "sim")
     fingerprint: str = ""
     format: str = ""  # the --format given for the files ("" = detected from their content)
+    # how trials replay it: "fast" = columnar arrays + compiled scan (bot.tune.columns), "readable" =
+    # a list of events through the readable engine (the reference); same results, so not in the keys
+    engine: str = "fast"
 
     @staticmethod
-    def for_files(paths: list[str], fmt: str | None = None) -> "DataSpec":
+    def for_files(paths: list[str], fmt: str | None = None, engine: str = "fast") -> "DataSpec":
         files = tuple(os.path.abspath(p) for p in paths)
         ident = []
         for p in files:
@@ -63,12 +66,12 @@ class DataSpec:
             ident.append([p, st.st_size, st.st_mtime_ns])
         # sorted: the reader orders the files by time, so the order they are given in does not matter
         key = sorted(ident) if not fmt else [sorted(ident), fmt]  # unchanged without --format: old sweeps resume
-        return DataSpec("files", files=files, fingerprint=_sha(key), format=fmt or "")
+        return DataSpec("files", files=files, fingerprint=_sha(key), format=fmt or "", engine=engine)
 
     @staticmethod
-    def for_sim(sim_section: dict[str, Any], market_section: dict[str, Any]) -> "DataSpec":
+    def for_sim(sim_section: dict[str, Any], market_section: dict[str, Any], engine: str = "fast") -> "DataSpec":
         sim = {"sim": sim_section, "market": market_section}
-        return DataSpec("sim", sim=sim, fingerprint=_sha(sim))
+        return DataSpec("sim", sim=sim, fingerprint=_sha(sim), engine=engine)
 
     def describe(self) -> list[str]:
         return list(self.files) if self.kind == "files" else [f"sim:{json.dumps(self.sim['sim'], sort_keys=True)}"]
@@ -110,18 +113,48 @@ def trial_key(*, params: dict[str, Any], settings_snapshot: dict[str, Any], fold
 
 
 # --------------------------------------------------------------------------- per-process data cache
-_CACHE: dict[str, tuple[SegmentSource, dict[str, Any]]] = {}
+_CACHE: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}
 
 
-def load_source(data: DataSpec) -> tuple[SegmentSource, dict[str, Any]]:
-    """The data's events in memory (once per process) and the reader's stats.
+def load_source(data: DataSpec) -> tuple[Any, dict[str, Any]]:
+    """The data in memory (once per process) and the reader's stats.
 
-    The main process loads them before starting a ``fork`` pool, so local workers inherit them
-    without reading the files again; other workers (spawn, remote) read them on first use.
+    ``data.engine == "fast"``: an :class:`~bot.tune.columns.ArraySource` (a Binance recording
+    through the compiled parser and its columnar cache file, other data encoded once); the
+    readable engine's :class:`SegmentSource` of Python events otherwise, or when the prices
+    cannot be encoded exactly. The main process loads it before starting a ``fork`` pool, so local
+    workers inherit it without reading anything again; other workers (spawn, remote) load it on
+    first use: for a Binance recording the cache file the main process wrote (its name derives
+    from the files' paths, sizes and mtimes; remote workers need the same ``$BOT_FAST_CACHE``).
     """
-    hit = _CACHE.get(data.fingerprint)
+    hit = _CACHE.get((data.fingerprint, data.engine))
     if hit is not None:
         return hit
+    source: Any = None
+    if data.kind == "files" and data.engine == "fast":
+        from bot.data.readers import resolve
+
+        if resolve(list(data.files), data.format or None).name == "binance-raw":
+            from bot.fast.columnar import load_binance
+            from bot.tune.columns import ArraySource
+
+            arrays, _ = load_binance(list(data.files))
+            source, info = ArraySource(arrays), dict(arrays.meta.get("reader") or {})
+    if source is None:
+        events, info = _read_events(data)
+        source = SegmentSource(events)
+        if data.engine == "fast":
+            from bot.fast.columnar import encode_events
+            from bot.tune.columns import ArraySource
+
+            with contextlib.suppress(ValueError):  # prices the encoding cannot hold exactly: readable
+                source = ArraySource(encode_events(events))
+        del events
+    _CACHE[(data.fingerprint, data.engine)] = (source, info)
+    return source, info
+
+
+def _read_events(data: DataSpec) -> tuple[list[Any], dict[str, Any]]:
     if data.kind == "files":
         from bot.data.binance import ReaderStats
         from bot.data.readers import read_events
@@ -140,8 +173,7 @@ def load_source(data: DataSpec) -> tuple[SegmentSource, dict[str, Any]]:
         raise TrialError(f"unknown data kind {data.kind!r}")
     if not events:
         raise TrialError("the data holds no market events")
-    _CACHE[data.fingerprint] = (SegmentSource(events), info)
-    return _CACHE[data.fingerprint]
+    return events, info
 
 
 def _source_summary(info: dict[str, Any]) -> dict[str, Any]:
@@ -172,9 +204,15 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
     except ConfigError as exc:
         raise TrialError(str(exc)) from None
     source, info = load_source(spec.data)
-    seen = {"events": 0, "first_ts": None, "last_ts": None, "prelude": 0}
-    prelude = source.prelude(spec.start_ns) if source.count(spec.start_ns, spec.end_ns) else ()
-    seen["prelude"] = len(prelude)
+    seen: dict[str, Any] = {"events": 0, "first_ts": None, "last_ts": None, "prelude": 0}
+    if isinstance(source, SegmentSource):
+        prelude = source.prelude(spec.start_ns) if source.count(spec.start_ns, spec.end_ns) else ()
+        seen["prelude"] = len(prelude)
+    else:  # the fast path: the window's arrays (prelude + events), built once per process
+        window, n_prelude = source.window(spec.start_ns, spec.end_ns)
+        n = len(window)
+        seen.update(events=n, prelude=n_prelude, first_ts=int(window.ts[0]) if n else None,
+                    last_ts=int(window.ts[n - 1]) if n else None)
 
     def watched():
         n = 0
@@ -204,7 +242,12 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
     SCRATCH.add(scratch)
     try:
         db = os.path.join(scratch, "trial.db")
-        summary = run_backtest(settings, watched(), db_path=db, data_files=spec.data.describe(), source_stats=source_stats)
+        if isinstance(source, SegmentSource):
+            summary = run_backtest(settings, watched(), db_path=db, data_files=spec.data.describe(), source_stats=source_stats)
+        else:  # a config the compiled scan refuses replays iter_events(window) on the readable engine
+            from bot.fast.backtest import run_backtest_fast
+
+            summary = run_backtest_fast(settings, window, db_path=db, data_files=spec.data.describe(), source_stats=source_stats)
         if summary.get("status") == "interrupted":
             # only possible in-process (pool workers ignore SIGINT): run_backtest swallowed the Ctrl-C
             raise KeyboardInterrupt
