@@ -60,7 +60,7 @@ def comparable(event) -> tuple:
 
 def test_array_windows_are_the_segment_source_windows():
     settings = load_settings(ROOT / "config" / "demo.toml")
-    events = list(simulate(settings.sim, settings.instruments[0]))
+    events = list(simulate(settings.sim.model_copy(update={"duration_s": 120.0}), settings.instruments[0]))
     ref, fast = SegmentSource(events), ArraySource(encode_events(events))
     assert (fast.first_ts, fast.last_ts) == (ref.first_ts, ref.last_ts)
     segments = make_segments(ref.first_ts, ref.last_ts, 3)
@@ -145,5 +145,6 @@ def test_a_spawned_worker_loads_the_columnar_cache(tmp_path):
         assert _strip(there[T.ROWS][table], there["run_id"]) == _strip(here[T.ROWS][table], here["run_id"]), table
 
 
-def _strip(rows: list[dict], run_id: str) -> list[dict]:
-    return [{k: v.replace(run_id, "RUN") if isinstance(v, str) else v for k, v in r.items() if k != "run_id"} for r in rows]
+def _strip(rows: tuple[list[str], list[tuple]], run_id: str) -> list[tuple]:
+    names, values = rows
+    return [tuple(v.replace(run_id, "RUN") if isinstance(v, str) else v for n, v in zip(names, r) if n != "run_id") for r in values]

@@ -22,9 +22,10 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from bot.core.events import MarketEvent
-from bot.fast.columnar import EventArrays, encode_events, iter_events
-from bot.tune.folds import _Warmup
+from bot.book.book import BookStatus
+from bot.core.events import BestBidAsk, BookInvalidated, BookSnapshot, MarketEvent
+from bot.fast.columnar import BBO, INVALIDATED, SNAPSHOT, EventArrays, encode_events, event_at
+from bot.tune.folds import ALL_LEVELS
 
 
 class ArraySource:
@@ -63,18 +64,10 @@ class ArraySource:
             self.window(start, end)
 
     def _build_preludes(self, starts: Sequence[int]) -> None:
-        """The preludes of ``starts`` in one pass over the events before the last of them."""
+        """The preludes of ``starts``: one kernel pass over the events before the last of them."""
         todo = sorted({s for s in starts if s not in self._preludes})
-        if not todo:
-            return
-        w = _Warmup()
-        i = 0
-        for start in todo:
-            i0 = self.bounds(start, start)[0]
-            for event in iter_events(self.arrays, i, i0):
-                w.apply(event)
-            i = max(i, i0)
-            self._preludes[start] = w.prelude(start)
+        if todo:
+            self._preludes.update(kernel_preludes(self.arrays, [(s, self.bounds(s, s)[0]) for s in todo]))
 
     def prelude(self, start_ns: int) -> tuple[MarketEvent, ...]:
         """The synthetic events standing for everything before ``start_ns`` (as SegmentSource's)."""
@@ -99,6 +92,53 @@ class ArraySource:
             out = (with_prelude(self.arrays, prelude, i0, i1), len(prelude))
         self._windows[key] = out
         return out
+
+
+def kernel_preludes(a: EventArrays, starts: Sequence[tuple[int, int]]) -> dict[int, tuple[MarketEvent, ...]]:
+    """:func:`bot.tune.folds.warmup_prelude` of ``a[:i0]`` at each ``(start_ns, i0)`` (ascending),
+    from the compiled book instead of an ``OrderBook`` fed with rebuilt events (seconds of Python
+    for a recording of 100k events, per start).
+
+    The kernel's book is the ``OrderBook``'s level for level (:mod:`tests.test_fast_equivalence`),
+    its per-event ``changed`` flag is ``OrderBook.apply``'s answer, and "awaiting a snapshot" is a
+    RESYNC or INVALID status (the two that clear the book's sync); the last accepted best-bid/ask
+    after the last snapshot or invalidation is found from those flags. Tested equal to the
+    readable warm-up (:mod:`tests.test_tune_fast`).
+    """
+    from bot.config.settings import SignalSection
+    from bot.fast import kernel as K
+    from bot.fast.book import BookView, FastBook
+
+    fb = FastBook(a, SignalSection())  # the signal values are not read, only the book and the flags
+    view = BookView(fb)
+    out: dict[int, tuple[MarketEvent, ...]] = {}
+    last_bbo = -1  # index of the last accepted best-bid/ask since the last snapshot / invalidation
+    for start, i0 in starts:
+        i = fb.pos
+        if i0 > i:
+            flags = np.zeros(i0 - i, dtype=np.uint8)
+            K.run_signals(*fb._args(), i, i0, *fb._state(), flags, np.zeros((len(K.OUT_ROWS), i0 - i), dtype=np.float64))
+            fb.pos = i0
+            kinds = a.kind[i:i0]
+            resets = np.flatnonzero((kinds == SNAPSHOT) | (kinds == INVALIDATED))
+            accepted = np.flatnonzero((kinds == BBO) & ((flags & K.OUT_CHANGED) != 0))
+            if accepted.size and (not resets.size or accepted[-1] > resets[-1]):
+                last_bbo = i + int(accepted[-1])
+            elif resets.size:
+                last_bbo = -1
+        if i0 == 0:
+            out[start] = ()
+        elif view.status in (BookStatus.RESYNC, BookStatus.INVALID):
+            out[start] = (BookInvalidated(start, 0, "segment start: the source was awaiting a book snapshot"),)
+        else:
+            seq = view.depth_sequence
+            snap = BookSnapshot(start, 0, tuple(view.bids(ALL_LEVELS)), tuple(view.asks(ALL_LEVELS)), seq)
+            if last_bbo >= 0 and a.seq.item(last_bbo) > seq:
+                b = event_at(a, last_bbo)
+                out[start] = (snap, BestBidAsk(start, 0, b.bid_price, b.bid_size, b.ask_price, b.ask_size, b.sequence))
+            else:
+                out[start] = (snap,)
+    return out
 
 
 def with_prelude(a: EventArrays, prelude: Sequence[MarketEvent], start: int, stop: int) -> EventArrays:

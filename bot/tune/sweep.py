@@ -16,8 +16,7 @@ from bot.console import progress
 from bot.tune import leaderboard
 from bot.tune.executor import TrialExecutor
 from bot.tune.folds import Fold, Segment, make_folds, make_segments
-from bot.tune.space import to_overrides
-from bot.tune.trials import ROLES, DataSpec, TrialSpec, TrialTable, run_trial, trial_key
+from bot.tune.trials import ROLES, DataSpec, TrialSpec, TrialTable, candidate_settings, run_trial, trial_key
 
 
 @dataclass
@@ -83,7 +82,7 @@ def plan_sweep(
     specs: list[TrialSpec] = []
     base = load_settings(base_config)
     for c, params in enumerate(candidates):
-        snapshot = load_settings(base_config, **to_overrides(params)).snapshot()
+        snapshot = candidate_settings(base_config, params).snapshot()  # kept: forked workers inherit it
         for f in fold_list:
             for role in ROLES:
                 start, end = f.window(role)

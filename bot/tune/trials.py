@@ -192,15 +192,41 @@ def remove_scratch() -> None:
         SCRATCH.discard(path)
 
 
+_SETTINGS: dict[tuple[str, str], Any] = {}
+
+
+def candidate_settings(base_config: str, params: dict[str, Any]) -> Any:
+    """``load_settings(base_config, **overrides(params))``, once per process and candidate.
+
+    :func:`bot.tune.sweep.plan_sweep` loads every candidate in the main process, so forked workers
+    inherit them (a load is tens of ms of TOML, environment and validation, per trial otherwise).
+    Nothing writes to a Settings object once loaded, so trials can share one.
+    """
+    from bot.config.settings import load_settings
+    from bot.tune.space import to_overrides
+
+    key = (str(base_config), json.dumps(params, sort_keys=True, default=str))
+    hit = _SETTINGS.get(key)
+    if hit is None:
+        hit = _SETTINGS[key] = load_settings(base_config, **to_overrides(params))
+    return hit
+
+
+def _scratch_root() -> str | None:
+    """Where trials put their private databases: memory (``/dev/shm``) where there is one, since
+    they are deleted at the end of the trial and only their rows travel; else the temp dir."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
 def run_trial(spec: TrialSpec) -> dict[str, Any]:
     """Backtest one candidate on one window; return the figures (runs in a worker process)."""
-    from bot.config.settings import ConfigError, load_settings
+    from bot.config.settings import ConfigError
     from bot.engine.runner import run_backtest
-    from bot.tune.space import to_overrides
 
     started = time.time()
     try:
-        settings = load_settings(spec.base_config, **to_overrides(spec.params))
+        settings = candidate_settings(spec.base_config, spec.params)
     except ConfigError as exc:
         raise TrialError(str(exc)) from None
     source, info = load_source(spec.data)
@@ -238,7 +264,7 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
             },
         }
 
-    scratch = tempfile.mkdtemp(prefix="bot-tune-")
+    scratch = tempfile.mkdtemp(prefix="bot-tune-", dir=_scratch_root())
     SCRATCH.add(scratch)
     try:
         db = os.path.join(scratch, "trial.db")
@@ -284,29 +310,40 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
     }
 
 
-def export_run(db_path: str, run_id: str) -> dict[str, list[dict[str, Any]]]:
-    """Every row of one run from a store database, table by table (without autoincrement ids)."""
+Rows = dict[str, tuple[list[str], list[tuple[Any, ...]]]]
+
+
+def export_run(db_path: str, run_id: str) -> Rows:
+    """Every row of one run from a store database, table by table: (column names, row tuples),
+    without autoincrement ids (tuples, not dicts: a trial's equity points are thousands of rows,
+    pickled to the main process and inserted with one ``executemany`` per table)."""
     from bot.store.store import BUFFERED_TABLES
 
     conn = sqlite3.connect(db_path, timeout=30)
-    conn.row_factory = sqlite3.Row
     try:
-        out: dict[str, list[dict[str, Any]]] = {}
+        out: Rows = {}
         for table in ("runs", *BUFFERED_TABLES):
-            rows = conn.execute(f"SELECT * FROM [{table}] WHERE run_id = ? ORDER BY rowid", (run_id,)).fetchall()
-            out[table] = [{k: r[k] for k in r.keys() if not (k == "id" and table != "runs")} for r in rows]
+            cur = conn.execute(f"SELECT * FROM [{table}] WHERE run_id = ? ORDER BY rowid", (run_id,))
+            names = [d[0] for d in cur.description]
+            keep = [i for i, k in enumerate(names) if not (k == "id" and table != "runs")]
+            rows = cur.fetchall()
+            if len(keep) < len(names):
+                rows = [tuple(r[i] for i in keep) for r in rows]
+            out[table] = ([names[i] for i in keep], rows)
         return out
     finally:
         conn.close()
 
 
-def _row_sharpe(rows: dict[str, list[dict[str, Any]]], equity_interval_s: float) -> float | None:
+def _row_sharpe(rows: Rows, equity_interval_s: float) -> float | None:
     """:func:`bot.store.report.sharpe_ratio` of a trial's equity rows (time order), rounded like the report."""
     import numpy as np
 
     from bot.store.report import sharpe_ratio
 
-    curve = [r["equity"] for r in sorted(rows["equity"], key=lambda r: r["ts"])]
+    names, equity = rows["equity"]
+    ts, eq = names.index("ts"), names.index("equity")
+    curve = [r[eq] for r in sorted(equity, key=lambda r: r[ts])]
     value = sharpe_ratio(np.array(curve, dtype=np.float64), equity_interval_s)
     return None if value is None else round(value, 4)
 
@@ -388,8 +425,8 @@ class TrialTable:
     def commit(self, spec: TrialSpec, result: dict[str, Any]) -> None:
         """Store the trial's backtest run and its ``trials`` row in ONE transaction (all or nothing).
 
-        ``result[ROWS]`` (the run exported from the worker's private database) is removed from
-        ``result`` and inserted into the store's tables; autoincrement ids are assigned afresh.
+        ``result[ROWS]`` (the run exported from the worker's private database, :func:`export_run`) is
+        removed from ``result`` and inserted into the store's tables; autoincrement ids are assigned afresh.
         """
         rows = result.pop(ROWS, None) or {}
         row = {
@@ -405,12 +442,11 @@ class TrialTable:
         with self._connect() as conn:
             if conn.execute("SELECT 1 FROM trials WHERE key = ?", (spec.key,)).fetchone():
                 return
-            for table, table_rows in rows.items():
-                for r in table_rows:
-                    cols = list(r)
-                    conn.execute(
+            for table, (cols, table_rows) in rows.items():
+                if table_rows:
+                    conn.executemany(
                         f"INSERT INTO [{table}] ({', '.join(f'[{c}]' for c in cols)}) VALUES ({', '.join('?' * len(cols))})",
-                        [r[c] for c in cols],
+                        table_rows,
                     )
             conn.execute(
                 f"INSERT INTO trials ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
