@@ -3,8 +3,8 @@
 :class:`ArraySource` is :class:`~bot.tune.folds.SegmentSource` over
 :class:`~bot.fast.columnar.EventArrays` instead of a list of Python events: the same windows
 (``np.searchsorted`` on the receive timestamps, left side, as ``bisect_left`` on the list), the
-same warm-up prelude (built by the same :class:`~bot.tune.folds._Warmup` from the events before
-the window, rebuilt from the arrays), so a trial's event stream is event for event the one the
+same warm-up prelude (:func:`kernel_preludes`: the compiled book's state where the readable
+warm-up replays an ``OrderBook``), so a trial's event stream is event for event the one the
 readable trial replays (tested on the real recording: same figures, same stored rows).
 
 Why windows are cached arrays. A trial's input is the window's prelude (a synthetic snapshot of

@@ -1,9 +1,13 @@
 """One trial = one candidate backtested on one time window; the ``trials`` table that remembers them.
 
 A trial is a pure function of its :class:`TrialSpec` (picklable, so any executor can ship it):
-:func:`run_trial` loads the candidate's settings, takes the window's events (with the warm-up
-snapshot, see :mod:`bot.tune.folds`), runs :func:`bot.engine.runner.run_backtest` into a private
-temporary database and returns the figures plus the run's rows. The worker never touches the
+:func:`run_trial` takes the candidate's settings, the window's events (with the warm-up
+snapshot, see :mod:`bot.tune.folds`) and backtests them into a private temporary database:
+by default on the fast path (:func:`bot.fast.backtest.run_backtest_fast` over the window's
+columnar arrays, :mod:`bot.tune.columns`; a config the compiled scan refuses replays those
+arrays on the readable engine), with ``DataSpec.engine == "readable"`` through
+:func:`bot.engine.runner.run_backtest` over Python events (the reference; same figures and rows,
+tested). It returns the figures plus the run's rows. The worker never touches the
 sweep's database: the main process is its only writer, and :meth:`TrialTable.commit` moves the
 run into the store's tables and adds the ``trials`` row in one transaction, as each trial finishes
 (the store's deferred transactions are not made for concurrent writers, and a remote worker
@@ -28,11 +32,11 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from bot.tune.folds import SegmentSource
+from bot.tune.runrows import export_run, row_sharpe, traded_notional
 
 TRIAL_SCHEMA = 1
 ROWS = "_rows"  # key of the run's exported rows in a trial result (moved into the store by the main process)
@@ -279,7 +283,7 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
             raise KeyboardInterrupt
         if summary.get("status") != "completed":
             raise TrialError(f"trial run {summary.get('run_id')} ended with status {summary.get('status')!r}")
-        notional = _traded_notional(db, summary["run_id"])
+        notional = traded_notional(db, summary["run_id"])
         rows = export_run(db, summary["run_id"])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -292,7 +296,7 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
         "fees": summary["fees"],
         # a ranking score, not the report's Sharpe (null on minutes of data): the per-row ratio the
         # sweep has always compared, the same rule as the stitched walk-forward curve's
-        "sharpe": _row_sharpe(rows, settings.store.equity_interval_s),
+        "sharpe": row_sharpe(rows, settings.store.equity_interval_s),
         "max_drawdown": summary["max_drawdown"],
         "trades": summary["trades"],
         "fills": summary["fills"],
@@ -308,54 +312,6 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
         "pid": os.getpid(),
         ROWS: rows,
     }
-
-
-Rows = dict[str, tuple[list[str], list[tuple[Any, ...]]]]
-
-
-def export_run(db_path: str, run_id: str) -> Rows:
-    """Every row of one run from a store database, table by table: (column names, row tuples),
-    without autoincrement ids (tuples, not dicts: a trial's equity points are thousands of rows,
-    pickled to the main process and inserted with one ``executemany`` per table)."""
-    from bot.store.store import BUFFERED_TABLES
-
-    conn = sqlite3.connect(db_path, timeout=30)
-    try:
-        out: Rows = {}
-        for table in ("runs", *BUFFERED_TABLES):
-            cur = conn.execute(f"SELECT * FROM [{table}] WHERE run_id = ? ORDER BY rowid", (run_id,))
-            names = [d[0] for d in cur.description]
-            keep = [i for i, k in enumerate(names) if not (k == "id" and table != "runs")]
-            rows = cur.fetchall()
-            if len(keep) < len(names):
-                rows = [tuple(r[i] for i in keep) for r in rows]
-            out[table] = ([names[i] for i in keep], rows)
-        return out
-    finally:
-        conn.close()
-
-
-def _row_sharpe(rows: Rows, equity_interval_s: float) -> float | None:
-    """:func:`bot.store.report.sharpe_ratio` of a trial's equity rows (time order), rounded like the report."""
-    import numpy as np
-
-    from bot.store.report import sharpe_ratio
-
-    names, equity = rows["equity"]
-    ts, eq = names.index("ts"), names.index("equity")
-    curve = [r[eq] for r in sorted(equity, key=lambda r: r[ts])]
-    value = sharpe_ratio(np.array(curve, dtype=np.float64), equity_interval_s)
-    return None if value is None else round(value, 4)
-
-
-def _traded_notional(db_path: str, run_id: str) -> Decimal:
-    """Sum of |price x amount| over the run's fills, exactly (the store keeps them as TEXT)."""
-    conn = sqlite3.connect(db_path, timeout=30)
-    try:
-        rows = conn.execute("SELECT price, amount FROM fills WHERE run_id = ?", (run_id,)).fetchall()
-    finally:
-        conn.close()
-    return sum((abs(Decimal(p) * Decimal(a)) for p, a in rows), Decimal(0))
 
 
 # --------------------------------------------------------------------------- the trials table
