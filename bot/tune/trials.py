@@ -202,14 +202,14 @@ _SETTINGS: dict[tuple[str, str], Any] = {}
 def candidate_settings(base_config: str, params: dict[str, Any]) -> Any:
     """``load_settings(base_config, **overrides(params))``, once per process and candidate.
 
-    :func:`bot.tune.sweep.plan_sweep` loads every candidate in the main process, so forked workers
-    inherit them (a load is tens of ms of TOML, environment and validation, per trial otherwise).
+    :func:`bot.tune.space.build_candidates` and :func:`bot.tune.sweep.plan_sweep` load every
+    candidate in the main process (once for both), so forked workers inherit them (a load is tens of ms of TOML, environment and validation, per trial otherwise).
     Nothing writes to a Settings object once loaded, so trials can share one.
     """
     from bot.config.settings import load_settings
     from bot.tune.space import to_overrides
 
-    key = (str(base_config), json.dumps(params, sort_keys=True, default=str))
+    key = (str(Path(base_config).resolve()), json.dumps(params, sort_keys=True, default=str))  # the file, however named
     hit = _SETTINGS.get(key)
     if hit is None:
         hit = _SETTINGS[key] = load_settings(base_config, **to_overrides(params))
