@@ -203,13 +203,21 @@ def candidate_settings(base_config: str, params: dict[str, Any]) -> Any:
     """``load_settings(base_config, **overrides(params))``, once per process and candidate.
 
     :func:`bot.tune.space.build_candidates` and :func:`bot.tune.sweep.plan_sweep` load every
-    candidate in the main process (once for both), so forked workers inherit them (a load is tens of ms of TOML, environment and validation, per trial otherwise).
-    Nothing writes to a Settings object once loaded, so trials can share one.
+    candidate in the main process (once for both), so forked workers inherit them (a load is
+    tens of ms of TOML, environment and validation, per trial otherwise). Nothing writes to a
+    Settings object once loaded, so trials can share one. The key holds what the load reads: the
+    file and a ``.env`` in the working directory (path, size, mtime), the ``BOT__`` environment and
+    the params.
     """
     from bot.config.settings import load_settings
     from bot.tune.space import to_overrides
 
-    key = (str(Path(base_config).resolve()), json.dumps(params, sort_keys=True, default=str))  # the file, however named
+    try:
+        files = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in (Path(base_config).resolve(), Path(".env").resolve()) if f.exists()]
+    except OSError:  # unreadable: load_settings says what is wrong
+        return load_settings(base_config, **to_overrides(params))
+    env = sorted((k, v) for k, v in os.environ.items() if k.upper().startswith("BOT__"))
+    key = (str(Path(base_config).resolve()), json.dumps([files, env, params], sort_keys=True, default=str))
     hit = _SETTINGS.get(key)
     if hit is None:
         hit = _SETTINGS[key] = load_settings(base_config, **to_overrides(params))
