@@ -20,13 +20,11 @@ def export_run(db_path: str, run_id: str) -> Rows:
     try:
         out: Rows = {}
         for table in ("runs", *BUFFERED_TABLES):
-            cur = conn.execute(f"SELECT * FROM [{table}] WHERE run_id = ? ORDER BY rowid", (run_id,))
-            names = [d[0] for d in cur.description]
-            keep = [i for i, k in enumerate(names) if not (k == "id" and table != "runs")]
-            rows = cur.fetchall()
-            if len(keep) < len(names):
-                rows = [tuple(r[i] for i in keep) for r in rows]
-            out[table] = ([names[i] for i in keep], rows)
+            # the columns named in the SELECT, so SQLite leaves the ids out (no tuple rebuilt per row here)
+            names = [r[1] for r in conn.execute(f"PRAGMA table_info([{table}])")]
+            keep = [k for k in names if not (k == "id" and table != "runs")]
+            sql = f"SELECT {', '.join(f'[{k}]' for k in keep)} FROM [{table}] WHERE run_id = ? ORDER BY rowid"
+            out[table] = (keep, conn.execute(sql, (run_id,)).fetchall())
         return out
     finally:
         conn.close()
