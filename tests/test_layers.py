@@ -15,8 +15,9 @@ RANK = {
     "signals": 3, "risk": 3, "execution": 3,
     "strategies": 4,
     "engine": 5,
-    "research": 6, "tune": 6, "emulator": 6, "fast": 6, "ops": 6,
-    "cli": 7, "__main__": 8,
+    "research": 6, "emulator": 6, "fast": 6, "ops": 6,
+    "tune": 7,  # sweeps replay on the fast path (bot.fast)
+    "cli": 8, "__main__": 9,
 }
 
 

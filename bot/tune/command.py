@@ -1,7 +1,7 @@
 """The ``bot tune`` sub-command.
 
     bot tune --config BASE.toml --space SPACE.toml (--data FILE [FILE...] | --sim)
-             [--workers N] [--executor local|dask] [--scheduler ADDRESS] [--db PATH] [--folds K] [--method grid|random] [--trials N] [--seed S]
+             [--engine fast|readable] [--workers N] [--executor local|dask] [--scheduler ADDRESS] [--db PATH] [--folds K] [--method grid|random] [--trials N] [--seed S]
              [--objective pnl_net|sharpe] [--out BEST.toml] [--max-trials N] [--skip-invalid]
              [--json] [--html OUT.html] [--quiet]
 
@@ -47,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", nargs="+", metavar="FILE", help="recorded market data (format detected from the content); a split recording is given as all its files")
     p.add_argument("--format", metavar="NAME", help="read --data as this format instead of detecting it (names: see bot inspect --help)")
     p.add_argument("--sim", action="store_true", help="tune on the built-in simulator (the base config's [sim] section)")
+    p.add_argument("--engine", choices=("fast", "readable"), default="fast",
+                   help="fast (default): trials replay shared columnar arrays with the compiled scan, same results; "
+                        "readable: the reference engine over Python events")
     p.add_argument("--workers", type=int, metavar="N",
                    help=f"parallel worker processes (default: CPU count = {os.cpu_count()}; 0 = run in this process)")
     p.add_argument("--executor", choices=("local", "dask"), default="local",
@@ -166,9 +169,9 @@ def _tune(args: argparse.Namespace, exits: contextlib.ExitStack) -> int:
         missing = [f for f in args.data if not Path(f).is_file()]
         if missing:
             return _fail("data file not found: " + ", ".join(missing))
-        data = DataSpec.for_files(args.data, args.format)
+        data = DataSpec.for_files(args.data, args.format, args.engine)
     else:
-        data = DataSpec.for_sim(base.sim.model_dump(mode="json"), base.instruments[0].model_dump(mode="json"))
+        data = DataSpec.for_sim(base.sim.model_dump(mode="json"), base.instruments[0].model_dump(mode="json"), args.engine)
 
     configure(base.run.log_dir, base.run.log_level, base.run.console_log_level)
     db = Path(args.db) if args.db else Path(base.run.db).with_name("tune.db")

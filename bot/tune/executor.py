@@ -84,6 +84,9 @@ def _worker_init(log_dir: str, log_level: str) -> None:
     configure(log_dir, level, "error")
 
 
+IN_FLIGHT_PER_WORKER = 3  # submitted trials per worker: enough to keep it busy while results are committed
+
+
 class ProcessPoolTrialExecutor:
     """The default: a local :class:`concurrent.futures.ProcessPoolExecutor` (``fork`` where available)."""
 
@@ -109,12 +112,27 @@ class ProcessPoolTrialExecutor:
             initializer=_worker_init,
             initargs=(self.log_dir, self.log_level),
         )
-        futures = {pool.submit(fn, spec): spec for spec in specs}
-        pending = set(futures)
+        # a few trials per worker in flight, not all of them: cf.wait walks every future it is given
+        # (locks, waiters) on each call, which cost the main process seconds per few hundred trials
+        todo = iter(specs)
+        futures: dict[cf.Future[Any], TrialSpec] = {}
+        pending: set[cf.Future[Any]] = set()
+
+        def submit() -> None:
+            while len(pending) < IN_FLIGHT_PER_WORKER * self.workers:
+                spec = next(todo, None)
+                if spec is None:
+                    return
+                fut = pool.submit(fn, spec)
+                futures[fut] = spec
+                pending.add(fut)
+
+        submit()
         try:
             while pending:
                 # a timeout keeps the main thread responsive to signals while it waits
                 done, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
+                submit()
                 for fut in done:
                     spec = futures.pop(fut)
                     exc = fut.exception()

@@ -195,6 +195,12 @@ class SegmentSource:
             self._preludes[start_ns] = warmup_prelude(self.events[:i0], start_ns)
         return self._preludes[start_ns]
 
+    def warm(self, windows: Iterable[tuple[int, int]]) -> None:
+        """Compute the windows' preludes now (the main process, so that forked workers inherit them)."""
+        for start, end in sorted(set(windows)):
+            if self.count(start, end):
+                self.prelude(start)
+
     def segment(self, start_ns: int, end_ns: int) -> Iterator[MarketEvent]:
         i0, i1 = self.bounds(start_ns, end_ns)
         if i1 <= i0:

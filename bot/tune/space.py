@@ -409,9 +409,11 @@ def build_candidates(
     candidates = _enumerate(space, method, trials, seed)
     valid: list[dict[str, Any]] = []
     bad: list[tuple[dict[str, Any], str]] = []
+    from bot.tune.trials import candidate_settings
+
     for cand in candidates:
         try:
-            load_settings(base_config, **to_overrides(cand))
+            candidate_settings(base_config, cand)  # kept: the plan and the forked workers reuse it
         except ConfigError as exc:
             bad.append((cand, _config_problem(exc)))
             continue

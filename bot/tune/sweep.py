@@ -15,9 +15,8 @@ from bot.config.settings import load_settings
 from bot.console import progress
 from bot.tune import leaderboard
 from bot.tune.executor import TrialExecutor
-from bot.tune.folds import Fold, Segment, SegmentSource, make_folds, make_segments
-from bot.tune.space import to_overrides
-from bot.tune.trials import ROLES, DataSpec, TrialSpec, TrialTable, run_trial, trial_key
+from bot.tune.folds import Fold, Segment, make_folds, make_segments
+from bot.tune.trials import ROLES, DataSpec, TrialSpec, TrialTable, candidate_settings, run_trial, trial_key
 
 
 @dataclass
@@ -61,7 +60,7 @@ def plan_sweep(
     base_config: str | Path,
     candidates: list[dict[str, Any]],
     data: DataSpec,
-    source: SegmentSource,
+    source: Any,  # SegmentSource or bot.tune.columns.ArraySource (first_ts, last_ts, count, warm)
     folds: int,
     db_path: str | Path,
     objective: str = "pnl_net",
@@ -83,13 +82,14 @@ def plan_sweep(
     specs: list[TrialSpec] = []
     base = load_settings(base_config)
     for c, params in enumerate(candidates):
-        snapshot = load_settings(base_config, **to_overrides(params)).snapshot()
+        snapshot = candidate_settings(base_config, params).snapshot()  # kept: forked workers inherit it
         for f in fold_list:
             for role in ROLES:
                 start, end = f.window(role)
                 key = trial_key(params=params, settings_snapshot=snapshot, fold=f.index, role=role, folds=folds,
                                 start_ns=start, end_ns=end, data=data, base_sha=base_sha)
                 specs.append(TrialSpec(key, c, params, f.index, role, folds, start, end, base_config, data))
+    source.warm({(s.start_ns, s.end_ns) for s in specs})  # before the pool forks: workers inherit the windows
     return SweepPlan(base_config, db_path, data, candidates, segments, fold_list, counts, specs, objective, method,
                      base.store.equity_interval_s)
 

@@ -37,7 +37,6 @@ from typing import Any
 
 from bot.config.settings import ConfigError, load_settings
 from bot.tune.executor import TrialExecutor
-from bot.tune.folds import SegmentSource
 from bot.tune.leaderboard import objective_value
 from bot.tune.space import Param, Space, _round6, check_values, to_overrides
 from bot.tune.sweep import SweepOutcome, plan_sweep, run_sweep
@@ -117,7 +116,7 @@ def search(
     space: Space,
     base_config: str,
     data: DataSpec,
-    source: SegmentSource,
+    source: Any,  # SegmentSource or bot.tune.columns.ArraySource
     folds: int,
     db_path: str | Path,
     objective: str,
@@ -248,7 +247,7 @@ def _config_problem(base_config: str, params: dict[str, Any]) -> str | None:
     return None
 
 
-def _score(indices: list[int], out: SearchOutcome, base_config: str, data: DataSpec, source: SegmentSource, folds: int,
+def _score(indices: list[int], out: SearchOutcome, base_config: str, data: DataSpec, source: Any, folds: int,
            db_path: str | Path, objective: str, executor: TrialExecutor, budget: int | None) -> tuple[dict[int, float | None], SweepOutcome]:
     """Run (or find in the database) the first-segment trial of each candidate; their objectives."""
     cands = [out.candidates[c] for c in indices]

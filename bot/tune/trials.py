@@ -1,9 +1,13 @@
 """One trial = one candidate backtested on one time window; the ``trials`` table that remembers them.
 
 A trial is a pure function of its :class:`TrialSpec` (picklable, so any executor can ship it):
-:func:`run_trial` loads the candidate's settings, takes the window's events (with the warm-up
-snapshot, see :mod:`bot.tune.folds`), runs :func:`bot.engine.runner.run_backtest` into a private
-temporary database and returns the figures plus the run's rows. The worker never touches the
+:func:`run_trial` takes the candidate's settings, the window's events (with the warm-up
+snapshot, see :mod:`bot.tune.folds`) and backtests them into a private temporary database:
+by default on the fast path (:func:`bot.fast.backtest.run_backtest_fast` over the window's
+columnar arrays, :mod:`bot.tune.columns`; a config the compiled scan refuses replays those
+arrays on the readable engine), with ``DataSpec.engine == "readable"`` through
+:func:`bot.engine.runner.run_backtest` over Python events (the reference; same figures and rows,
+tested). It returns the figures plus the run's rows. The worker never touches the
 sweep's database: the main process is its only writer, and :meth:`TrialTable.commit` moves the
 run into the store's tables and adds the ``trials`` row in one transaction, as each trial finishes
 (the store's deferred transactions are not made for concurrent writers, and a remote worker
@@ -28,11 +32,11 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from bot.tune.folds import SegmentSource
+from bot.tune.runrows import export_run, row_sharpe, traded_notional
 
 TRIAL_SCHEMA = 1
 ROWS = "_rows"  # key of the run's exported rows in a trial result (moved into the store by the main process)
@@ -53,9 +57,12 @@ class DataSpec:
     sim: dict[str, Any] = field(default_factory=dict)  # sim + market sections (for "sim")
     fingerprint: str = ""
     format: str = ""  # the --format given for the files ("" = detected from their content)
+    # how trials replay it: "fast" = columnar arrays + compiled scan (bot.tune.columns), "readable" =
+    # a list of events through the readable engine (the reference); same results, so not in the keys
+    engine: str = "fast"
 
     @staticmethod
-    def for_files(paths: list[str], fmt: str | None = None) -> "DataSpec":
+    def for_files(paths: list[str], fmt: str | None = None, engine: str = "fast") -> "DataSpec":
         files = tuple(os.path.abspath(p) for p in paths)
         ident = []
         for p in files:
@@ -63,12 +70,12 @@ class DataSpec:
             ident.append([p, st.st_size, st.st_mtime_ns])
         # sorted: the reader orders the files by time, so the order they are given in does not matter
         key = sorted(ident) if not fmt else [sorted(ident), fmt]  # unchanged without --format: old sweeps resume
-        return DataSpec("files", files=files, fingerprint=_sha(key), format=fmt or "")
+        return DataSpec("files", files=files, fingerprint=_sha(key), format=fmt or "", engine=engine)
 
     @staticmethod
-    def for_sim(sim_section: dict[str, Any], market_section: dict[str, Any]) -> "DataSpec":
+    def for_sim(sim_section: dict[str, Any], market_section: dict[str, Any], engine: str = "fast") -> "DataSpec":
         sim = {"sim": sim_section, "market": market_section}
-        return DataSpec("sim", sim=sim, fingerprint=_sha(sim))
+        return DataSpec("sim", sim=sim, fingerprint=_sha(sim), engine=engine)
 
     def describe(self) -> list[str]:
         return list(self.files) if self.kind == "files" else [f"sim:{json.dumps(self.sim['sim'], sort_keys=True)}"]
@@ -110,18 +117,48 @@ def trial_key(*, params: dict[str, Any], settings_snapshot: dict[str, Any], fold
 
 
 # --------------------------------------------------------------------------- per-process data cache
-_CACHE: dict[str, tuple[SegmentSource, dict[str, Any]]] = {}
+_CACHE: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}
 
 
-def load_source(data: DataSpec) -> tuple[SegmentSource, dict[str, Any]]:
-    """The data's events in memory (once per process) and the reader's stats.
+def load_source(data: DataSpec) -> tuple[Any, dict[str, Any]]:
+    """The data in memory (once per process) and the reader's stats.
 
-    The main process loads them before starting a ``fork`` pool, so local workers inherit them
-    without reading the files again; other workers (spawn, remote) read them on first use.
+    ``data.engine == "fast"``: an :class:`~bot.tune.columns.ArraySource` (a Binance recording
+    through the compiled parser and its columnar cache file, other data encoded once); the
+    readable engine's :class:`SegmentSource` of Python events otherwise, or when the prices
+    cannot be encoded exactly. The main process loads it before starting a ``fork`` pool, so local
+    workers inherit it without reading anything again; other workers (spawn, remote) load it on
+    first use: for a Binance recording the cache file the main process wrote (its name derives
+    from the files' paths, sizes and mtimes; remote workers need the same ``$BOT_FAST_CACHE``).
     """
-    hit = _CACHE.get(data.fingerprint)
+    hit = _CACHE.get((data.fingerprint, data.engine))
     if hit is not None:
         return hit
+    source: Any = None
+    if data.kind == "files" and data.engine == "fast":
+        from bot.data.readers import resolve
+
+        if resolve(list(data.files), data.format or None).name == "binance-raw":
+            from bot.fast.columnar import load_binance
+            from bot.tune.columns import ArraySource
+
+            arrays, _ = load_binance(list(data.files))
+            source, info = ArraySource(arrays), dict(arrays.meta.get("reader") or {})
+    if source is None:
+        events, info = _read_events(data)
+        source = SegmentSource(events)
+        if data.engine == "fast":
+            from bot.fast.columnar import encode_events
+            from bot.tune.columns import ArraySource
+
+            with contextlib.suppress(ValueError):  # prices the encoding cannot hold exactly: readable
+                source = ArraySource(encode_events(events))
+        del events
+    _CACHE[(data.fingerprint, data.engine)] = (source, info)
+    return source, info
+
+
+def _read_events(data: DataSpec) -> tuple[list[Any], dict[str, Any]]:
     if data.kind == "files":
         from bot.data.binance import ReaderStats
         from bot.data.readers import read_events
@@ -140,8 +177,7 @@ def load_source(data: DataSpec) -> tuple[SegmentSource, dict[str, Any]]:
         raise TrialError(f"unknown data kind {data.kind!r}")
     if not events:
         raise TrialError("the data holds no market events")
-    _CACHE[data.fingerprint] = (SegmentSource(events), info)
-    return _CACHE[data.fingerprint]
+    return events, info
 
 
 def _source_summary(info: dict[str, Any]) -> dict[str, Any]:
@@ -160,21 +196,61 @@ def remove_scratch() -> None:
         SCRATCH.discard(path)
 
 
+_SETTINGS: dict[tuple[str, str], Any] = {}
+
+
+def candidate_settings(base_config: str, params: dict[str, Any]) -> Any:
+    """``load_settings(base_config, **overrides(params))``, once per process and candidate.
+
+    :func:`bot.tune.space.build_candidates` and :func:`bot.tune.sweep.plan_sweep` load every
+    candidate in the main process (once for both), so forked workers inherit them (a load is
+    tens of ms of TOML, environment and validation, per trial otherwise). Nothing writes to a
+    Settings object once loaded, so trials can share one. The key holds what the load reads: the
+    file and a ``.env`` in the working directory (path, size, mtime), the ``BOT__`` environment and
+    the params.
+    """
+    from bot.config.settings import load_settings
+    from bot.tune.space import to_overrides
+
+    try:
+        files = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in (Path(base_config).resolve(), Path(".env").resolve()) if f.exists()]
+    except OSError:  # unreadable: load_settings says what is wrong
+        return load_settings(base_config, **to_overrides(params))
+    env = sorted((k, v) for k, v in os.environ.items() if k.upper().startswith("BOT__"))
+    key = (str(Path(base_config).resolve()), json.dumps([files, env, params], sort_keys=True, default=str))
+    hit = _SETTINGS.get(key)
+    if hit is None:
+        hit = _SETTINGS[key] = load_settings(base_config, **to_overrides(params))
+    return hit
+
+
+def _scratch_root() -> str | None:
+    """Where trials put their private databases: memory (``/dev/shm``) where there is one, since
+    they are deleted at the end of the trial and only their rows travel; else the temp dir."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
 def run_trial(spec: TrialSpec) -> dict[str, Any]:
     """Backtest one candidate on one window; return the figures (runs in a worker process)."""
-    from bot.config.settings import ConfigError, load_settings
+    from bot.config.settings import ConfigError
     from bot.engine.runner import run_backtest
-    from bot.tune.space import to_overrides
 
     started = time.time()
     try:
-        settings = load_settings(spec.base_config, **to_overrides(spec.params))
+        settings = candidate_settings(spec.base_config, spec.params)
     except ConfigError as exc:
         raise TrialError(str(exc)) from None
     source, info = load_source(spec.data)
-    seen = {"events": 0, "first_ts": None, "last_ts": None, "prelude": 0}
-    prelude = source.prelude(spec.start_ns) if source.count(spec.start_ns, spec.end_ns) else ()
-    seen["prelude"] = len(prelude)
+    seen: dict[str, Any] = {"events": 0, "first_ts": None, "last_ts": None, "prelude": 0}
+    if isinstance(source, SegmentSource):
+        prelude = source.prelude(spec.start_ns) if source.count(spec.start_ns, spec.end_ns) else ()
+        seen["prelude"] = len(prelude)
+    else:  # the fast path: the window's arrays (prelude + events), built once per process
+        window, n_prelude = source.window(spec.start_ns, spec.end_ns)
+        n = len(window)
+        seen.update(events=n, prelude=n_prelude, first_ts=int(window.ts[0]) if n else None,
+                    last_ts=int(window.ts[n - 1]) if n else None)
 
     def watched():
         n = 0
@@ -200,17 +276,22 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
             },
         }
 
-    scratch = tempfile.mkdtemp(prefix="bot-tune-")
+    scratch = tempfile.mkdtemp(prefix="bot-tune-", dir=_scratch_root())
     SCRATCH.add(scratch)
     try:
         db = os.path.join(scratch, "trial.db")
-        summary = run_backtest(settings, watched(), db_path=db, data_files=spec.data.describe(), source_stats=source_stats)
+        if isinstance(source, SegmentSource):
+            summary = run_backtest(settings, watched(), db_path=db, data_files=spec.data.describe(), source_stats=source_stats)
+        else:  # a config the compiled scan refuses replays iter_events(window) on the readable engine
+            from bot.fast.backtest import run_backtest_fast
+
+            summary = run_backtest_fast(settings, window, db_path=db, data_files=spec.data.describe(), source_stats=source_stats)
         if summary.get("status") == "interrupted":
             # only possible in-process (pool workers ignore SIGINT): run_backtest swallowed the Ctrl-C
             raise KeyboardInterrupt
         if summary.get("status") != "completed":
             raise TrialError(f"trial run {summary.get('run_id')} ended with status {summary.get('status')!r}")
-        notional = _traded_notional(db, summary["run_id"])
+        notional = traded_notional(db, summary["run_id"])
         rows = export_run(db, summary["run_id"])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -223,7 +304,7 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
         "fees": summary["fees"],
         # a ranking score, not the report's Sharpe (null on minutes of data): the per-row ratio the
         # sweep has always compared, the same rule as the stitched walk-forward curve's
-        "sharpe": _row_sharpe(rows, settings.store.equity_interval_s),
+        "sharpe": row_sharpe(rows, settings.store.equity_interval_s),
         "max_drawdown": summary["max_drawdown"],
         "trades": summary["trades"],
         "fills": summary["fills"],
@@ -239,43 +320,6 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
         "pid": os.getpid(),
         ROWS: rows,
     }
-
-
-def export_run(db_path: str, run_id: str) -> dict[str, list[dict[str, Any]]]:
-    """Every row of one run from a store database, table by table (without autoincrement ids)."""
-    from bot.store.store import BUFFERED_TABLES
-
-    conn = sqlite3.connect(db_path, timeout=30)
-    conn.row_factory = sqlite3.Row
-    try:
-        out: dict[str, list[dict[str, Any]]] = {}
-        for table in ("runs", *BUFFERED_TABLES):
-            rows = conn.execute(f"SELECT * FROM [{table}] WHERE run_id = ? ORDER BY rowid", (run_id,)).fetchall()
-            out[table] = [{k: r[k] for k in r.keys() if not (k == "id" and table != "runs")} for r in rows]
-        return out
-    finally:
-        conn.close()
-
-
-def _row_sharpe(rows: dict[str, list[dict[str, Any]]], equity_interval_s: float) -> float | None:
-    """:func:`bot.store.report.sharpe_ratio` of a trial's equity rows (time order), rounded like the report."""
-    import numpy as np
-
-    from bot.store.report import sharpe_ratio
-
-    curve = [r["equity"] for r in sorted(rows["equity"], key=lambda r: r["ts"])]
-    value = sharpe_ratio(np.array(curve, dtype=np.float64), equity_interval_s)
-    return None if value is None else round(value, 4)
-
-
-def _traded_notional(db_path: str, run_id: str) -> Decimal:
-    """Sum of |price x amount| over the run's fills, exactly (the store keeps them as TEXT)."""
-    conn = sqlite3.connect(db_path, timeout=30)
-    try:
-        rows = conn.execute("SELECT price, amount FROM fills WHERE run_id = ?", (run_id,)).fetchall()
-    finally:
-        conn.close()
-    return sum((abs(Decimal(p) * Decimal(a)) for p, a in rows), Decimal(0))
 
 
 # --------------------------------------------------------------------------- the trials table
@@ -345,8 +389,8 @@ class TrialTable:
     def commit(self, spec: TrialSpec, result: dict[str, Any]) -> None:
         """Store the trial's backtest run and its ``trials`` row in ONE transaction (all or nothing).
 
-        ``result[ROWS]`` (the run exported from the worker's private database) is removed from
-        ``result`` and inserted into the store's tables; autoincrement ids are assigned afresh.
+        ``result[ROWS]`` (the run exported from the worker's private database, :func:`export_run`) is
+        removed from ``result`` and inserted into the store's tables; autoincrement ids are assigned afresh.
         """
         rows = result.pop(ROWS, None) or {}
         row = {
@@ -362,12 +406,11 @@ class TrialTable:
         with self._connect() as conn:
             if conn.execute("SELECT 1 FROM trials WHERE key = ?", (spec.key,)).fetchone():
                 return
-            for table, table_rows in rows.items():
-                for r in table_rows:
-                    cols = list(r)
-                    conn.execute(
+            for table, (cols, table_rows) in rows.items():
+                if table_rows:
+                    conn.executemany(
                         f"INSERT INTO [{table}] ({', '.join(f'[{c}]' for c in cols)}) VALUES ({', '.join('?' * len(cols))})",
-                        [r[c] for c in cols],
+                        table_rows,
                     )
             conn.execute(
                 f"INSERT INTO trials ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
