@@ -145,17 +145,20 @@ def _scan(buf, n_used, symbol, futures, l_kind, l_ts, l_U, l_u, l_pu, l_seq, l_n
                     and buf[p + 4] == 116 and buf[p + 5] == 97 and buf[p + 6] == 34 and buf[p + 7] == 58):
                 state[3] = SLOW
                 return
-            p = read_object(buf, p + 8, end, ints, seen, lev_lo, lev_n, mant, pdec, size, nlev, pow10, tmp)
-            if p < 0 or p + 1 != end or buf[p] != 125:
-                state[3] = SLOW
-                return
+            at = p + 8
         elif end - j > 1 and buf[j] == 123:
-            p = read_object(buf, j, end, ints, seen, lev_lo, lev_n, mant, pdec, size, nlev, pow10, tmp)
+            at = j
+            kind = K_SNAP
+        else:
+            state[3] = SLOW
+            return
+        # one call site: read_object is inlined (numba inline="always"), twice would double the compile time
+        p = read_object(buf, at, end, ints, seen, lev_lo, lev_n, mant, pdec, size, nlev, pow10, tmp)
+        if kind == K_SNAP:
             if p != end or not seen[F_lid]:
                 state[3] = SLOW
                 return
-            kind = K_SNAP
-        else:
+        elif p < 0 or p + 1 != end or buf[p] != 125:
             state[3] = SLOW
             return
         # what the reader needs of each kind, checked as it checks it
