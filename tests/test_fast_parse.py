@@ -319,11 +319,11 @@ def test_decimal_and_integer_edges_read_exactly_or_decline():
 
 
 def test_price_ranks_equal_numpys_unique():
-    from bot.fast.parse_binance import _ranks
+    from bot.fast.ranks import ranks
 
     rng = np.random.default_rng(7)
     for units in [rng.integers(0, 5000, 20_000) * 1_000_000 + 123, np.array([7, 7, 7]), rng.integers(-2**40, 2**40, 500),
                   np.array([], np.int64)]:
-        table, rank = _ranks(units)
+        table, rank = ranks(units)
         want_table, want_rank = np.unique(units, return_inverse=True)
         assert np.array_equal(table, want_table) and np.array_equal(rank, want_rank.reshape(-1))

@@ -48,6 +48,7 @@ from bot.fast.parse_json import (
     read_int, read_object, skip_string, word_at,
 )
 from bot.fast.inflate import Unreadable, blocks_ahead
+from bot.fast.ranks import ranks
 
 MAX_BUFFERED_DIFFS = 20_000  # bot.data.binance.MAX_BUFFERED_DIFFS: past it the reader drops silently; we fall back
 
@@ -489,7 +490,7 @@ def _parse(files: Sequence[Path], futures: bool, sym: np.ndarray, on_block: Call
     if n_lev and float((g_mant * _POW10[shift]).max()) >= 2.0**52:
         return None  # integer units would not stay exact
     units = g_mant * (10 ** shift)
-    table_units, lvl = _ranks(units)
+    table_units, lvl = ranks(units)
     table_floats = table_units / _POW10[top]
     try:
         final_units, decimals = price_units(table_floats)
@@ -511,47 +512,6 @@ def _parse(files: Sequence[Path], futures: bool, sym: np.ndarray, on_block: Call
         "last_ts": int(ts[n_lines - 1]),
     }
     return arrays, stats
-
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: a multiplicative hash's factor
-
-
-@njit(cache=True, nogil=True)
-def _hash_slots(units, bits):
-    """Each unit's slot in an open-addressing table of ``2**bits`` slots: (keys, used, slot of
-    each unit). One pass, no sort: a recording has a few ten thousand prices among its levels."""
-    size = 1 << bits
-    mask = size - 1
-    keys = np.empty(size, np.int64)
-    used = np.zeros(size, np.bool_)
-    slot = np.empty(units.shape[0], np.int64)
-    shift = np.uint64(64 - bits)
-    for i in range(units.shape[0]):
-        x = units[i]
-        h = np.int64((np.uint64(x) * _GOLDEN) >> shift)
-        while used[h] and keys[h] != x:
-            h = (h + 1) & mask
-        if not used[h]:
-            used[h] = True
-            keys[h] = x
-        slot[i] = h
-    return keys, used, slot
-
-
-def _ranks(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(units, return_inverse=True)`` sorting only the distinct prices, not every
-    level (the sort of the levels was a tenth of the parse): hashed to slots, the few distinct
-    values sorted, each level's rank looked up through its slot."""
-    if units.size == 0:
-        return np.unique(units, return_inverse=True)
-    bits = max(4, int(2 * units.size - 1).bit_length())  # at least twice as many slots as units
-    keys, used, slot = _hash_slots(units, bits)
-    where = np.flatnonzero(used)
-    distinct = keys[where]
-    order = np.argsort(distinct, kind="stable")
-    rank_of = np.empty(keys.shape[0], np.int64)
-    rank_of[where[order]] = np.arange(where.shape[0], dtype=np.int64)
-    return distinct[order], rank_of[slot]
 
 
 def _grow(a: np.ndarray, cap: int) -> np.ndarray:
