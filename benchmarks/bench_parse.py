@@ -4,7 +4,9 @@
 
 Figures, on the shared spot BTCUSDT recording (two gzip files, 99,574 lines, 26.6 MB of text):
 
-* ``gunzip``: decompression alone (zlib, one core): the floor of any parser of these files;
+* ``gunzip``: decompression alone (stdlib zlib, one core), and ``inflate``: the same with the
+  decompressor the compiled parser uses (:data:`bot.fast.inflate.INFLATE`, ISA-L when installed):
+  the floor of any single-threaded parser of these files;
 * ``compiled``: :func:`bot.fast.parse_binance.parse` in a warm process (numba's cache loaded),
   gzip to columnar arrays, lines/s and MB/s of text;
 * ``reader``: :func:`bot.data.binance.read_binance` plus :func:`encode_events`, the path every
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import sys
 from pathlib import Path
 
@@ -39,6 +42,7 @@ def main() -> int:
         return 0
     from bot.data.binance import ReaderStats, read_binance
     from bot.fast.columnar import encode_events
+    from bot.fast.inflate import GZIP_WBITS, INFLATE
     from bot.fast.parse_binance import parse
 
     text_mb = sum(len(gzip.decompress(f.read_bytes())) for f in BTC_FILES) / 1e6
@@ -46,6 +50,8 @@ def main() -> int:
 
     times, _ = timed(lambda: [gzip.decompress(f.read_bytes()) for f in BTC_FILES], args.repeat)
     res["gunzip"] = {"best_s": round(min(times), 4), "best_mb_per_s": round(text_mb / min(times), 1)}
+    times, _ = timed(lambda: [INFLATE.decompressobj(GZIP_WBITS).decompress(f.read_bytes()) for f in BTC_FILES], args.repeat)
+    res["inflate"] = {"module": INFLATE.__name__, "best_s": round(min(times), 4), "best_mb_per_s": round(text_mb / min(times), 1)}
 
     times, out = timed(lambda: parse(BTC_FILES, "BTCUSDT", "spot"), args.repeat, warmup=1)
     assert out is not None, "the shared recording should parse compiled"
@@ -64,9 +70,11 @@ def main() -> int:
     c, r = res["compiled"], res["reader"]
     print(f"   text {text_mb:.1f} MB, {lines:,} lines, {res['events']:,} events")
     print(f"   gunzip alone:        {res['gunzip']['best_s']:.3f} s  ({res['gunzip']['best_mb_per_s']} MB/s)")
+    print(f"   inflate alone:       {res['inflate']['best_s']:.3f} s  ({res['inflate']['best_mb_per_s']} MB/s, {res['inflate']['module']})")
     print(f"   compiled parser:     {fmt_rate(c['best_events_per_s'])} lines best, {fmt_rate(c['median_events_per_s'])} median "
           f"({c['best_mb_per_s']} MB/s of text)")
     print(f"   reader + encode:     {fmt_rate(r['best_events_per_s'])} lines best, {fmt_rate(r['median_events_per_s'])} median")
+    print(f"   load average after:  {os.getloadavg()[0]:.2f}")
     write_json(args.json, res)
     return 0
 

@@ -236,3 +236,94 @@ def test_a_clean_generated_recording_is_read_compiled(tmp_path):
     arrays = fast[0]
     assert arrays.counts() == {"snapshot": 1, "delta": 1, "bbo": 0, "trade": 1, "invalidated": 0}
     assert arrays.price_table().tolist() == [99.99, 100.0, 100.01]
+
+
+# --------------------------------------------------------------------------- several files at once
+def _j(msg):
+    return json.dumps(msg, separators=(",", ":"))
+
+
+def _spot_diff(first, last, bid="99.99"):
+    return _j({"stream": "btcusdt@depth@100ms", "data": {"e": "depthUpdate", "E": 1, "s": "BTCUSDT", "U": first, "u": last,
+                                                         "b": [[bid, "3.25"]], "a": []}})
+
+
+def _files(tmp_path, parts):
+    paths = []
+    for n, lines in enumerate(parts):
+        path = tmp_path / f"day{n}.gz"
+        path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+        paths.append(path)
+    return paths
+
+
+def _clean_days():
+    """Three files whose boundaries cut sync sequences: diffs buffered before the snapshot are
+    split across the first boundary (the snapshot is in the second file), and the second
+    boundary falls between two chained diffs."""
+    snap = _j({"lastUpdateId": 10, "bids": [["100.00", "1.5"], ["99.00", "1"]], "asks": [["100.01", "2"]]})
+    day0 = [f"{T0} {_spot_diff(5, 8)}", f"{T0 + 1} {_spot_diff(9, 11)}"]
+    day1 = [f"{T0 + 2} {_spot_diff(12, 12, '99.50')}", f"{T0 + 3} {snap}", f"{T0 + 4} {_spot_diff(13, 14)}"]
+    day2 = [f"{T0 + 5} {_spot_diff(15, 20, '99.98')}",
+            f"{T0 + 6} " + _j({"stream": "btcusdt@trade", "data": {"e": "trade", "t": 5, "p": "100.01000000", "q": "0.10000000",
+                                                                 "m": True}})]
+    return [day0, day1, day2]
+
+
+def test_files_scanned_concurrently_keep_the_sync_rules_across_their_boundaries(tmp_path):
+    fast, ref = _both(_files(tmp_path, _clean_days()), tmp_path)
+    assert fast[1]["parser"] == "compiled"
+    _assert_same(fast, ref)
+    # 9-11 bridges lastUpdateId 10 (5-8 is obsolete), 12, 13-14 and 15-20 chain on it
+    assert fast[0].counts() == {"snapshot": 1, "delta": 4, "bbo": 0, "trade": 1, "invalidated": 0}
+    assert fast[0].meta["reader"]["dropped_deltas"] == 1
+
+
+@pytest.mark.parametrize("fault", ["gap_at_boundary", "bad_line_in_last_file", "corrupt_last_file", "last_file_starts_earlier"])
+def test_one_file_the_compiled_parser_declines_sends_the_whole_recording_to_the_reader(fault, tmp_path):
+    days = _clean_days()
+    if fault == "gap_at_boundary":
+        days[2][0] = f"{T0 + 5} {_spot_diff(16, 20)}"
+    elif fault == "bad_line_in_last_file":
+        days[2][1] = days[2][1].replace(",", ", ")
+    elif fault == "last_file_starts_earlier":
+        days[2][0] = f"{T0 + 3} {_spot_diff(15, 20)}"
+    paths = _files(tmp_path, days)
+    if fault == "corrupt_last_file":
+        paths[2].write_bytes(paths[2].read_bytes()[:-12])
+    fast, ref = _both(paths, tmp_path)
+    _assert_same(fast, ref)
+    if not isinstance(fast, Exception):
+        assert fast[1]["parser"] == "reader"
+
+
+def test_decimal_and_integer_edges_read_exactly_or_decline():
+    from bot.fast.parse_binance import _POW10
+    from bot.fast.parse_json import _decimal, read_int
+
+    tmp = np.zeros(2, np.int64)
+    for text in ["0", "0.0", "00.5", "100", "100.5", "0.00123000", "61737.63000000", "900719925474099.1",
+                 "9007199254740991", "1." + "0" * 14]:
+        buf = np.frombuffer(f'"{text}",'.encode(), np.uint8)
+        assert _decimal(buf, 0, buf.shape[0], tmp) == len(text) + 2, text
+        assert tmp[0] / _POW10[tmp[1]] == float(text), text
+    for text in ["5.", ".5", "1e5", "-1", "123456789012345678", "9007199254740993", "1.2.3", "0." + "0" * 22 + "1"]:
+        buf = np.frombuffer(f'"{text}",'.encode(), np.uint8)
+        assert _decimal(buf, 0, buf.shape[0], tmp) == -1, text
+    for text, value in [("0", 0), ("-5", -5), ("1234567890123456789", 1234567890123456789),
+                        ("9223372036854775807", 2**63 - 1), ("9223372036854775808", None), ("19223372036854775807", None),
+                        ("01", None), ("1.5", None), ("1e3", None)]:
+        buf = np.frombuffer(f"{text},".encode(), np.uint8)
+        end = read_int(buf, 0, buf.shape[0], tmp)
+        assert (end == -1) if value is None else (end == len(text) and tmp[0] == value), text
+
+
+def test_price_ranks_equal_numpys_unique():
+    from bot.fast.ranks import ranks
+
+    rng = np.random.default_rng(7)
+    for units in [rng.integers(0, 5000, 20_000) * 1_000_000 + 123, np.array([7, 7, 7]), rng.integers(-2**40, 2**40, 500),
+                  np.array([], np.int64)]:
+        table, rank = ranks(units)
+        want_table, want_rank = np.unique(units, return_inverse=True)
+        assert np.array_equal(table, want_table) and np.array_equal(rank, want_rank.reshape(-1))

@@ -32,26 +32,25 @@ first diff and ``U == prev_u + 1`` later; futures drop ``u < id``, need ``U <= i
 
 from __future__ import annotations
 
-import queue
+import os
 import threading
-import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit
 
-from bot.data.recording import ReadMeter
 from bot.fast.columnar import BBO, DELTA, SNAPSHOT, TRADE, EventArrays, price_units
 from bot.fast.parse_json import (
     BOOK_TICKER, F_A, F_B, F_U, F_a, F_asks, F_b, F_bids, F_lid, F_m, F_p, F_pu, F_q, F_t, F_u, N_FIELDS,
     read_int, read_object, skip_string, word_at,
 )
+from bot.fast.inflate import Unreadable, blocks_ahead
+from bot.fast.ranks import ranks
 
 MAX_BUFFERED_DIFFS = 20_000  # bot.data.binance.MAX_BUFFERED_DIFFS: past it the reader drops silently; we fall back
-_RAW_BLOCK = 2 << 20  # compressed bytes decompressed at a time (about 16-25 MB of text)
-_AHEAD = 2  # decompressed blocks waiting for the scan
 
 # line kinds of the first pass
 K_NONE = -1
@@ -60,6 +59,7 @@ K_SNAP, K_DELTA, K_BBO, K_TRADE = SNAPSHOT, DELTA, BBO, TRADE  # the columnar ki
 # the first pass's outcome codes (0 = every line read)
 OK = 0
 SLOW = 1  # a line outside the fast subset: read the recording with the reference reader
+FULL = 2  # the output arrays are full: grow them and call again (it resumes at the line it stopped at)
 
 _POW10 = np.array([10.0**k for k in range(23)])  # 1e0 .. 1e22 are exact doubles
 
@@ -69,8 +69,9 @@ def _scan(buf, n_used, symbol, futures, l_kind, l_ts, l_U, l_u, l_pu, l_seq, l_n
           mant, pdec, size, pow10, state):
     """First pass over ``buf[:n_used]`` (whole lines): one record per non-blank line.
 
-    ``state``: [0] lines so far (next record), [1] levels so far, [2] last ts, [3] outcome code.
-    Level records: a depth line's bids then asks; a bookTicker's (bid, ask); a trade's (price, size).
+    ``state``: [0] lines so far (next record), [1] levels so far, [2] last ts, [3] outcome code,
+    [4] the byte to start at (0, or where a FULL call stopped). Level records: a depth line's bids
+    then asks; a bookTicker's (bid, ask); a trade's (price, size).
     """
     tmp = np.zeros(2, np.int64)
     ints = np.zeros(N_FIELDS, np.int64)
@@ -82,7 +83,7 @@ def _scan(buf, n_used, symbol, futures, l_kind, l_ts, l_U, l_u, l_pu, l_seq, l_n
     line = state[0]
     last_ts = state[2]
     nsym = symbol.shape[0]
-    i = 0
+    i = state[4]
     while i < n_used:
         end = i
         while end < n_used and buf[end] != 10:
@@ -91,8 +92,13 @@ def _scan(buf, n_used, symbol, futures, l_kind, l_ts, l_U, l_u, l_pu, l_seq, l_n
         if end == i:
             i = nxt
             continue
-        if line >= l_kind.shape[0]:
-            state[3] = SLOW
+        # a level takes >= 5 bytes (["1","1"], or "b":"1"), and a non-canonical order copies them once
+        if line >= l_kind.shape[0] or nlev[0] + 2 * ((end - i) // 5) + 8 > mant.shape[0]:
+            state[0] = line
+            state[1] = nlev[0]
+            state[2] = last_ts
+            state[3] = FULL
+            state[4] = i
             return
         # "<ts> "
         j = read_int(buf, i, end, tmp)
@@ -140,17 +146,20 @@ def _scan(buf, n_used, symbol, futures, l_kind, l_ts, l_U, l_u, l_pu, l_seq, l_n
                     and buf[p + 4] == 116 and buf[p + 5] == 97 and buf[p + 6] == 34 and buf[p + 7] == 58):
                 state[3] = SLOW
                 return
-            p = read_object(buf, p + 8, end, ints, seen, lev_lo, lev_n, mant, pdec, size, nlev, pow10, tmp)
-            if p < 0 or p + 1 != end or buf[p] != 125:
-                state[3] = SLOW
-                return
+            at = p + 8
         elif end - j > 1 and buf[j] == 123:
-            p = read_object(buf, j, end, ints, seen, lev_lo, lev_n, mant, pdec, size, nlev, pow10, tmp)
+            at = j
+            kind = K_SNAP
+        else:
+            state[3] = SLOW
+            return
+        # one call site: read_object is inlined (numba inline="always"), twice would double the compile time
+        p = read_object(buf, at, end, ints, seen, lev_lo, lev_n, mant, pdec, size, nlev, pow10, tmp)
+        if kind == K_SNAP:
             if p != end or not seen[F_lid]:
                 state[3] = SLOW
                 return
-            kind = K_SNAP
-        else:
+        elif p < 0 or p + 1 != end or buf[p] != 125:
             state[3] = SLOW
             return
         # what the reader needs of each kind, checked as it checks it
@@ -240,6 +249,7 @@ def _scan(buf, n_used, symbol, futures, l_kind, l_ts, l_U, l_u, l_pu, l_seq, l_n
     state[0] = line
     state[1] = nlev[0]
     state[2] = last_ts
+    state[4] = 0
 
 
 @njit(cache=True, nogil=True)
@@ -340,83 +350,6 @@ def _gather(n, out_line, l_lo, l_n, src, dst_off, dst):
         dst_off[e + 1] = k
 
 
-class _Unreadable(Exception):
-    """A file the decompressor refuses: the reference reader names the fault."""
-
-
-def _file_blocks(path: Path) -> Iterator[bytes]:
-    """Decompressed blocks of one gzip file (every member), each ending at a line end."""
-    try:
-        fh = open(path, "rb")
-    except OSError as exc:
-        raise _Unreadable(str(path)) from exc
-    with fh:
-        z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        tail = b""
-        while raw := fh.read(_RAW_BLOCK):
-            ReadMeter.note(path, fh)  # a progress bar's bytes (the command's, when it installed one)
-            try:
-                data = z.decompress(raw)
-                while z.eof and z.unused_data:  # a multi-member file: the next member starts here
-                    rest = z.unused_data
-                    z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                    data += z.decompress(rest)
-            except zlib.error as exc:
-                raise _Unreadable(f"{path}: {exc}") from exc
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                tail += data
-                continue
-            yield tail + data[: cut + 1]
-            tail = data[cut + 1 :]
-        if not z.eof:
-            raise _Unreadable(f"{path}: truncated")  # the reference reader says what is wrong
-        if tail:
-            yield tail + b"\n"
-
-
-def _blocks(paths: Sequence[Path]) -> Iterator[bytes]:
-    """Decompressed blocks of the files in order, decompressed in a thread ahead of the scan.
-
-    zlib and the compiled scan both release the GIL, so on two cores decompressing the next
-    block overlaps scanning this one; at most ``_AHEAD`` blocks wait, so memory stays bounded
-    whatever the recording's length.
-    """
-    pending: queue.Queue[Any] = queue.Queue(maxsize=_AHEAD)
-    stop = threading.Event()
-    done = object()
-
-    def produce() -> None:
-        try:
-            for path in paths:
-                for block in _file_blocks(path):
-                    while not stop.is_set():
-                        try:
-                            pending.put(block, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
-                        return
-            pending.put(done)
-        except BaseException as exc:  # handed to the consumer, raised there
-            pending.put(exc)
-
-    worker = threading.Thread(target=produce, name="decompress", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = pending.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join()
-
-
 def parse(files: Sequence[Path], symbol: str, market_type: str,
           on_block: Callable[[], None] | None = None) -> tuple[EventArrays, dict[str, Any]] | None:
     """Columnar arrays and reader statistics of a clean recording (files in replay order), or None.
@@ -430,40 +363,105 @@ def parse(files: Sequence[Path], symbol: str, market_type: str,
     sym = np.frombuffer(symbol.lower().encode(), dtype=np.uint8)
     try:
         return _parse(files, futures, sym, on_block)
-    except _Unreadable:
+    except Unreadable:
         return None
 
 
-def _parse(files: Sequence[Path], futures: bool, sym: np.ndarray, on_block: Callable[[], None] | None) -> tuple[EventArrays, dict[str, Any]] | None:
-    state = np.zeros(4, np.int64)
-    cap_lines, cap_lev = 1 << 16, 1 << 18
-    l_kind = np.empty(cap_lines, np.int8)
-    arrs = [np.empty(cap_lines, np.int64) for _ in range(7)]  # ts, U, u, pu, seq, lo, n
-    l_nb = np.empty(cap_lines, np.int32)
-    mant = np.empty(cap_lev, np.int64)
-    pdec = np.empty(cap_lev, np.int8)
-    size = np.empty(cap_lev, np.float64)
-    for block in _blocks(files):
-        buf = np.frombuffer(block, dtype=np.uint8)
-        need_lines = int(state[0]) + int(np.count_nonzero(buf == 10)) + 1
-        need_lev = int(state[1]) + 2 * int(np.count_nonzero(buf == 91)) + 8  # '[' bounds the levels (x2: bbo/trade scalars)
-        if need_lines > l_kind.shape[0]:
-            cap = max(need_lines, 2 * l_kind.shape[0])
-            l_kind = _grow(l_kind, cap)
-            arrs = [_grow(a, cap) for a in arrs]
-            l_nb = _grow(l_nb, cap)
-        # bookTicker lines have no '[': 4 scalars + 2 records each; trades 2 + 1
-        need_lev += 6 * (need_lines - int(state[0]))
-        if need_lev > mant.shape[0]:
-            cap = max(need_lev, 2 * mant.shape[0])
-            mant, pdec, size = _grow(mant, cap), _grow(pdec, cap), _grow(size, cap)
-        ts, U, u, pu, seq, lo, nl = arrs
-        _scan(buf, buf.shape[0], sym, futures, l_kind, ts, U, u, pu, seq, l_nb, lo, nl, mant, pdec, size, _POW10, state)
-        if state[3] != OK:
-            return None
-        if on_block is not None:
+class _Part(NamedTuple):
+    """One file's first-pass records (:func:`_scan`'s arrays, cut to the lines and levels read)."""
+
+    kind: np.ndarray
+    lines: list[np.ndarray]  # ts, U, u, pu, seq, lo, n
+    nb: np.ndarray
+    levels: list[np.ndarray]  # mant, pdec, size
+
+
+def _scan_file(path: Path, futures: bool, sym: np.ndarray, stop: threading.Event,
+               on_block: Callable[[], None]) -> _Part | None:
+    """The first pass over one file, block by block as the inflating thread hands them over;
+    None (and ``stop`` set, so the other files' scans end early) when it needs the reader."""
+    state = np.zeros(5, np.int64)
+    l_kind = np.empty(0, np.int8)
+    arrs = [np.empty(0, np.int64) for _ in range(7)]
+    l_nb = np.empty(0, np.int32)
+    mant, pdec, size = np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0, np.float64)
+    try:
+        for block in blocks_ahead(path, stop):
+            buf = np.frombuffer(block, dtype=np.uint8)
+            while True:
+                ts, U, u, pu, seq, lo, nl = arrs
+                _scan(buf, buf.shape[0], sym, futures, l_kind, ts, U, u, pu, seq, l_nb, lo, nl, mant, pdec, size, _POW10, state)
+                if state[3] != FULL:
+                    break
+                state[3] = OK  # room for the rest of this block at the spot recordings' ~270 bytes a line, ~30 a level
+                left = buf.shape[0] - int(state[4])
+                cap = max(2 * l_kind.shape[0], int(state[0]) + left // 128 + 1024)
+                l_kind, l_nb, arrs = _grow(l_kind, cap), _grow(l_nb, cap), [_grow(a, cap) for a in arrs]
+                cap = max(2 * mant.shape[0], int(state[1]) + left // 8 + 4096)
+                mant, pdec, size = _grow(mant, cap), _grow(pdec, cap), _grow(size, cap)
+            if state[3] != OK:
+                stop.set()
+                return None
             on_block()
-    n_lines = int(state[0])
+    except BaseException:
+        stop.set()
+        raise
+    if stop.is_set():
+        return None  # another file needs the reader (this one's scan may have been cut short)
+    n, m = int(state[0]), int(state[1])
+    return _Part(l_kind[:n], [a[:n] for a in arrs], l_nb[:n], [mant[:m], pdec[:m], size[:m]])
+
+
+def _scan_files(files: Sequence[Path], futures: bool, sym: np.ndarray,
+                on_block: Callable[[], None] | None) -> list[_Part] | None:
+    """Every file's first pass, the files concurrently (the scan and the inflation release the
+    GIL, so on two cores two files take little more than one); None if any needs the reader."""
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def block_done() -> None:
+        if on_block is not None:
+            with lock:
+                on_block()
+
+    if len(files) == 1:
+        parts = [_scan_file(files[0], futures, sym, stop, block_done)]
+    else:
+        with ThreadPoolExecutor(max_workers=min(len(files), os.cpu_count() or 1), thread_name_prefix="scan") as pool:
+            jobs = [pool.submit(_scan_file, f, futures, sym, stop, block_done) for f in files]
+            parts = [job.result() for job in jobs]  # the first failure is raised after every job ended
+    if any(p is None for p in parts):
+        return None
+    return parts  # type: ignore[return-value]
+
+
+def _join(parts: list[_Part]) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, list[np.ndarray]] | None:
+    """The files' records as one stream, as if scanned in one pass: level spans moved past the
+    earlier files' levels; None when a file starts before the previous one ended (the reader's
+    lines out of order, across the boundary)."""
+    last = 0
+    for p in parts:
+        if p.kind.shape[0]:
+            if p.lines[0][0] < last:
+                return None
+            last = p.lines[0][-1]
+    if len(parts) == 1:
+        p = parts[0]
+        return p.kind, p.lines, p.nb, p.levels
+    shift = np.cumsum([0] + [p.levels[0].shape[0] for p in parts[:-1]])
+    lines = [np.concatenate([p.lines[c] for p in parts]) for c in range(7)]
+    lines[5] = np.concatenate([p.lines[5] + s for p, s in zip(parts, shift)])
+    return (np.concatenate([p.kind for p in parts]), lines, np.concatenate([p.nb for p in parts]),
+            [np.concatenate([p.levels[c] for p in parts]) for c in range(3)])
+
+
+def _parse(files: Sequence[Path], futures: bool, sym: np.ndarray, on_block: Callable[[], None] | None) -> tuple[EventArrays, dict[str, Any]] | None:
+    parts = _scan_files(files, futures, sym, on_block)
+    joined = _join(parts) if parts is not None else None
+    if joined is None:
+        return None
+    l_kind, arrs, l_nb, (mant, pdec, size) = joined
+    n_lines = int(l_kind.shape[0])
     if n_lines == 0:
         return None
     ts, U, u, pu, seq, lo, nl = arrs
@@ -492,7 +490,7 @@ def _parse(files: Sequence[Path], futures: bool, sym: np.ndarray, on_block: Call
     if n_lev and float((g_mant * _POW10[shift]).max()) >= 2.0**52:
         return None  # integer units would not stay exact
     units = g_mant * (10 ** shift)
-    table_units, lvl = np.unique(units, return_inverse=True)
+    table_units, lvl = ranks(units)
     table_floats = table_units / _POW10[top]
     try:
         final_units, decimals = price_units(table_floats)
