@@ -76,7 +76,8 @@ def sweep(cache: Path, tmp: Path) -> dict[str, Any]:
     wall, out = run_command(["tune", "--config", str(ROOT / "config" / "backtest.toml"), "--space", str(ROOT / "config" / "space.example.toml"),
                              "--data", *map(str, BTC_FILES), "--workers", "2", "--db", str(tmp / "tune.db"), "--out", str(tmp / "best.toml"),
                              "--json", "--quiet"], cache)
-    return {"trials": out.get("trials"), "wall_time_s": out.get("wall_time_s"), "trials_per_s": out.get("trials_per_s"), "process_wall_s": round(wall, 3)}
+    sw = out.get("sweep") or {}  # tune --json reports its counts under "sweep"
+    return {"trials": sw.get("trials"), "wall_time_s": sw.get("wall_time_s"), "trials_per_s": sw.get("trials_per_s"), "process_wall_s": round(wall, 3)}
 
 
 def main(argv: list[str] | None = None) -> int:
