@@ -24,3 +24,14 @@ def emulator(tmp_path):
     emu = Emulator(tmp_path)
     yield emu
     emu.stop()
+
+
+@pytest.fixture
+def clean_bot_env(monkeypatch, tmp_path):
+    """No BOT__ variable or .env from the developer's shell may leak into a test; it runs in tmp_path."""
+    import os
+
+    for key in list(os.environ):
+        if key.upper().startswith("BOT__"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)

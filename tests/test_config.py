@@ -12,15 +12,7 @@ from bot.config.settings import ConfigError, load_settings, validate_file
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch, tmp_path):
-    """No BOT__ variable or .env from the developer's shell may leak into these tests."""
-    import os
-
-    for key in list(os.environ):
-        if key.upper().startswith("BOT__"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_bot_env")
 
 
 @pytest.mark.parametrize("name", ["backtest.toml", "paper.toml"])

@@ -437,6 +437,16 @@ def test_real_data_sweep_folds_never_score_on_fitted_data_and_best_config_runs(t
     assert json.loads(rp.stdout)["pnl_net"] == pytest.approx(lb["folds"][0]["chosen_out_of_sample"]["pnl_net"])
 
 
+def trials_committed_or_exited(proc: subprocess.Popen, db: Path, n: int) -> bool:
+    """At least ``n`` trials are in the sweep's database, or the tune process ended (its checks say how)."""
+    if proc.poll() is not None:
+        return True
+    try:
+        return db.exists() and db_rows(db, "select count(*) from trials")[0][0] >= n
+    except sqlite3.Error:  # not created yet, or busy
+        return False
+
+
 def test_sigterm_keeps_finished_trials_and_rerun_resumes_without_recomputing(tmp_path):
     config = sim_config(tmp_path)
     space = write(tmp_path / "space.toml", '[search]\nfolds = 2\n[params]\n"signal.depth_levels" = [3, 5, 10]\n"strategy.enter_threshold" = [0.4, 0.5]\n')
@@ -445,16 +455,8 @@ def test_sigterm_keeps_finished_trials_and_rerun_resumes_without_recomputing(tmp
     proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=clean_subprocess_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    def three_trials_committed_or_exited() -> bool:
-        if proc.poll() is not None:
-            return True  # ended on its own: the checks below say how
-        try:
-            return db.exists() and db_rows(db, "select count(*) from trials")[0][0] >= 3
-        except sqlite3.Error:  # not created yet, or busy
-            return False
-
     try:
-        wait_until(three_trials_committed_or_exited, "the sweep to commit three trials", interval=0.05)
+        wait_until(lambda: trials_committed_or_exited(proc, db, 3), "the sweep to commit three trials", interval=0.05)
     finally:
         proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=HANG_GUARD_S)  # a hang guard, not a speed bound

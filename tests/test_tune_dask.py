@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 
 from bot.cli.main import main as bot_main
-from test_tune import clean_subprocess_env, db_rows, sim_config, write
+from test_tune import clean_subprocess_env, db_rows, sim_config, trials_committed_or_exited, write
 from waiting import HANG_GUARD_S, wait_until
 
 distributed = pytest.importorskip("distributed", reason="distributed is not installed: pip install -e '.[test]' brings it")
@@ -34,12 +33,7 @@ TRIALS = 6 * 2 * 2
 FIGURES = ("pnl_net", "sharpe", "max_drawdown", "trades", "turnover", "fees", "events", "first_event_ts", "last_event_ts")
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch, tmp_path):
-    for key in list(os.environ):
-        if key.upper().startswith("BOT__"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_bot_env")
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -171,16 +165,8 @@ def test_interrupted_dask_sweep_resumes_and_scores_every_trial_once(tmp_path, cl
     proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    def trials_or_exited() -> bool:
-        if proc.poll() is not None:
-            return True  # ended on its own: the checks below say how
-        try:
-            return db.exists() and db_rows(db, "select count(*) from trials")[0][0] >= 3
-        except sqlite3.Error:  # not created yet, or busy
-            return False
-
     try:
-        wait_until(trials_or_exited, "the sweep on a local cluster to commit three trials", interval=0.05)
+        wait_until(lambda: trials_committed_or_exited(proc, db, 3), "the sweep on a local cluster to commit three trials", interval=0.05)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)
