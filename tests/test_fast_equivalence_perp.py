@@ -110,19 +110,19 @@ MODES = {
     "held": {"strategy": {"max_holding_s": 300.0, "exit_threshold": -0.5}},
     "taker": {"strategy": {"mode": "taker", "expected_move_bps": 14.0}},
     "maker": {"strategy": {"mode": "maker"}},
+    "mean_reversion": {"strategy": {"mode": "mean_reversion"}},
 }
 CASES = [
     *(pytest.param("btc-july", m) for m in MODES),
     *(pytest.param("btc-0808", m, marks=[pytest.mark.slow] if m == "maker" else []) for m in ("momentum", "taker", "maker")),
+    pytest.param("btc-0808", "mean_reversion"),  # reads the kernel's trade-flow and depth features
 ]
 
 
-def test_mean_reversion_is_refused_for_its_features_not_for_the_perpetual():
-    """It reads trade-flow and depth features the kernel does not compute (on spot as well): the
-    readable engine runs it, so there is nothing to compare."""
+def test_mean_reversion_is_admitted_on_perpetuals_too():
+    """Its trade-flow and depth features are the kernel's (spot and perpetual alike)."""
     for config in ("backtest-usdm-btcusdt.toml", "backtest.toml"):
-        reason = fast_path_refusal(load_settings(ROOT / "config" / config, strategy={"mode": "mean_reversion"}))
-        assert reason is not None and "reads features the compiled scan does not compute" in reason
+        assert fast_path_refusal(load_settings(ROOT / "config" / config, strategy={"mode": "mean_reversion"})) is None
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_usdm_recordings_match_for_every_mode(usdm, tmp_path, monkeypatch, recor
                              run={"log_dir": str(tmp_path / "logs"), "console_log_level": "error"})
     fast = compare_backtests(settings, events, arrays, tmp_path, f"{recording}-{mode}")
     assert fast["orders"] > 0, "the mode trades on this recording"
-    if mode != "maker":  # the maker wakes on every mark
+    if mode not in ("maker", "mean_reversion"):  # they wake on every mark
         assert fast["stats"]["fast"]["engine_share"] < 0.2
     if recording == "btc-july" and mode in ("held", "maker"):
         # they hold a position across 00:00 UTC: funding is paid
