@@ -58,7 +58,7 @@ and every other event goes through the readable engine. Stopping more often than
 time, never correctness; the equivalence test compares orders, fills, positions, round trips,
 equity points, risk events and run counters row for row.
 
-A strategy that wakes on every mark (``maker``) makes the scan stop at every changed book: it
+A strategy that wakes on every mark (``maker``, ``mean_reversion``) makes the scan stop at every changed book: it
 replays through the fast path, but at the readable engine's speed.
 """
 

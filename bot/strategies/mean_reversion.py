@@ -9,7 +9,8 @@ price is back within ``exit_z`` of its VWAP or after ``strategy.max_holding_s``.
 are the risk manager's, as for every strategy.
 
 Its conditions are not bands of the score, so it wakes on every mark (``Wake(every_event=True)``),
-and it reads features the compiled replay does not compute: it runs on the readable engine.
+and the compiled replay computes the features it reads (:mod:`bot.fast.flow_kernel`), so it
+replays fast, though the engine sees every changed book.
 """
 
 from __future__ import annotations
