@@ -50,7 +50,7 @@ Why a skipped event cannot change any decision. ``Engine.on_event`` does, in ord
    position). The scan stops there.
 8. the strategy: it acts only where its published wake (:meth:`bot.strategies.base.Strategy.wake`)
    says it could (a property test holds every built-in to it): at or after ``not_before`` with the
-   score at or beyond a band, at a deadline, or at every mark (quoting strategies). The scan stops
+   score (or the one feature it names) at or beyond a band, at a deadline, or at every mark (quoting strategies). The scan stops
    there. No strategy rule is copied into the kernel: any registered strategy replays fast.
 
 So a skipped event produces no intent, no order and no store write besides its equity point,
@@ -181,6 +181,14 @@ class FastReplay:
         sf[K.SF_EXIT_CAP] = _widen(rw.exit_cap, up=False)
         sf[K.SF_WAKE_ABOVE] = wake.score_above
         sf[K.SF_WAKE_BELOW] = wake.score_below
+        if wake.feature:
+            slot = self.fb.feature_slot(wake.feature)
+            if slot < 0:  # a feature the kernel does not hold: every mark may wake the strategy
+                si[K.S_EVERY] = 1
+            si[K.S_WAKE_FEATURE] = slot
+            sf[K.SF_WAKE_FEATURE_ABOVE], sf[K.SF_WAKE_FEATURE_BELOW] = wake.feature_above, wake.feature_below
+        else:
+            si[K.S_WAKE_FEATURE] = -1
 
     def _absorb(self, stopped: bool) -> None:
         """Hand the engine what the scan did for the skipped events (:meth:`Engine.absorb_skipped`);

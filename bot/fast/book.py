@@ -25,6 +25,7 @@ _STATUS = {K.SOUND: BookStatus.SOUND, K.RESYNC: BookStatus.RESYNC, K.CROSSED: Bo
 STATUS_CODE = {status: code for code, status in _STATUS.items()}
 STATUS_CODE[BookStatus.INVALID] = K.RESYNC  # never reached by the kernel: readers refuse bad prices
 CHUNK = 1 << 16
+_SLOTS = {"book_imbalance": K.F_OBI, "ofi": K.F_OFI, "microprice_offset": K.F_MICRO, "mid": K.F_MID, "spread": K.F_SPREAD, "score": K.F_SCORE}
 
 
 class FastBook:
@@ -139,6 +140,13 @@ class FastBook:
         """Float prices and sizes of the best ``n`` levels of a side, best first (copies)."""
         r = self.ranks(bids, n)
         return self.ptab[r], (self.bsz if bids else self.asz)[r]
+
+    def feature_slot(self, name: str) -> int:
+        """The ``F`` slot holding SignalState field ``name``, or -1 when the kernel does not compute
+        it here (a flow feature with ``flow=False``, or a field it never computes)."""
+        if name in FK.FLOW_ROWS:
+            return K.F_FLOW + FK.WF_TRADE_IMBALANCE + FK.FLOW_ROWS.index(name) if self.pi.item(K.PI_FLOW_ON) else -1
+        return _SLOTS.get(name, -1)
 
     def state(self) -> SignalState:
         """The current :class:`SignalState` (a new object)."""

@@ -584,7 +584,8 @@ S_SPREAD_N = 13  # in/out: engine.spread_n
 S_ENGINE_STATUS = 14  # engine.status_seen, as a kernel status code
 S_MIDS_WANTED = 15  # the engine's markouts wait for later mids: it must see every changed book
 S_FUNDING_NEXT = 16  # FundingClock.next_ts: the engine looks at funding at the first event at or after it (NEVER: spot)
-S_ISIZE = 17
+S_WAKE_FEATURE = 17  # F slot of Wake.feature (-1: none)
+S_ISIZE = 18
 # float parameters
 SF_CASH = 0  # float(portfolio.equity_cash)
 SF_QTY = 1  # float(portfolio.equity_qty)
@@ -600,7 +601,9 @@ SF_MID_BEFORE = 10  # out: the last valid mid before the returned event (engine.
 SF_INV = 11  # float(portfolio.equity_inv): an inverse position's term of equity (divided by the mark)
 SF_LIQ_BELOW = 12  # RiskWake.liquidation_below: a mid at or below it may liquidate the position
 SF_LIQ_ABOVE = 13  # RiskWake.liquidation_above
-SF_FSIZE = 14
+SF_WAKE_FEATURE_ABOVE = 14  # Wake.feature_above
+SF_WAKE_FEATURE_BELOW = 15  # Wake.feature_below
+SF_FSIZE = 16
 
 NEVER = np.iinfo(np.int64).max
 
@@ -663,13 +666,19 @@ def _must_stop(I, F, t, sound, changed, si, sf):
         price = F[F_PB] if si[S_SIGN] > 0 else F[F_PA]
         if price <= sf[SF_EXIT_FLOOR] or price >= sf[SF_EXIT_CAP]:
             return True
-    # the strategy, as its wake publishes it
+    # the strategy, as its wake publishes it (score bands, the band of the one feature it names)
     if si[S_WAKE_DEADLINE] >= 0 and t >= si[S_WAKE_DEADLINE]:
         return True
     if t < si[S_WAKE_NOT_BEFORE]:
         return False
     score = F[F_SCORE]
-    return score >= sf[SF_WAKE_ABOVE] or score <= sf[SF_WAKE_BELOW]
+    if score >= sf[SF_WAKE_ABOVE] or score <= sf[SF_WAKE_BELOW]:
+        return True
+    slot = si[S_WAKE_FEATURE]
+    if slot >= 0:
+        x = F[slot]
+        return x >= sf[SF_WAKE_FEATURE_ABOVE] or x <= sf[SF_WAKE_FEATURE_BELOW]
+    return False
 
 
 @jit
