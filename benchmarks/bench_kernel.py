@@ -1,15 +1,20 @@
-"""Benchmark 1: order book + signals (book imbalance, OFI, microprice, score) per event.
+"""Benchmark 1: order book + signals (book imbalance, OFI, microprice, score, and the trade-flow
+and depth features) per event.
 
 Streams: the real Binance spot BTCUSDT recording (99,572 events, if ../shared/data is mounted)
 and a seeded synthetic stream (default 10 million L2 events, :mod:`bot.fast.synth`).
 
 Measured, each after a warm-up run (numba compiled and its cache loaded before timing):
 
-* ``readable``: ``OrderBook.apply`` + ``SignalEngine.update`` as ``Engine.on_event`` calls them,
+* ``readable``: ``OrderBook.apply`` + ``SignalEngine.update`` (and ``observe`` for trades) as ``Engine.on_event`` calls them,
   over a pre-built list of events (real data, and a prefix of the synthetic stream);
 * ``kernel``: :func:`bot.fast.kernel.run_signals`, the same per-event ``SignalState`` fields
-  written to output arrays (chunks of 65,536 events, buffers reused);
-* ``kernel (summary only)``: :func:`bot.fast.kernel.run_count`, same work without per-event output.
+  written to output arrays (chunks of 65,536 events, buffers reused), the trade-flow and depth
+  features included (``FastBook(flow=True)``);
+* ``kernel (summary only)``: :func:`bot.fast.kernel.run_count` without per-event output and
+  without the flow features (``flow=False``), as a replay whose strategy and score read none of
+  them runs it (momentum, taker);
+* ``kernel, summary, with flow features``: the same with them (``mean_reversion``, the maker's pulls).
 
 Events/s are given at the best and the median of ``--repeat`` runs (three times as many, at least 15, for the short real recording) (the machine may be shared:
 the best run is the least disturbed). Memory: ``tracemalloc`` peak of Python and numpy
@@ -45,8 +50,8 @@ def run_kernel_chunked(arrays, cfg, flags, vals) -> FastBook:
     return fb
 
 
-def run_kernel_count(arrays, cfg, threshold: float):
-    fb = FastBook(arrays, cfg)
+def run_kernel_count(arrays, cfg, threshold: float, flow: bool = True):
+    fb = FastBook(arrays, cfg, flow=flow)
     return fb.run_count(len(arrays), threshold)
 
 
@@ -54,13 +59,17 @@ def run_readable(events, cfg) -> int:
     from bot.book.book import OrderBook
     from bot.signals.features import SignalEngine
 
+    from bot.core.events import Trade
+
     book, sig = OrderBook(), SignalEngine(cfg)
     valid = 0
-    apply, update = book.apply, sig.update
+    apply, update, observe = book.apply, sig.update, sig.observe
     for ev in events:
         if apply(ev):
             if update(book, ev.ts_local).valid:
                 valid += 1
+        elif type(ev) is Trade:  # as Engine.on_event: trades feed the flow features
+            observe(ev)
     return valid
 
 
@@ -91,9 +100,12 @@ def measure(name: str, arrays, cfg, repeat: int, readable_events: int, threshold
     }
     times, _ = timed(lambda: run_kernel_chunked(arrays, cfg, flags, vals), repeat)
     out["kernel"] = rate_stats(n, times)
-    times, res = timed(lambda: run_kernel_count(arrays, cfg, threshold), repeat)
+    run_kernel_count(warm, cfg, threshold, flow=False)
+    times, res = timed(lambda: run_kernel_count(arrays, cfg, threshold, flow=False), repeat)
     out["kernel_summary_only"] = rate_stats(n, times)
     out["valid_states"], out["hot_states"] = int(res[0]), int(res[1])
+    times, _ = timed(lambda: run_kernel_count(arrays, cfg, threshold), repeat)
+    out["kernel_summary_flow"] = rate_stats(n, times)
     if readable_events:
         m = min(n, readable_events)
         events = list(iter_events(arrays, 0, m))
@@ -133,7 +145,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     for s in result["streams"]:
         print(f"   -- {s['stream']}: {s['events']:,} events ({s['counts']}), {s['distinct_prices']:,} distinct prices, arrays {s['event_arrays_mb']} MiB")
-        for key, label in (("kernel", "kernel, per-event SignalState out"), ("kernel_summary_only", "kernel, summary only"), ("readable", "readable OrderBook+SignalEngine")):
+        for key, label in (("kernel", "kernel, per-event SignalState out"), ("kernel_summary_only", "kernel, summary only"),
+                           ("kernel_summary_flow", "kernel, summary, with flow features"), ("readable", "readable OrderBook+SignalEngine")):
             if key in s:
                 r = s[key]
                 extra = f" (first {r['events']:,} events)" if key == "readable" else ""

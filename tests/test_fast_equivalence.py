@@ -16,6 +16,7 @@ simulated streams that need no data; perpetuals (funding, liquidation, the USD-M
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import sqlite3
@@ -34,6 +35,7 @@ from bot.fast.columnar import encode_events, iter_events, load_npz, save_npz
 from bot.fast.kernel import OUT_CHANGED, OUT_ROWS, OUT_SOUND, OUT_VALID
 from bot.fast.synth import synthetic_arrays
 from bot.signals.features import SignalEngine
+from bot.signals.rolling import RESUM_EVERY
 from conftest import shared_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,17 +59,20 @@ TABLES = {
 
 
 # --------------------------------------------------------------------------- helpers
-def compare_signals(events, arrays, cfg):
-    """Assert kernel == readable for every event; return (events, exact float matches, floats)."""
-    book, sig = OrderBook(), SignalEngine(cfg)
+def compare_signals(events, arrays, cfg, sig: SignalEngine | None = None):
+    """Assert kernel == readable for every event; return (events, exact float matches, floats).
+    ``sig``: the readable engine to use (a test may inspect it afterwards)."""
+    book, sig = OrderBook(), sig or SignalEngine(cfg)
     ref_flags, ref_vals = [], []
     for ev in events:
         changed = book.apply(ev)
         if changed:
             sig.update(book, ev.ts_local)
+        elif type(ev) is Trade:  # as Engine.on_event: trades feed the flow features
+            sig.observe(ev)
         st = sig.state
         ref_flags.append((OUT_CHANGED if changed else 0) | (OUT_SOUND if book.is_sound else 0) | (OUT_VALID if st.valid else 0))
-        ref_vals.append((st.book_imbalance, st.ofi, st.microprice_offset, st.mid, st.spread, st.score))
+        ref_vals.append(tuple(getattr(st, name) for name in OUT_ROWS))
     ref_flags = np.array(ref_flags, dtype=np.uint8)
     ref_vals = np.array(ref_vals, dtype=np.float64).T
     flags, vals = FastBook(arrays, cfg).signals_all()
@@ -251,8 +256,65 @@ def test_price_band_and_reanchoring_match_event_by_event(seed):
 @pytest.mark.parametrize("seed", [1, 2])
 def test_random_stream_signals_match(seed):
     events = _random_stream(random.Random(seed + 10), 2000)
-    settings = load_settings(signal={"depth_levels": 4, "distance_weighted": True, "ofi_window_s": 0.01})
-    compare_signals(events, encode_events(events), settings.signal)
+    flow = {"trade_window_s": 0.02, "vwap_window_s": 0.5, "weight_trade_imbalance": 0.2, "weight_vwap_deviation": 0.3, "weight_depth_depletion": 0.1}
+    settings = load_settings(signal={"depth_levels": 4, "distance_weighted": True, "ofi_window_s": 0.01, **flow})
+    n, exact, total = compare_signals(events, encode_events(events), settings.signal)
+    assert exact == total
+
+
+def _gapped_stream(n: int, seed: int, gap_s: float) -> list:
+    """The synthetic stream with three gaps: the book is invalidated, ``gap_s`` passes, its
+    updates are lost for 300 events while the trades keep coming, then a snapshot of the true
+    book resyncs it."""
+    book, out, shift, lost = OrderBook(), [], 0, 0
+    for i, ev in enumerate(iter_events(synthetic_arrays(n, seed=seed))):
+        book.apply(ev)
+        if i in (n // 4, n // 2 + n // 8, n - n // 8):
+            out.append(BookInvalidated(ev.ts_local + shift, 0, "gap"))
+            shift, lost = shift + int(gap_s * 1e9), 300
+        ev = dataclasses.replace(ev, ts_local=ev.ts_local + shift)
+        if lost:
+            lost -= 1
+            if type(ev) is Trade:
+                out.append(ev)
+            if not lost:
+                out.append(BookSnapshot(ev.ts_local, 0, tuple(book.bids(1 << 30)), tuple(book.asks(1 << 30)), book.depth_sequence))
+            continue
+        out.append(ev)
+    return out
+
+
+@pytest.mark.parametrize("trade_window_s, vwap_window_s", [(0.05, 4.0), (3.0, 0.1)])
+def test_flow_windows_with_gaps_match_bit_for_bit(monkeypatch, trade_window_s, vwap_window_s):
+    """Trades through resyncs and 1.5 s gaps, one short window (it empties between trades and at
+    each gap) and one long one (thousands of removals: the exact re-sum every RESUM_EVERY):
+    every event's features equal, bit for bit, and both drift rules were taken by each kind of
+    window (counted on the readable RollingSum)."""
+    from bot.signals import rolling
+
+    seen: dict[int, list[int]] = {}  # id(RollingSum) -> [empties, re-sums]
+    expire = rolling.RollingSum.expire
+
+    def counting(self, now):
+        before = len(self.items)
+        removed = self._removed
+        expire(self, now)
+        c = seen.setdefault(id(self), [0, 0])
+        c[0] += before > 0 and not self.items
+        c[1] += bool(self.items) and self._removed == 0 and removed + before - len(self.items) > 0
+
+    monkeypatch.setattr(rolling.RollingSum, "expire", counting)
+    events = _gapped_stream(60_000, 13, 1.5)
+    flow = {"trade_window_s": trade_window_s, "vwap_window_s": vwap_window_s, "depth_mean_s": 2.0,
+            "weight_trade_imbalance": 0.2, "weight_vwap_deviation": 0.3, "weight_depth_depletion": 0.1}
+    settings = load_settings(ROOT / "config" / "backtest.toml", signal=flow)
+    sig = SignalEngine(settings.signal)
+    n, exact, total = compare_signals(events, encode_events(events), settings.signal, sig)
+    assert exact == total
+    flow_ = sig._flow
+    short, long_ = (flow_._flow, flow_._vwap) if trade_window_s < vwap_window_s else (flow_._vwap, flow_._flow)
+    assert seen[id(short)][0] > 50 and seen[id(long_)][1] >= 1, seen
+    assert seen[id(flow_._dev._s)][1] >= 1 and RESUM_EVERY == 4096, seen
 
 
 def test_synthetic_signals_match():

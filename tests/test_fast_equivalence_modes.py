@@ -1,9 +1,8 @@
-"""Every built-in strategy mode the compiled scan covers makes the same decisions on the fast
-path as on the readable engine, on a second real instrument (spot ETHUSDT) and, for the maker,
+"""Every built-in strategy mode makes the same decisions on the fast path as on the readable
+engine, on a second real instrument (spot ETHUSDT) and, for the maker and ``mean_reversion``,
 on BTCUSDT too: the stored rows and counters are compared by ``compare_backtests``
-(:mod:`test_fast_equivalence`). ``mean_reversion`` reads features the kernel does not compute
-yet, so its config is refused by the fast path (checked here, so the day it runs fast this test
-says to add it)."""
+(:mod:`test_fast_equivalence`). ``mean_reversion`` and the maker's flow and depletion pulls read
+the kernel's trade-flow and depth features (:mod:`bot.fast.flow_kernel`)."""
 
 from __future__ import annotations
 
@@ -33,7 +32,10 @@ MODES = {
     "momentum": {"strategy": {"mode": "momentum", "enter_threshold": 0.4, "cooldown_s": 0.5}},
     "taker": {"strategy": {"mode": "taker", "expected_move_bps": 60.0}},
     "maker": {"strategy": {"mode": "maker"}},
+    "mean_reversion": {"strategy": {"mode": "mean_reversion"}},
 }
+# the maker pulling the side aggressive flow hits (over 1 s) and a side whose depth drained
+MAKER_PULLS = {"strategy": {"mode": "maker", "pull_flow": 0.3, "pull_depletion": 0.2}, "signal": {"trade_window_s": 1.0}}
 
 
 def _load(files):
@@ -44,6 +46,11 @@ def _load(files):
 @pytest.fixture(scope="module")
 def eth():
     return _load(ETH_FILES)
+
+
+@pytest.fixture(scope="module")
+def btc():
+    return _load(BTC_FILES)
 
 
 @needs_data
@@ -59,14 +66,24 @@ def test_every_mode_matches_on_ethusdt(eth, tmp_path, mode):
 
 @needs_data
 @pytest.mark.data
-def test_maker_matches_on_btcusdt(tmp_path):
-    events, arrays = _load(BTC_FILES)
-    settings = load_settings(ROOT / "config" / "backtest.toml", **MODES["maker"])
-    fast = compare_backtests(settings, events, arrays, tmp_path, "btc-maker")
-    assert fast["fills"] > 10
+@pytest.mark.parametrize("name, overrides", [("maker", MODES["maker"]), ("maker-pulls", MAKER_PULLS), ("mean_reversion", MODES["mean_reversion"])])
+def test_maker_and_mean_reversion_match_on_btcusdt(btc, tmp_path, name, overrides):
+    events, arrays = btc
+    settings = load_settings(ROOT / "config" / "backtest.toml", **overrides)
+    assert fast_path_refusal(settings) is None
+    fast = compare_backtests(settings, events, arrays, tmp_path, f"btc-{name}")
+    assert fast["orders"] > 0, f"{name} placed no order: the comparison would be empty"
+    if name.startswith("maker"):
+        assert fast["fills"] > 10
+    else:  # its wake is a band of vwap_deviation_z: the engine sees a few events in a hundred
+        assert fast["stats"]["fast"]["engine_share"] < 0.2
 
 
-def test_mean_reversion_is_refused_by_the_fast_path_and_says_why():
-    settings = load_settings(ROOT / "config" / "backtest.toml", strategy={"mode": "mean_reversion"})
-    reason = fast_path_refusal(settings)
-    assert reason is not None and "mean_reversion" in reason and "vwap_deviation_z" in reason
+def test_mean_reversion_and_the_maker_pulls_are_admitted_by_the_fast_path():
+    for config in ("backtest.toml", "backtest-usdm-btcusdt.toml"):
+        for overrides in (MODES["mean_reversion"], MAKER_PULLS):
+            assert fast_path_refusal(load_settings(ROOT / "config" / config, **overrides)) is None, (config, overrides)
+    weighed = load_settings(ROOT / "config" / "backtest.toml", signal={"weight_vwap_deviation": 0.5, "weight_trade_imbalance": 0.2, "weight_depth_depletion": 0.1})
+    assert fast_path_refusal(weighed) is None  # the kernel adds these terms to the score as SignalEngine does
+    reason = fast_path_refusal(load_settings(ROOT / "config" / "backtest.toml", signal={"weight_mlofi": 0.5}))
+    assert reason is not None and "mlofi" in reason

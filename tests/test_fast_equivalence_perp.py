@@ -110,19 +110,19 @@ MODES = {
     "held": {"strategy": {"max_holding_s": 300.0, "exit_threshold": -0.5}},
     "taker": {"strategy": {"mode": "taker", "expected_move_bps": 14.0}},
     "maker": {"strategy": {"mode": "maker"}},
+    "mean_reversion": {"strategy": {"mode": "mean_reversion"}},
 }
 CASES = [
     *(pytest.param("btc-july", m) for m in MODES),
     *(pytest.param("btc-0808", m, marks=[pytest.mark.slow] if m == "maker" else []) for m in ("momentum", "taker", "maker")),
+    pytest.param("btc-0808", "mean_reversion"),  # reads the kernel's trade-flow and depth features
 ]
 
 
-def test_mean_reversion_is_refused_for_its_features_not_for_the_perpetual():
-    """It reads trade-flow and depth features the kernel does not compute (on spot as well): the
-    readable engine runs it, so there is nothing to compare."""
+def test_mean_reversion_is_admitted_on_perpetuals_too():
+    """Its trade-flow and depth features are the kernel's (spot and perpetual alike)."""
     for config in ("backtest-usdm-btcusdt.toml", "backtest.toml"):
-        reason = fast_path_refusal(load_settings(ROOT / "config" / config, strategy={"mode": "mean_reversion"}))
-        assert reason is not None and "reads features the compiled scan does not compute" in reason
+        assert fast_path_refusal(load_settings(ROOT / "config" / config, strategy={"mode": "mean_reversion"})) is None
 
 
 @pytest.fixture(scope="module")

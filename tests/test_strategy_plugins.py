@@ -3,6 +3,8 @@ engine edit, and every built-in keeps the promise its published wake conditions 
 
 from __future__ import annotations
 
+import math
+
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -85,8 +87,11 @@ def portfolio(sign: int, opened: int) -> Portfolio:
     since_entry_s=st.floats(0, 5),
     valid=st.booleans(),
     spread=st.floats(0.001, 0.5),
+    z=st.floats(-4, 4),
+    flow=st.floats(-1, 1),
+    depletion=st.floats(-1, 1),
 )
-def test_built_in_strategies_act_only_inside_their_published_conditions(mode, score, sign, age_s, since_entry_s, valid, spread):
+def test_built_in_strategies_act_only_inside_their_published_conditions(mode, score, sign, age_s, since_entry_s, valid, spread, z, flow, depletion):
     s = load_settings(None, strategy={"mode": mode, "enter_threshold": 0.6, "exit_threshold": 0.1, "cooldown_s": 1.0, "max_holding_s": 60.0,
                                       "expected_move_bps": 50.0})
     market = Market("BTC/USDT", Decimal("0.01"), Decimal("0.00001"))
@@ -97,7 +102,7 @@ def test_built_in_strategies_act_only_inside_their_published_conditions(mode, sc
     opened = now - int(age_s * SEC)
     pf = portfolio(sign, opened)
     ctx = Context(market, None, Position(pf), lambda mid: 1.0)
-    ctx.state = SignalState(ts=now, score=score, mid=100.0, spread=spread, valid=valid)
+    ctx.state = SignalState(ts=now, score=score, mid=100.0, spread=spread, valid=valid, vwap_deviation_z=z, trade_imbalance=flow, depth_depletion=depletion)
     ctx.now = now
 
     class Book:
@@ -108,4 +113,5 @@ def test_built_in_strategies_act_only_inside_their_published_conditions(mode, sc
     answer = strategy.on_state(ctx)
     acted = answer is not None and (not isinstance(answer, Quotes) or answer.buy is not None or answer.sell is not None)
     if acted:
-        assert wake.admits(score, now), f"{mode} acted ({answer}) on score {score} at {now} outside {wake}"
+        x = getattr(ctx.state, wake.feature) if wake.feature else math.nan
+        assert wake.admits(score, now, x), f"{mode} acted ({answer}) on score {score} ({wake.feature} {x}) at {now} outside {wake}"

@@ -4,6 +4,8 @@ readable engine only on the events where it could decide something. Needs ``numb
 * :mod:`bot.fast.columnar` -- event stream <-> flat numpy arrays (exact prices);
 * :mod:`bot.fast.colstore` -- those arrays on disk, written in chunks and memory-mapped (the cache);
 * :mod:`bot.fast.kernel` -- the book and the signals over those arrays (bit-identical floats);
+  :mod:`bot.fast.flow_kernel` its trade-flow and depth features, :mod:`bot.fast.jitopts` the
+  compile options, :mod:`bot.fast.sizing` its parameters and ring sizes;
 * :mod:`bot.fast.book` -- ``FastBook`` (kernel state), ``BookView``/``SignalView`` (the kernel's
   book and signals through the ``OrderBook``/``SignalEngine`` API);
 * :mod:`bot.fast.backtest` -- ``run_backtest_fast``: same stored results as ``run_backtest``;

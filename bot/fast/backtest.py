@@ -50,7 +50,7 @@ Why a skipped event cannot change any decision. ``Engine.on_event`` does, in ord
    position). The scan stops there.
 8. the strategy: it acts only where its published wake (:meth:`bot.strategies.base.Strategy.wake`)
    says it could (a property test holds every built-in to it): at or after ``not_before`` with the
-   score at or beyond a band, at a deadline, or at every mark (quoting strategies). The scan stops
+   score (or the one feature it names) at or beyond a band, at a deadline, or at every mark (quoting strategies). The scan stops
    there. No strategy rule is copied into the kernel: any registered strategy replays fast.
 
 So a skipped event produces no intent, no order and no store write besides its equity point,
@@ -58,7 +58,7 @@ and every other event goes through the readable engine. Stopping more often than
 time, never correctness; the equivalence test compares orders, fills, positions, round trips,
 equity points, risk events and run counters row for row.
 
-A strategy that wakes on every mark (``maker``) makes the scan stop at every changed book: it
+A strategy that wakes on every mark (``maker``, ``mean_reversion``) makes the scan stop at every changed book: it
 replays through the fast path, but at the readable engine's speed.
 """
 
@@ -72,13 +72,15 @@ from typing import Any
 
 import numpy as np
 
-from bot.config.settings import Settings
+from bot.config.settings import Settings, SignalSection
 from bot.engine.engine import Engine
 from bot.engine.runner import run_backtest, run_engine_backtest
 from bot.execution.paper import PaperVenue
+from bot.fast import flow_kernel as FK
 from bot.fast import kernel as K
 from bot.fast.book import CHUNK, STATUS_CODE, BookView, FastBook, SignalView
 from bot.fast.columnar import EventArrays, event_at, iter_events
+from bot.signals.features import score_weights
 from bot.store.store import Store
 
 RELEASE_EVERY = 1 << 20  # events between two page releases of a memory-mapped stream (a syscall per column)
@@ -104,7 +106,7 @@ class FastReplay:
         self.engine = engine
         self.arrays = arrays
         self.chunk = chunk
-        self.fb = FastBook(arrays, engine.settings.signal, price_band=engine.book.price_band)
+        self.fb = FastBook(arrays, engine.settings.signal, price_band=engine.book.price_band, flow=reads_flow(engine.settings.signal, engine.strategy))
         self.view = BookView(self.fb)
         engine.book = self.view  # type: ignore[assignment]
         engine.signals = SignalView(self.fb)  # type: ignore[assignment]
@@ -179,6 +181,14 @@ class FastReplay:
         sf[K.SF_EXIT_CAP] = _widen(rw.exit_cap, up=False)
         sf[K.SF_WAKE_ABOVE] = wake.score_above
         sf[K.SF_WAKE_BELOW] = wake.score_below
+        if wake.feature:
+            slot = self.fb.feature_slot(wake.feature)
+            if slot < 0:  # a feature the kernel does not hold: every mark may wake the strategy
+                si[K.S_EVERY] = 1
+            si[K.S_WAKE_FEATURE] = slot
+            sf[K.SF_WAKE_FEATURE_ABOVE], sf[K.SF_WAKE_FEATURE_BELOW] = wake.feature_above, wake.feature_below
+        else:
+            si[K.S_WAKE_FEATURE] = -1
 
     def _absorb(self, stopped: bool) -> None:
         """Hand the engine what the scan did for the skipped events (:meth:`Engine.absorb_skipped`);
@@ -252,21 +262,46 @@ class FastReplay:
         return {"scan_s": self.scan_s, "engine_s": self.engine_s, "absorb_s": self.absorb_s}
 
 
-KERNEL_FEATURES = frozenset({"book_imbalance", "ofi", "microprice_offset", "mid", "spread", "score"})
-"""The SignalState fields the kernel computes (bit for bit, :mod:`bot.fast.kernel`)."""
+KERNEL_FEATURES = frozenset({
+    "book_imbalance", "ofi", "microprice_offset", "mid", "spread", "score",
+    "trade_imbalance", "vwap", "vwap_deviation", "vwap_deviation_z", "depth_depletion_bid", "depth_depletion_ask", "depth_depletion",
+})
+"""The SignalState fields the kernel computes (bit for bit, :mod:`bot.fast.kernel`, :mod:`bot.fast.flow_kernel`)."""
+FLOW_FEATURES = frozenset(FK.FLOW_ROWS)
+
+
+def reads_flow(cfg: SignalSection, strategy: object) -> bool:
+    """Whether a replay needs the kernel's flow features: the score weighs one of them or the
+    strategy reads one (``reads_features``). Else the kernel leaves them out (a third of its
+    per-event time on the BTCUSDT recording, most of it the exact re-sums of the 60 s windows)."""
+    weighed = {name for name, _ in score_weights(cfg)[3]}
+    return bool((weighed | set(getattr(strategy, "reads_features", ()))) & FLOW_FEATURES)
+
+
+def _score_refusal(cfg: SignalSection) -> str | None:
+    """The score's parts the kernel does not compute: weights on mlofi, liquidations or the
+    basis (their features are not in the kernel), the z-score filter, persistence, a fitted model.
+    Weights on trade_imbalance, vwap_deviation and depth_depletion are (``add_flow_score``)."""
+    other = [name for name, w in (("mlofi", cfg.weight_mlofi), ("liquidation_flow", cfg.weight_liquidation_flow), ("basis", cfg.weight_basis)) if w]
+    if other:
+        return f"the score weighs features the compiled scan does not compute ({', '.join(other)})"
+    if cfg.zscore_window_s or cfg.persist_ms or cfg.model is not None:
+        return "the score uses a filter or a fitted model the compiled scan does not compute (signal.zscore_window_s, signal.persist_ms, [signal.model])"
+    return None
 
 
 def fast_path_refusal(settings: Settings) -> str | None:
     """Why the compiled scan cannot replay this config, or None when it can. It replays one
     instrument, spot or perpetual (linear or inverse: it values the position with
     ``Portfolio.equity``'s float expression and stops at funding times and where the modelled
-    liquidation could hit), and computes today's three features only, so several instruments, a
-    score using any other feature, a noise filter or a fitted model, and a strategy that reads
-    other features replay on the readable engine. See also :func:`arrays_refusal`."""
+    liquidation could hit), and computes the features in :data:`KERNEL_FEATURES`, so several
+    instruments, a score using any other feature, a noise filter or a fitted model, and a
+    strategy that reads other features replay on the readable engine. See also :func:`arrays_refusal`."""
     if len(settings.instruments) != 1:
         return "several instruments ([[markets]]) replay on the readable engine"
-    if settings.signal.extended:
-        return "the score uses features the compiled scan does not compute (extended signals, filters or a fitted model)"
+    reason = _score_refusal(settings.signal)
+    if reason is not None:
+        return reason
     from bot.core.market import market_from_section
     from bot.strategies import build
 

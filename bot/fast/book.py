@@ -14,8 +14,10 @@ import numpy as np
 from bot.book.book import BookStatus
 from bot.config.settings import SignalSection
 from bot.core.events import MarketEvent
+from bot.fast import flow_kernel as FK
 from bot.fast import kernel as K
 from bot.fast.columnar import EventArrays
+from bot.fast.sizing import ring_capacity, signal_params
 from bot.signals.features import SignalState
 
 NAN = float("nan")
@@ -23,42 +25,17 @@ _STATUS = {K.SOUND: BookStatus.SOUND, K.RESYNC: BookStatus.RESYNC, K.CROSSED: Bo
 STATUS_CODE = {status: code for code, status in _STATUS.items()}
 STATUS_CODE[BookStatus.INVALID] = K.RESYNC  # never reached by the kernel: readers refuse bad prices
 CHUNK = 1 << 16
-
-
-def signal_params(cfg: SignalSection) -> tuple[np.ndarray, np.ndarray, int]:
-    """Weights, float and int parameters of :class:`~bot.signals.features.SignalEngine` for the kernel."""
-    w = np.array([1.0 / (i + 1) if cfg.distance_weighted else 1.0 for i in range(cfg.depth_levels)], dtype=np.float64)
-    total = abs(cfg.weight_book_imbalance) + abs(cfg.weight_ofi) + abs(cfg.weight_microprice)
-    norm = total if total > 0 else 1.0
-    pf = np.zeros(4, dtype=np.float64)
-    pf[K.PF_W_OBI] = cfg.weight_book_imbalance / norm
-    pf[K.PF_W_OFI] = cfg.weight_ofi / norm
-    pf[K.PF_W_MICRO] = cfg.weight_microprice / norm
-    pf[K.PF_OFI_SCALE] = cfg.ofi_scale
-    window_ns = int(cfg.ofi_window_s * 1e9)
-    return w, pf, window_ns
-
-
-def max_in_window(arrays: EventArrays, window_ns: int, chunk: int = 1 << 22) -> int:
-    """:func:`bot.fast.kernel.max_in_window` of the stream's timestamps, in chunks that release
-    the mapped pages behind them (a memory-mapped stream is never resident as a whole)."""
-    st = np.zeros(2, dtype=np.int64)
-    n = len(arrays)
-    best = 0
-    for i0 in range(0, n, chunk):
-        best = int(K.max_in_window(arrays.ts, window_ns, i0, min(n, i0 + chunk), st))
-        if best < 0:
-            break
-        arrays.release(int(st[1]))
-    arrays.release(n)
-    return best
+_SLOTS = {"book_imbalance": K.F_OBI, "ofi": K.F_OFI, "microprice_offset": K.F_MICRO, "mid": K.F_MID, "spread": K.F_SPREAD, "score": K.F_SCORE}
 
 
 class FastBook:
     """Kernel state for one event stream: book sides, signal state and the OFI ring."""
 
-    def __init__(self, arrays: EventArrays, cfg: SignalSection, ring_capacity: int | None = None, price_band: float | None = None):
-        """``price_band`` as for :class:`~bot.book.book.OrderBook` (None: no band)."""
+    def __init__(self, arrays: EventArrays, cfg: SignalSection, price_band: float | None = None, flow: bool = True):
+        """``price_band`` as for :class:`~bot.book.book.OrderBook` (None: no band). ``flow``: compute
+        the trade-flow and depth features (:mod:`bot.fast.flow_kernel`); without them their
+        SignalState fields keep their defaults, the kernel skips trades and the rings' pre-passes
+        (for a replay that reads none of them: :func:`bot.fast.backtest.reads_flow`)."""
         self.arrays = arrays
         self.cfg = cfg
         self.scale = arrays.scale
@@ -79,21 +56,30 @@ class FastBook:
         self.F[K.F_REF_MID] = NAN
         self.F[K.F_PENDING_REF] = NAN
         self.F[K.F_BAND] = math.inf if price_band is None else float(price_band)
-        self.w, self.pf, window_ns = signal_params(cfg)
+        self.F[K.F_FLOW + FK.WF_VWAP] = NAN
+        self.w, self.pf, extra = signal_params(cfg)
         self._tmp = np.zeros(64, dtype=np.int64)
-        if ring_capacity is None:
-            key = ("max_in_window", window_ns)
-            bound = arrays.derived.get(key)
-            if bound is None:  # one pass over the timestamps; a tuning job replays the same arrays often
-                bound = arrays.derived[key] = max_in_window(arrays, window_ns)
-            # timestamps that go back (-1): bound by the whole stream
-            ring_capacity = bound + 1 if bound >= 0 else len(arrays) + 1
-        cap = 1
-        while cap < ring_capacity:
-            cap <<= 1
+        window_ns = int(cfg.ofi_window_s * 1e9)
+        cap = ring_capacity(arrays, window_ns)
         self.rts = np.zeros(cap, dtype=np.int64)
         self.re = np.zeros(cap, dtype=np.float64)
-        self.pi = np.array([cfg.depth_levels, window_ns, cap - 1], dtype=np.int64)
+        pi = self.pi = np.zeros(K.PI_SIZE, dtype=np.int64)
+        pi[K.PI_LEVELS], pi[K.PI_WINDOW_NS], pi[K.PI_RING_MASK], pi[K.PI_EXTRA] = cfg.depth_levels, window_ns, cap - 1, extra
+        pi[K.PI_FLOW_ON] = flow
+        if extra and not flow:
+            raise ValueError("the score weighs flow features: FastBook needs flow=True")
+        # the flow windows' rings (bot.fast.flow_kernel): trades over each trade window, valid
+        # book updates (at most one per non-trade event) over the VWAP deviation's window
+        trade_ns, vwap_ns = int(cfg.trade_window_s * 1e9), int(cfg.vwap_window_s * 1e9)
+        base = 0
+        for k, (ns, sel) in enumerate(((trade_ns, K.SEL_TRADES), (vwap_ns, K.SEL_TRADES), (vwap_ns, K.SEL_BOOK))):
+            c = ring_capacity(arrays, ns, sel) if flow else 1
+            p = K.PI_FLOW + 3 * k
+            pi[p + FK.WP_NS], pi[p + FK.WP_BASE], pi[p + FK.WP_MASK] = ns, base, c - 1
+            base += c
+        self.wts = np.zeros(base, dtype=np.int64)
+        self.wv = np.zeros((2, base), dtype=np.float64)
+        self.part = np.zeros(FK.PARTIALS, dtype=np.float64)  # fsum's scratch
         self.pos = 0  # next event to apply
 
     # ------------------------------------------------------------------ running
@@ -102,7 +88,7 @@ class FastBook:
         return (a.kind, a.ts, a.seq, a.off, a.nbid, a.lvl, a.sz)
 
     def _state(self) -> tuple:
-        return (self.bsz, self.bbits, self.asz, self.abits, self.ptab, self.I, self.F, self.rts, self.re, self.w, self.pf, self.pi)
+        return (self.bsz, self.bbits, self.asz, self.abits, self.ptab, self.I, self.F, self.rts, self.re, self.wts, self.wv, self.part, self.w, self.pf, self.pi)
 
     def run_signals(self, stop: int, out_flags: np.ndarray, out_vals: np.ndarray) -> int:
         """Apply events up to ``stop`` (exclusive), writing per-event outputs; returns how many."""
@@ -155,12 +141,23 @@ class FastBook:
         r = self.ranks(bids, n)
         return self.ptab[r], (self.bsz if bids else self.asz)[r]
 
+    def feature_slot(self, name: str) -> int:
+        """The ``F`` slot holding SignalState field ``name``, or -1 when the kernel does not compute
+        it here (a flow feature with ``flow=False``, or a field it never computes)."""
+        if name in FK.FLOW_ROWS:
+            return K.F_FLOW + FK.WF_TRADE_IMBALANCE + FK.FLOW_ROWS.index(name) if self.pi.item(K.PI_FLOW_ON) else -1
+        return _SLOTS.get(name, -1)
+
     def state(self) -> SignalState:
         """The current :class:`SignalState` (a new object)."""
         F, I = self.F, self.I
+        f = K.F_FLOW
         return SignalState(
             I.item(K.I_SIG_TS), F.item(K.F_OBI), F.item(K.F_OFI), F.item(K.F_MICRO),
             F.item(K.F_MID), F.item(K.F_SPREAD), F.item(K.F_SCORE), bool(I.item(K.I_VALID)),
+            F.item(f + FK.WF_TRADE_IMBALANCE), F.item(f + FK.WF_VWAP), F.item(f + FK.WF_VWAP_DEVIATION),
+            F.item(f + FK.WF_VWAP_DEVIATION_Z), F.item(f + FK.WF_DEPLETION_BID), F.item(f + FK.WF_DEPLETION_ASK),
+            F.item(f + FK.WF_DEPLETION),
         )
 
 
@@ -369,6 +366,6 @@ class SignalView:
         return self._fb.state()
 
     def observe(self, event: object) -> None:
-        """Trades, liquidations, mark prices: the kernel keeps only today's three features, so a
-        config or strategy that reads the others never takes the fast path
-        (:func:`bot.fast.backtest.replays_market`)."""
+        """Trades: the kernel has already fed them to its flow windows. Liquidations and mark
+        prices: the columnar arrays leave them out, and a config or strategy that reads the
+        features they feed never takes the fast path (:func:`bot.fast.backtest.fast_path_refusal`)."""

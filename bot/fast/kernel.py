@@ -28,9 +28,14 @@ reset to 0.0 when the window empties; book imbalance as ``sum w[i] * size_i`` le
 mid, spread, microprice offset and the weighted score with the same parenthesisation. Numba
 compiles without fastmath, so LLVM neither reassociates nor contracts to FMA, and ``math.tanh``
 calls the same C library function as CPython: the results are bit-identical (the equivalence
-test checks them on the real recording; decisions must match exactly).
+test checks them on the real recording; decisions must match exactly). The trade-flow and depth
+features (``trade_imbalance``, ``vwap``/``vwap_deviation``/``vwap_deviation_z``,
+``depth_depletion`` per side and signed) follow the same rule in :mod:`bot.fast.flow_kernel`:
+trades enter their windows where ``Engine.on_event`` calls ``signals.observe``, and the flow
+features' weights in the score are added term by term as ``SignalEngine`` adds them.
 
-State lives in plain arrays (``I`` integers, ``F`` floats, the two sides, the OFI ring), so a
+State lives in plain arrays (``I`` integers, ``F`` floats, the two sides, the OFI ring, the flow
+windows' rings), so a
 run can stop at any event, let Python look at the book, and resume.
 """
 
@@ -39,21 +44,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
 
 from bot.book.book import REANCHOR_SNAPSHOTS
 
-# Compile options. No fastmath: results must equal CPython's bit for bit. error_model "numpy":
-# float divisions are not checked for zero (every division is guarded as in the readable code),
-# saving a branch and an exception path per division. _nrt=False: the kernels never allocate,
-# and without numba's reference counting the arrays passed between helpers cost nothing (with it,
-# the atomic incref/decref of ~15 arrays per call made the kernel 2 to 4 times slower).
-# Inlining at numba-IR level (jit_inline) is used for the per-event path only: inlining the
-# level setters as well made compilation 3 times longer and the code no faster.
-_OPTS = {"cache": True, "error_model": "numpy", "_nrt": False}
-jit = njit(**_OPTS)
-jit_inline = njit(inline="always", **_OPTS)
+from bot.fast import flow_kernel as FK
+from bot.fast.jitopts import jit, jit_inline  # the compile options and why
 
 SNAPSHOT, DELTA, BBO, TRADE, INVALIDATED = 0, 1, 2, 3, 4
 SOUND, RESYNC, CROSSED, IMPLAUSIBLE = 0, 1, 2, 3
@@ -84,7 +80,8 @@ I_BA = 21  # best ask rank (R: none)
 I_IMPLAUSIBLE = 22  # book.implausible_events
 I_PENDING = 23  # book._pending_count
 I_REANCHORS = 24  # book.reanchors
-I_SIZE = 25
+I_FLOW = 25  # the flow windows and depth state (bot.fast.flow_kernel WI_ slots)
+I_SIZE = I_FLOW + FK.WI_SIZE
 
 # float state slots
 F_BBO_BQ = 0
@@ -104,16 +101,24 @@ F_LAST_MID = 13  # mid of the last valid state (engine.last_mid)
 F_REF_MID = 14  # book.ref_mid: the last sound mid (NaN: none yet)
 F_BAND = 15  # book.price_band (inf: no band)
 F_PENDING_REF = 16  # book._pending_ref
-F_SIZE = 17
+F_FLOW = 17  # the flow sums, depth means and flow features (bot.fast.flow_kernel WF_ slots)
+F_SIZE = F_FLOW + FK.WF_SIZE
 
 # parameter slots
 PF_W_OBI, PF_W_OFI, PF_W_MICRO, PF_OFI_SCALE = 0, 1, 2, 3
+PF_TAU_NS = 4  # DepthDepletion.tau_ns
+PF_W_FLOW = 5  # weights of trade_imbalance, vwap_deviation, depth_depletion in the score
+PF_SIZE = 8
 PI_LEVELS, PI_WINDOW_NS, PI_RING_MASK = 0, 1, 2
+PI_EXTRA = 3  # FK.X_ bits: the flow features with a weight in the score
+PI_FLOW_ON = 4  # 1: compute the flow features (0: nothing reads them, trades and flow skipped)
+PI_FLOW = 5  # the flow windows' lengths and ring segments (FK.WP_ slots)
+PI_SIZE = PI_FLOW + FK.WP_SIZE
 
 # output flag bits of run_signals
 OUT_CHANGED, OUT_SOUND, OUT_VALID = 1, 2, 4
 # rows of run_signals' float output
-OUT_ROWS = ("book_imbalance", "ofi", "microprice_offset", "mid", "spread", "score")
+OUT_ROWS = ("book_imbalance", "ofi", "microprice_offset", "mid", "spread", "score", *FK.FLOW_ROWS)
 
 
 # --------------------------------------------------------------------------- book
@@ -349,10 +354,11 @@ def _reset_signals(I, F):
     F[F_MID] = np.nan
     F[F_SPREAD] = np.nan
     F[F_SCORE] = 0.0
+    FK.reset_flow(I, I_FLOW, F, F_FLOW)
 
 
 @jit_inline
-def _update_signals(bsz, bbits, asz, abits, ptab, I, F, rts, re, w, pf, pi, t):
+def _update_signals(bsz, bbits, asz, abits, ptab, I, F, rts, re, wts, wv, part, w, pf, pi, t):
     """SignalEngine.update(book, t)."""
     I[I_SIG_TS] = t
     if not _is_sound(I):
@@ -411,19 +417,23 @@ def _update_signals(bsz, bbits, asz, abits, ptab, I, F, rts, re, w, pf, pi, t):
 
     levels = pi[PI_LEVELS]
     b_sum = 0.0
+    b_depth = 0.0
     r = rb
     for j in range(levels):
         b_sum += w[j] * bsz[r]
+        b_depth += bsz[r]
         if j + 1 == levels:
             break
         r = next_below(bbits, r)
         if r < 0:
             break
     a_sum = 0.0
+    a_depth = 0.0
     r = ra
     n_ranks = asz.shape[0]
     for j in range(levels):
         a_sum += w[j] * asz[r]
+        a_depth += asz[r]
         if j + 1 == levels:
             break
         r = next_above(abits, r, n_ranks)
@@ -444,20 +454,29 @@ def _update_signals(bsz, bbits, asz, abits, ptab, I, F, rts, re, w, pf, pi, t):
     F[F_MICRO] = micro_off
     F[F_MID] = mid
     F[F_SPREAD] = spread
-    F[F_SCORE] = pf[PF_W_OBI] * obi + pf[PF_W_OFI] * ofi_norm + pf[PF_W_MICRO] * micro_off
+    if pi[PI_FLOW_ON] != 0:
+        FK.update_flow(t, mid, b_depth, a_depth, pf[PF_TAU_NS], I, I_FLOW, F, F_FLOW, wts, wv, part, pi, PI_FLOW)
+    score = pf[PF_W_OBI] * obi + pf[PF_W_OFI] * ofi_norm + pf[PF_W_MICRO] * micro_off
+    extra = pi[PI_EXTRA]
+    if extra != 0:
+        score = FK.add_flow_score(score, F, F_FLOW, pf, PF_W_FLOW, extra)
+    F[F_SCORE] = score
     F[F_LAST_MID] = mid
     I[I_VALID] = 1
 
 
 @jit_inline
-def _step(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, ptab, I, F, rts, re, w, pf, pi):
+def _step(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, ptab, I, F, rts, re, wts, wv, part, w, pf, pi):
     """Engine.on_event's book + signal part for event i; returns whether the book changed."""
     changed = _apply(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, I, F, ptab)
     I[I_EVENTS] += 1
+    if not changed and kind[i] == TRADE and pi[PI_FLOW_ON] != 0:  # Engine.on_event: signals.observe(trade)
+        j = off[i]
+        FK.observe_trade(ts[i], ptab[lvl[j]], sz[j], nbid[i] != 0, I, I_FLOW, F, F_FLOW, wts, wv, part, pi, PI_FLOW)
     if changed:
         I[I_CHANGED] = 1
         I[I_CHANGED_TOTAL] += 1
-        _update_signals(bsz, bbits, asz, abits, ptab, I, F, rts, re, w, pf, pi, ts[i])
+        _update_signals(bsz, bbits, asz, abits, ptab, I, F, rts, re, wts, wv, part, w, pf, pi, ts[i])
     else:
         I[I_CHANGED] = 0
     return changed
@@ -465,7 +484,7 @@ def _step(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, ptab, I,
 
 # --------------------------------------------------------------------------- runs
 @jit
-def run_signals(kind, ts, seq, off, nbid, lvl, sz, i0, i1, bsz, bbits, asz, abits, ptab, I, F, rts, re, w, pf, pi, out_flags, out_vals):
+def run_signals(kind, ts, seq, off, nbid, lvl, sz, i0, i1, bsz, bbits, asz, abits, ptab, I, F, rts, re, wts, wv, part, w, pf, pi, out_flags, out_vals):
     """Apply events ``i0:i1``; write each event's flags and SignalState fields at ``i - i0``.
 
     ``out_flags``: OUT_CHANGED | OUT_SOUND | OUT_VALID bits; ``out_vals[r, i - i0]`` for the
@@ -473,7 +492,7 @@ def run_signals(kind, ts, seq, off, nbid, lvl, sz, i0, i1, bsz, bbits, asz, abit
     (the engine does not call ``SignalEngine.update`` then).
     """
     for i in range(i0, i1):
-        _step(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, ptab, I, F, rts, re, w, pf, pi)
+        _step(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, ptab, I, F, rts, re, wts, wv, part, w, pf, pi)
         o = i - i0
         flags = 0
         if I[I_CHANGED] != 0:
@@ -489,10 +508,12 @@ def run_signals(kind, ts, seq, off, nbid, lvl, sz, i0, i1, bsz, bbits, asz, abit
         out_vals[3, o] = F[F_MID]
         out_vals[4, o] = F[F_SPREAD]
         out_vals[5, o] = F[F_SCORE]
+        for r in range(FK.N_FLOW_ROWS):
+            out_vals[6 + r, o] = F[F_FLOW + FK.WF_TRADE_IMBALANCE + r]
 
 
 @jit
-def run_count(kind, ts, seq, off, nbid, lvl, sz, i0, i1, bsz, bbits, asz, abits, ptab, I, F, rts, re, w, pf, pi, threshold):
+def run_count(kind, ts, seq, off, nbid, lvl, sz, i0, i1, bsz, bbits, asz, abits, ptab, I, F, rts, re, wts, wv, part, w, pf, pi, threshold):
     """Apply events ``i0:i1`` keeping only a summary (valid states, |score| >= threshold, score sum).
 
     Same work per event as :func:`run_signals` without the per-event output arrays.
@@ -501,7 +522,7 @@ def run_count(kind, ts, seq, off, nbid, lvl, sz, i0, i1, bsz, bbits, asz, abits,
     n_hot = 0
     total = 0.0
     for i in range(i0, i1):
-        if _step(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, ptab, I, F, rts, re, w, pf, pi):
+        if _step(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, ptab, I, F, rts, re, wts, wv, part, w, pf, pi):
             if I[I_VALID] != 0:
                 n_valid += 1
                 s = F[F_SCORE]
@@ -511,27 +532,36 @@ def run_count(kind, ts, seq, off, nbid, lvl, sz, i0, i1, bsz, bbits, asz, abits,
     return n_valid, n_hot, total
 
 
-@jit
-def max_in_window(ts, window_ns, i0, i1, st):
-    """Most events with timestamps in any window ``(t - window_ns, t]``: bounds the OFI ring.
+SEL_ALL, SEL_TRADES, SEL_BOOK = 0, 1, 2  # which events max_in_window counts
 
-    Over events ``i0:i1``, resumed from ``st`` = (best so far, window start ``j``) and updated in
-    place, so that a caller can run it in chunks over a mapped ``ts`` and release the pages behind
-    ``j`` (:func:`bot.fast.book.max_in_window`). Returns -1 when the timestamps ever go back (the
-    bound does not hold then), else the best so far."""
+
+@jit
+def max_in_window(ts, kind, sel, window_ns, i0, i1, st):
+    """Most events with timestamps in any window ``(t - window_ns, t]``: bounds a ring (the OFI
+    terms, and the flow windows: ``sel`` SEL_TRADES counts trades only, SEL_BOOK the other events).
+
+    Over events ``i0:i1``, resumed from ``st`` = (best so far, window start ``j``, selected events
+    in ``j..i``) and updated in place, so that a caller can run it in chunks over a mapped ``ts``
+    and release the pages behind ``j`` (:func:`bot.fast.sizing.max_in_window`). Returns -1 when the
+    timestamps ever go back (the bound does not hold then), else the best so far."""
     best = st[0]
     j = st[1]
+    c = st[2]
     for i in range(i0, i1):
         if i > 0 and ts[i] < ts[i - 1]:
             return -1
+        if sel == SEL_ALL or (kind[i] == TRADE) == (sel == SEL_TRADES):
+            c += 1
         h = ts[i] - window_ns
         while j < i and ts[j] <= h:
+            if sel == SEL_ALL or (kind[j] == TRADE) == (sel == SEL_TRADES):
+                c -= 1
             j += 1
-        c = i - j + 1
         if c > best:
             best = c
     st[0] = best
     st[1] = j
+    st[2] = c
     return best
 
 
@@ -554,7 +584,8 @@ S_SPREAD_N = 13  # in/out: engine.spread_n
 S_ENGINE_STATUS = 14  # engine.status_seen, as a kernel status code
 S_MIDS_WANTED = 15  # the engine's markouts wait for later mids: it must see every changed book
 S_FUNDING_NEXT = 16  # FundingClock.next_ts: the engine looks at funding at the first event at or after it (NEVER: spot)
-S_ISIZE = 17
+S_WAKE_FEATURE = 17  # F slot of Wake.feature (-1: none)
+S_ISIZE = 18
 # float parameters
 SF_CASH = 0  # float(portfolio.equity_cash)
 SF_QTY = 1  # float(portfolio.equity_qty)
@@ -570,7 +601,9 @@ SF_MID_BEFORE = 10  # out: the last valid mid before the returned event (engine.
 SF_INV = 11  # float(portfolio.equity_inv): an inverse position's term of equity (divided by the mark)
 SF_LIQ_BELOW = 12  # RiskWake.liquidation_below: a mid at or below it may liquidate the position
 SF_LIQ_ABOVE = 13  # RiskWake.liquidation_above
-SF_FSIZE = 14
+SF_WAKE_FEATURE_ABOVE = 14  # Wake.feature_above
+SF_WAKE_FEATURE_BELOW = 15  # Wake.feature_below
+SF_FSIZE = 16
 
 NEVER = np.iinfo(np.int64).max
 
@@ -633,17 +666,23 @@ def _must_stop(I, F, t, sound, changed, si, sf):
         price = F[F_PB] if si[S_SIGN] > 0 else F[F_PA]
         if price <= sf[SF_EXIT_FLOOR] or price >= sf[SF_EXIT_CAP]:
             return True
-    # the strategy, as its wake publishes it
+    # the strategy, as its wake publishes it (score bands, the band of the one feature it names)
     if si[S_WAKE_DEADLINE] >= 0 and t >= si[S_WAKE_DEADLINE]:
         return True
     if t < si[S_WAKE_NOT_BEFORE]:
         return False
     score = F[F_SCORE]
-    return score >= sf[SF_WAKE_ABOVE] or score <= sf[SF_WAKE_BELOW]
+    if score >= sf[SF_WAKE_ABOVE] or score <= sf[SF_WAKE_BELOW]:
+        return True
+    slot = si[S_WAKE_FEATURE]
+    if slot >= 0:
+        x = F[slot]
+        return x >= sf[SF_WAKE_FEATURE_ABOVE] or x <= sf[SF_WAKE_FEATURE_BELOW]
+    return False
 
 
 @jit
-def run_scan(kind, ts, seq, off, nbid, lvl, sz, i0, i1, bsz, bbits, asz, abits, ptab, I, F, rts, re, w, pf, pi, si, sf, smp_ts, smp_mid):
+def run_scan(kind, ts, seq, off, nbid, lvl, sz, i0, i1, bsz, bbits, asz, abits, ptab, I, F, rts, re, wts, wv, part, w, pf, pi, si, sf, smp_ts, smp_mid):
     """Apply events from ``i0`` until one needs the engine; return its index (``i1`` if none).
 
     The returned event has been applied (book and signals) but none of its engine effects
@@ -658,7 +697,7 @@ def run_scan(kind, ts, seq, off, nbid, lvl, sz, i0, i1, bsz, bbits, asz, abits, 
     interval = si[S_EQUITY_INTERVAL]
     for i in range(i0, i1):
         before = F[F_LAST_MID]
-        changed = _step(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, ptab, I, F, rts, re, w, pf, pi)
+        changed = _step(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, ptab, I, F, rts, re, wts, wv, part, w, pf, pi)
         t = ts[i]
         sound = _is_sound(I)
         if _must_stop(I, F, t, sound, changed, si, sf):

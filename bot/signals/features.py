@@ -71,6 +71,21 @@ class SignalState:
     funding_rate: float = 0.0
 
 
+def score_weights(cfg: SignalSection) -> tuple[float, float, float, list[tuple[str, float]]]:
+    """The score's normalized weights: book imbalance, OFI, microprice, and the other features
+    that enter it (name, weight), in the order they are added; a feature weighing 0 is left out
+    (the compiled kernel reads the same list, :func:`bot.fast.sizing.signal_params`)."""
+    extra = {
+        "trade_imbalance": cfg.weight_trade_imbalance, "vwap_deviation": cfg.weight_vwap_deviation,
+        "depth_depletion": cfg.weight_depth_depletion, "mlofi": cfg.weight_mlofi,
+        "liquidation_flow": cfg.weight_liquidation_flow, "basis": cfg.weight_basis,
+    }
+    total = abs(cfg.weight_book_imbalance) + abs(cfg.weight_ofi) + abs(cfg.weight_microprice) + sum(abs(w) for w in extra.values())
+    norm = total if total > 0 else 1.0
+    return (cfg.weight_book_imbalance / norm, cfg.weight_ofi / norm, cfg.weight_microprice / norm,
+            [(name, w / norm) for name, w in extra.items() if w != 0.0])
+
+
 class SignalEngine:
     """Maintains the features; call :meth:`update` after the book applied an event."""
 
@@ -82,17 +97,7 @@ class SignalEngine:
         self._ofi_terms: deque[tuple[int, float]] = deque()
         self._ofi_sum = 0.0
         self._prev: tuple[float, float, float, float] | None = None
-        extra = {
-            "trade_imbalance": cfg.weight_trade_imbalance, "vwap_deviation": cfg.weight_vwap_deviation,
-            "depth_depletion": cfg.weight_depth_depletion, "mlofi": cfg.weight_mlofi,
-            "liquidation_flow": cfg.weight_liquidation_flow, "basis": cfg.weight_basis,
-        }
-        total = abs(cfg.weight_book_imbalance) + abs(cfg.weight_ofi) + abs(cfg.weight_microprice) + sum(abs(w) for w in extra.values())
-        norm = total if total > 0 else 1.0
-        self._w_obi = cfg.weight_book_imbalance / norm
-        self._w_ofi = cfg.weight_ofi / norm
-        self._w_micro = cfg.weight_microprice / norm
-        self._extra = [(name, w / norm) for name, w in extra.items() if w != 0.0]  # only these enter the score
+        self._w_obi, self._w_ofi, self._w_micro, self._extra = score_weights(cfg)
         self._flow = TradeFlow(cfg.trade_window_s, cfg.vwap_window_s)
         self._depth = DepthDepletion(cfg.depth_mean_s)
         self._mlofi = MultiLevelOFI(cfg.mlofi_levels, cfg.ofi_window_s)

@@ -46,8 +46,10 @@ class Wake:
     """When the strategy could act next; a state outside all of these gets None from it.
 
     It acts only at or after ``not_before`` (ns), and then only when the score is at or above
-    ``score_above`` or at or below ``score_below``, or once ``deadline`` (ns) is reached; with
-    ``every_event`` it may act on any update (quoting strategies re-price on every book change).
+    ``score_above`` or at or below ``score_below``, or the :class:`SignalState` field ``feature``
+    (if named) is at or above ``feature_above`` or at or below ``feature_below``, or once
+    ``deadline`` (ns) is reached; with ``every_event`` it may act on any update (quoting
+    strategies re-price on every book change).
     """
 
     score_above: float = INF
@@ -55,16 +57,19 @@ class Wake:
     not_before: int = 0
     deadline: int | None = None
     every_event: bool = False
+    feature: str = ""
+    feature_above: float = INF
+    feature_below: float = -INF
 
-    def admits(self, score: float, now: int) -> bool:
-        """Could the strategy act on a state with this score at this time?"""
+    def admits(self, score: float, now: int, feature_value: float = math.nan) -> bool:
+        """Could the strategy act on a state with this score (and this value of ``feature``) at this time?"""
         if self.every_event:
             return True
         if self.deadline is not None and now >= self.deadline:
             return True
         if now < self.not_before:
             return False
-        return score >= self.score_above or score <= self.score_below
+        return score >= self.score_above or score <= self.score_below or feature_value >= self.feature_above or feature_value <= self.feature_below
 
 
 class Position:

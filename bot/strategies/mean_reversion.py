@@ -8,14 +8,15 @@ the move by ``depletion_min``). Then it fades the move with a market order, and 
 price is back within ``exit_z`` of its VWAP or after ``strategy.max_holding_s``. Sizing and stops
 are the risk manager's, as for every strategy.
 
-Its conditions are not bands of the score, so it wakes on every mark (``Wake(every_event=True)``),
-and it reads features the compiled replay does not compute: it runs on the readable engine.
+Its conditions are not bands of the score: its wake publishes a band of ``vwap_deviation_z``
+instead (every entry and exit needs z beyond one), and the compiled replay computes the features
+it reads (:mod:`bot.fast.flow_kernel`), so it replays fast.
 """
 
 from __future__ import annotations
 
 from bot.core.orders import Intent, IntentKind
-from bot.strategies.base import Context, Strategy, Wake
+from bot.strategies.base import INF, Context, Strategy, Wake
 from bot.strategies.registry import register
 
 
@@ -53,7 +54,17 @@ class MeanReversionStrategy(Strategy):
         return None
 
     def wake(self, ctx: Context) -> Wake:
-        return Wake(every_event=True)
+        """Flat: after the cooldown, once ``vwap_deviation_z`` is stretched (the flow and depth
+        conditions only narrow that); in a position: the time stop, or z back inside ``exit_z``."""
+        cfg, position = self.cfg, ctx.position
+        sign = position.sign
+        if sign == 0:
+            return Wake(not_before=self._next_entry_ts, feature="vwap_deviation_z",
+                        feature_above=cfg.enter_z if self.allow_short else INF, feature_below=-cfg.enter_z)
+        deadline = position.opened_ts + self._max_hold_ns
+        if sign > 0:
+            return Wake(deadline=deadline, feature="vwap_deviation_z", feature_above=-cfg.exit_z)
+        return Wake(deadline=deadline, feature="vwap_deviation_z", feature_below=cfg.exit_z)
 
     def on_entry(self, now: int) -> None:
         self._next_entry_ts = now + self._cooldown_ns
