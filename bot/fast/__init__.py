@@ -24,3 +24,40 @@ Example::
     summary = run_backtest_fast(settings, arrays, db_path="data/backtest.db", data_files=files,
                                 source_stats=lambda: arrays.meta.get("reader", {}))
 """
+
+import hashlib as _hashlib
+import os as _os
+import sys as _sys
+from pathlib import Path as _Path
+
+
+def cache_leaf(package_dir: _Path) -> str:
+    """``numba-<hash of every .py file in package_dir>``: changes whenever any of them does."""
+    digest = _hashlib.blake2b(b"".join(f.name.encode() + f.read_bytes() for f in sorted(package_dir.glob("*.py"))), digest_size=8).hexdigest()
+    return f"numba-{digest}"
+
+
+def _key_numba_cache() -> str:
+    """Point numba's disk cache at a directory named after a hash of every module of this package.
+
+    numba checks a cached function against its own source file only: a kernel that inlines code
+    from another module (``flow_kernel``, ``parse_json``, ``jitopts``) would keep running the old
+    machine code after an edit or an upgrade that touched only that other module. A directory
+    per version of the whole package cannot serve stale code. Set before numba is imported (it
+    reads ``NUMBA_CACHE_DIR`` then); a user's own ``NUMBA_CACHE_DIR`` is kept as the parent, and
+    a child process that inherited the keyed directory keeps it (same sources, same key).
+    """
+    here = _Path(__file__).resolve().parent
+    leaf = cache_leaf(here)
+    current = _os.environ.get("NUMBA_CACHE_DIR")
+    if current and _Path(current).name == leaf:
+        return current
+    keyed = str(_Path(current or here / "__pycache__") / leaf)
+    _os.environ["NUMBA_CACHE_DIR"] = keyed
+    config = _sys.modules.get("numba.core.config")
+    if config is not None:  # numba already imported by someone else: tell it too
+        config.CACHE_DIR = keyed  # type: ignore[attr-defined]
+    return keyed
+
+
+NUMBA_CACHE_DIR = _key_numba_cache()

@@ -34,6 +34,20 @@ def _recording(path: Path) -> None:
     path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
 
 
+def _prune_old_caches() -> int:
+    """Remove the cache directories of earlier versions of the package (``numba-<other hash>``
+    beside the current one): no process of this checkout can use them any more."""
+    import shutil
+
+    from bot.fast import NUMBA_CACHE_DIR
+
+    current = Path(NUMBA_CACHE_DIR)
+    old = [d for d in current.parent.glob("numba-*") if d.is_dir() and d != current]
+    for d in old:
+        shutil.rmtree(d, ignore_errors=True)
+    return len(old)
+
+
 def main() -> int:
     t0 = time.perf_counter()
     try:
@@ -57,8 +71,9 @@ def main() -> int:
         run_backtest_fast(settings, arrays, db_path=Path(tmp) / "warm.db")
         t2 = time.perf_counter()
     ok = "ok" if parsed is not None else "the parser declined its own test recording (a bug: please report it)"
+    pruned = _prune_old_caches()
     print(f"bot.fast.warm: parser {t1 - t0:.1f} s ({ok}), kernel and fast replay {t2 - t1:.1f} s; "
-          "later commands load the compiled code from numba's cache", file=sys.stderr)
+          f"later commands load the compiled code from numba's cache{f' (removed {pruned} older one(s))' if pruned else ''}", file=sys.stderr)
     return 0 if parsed is not None else 1
 
 
