@@ -104,8 +104,8 @@ def _rows(db: Path) -> dict[str, dict]:
 def test_fast_trials_equal_readable_trials_on_the_real_recording(tmp_path, capsys):
     space = tmp_path / "space.toml"
     space.write_text('[search]\nmethod = "grid"\nfolds = 2\n[params]\n'
-                     '"signal.depth_levels" = [3, 10]\n"signal.weight_trade_imbalance" = [0.0, 0.3]\n')
-    assert fast_path_refusal(load_settings(ROOT / "config" / "backtest.toml", **to_overrides({"signal.weight_trade_imbalance": 0.3})))
+                     '"signal.depth_levels" = [3, 10]\n"signal.weight_mlofi" = [0.0, 0.3]\n')
+    assert fast_path_refusal(load_settings(ROOT / "config" / "backtest.toml", **to_overrides({"signal.weight_mlofi": 0.3})))
     common = ["tune", "--config", str(ROOT / "config" / "backtest.toml"), "--space", str(space), "--data", str(BTC_0808), "--quiet", "--json"]
     assert bot_main([*common, "--engine", "fast", "--workers", "2", "--db", str(tmp_path / "fast.db")]) == 0
     fast_report = json.loads(capsys.readouterr().out)
