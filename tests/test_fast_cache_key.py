@@ -10,21 +10,28 @@ import sys
 from pathlib import Path
 
 import bot.fast
-from bot.fast import cache_leaf
+from bot.fast import COMPILED_FROM, cache_leaf
 
 FAST = Path(bot.fast.__file__).resolve().parent
+SOURCES = [FAST.parent / name for name in COMPILED_FROM]
 
 
-def test_an_edit_to_any_module_of_the_package_changes_the_cache_directory(tmp_path):
-    copy = tmp_path / "fast"
-    copy.mkdir()
-    for f in FAST.glob("*.py"):
-        shutil.copy(f, copy / f.name)
-    before = cache_leaf(copy)
-    assert before == cache_leaf(FAST)
-    inlined = copy / "flow_kernel.py"  # inlined into kernel.py's functions: numba would not notice
-    inlined.write_text(inlined.read_text() + "\n# edited\n")
-    assert cache_leaf(copy) != before
+def test_an_edit_to_any_module_the_kernels_compile_from_changes_the_cache_directory(tmp_path):
+    copies = []
+    for src in SOURCES:
+        copy = tmp_path / src.name
+        copy.mkdir()
+        for f in src.glob("*.py"):
+            shutil.copy(f, copy / f.name)
+        copies.append(copy)
+    before = cache_leaf(*copies)
+    assert before == cache_leaf(*SOURCES)
+    # inlined into kernel.py's functions, and a constant the kernel bakes in: numba notices neither
+    for edited in (tmp_path / "fast" / "flow_kernel.py", tmp_path / "signals" / "rolling.py"):
+        seen = cache_leaf(*copies)
+        edited.write_text(edited.read_text() + "\n# edited\n")
+        assert cache_leaf(*copies) != seen
+    assert cache_leaf(*copies) != before
 
 
 def _cache_dir_seen(env: dict[str, str]) -> str:
@@ -37,7 +44,7 @@ def _cache_dir_seen(env: dict[str, str]) -> str:
 def test_the_directory_is_set_for_numba_kept_by_children_and_nested_under_a_users_own(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     default = _cache_dir_seen(env)
-    assert Path(default) == FAST / "__pycache__" / cache_leaf(FAST)
+    assert Path(default) == FAST / "__pycache__" / cache_leaf(*SOURCES)
     assert _cache_dir_seen({**env, "NUMBA_CACHE_DIR": default}) == default  # a child process: same key, same place
     mine = tmp_path / "numba-cache"
-    assert Path(_cache_dir_seen({**env, "NUMBA_CACHE_DIR": str(mine)})) == mine / cache_leaf(FAST)
+    assert Path(_cache_dir_seen({**env, "NUMBA_CACHE_DIR": str(mine)})) == mine / cache_leaf(*SOURCES)

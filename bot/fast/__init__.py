@@ -31,24 +31,31 @@ import sys as _sys
 from pathlib import Path as _Path
 
 
-def cache_leaf(package_dir: _Path) -> str:
-    """``numba-<hash of every .py file in package_dir>``: changes whenever any of them does."""
-    digest = _hashlib.blake2b(b"".join(f.name.encode() + f.read_bytes() for f in sorted(package_dir.glob("*.py"))), digest_size=8).hexdigest()
+def cache_leaf(*package_dirs: _Path) -> str:
+    """``numba-<hash of every .py file in package_dirs>``: changes whenever any of them does."""
+    files = sorted(f for d in package_dirs for f in d.glob("*.py"))
+    digest = _hashlib.blake2b(b"".join(f"{f.parent.name}/{f.name}".encode() + f.read_bytes() for f in files), digest_size=8).hexdigest()
     return f"numba-{digest}"
+
+
+COMPILED_FROM = ("fast", "book", "signals")
+"""The packages whose code the compiled functions hold: this one, and the two whose constants the
+kernels bake in at compile time (``bot.book.book.REANCHOR_SNAPSHOTS``, ``bot.signals.rolling.RESUM_EVERY``)."""
 
 
 def _key_numba_cache() -> str:
     """Point numba's disk cache at a directory named after a hash of every module of this package.
 
     numba checks a cached function against its own source file only: a kernel that inlines code
-    from another module (``flow_kernel``, ``parse_json``, ``jitopts``) would keep running the old
-    machine code after an edit or an upgrade that touched only that other module. A directory
-    per version of the whole package cannot serve stale code. Set before numba is imported (it
+    from another module (``flow_kernel``, ``parse_json``, ``jitopts``) or bakes in another
+    package's constant would keep running the old machine code after an edit or an upgrade that
+    touched only that other file. A directory per version of those packages (``COMPILED_FROM``)
+    cannot serve stale code. Set before numba is imported (it
     reads ``NUMBA_CACHE_DIR`` then); a user's own ``NUMBA_CACHE_DIR`` is kept as the parent, and
     a child process that inherited the keyed directory keeps it (same sources, same key).
     """
     here = _Path(__file__).resolve().parent
-    leaf = cache_leaf(here)
+    leaf = cache_leaf(*(here.parent / name for name in COMPILED_FROM))
     current = _os.environ.get("NUMBA_CACHE_DIR")
     if current and _Path(current).name == leaf:
         return current

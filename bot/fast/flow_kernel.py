@@ -17,10 +17,9 @@ to 0.0 whenever the window empties and recomputed exactly (:func:`fsum`, CPython
 Expiry happens at the same calls as in the readable code (before each add, and where the
 features are read), so the sums are the same floats at every event.
 
-These functions are inlined into :mod:`bot.fast.kernel`'s compiled code, and numba's on-disk
-cache checks only the source file of the function it caches: after editing this file alone,
-touch ``kernel.py`` (or remove ``bot/fast/__pycache__/kernel.*.nb*``) or the kernel keeps the
-old code.
+These functions are inlined into :mod:`bot.fast.kernel`'s compiled code. numba's on-disk cache
+checks only the source file of the function it caches, so the cache directory is keyed on every
+module of this package (:mod:`bot.fast`): an edit here compiles afresh.
 """
 
 from __future__ import annotations
