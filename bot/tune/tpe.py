@@ -35,12 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.config.settings import ConfigError, load_settings
+from bot.config.settings import ConfigError
 from bot.tune.executor import TrialExecutor
 from bot.tune.leaderboard import objective_value
-from bot.tune.space import Param, Space, _round6, check_values, to_overrides
+from bot.tune.space import Param, Space, _round6, check_values
 from bot.tune.sweep import SweepOutcome, plan_sweep, run_sweep
-from bot.tune.trials import DataSpec, TrialTable
+from bot.tune.trials import DataSpec, TrialTable, candidate_settings
 
 MAX_ATTEMPTS_PER_TRIAL = 50  # proposals the config rejects before the search gives up
 
@@ -241,7 +241,7 @@ def _signature(params: dict[str, Any]) -> str:
 
 def _config_problem(base_config: str, params: dict[str, Any]) -> str | None:
     try:
-        load_settings(base_config, **to_overrides(params))
+        candidate_settings(base_config, params)  # kept: the plan and the forked workers reuse it
     except ConfigError as exc:
         return "; ".join(f"{k}: {m}" for k, m in exc.problems)
     return None

@@ -146,13 +146,14 @@ def load_source(data: DataSpec) -> tuple[Any, dict[str, Any]]:
             source, info = ArraySource(arrays), dict(arrays.meta.get("reader") or {})
     if source is None:
         events, info = _read_events(data)
-        source = SegmentSource(events)
         if data.engine == "fast":
             from bot.fast.columnar import encode_events
             from bot.tune.columns import ArraySource
 
             with contextlib.suppress(ValueError):  # prices the encoding cannot hold exactly: readable
                 source = ArraySource(encode_events(events))
+        if source is None:
+            source = SegmentSource(events)
         del events
     _CACHE[(data.fingerprint, data.engine)] = (source, info)
     return source, info
