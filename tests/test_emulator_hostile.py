@@ -269,6 +269,8 @@ async def test_ws_inject_depth_price_keeps_update_ids_valid(side):
                     poisoned = msg
                     break
             assert poisoned is not None and poisoned["U"] <= poisoned["u"]
+            # a level a client must store (a zero quantity would be a deletion it may skip)
+            assert float(poisoned[key][0][1]) > 0
             assert all(level[0] != "NaN" for level in poisoned["a" if key == "b" else "b"])
             later = json.loads(await asyncio.wait_for(ws.receive_str(), 60))  # once only
             assert later["U"] == last_u + 1 and "NaN" not in json.dumps(later)

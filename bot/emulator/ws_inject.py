@@ -4,10 +4,12 @@
   open market-data connection (``/ws...`` and ``/stream...``; not user-data-stream connections,
   nor ``/ws-api/v3`` ones), e.g. a truncated ``{"stream":"btcusdt@depth@100ms","data":``.
 * ``{"kind": "depth_price", "price": "NaN", "side": "bid"}``: the next diff message of each diff
-  stream that has subscribers now carries ``price`` (a string, sent as a JSON string) as the price
-  of its first bid (``side`` ``"ask"``: ask) level; a message without a level on that side gets
-  one, ``[price, "1.00000000"]``. Its ``U``/``u`` stay valid. A message dropped by the ``gap``
-  fault does not count: the next one sent carries the price.
+  stream that has subscribers now carries an extra first bid (``side`` ``"ask"``: ask) level,
+  ``[price, "1.00000000"]`` (``price`` a string, sent as a JSON string). The real levels stay as
+  they were, so the book is not corrupted by a lost update, and the quantity is never zero: a
+  zero-quantity level is a deletion a client may rightly skip, and then nothing would ever refuse
+  it. Its ``U``/``u`` stay valid. A message dropped by the ``gap`` fault does not count: the next
+  one sent carries the price.
 
 Both answer ``{"connections": n}`` (the connections the frame was pushed to / that are subscribed
 to an armed diff stream); a bad body answers 400 ``{"error": ...}``.
@@ -29,12 +31,8 @@ EXTRA_QTY = "1.00000000"
 
 
 def poison_levels(message: dict, side: str, price: str) -> None:
-    """Put ``price`` as the first level's price on ``side`` ("bid"/"ask") of a depthUpdate message."""
-    levels = message["b" if side == "bid" else "a"]
-    if levels:
-        levels[0][0] = price
-    else:
-        levels.append([price, EXTRA_QTY])
+    """Add ``[price, EXTRA_QTY]`` as the first level on ``side`` ("bid"/"ask") of a depthUpdate message."""
+    message["b" if side == "bid" else "a"].insert(0, [price, EXTRA_QTY])
 
 
 def market_connections(hub: "Hub") -> list:
