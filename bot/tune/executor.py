@@ -6,7 +6,10 @@ Contract
 parallelism) and yields ``(spec, result_or_exception)`` in the caller's process as each one
 finishes, so the caller can commit it at once. ``fn`` is :func:`bot.tune.trials.run_trial`: a
 module-level function of one picklable :class:`~bot.tune.trials.TrialSpec` returning a JSON-able
-dict. ``executor.stop()`` is called when the sweep is interrupted (Ctrl-C, SIGTERM, a failed
+dict. An executor may have a ``stop_requested`` :class:`threading.Event`: the sweep's Ctrl-C / SIGTERM
+handler then only sets it, and ``run`` must end (stop yielding) soon after, at a point where
+stopping is safe; without one, the handler raises KeyboardInterrupt wherever the main thread is.
+``executor.stop()`` is called when the sweep is interrupted (Ctrl-C, SIGTERM, a failed
 trial or a trial budget): it must cancel what has not started and stop what is running as fast
 as it can; a result not yet yielded is simply recomputed on the next run.
 
@@ -26,6 +29,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
@@ -95,6 +99,8 @@ class ProcessPoolTrialExecutor:
         self.log_dir = log_dir
         self.log_level = log_level
         self._pool: cf.ProcessPoolExecutor | None = None
+        # polled between waits, so a signal never interrupts the pool's own code (see the module docstring)
+        self.stop_requested = threading.Event()
 
     def _context(self):  # type: ignore[no-untyped-def]
         # fork lets workers inherit the events the main process already loaded (bot.tune.trials cache)
@@ -129,16 +135,19 @@ class ProcessPoolTrialExecutor:
 
         submit()
         try:
-            while pending:
-                # a timeout keeps the main thread responsive to signals while it waits
+            while pending and not self.stop_requested.is_set():
+                # a timeout keeps the main thread responsive to a stop request while it waits
                 done, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
-                submit()
+                if not self.stop_requested.is_set():
+                    submit()
                 for fut in done:
+                    if self.stop_requested.is_set():
+                        break
                     spec = futures.pop(fut)
                     exc = fut.exception()
                     yield spec, (exc if exc is not None else fut.result())
         finally:
-            if pending:
+            if pending or self.stop_requested.is_set():
                 self.stop()
             else:
                 pool.shutdown(wait=True)

@@ -95,15 +95,25 @@ def plan_sweep(
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt(state: dict[str, str]) -> Iterator[None]:
-    """SIGTERM and SIGINT raise KeyboardInterrupt in the main thread, remembering which it was."""
+def _sigterm_as_interrupt(state: dict[str, str], requested: threading.Event | None) -> Iterator[None]:
+    """SIGTERM and SIGINT stop the sweep, remembering which signal it was.
+
+    With ``requested`` (an executor that polls it between waits) the handler only sets it, and
+    the executor ends its run at its next safe point. Without, the handler raises
+    KeyboardInterrupt in the main thread wherever it is, which is the only way to stop a trial
+    running in this process. Raising inside ``concurrent.futures`` internals (a submit, a wait)
+    could leave the pool's manager thread waiting forever, and the interpreter joins that thread
+    at exit: the sweep printed its result and then never ended.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):  # type: ignore[no-untyped-def]
         state["signal"] = signal.Signals(signum).name
-        raise KeyboardInterrupt
+        if requested is None:
+            raise KeyboardInterrupt
+        requested.set()
 
     old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     for s in old:
@@ -168,8 +178,11 @@ def run_sweep(
         with progress(sum(weight.values()), "tune", unit="", enabled=show_progress and total > 0, plain_every_s=5.0,
                       completed=sum(weight[k] for k in outcome.results), note=trials(outcome.resumed)) as bar:
             runs = executor.run(run_trial, todo)
+            requested: threading.Event | None = getattr(executor, "stop_requested", None)
+            if requested is not None:
+                requested.clear()
             try:
-                with _sigterm_as_interrupt(state):
+                with _sigterm_as_interrupt(state, requested):
                     for spec, result in runs:
                         if isinstance(result, BaseException):
                             outcome.error = (
@@ -183,6 +196,8 @@ def run_sweep(
                         bar.advance(weight[spec.key], note=trials(outcome.resumed + outcome.run_now))
                         if on_commit is not None:
                             on_commit(spec, result)
+                if "signal" in state:  # the executor saw the request and ended its run
+                    outcome.interrupted = state["signal"]
             except KeyboardInterrupt:
                 outcome.interrupted = state.get("signal", "SIGINT")
             finally:
