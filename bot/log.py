@@ -29,7 +29,31 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import structlog
+
+
+def _import_structlog():  # type: ignore[no-untyped-def]
+    """``import structlog``, without the rich modules it would import for pretty tracebacks.
+
+    When rich is installed (the bot's progress bars use it), structlog's ``dev`` and
+    ``tracebacks`` modules import ``rich.traceback`` and ``rich.pretty`` at import time: 0.1 s of
+    every command's start-up (measured: 0.22 s against 0.11 s for the import). The bot never
+    renders a traceback with rich (the console renderer gets ``plain_traceback``; a traceback
+    goes to the log file only), so rich is hidden while structlog is imported, and structlog
+    behaves as it does without rich. Imported any later, rich itself works as usual.
+    """
+    if "structlog" in sys.modules or "rich" in sys.modules:
+        import structlog as module
+
+        return module
+    sys.modules["rich"] = None  # type: ignore[assignment]  # ``import rich`` now raises ImportError
+    try:
+        import structlog as module
+    finally:
+        del sys.modules["rich"]
+    return module
+
+
+structlog = _import_structlog()
 
 _SECRET_KEY_PARTS = ("secret", "api_key", "apikey", "password", "signature", "token")
 _known_secrets: set[str] = set()

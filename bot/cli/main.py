@@ -13,7 +13,9 @@ _STARTED = time.perf_counter()  # bot backtest's end-to-end figures count from h
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 from bot.cli.common import check_strategy as _check_strategy  # noqa: E402
 from bot.cli.common import fail as _fail  # noqa: E402
@@ -169,14 +171,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bot", description="Order-book-imbalance trading bot.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    from bot.cli.backtest import register as register_backtest
-
-    register_backtest(sub, _STARTED)
-
+def _register_report(sub: Any) -> None:
     rp = sub.add_parser("report", help="print a run's summary (or its trades) from the database; write an HTML page of it")
     rp.add_argument("--db", required=True)
     rp.add_argument("--run", help="run id (default: the latest run)")
@@ -186,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--html", metavar="OUT.html", help="write one self-contained HTML page of the run (charts, trades, halts)")
     rp.set_defaults(func=cmd_report)
 
+
+def _register_run(sub: Any) -> None:
     run = sub.add_parser("run", help="the daemon: trade in paper or live mode until SIGINT/SIGTERM")
     run.add_argument("--config", required=True, help="TOML config with run.mode paper or live")
     run.add_argument("--live", action="store_true", help="required (with run.mode = \"live\" and keys) to trade real money")
@@ -193,45 +190,81 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-status", action="store_true", help="no live status line on stderr (by default one is drawn when stderr is a terminal)")
     run.set_defaults(func=cmd_run)
 
+
+def _register_status(sub: Any) -> None:
     st = sub.add_parser("status", help="show a daemon's mode, uptime, position, open orders, PnL, book age, halts")
     st.add_argument("--db", required=True)
     st.add_argument("--run", help="run id (default: the latest run)")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_status)
 
+
+def _register_emulator(sub: Any) -> None:
     from bot.emulator.cli import build_parser as emulator_parser
 
     emu = sub.add_parser("emulator", help="local Binance-compatible exchange emulator on 127.0.0.1 (for tests and the demo)")
     emulator_parser(emu)
     emu.set_defaults(func=cmd_emulator)
 
-    from bot.cli.demo import register as register_demo
-    from bot.research.command import register as register_research
-    from bot.tune.command import register as register_tune
 
-    from bot.cli.compare import register as register_compare
-    from bot.cli.inspect import register as register_inspect
-    from bot.cli.record import register as register_record
-
-    register_compare(sub)
-    register_demo(sub)
-    register_inspect(sub)
-    register_record(sub)
-    register_research(sub)
-    register_tune(sub)
-
+def _register_config(sub: Any) -> None:
     cfg = sub.add_parser("config", help="configuration tools")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
     check = cfg_sub.add_parser("check", help="validate a config file; exit 1 listing every problem")
     check.add_argument("file")
     check.set_defaults(func=cmd_config_check)
+
+
+def _lazy(module: str, *args: Any) -> Callable[[Any], None]:
+    """A command registered by ``module.register(sub, *args)``, imported only when needed."""
+
+    def register(sub: Any) -> None:
+        import importlib
+
+        importlib.import_module(module).register(sub, *args)
+
+    return register
+
+
+COMMANDS: dict[str, Callable[[Any], None]] = {
+    "backtest": _lazy("bot.cli.backtest", _STARTED),
+    "report": _register_report,
+    "run": _register_run,
+    "status": _register_status,
+    "emulator": _register_emulator,
+    "compare": _lazy("bot.cli.compare"),
+    "demo": _lazy("bot.cli.demo"),
+    "inspect": _lazy("bot.cli.inspect"),
+    "record": _lazy("bot.cli.record"),
+    "research": _lazy("bot.research.command"),
+    "tune": _lazy("bot.tune.command"),
+    "config": _register_config,
+}
+"""Every command and how its parser is built, in ``bot --help``'s order."""
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given the command line, only its command's parser is built.
+
+    Building a command's parser imports its module, and with it what the command needs (the
+    emulator's aiohttp for ``bot emulator``, the settings models for ``bot record``): a few tenths
+    of a second that every other command would pay at start-up. Without a known command (``bot``,
+    ``bot --help``, a typo) every command is built, so the help and the error list them all.
+    """
+    parser = argparse.ArgumentParser(prog="bot", description="Order-book-imbalance trading bot.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    words = sys.argv[1:] if argv is None else argv
+    first = next((w for w in words if not w.startswith("-")), None)
+    for name, register in COMMANDS.items():
+        if first not in COMMANDS or name == first:
+            register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Whatever goes wrong ends in one ``error:`` line on stderr and exit 1
     (the traceback goes to the log file only, secrets masked), never a traceback on the console."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
