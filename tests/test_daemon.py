@@ -181,3 +181,16 @@ def test_rest_polling_feed_trades_without_websockets(tmp_path, emulator):
     assert stats["source"]["feed_mode"] == "rest" and stats["source"]["book_updates"] >= 10
     assert stats["book_updates"] >= 10 and stats["unsound_periods"] == 0
     assert emulator.state()["ws"]["connections"] == 0
+
+
+def test_a_paper_order_still_in_flight_at_stop_is_stored_cancelled(tmp_path, emulator):
+    """A stopped paper run cannot execute its simulated orders any more: each in-flight order
+    is stored cancelled, with the reason, instead of staying ``new`` forever."""
+    config = write_config(tmp_path, emulator, mode="paper", duration=600)
+    config.write_text(config.read_text() + "\n[execution]\nlatency_ms = 3600000\n")  # an hour: nothing executes
+    db = tmp_path / "bot.db"
+    run_until(tmp_path, config, lambda: count(db, "select count(*) from orders") >= 1, "an order sent (stored while in flight)")
+    statuses = {s for (s,) in query(db, "select status from orders")}
+    assert statuses == {"canceled"}, statuses
+    assert filled(db) == 0 and count(db, "select count(*) from fills") == 0
+    assert "order cancelled at stop" in (tmp_path / "logs" / "bot.log").read_text()

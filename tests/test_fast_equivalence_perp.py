@@ -11,6 +11,7 @@ that crosses 00:00 UTC, a funding time.
 from __future__ import annotations
 
 import sqlite3
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -80,7 +81,12 @@ def test_a_liquidation_through_a_gap_matches(tmp_path, monkeypatch, margin_mode)
     events = [*book_events(t0, 3.0, 50_000.0, 50_000.0, 0.1, "bid"), *book_events(t0 + 3 * SEC, 0.2, 49_940.0, 49_940.0, 0.1, "bid"),
               *book_events(t0 + 3_200_000_000, 1.0, 45_000.0, 45_000.0, 0.1, "bid")]
     scripted_run(tmp_path, f"liq-{margin_mode}", events, market=market, risk=risk, execution={"latency_ms": 300.0})
-    assert rows(tmp_path / f"liq-{margin_mode}-fast.db", "SELECT MIN(ts) FROM risk_events WHERE kind = 'liquidation'") == [(t0 + 3_200_000_000,)]
+    db = tmp_path / f"liq-{margin_mode}-fast.db"
+    assert rows(db, "SELECT MIN(ts) FROM risk_events WHERE kind = 'liquidation'") == [(t0 + 3_200_000_000,)]
+    # the stop's exit reaches the venue after the liquidation closed the position: it must not open a short
+    [(last_qty,)] = rows(db, "SELECT qty FROM positions ORDER BY rowid DESC LIMIT 1")
+    assert Decimal(last_qty) == 0
+    assert rows(db, f"SELECT COUNT(*) FROM fills WHERE ts > {t0 + 3_200_000_000}") == [(0,)]
 
 
 def test_inverse_perpetual_matches(tmp_path, monkeypatch):

@@ -230,3 +230,43 @@ def test_walk_book_takes_what_truncated_levels_allow(sizes, lots):
             expected.append((Decimal(repr(price)), take))
             remaining -= take
     assert walk_book(book, Side.BUY, amount, market) == expected
+
+
+def exit_order(cid: str, side: Side, amount: str) -> Order:
+    return Order(cid, 0, side, Decimal(amount), reduce_only=True)
+
+
+def test_a_reduce_only_exit_is_checked_against_the_position_when_it_executes():
+    """The position can change during the latency (a liquidation, a quote's fill): the exit may
+    only take it to zero, and with nothing left to reduce it expires without a fill."""
+    position = [Decimal("0.4")]
+    v, book = venue(latency_ms=10), book_at()
+    v.bind_position(lambda: position[0])
+    v.submit(exit_order("x1", Side.SELL, "1.0"), 0)
+    [(done, fills)] = v.on_book(book, 10 * MS)
+    assert sum(f.amount for f in fills) == Decimal("0.4") and done.status is OrderStatus.EXPIRED
+
+    v.submit(exit_order("x2", Side.SELL, "0.4"), 20 * MS)
+    position[0] = Decimal(0)  # liquidated while the exit was on its way
+    [(done, fills)] = v.on_book(book, 30 * MS)
+    assert fills == [] and done.status is OrderStatus.EXPIRED and "nothing to reduce" in done.reject_reason
+
+    position[0] = Decimal("-0.2")  # a short: a reduce-only sell would add to it, a buy covers it
+    v.submit(exit_order("x3", Side.SELL, "0.2"), 40 * MS)
+    v.submit(exit_order("x4", Side.BUY, "0.5"), 40 * MS)
+    (sell, sell_fills), (buy, buy_fills) = v.on_book(book, 50 * MS)
+    assert sell_fills == [] and sell.status is OrderStatus.EXPIRED
+    assert sum(f.amount for f in buy_fills) == Decimal("0.2")
+
+
+@settings(max_examples=200, deadline=None)
+@given(position=st.integers(-3000, 3000), amount=st.integers(1, 3000), buy=st.booleans())
+def test_a_reduce_only_fill_never_opens_grows_or_flips_the_position(position, amount, buy):
+    lot = Decimal("0.001")
+    held = position * lot
+    v, book = venue(latency_ms=0), book_at()
+    v.bind_position(lambda: held)
+    v.submit(exit_order("x", Side.BUY if buy else Side.SELL, str(amount * lot)), 0)
+    [(_, fills)] = v.on_book(book, 0)
+    after = held + sum(f.amount for f in fills) * (1 if buy else -1)
+    assert abs(after) <= abs(held) and (after == 0 or (after > 0) == (held > 0))

@@ -47,6 +47,7 @@ class DaemonStop:
                     lane.engine.poll(now)
                     if lane.sync is not None and not lane.venue.has_pending:
                         await lane.sync.sync()  # the last funding and any liquidation, before the run closes
+                    lane.engine.abandon_orders()  # paper orders still in flight end with the run
                 engine.checkpoint()
         except Exception as exc:  # noqa: BLE001 - the run must still be closed
             reason = reason or f"shutdown: {type(exc).__name__}: {mask_secrets(str(exc))[:200]}"

@@ -94,6 +94,7 @@ class Engine(Quoting, DerivativeBooking):
             account = Account([market], [portfolio])
         self.account = account
         self.portfolio = account.portfolios[lane]
+        venue.bind_position(lambda: self.portfolio.qty)  # a simulated venue enforces reduce-only with it
         cap_value = settings.risk.max_position_notional
         self.context = Context(market, self.book, Position(self.portfolio), lambda mid: market.amount_for_value(cap_value, mid))
         self.risk = RiskManager(
@@ -391,7 +392,10 @@ class Engine(Quoting, DerivativeBooking):
                 position=str(portfolio.qty),
             )
         if order.status is OrderStatus.EXPIRED and order.filled < order.amount and order.order_type == "market":
-            self.store.record_risk_event(self.run_id, now, "partial_fill", "book_depth", f"{order.client_order_id} filled {order.filled} of {order.amount}", self.symbol)
+            # the rest of a market order expires in a thin book, unless the venue said why (a reduce-only cap)
+            why = f": {order.reject_reason}" if order.reject_reason else ""
+            self.store.record_risk_event(self.run_id, now, "partial_fill", "venue" if why else "book_depth",
+                                         f"{order.client_order_id} filled {order.filled} of {order.amount}{why}", self.symbol)
         if fills or order.status is not OrderStatus.FILLED:
             self._venue_feedback(order, fills, now)
 
@@ -408,6 +412,13 @@ class Engine(Quoting, DerivativeBooking):
             "cost_hurdle": self.cost_hurdle(),
             "markouts": self.markouts.stats(),
         }
+
+    def abandon_orders(self) -> None:
+        """The process stops: store the orders that end with it (a simulated venue's), so the
+        database never keeps an order ``new`` that nothing will ever execute."""
+        for order in self.venue.abandon():
+            self.store.record_order(self.run_id, order)
+            self.log.info("order cancelled at stop", client_order_id=order.client_order_id, reason=order.reject_reason)
 
     def checkpoint(self) -> None:
         """Record the current equity and this instrument's mark (if the market is known); flush."""

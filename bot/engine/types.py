@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -41,6 +42,14 @@ class Venue(Protocol):
 
     def recheck_balance(self) -> None:
         """Read the exchange's balances again (the risk manager doubts them)."""
+
+    def abandon(self) -> list[Order]:
+        """The orders that end with this process, now CANCELED (a simulated venue's in-flight and
+        resting orders); a real exchange's orders outlive it and are settled with it instead."""
+
+    def bind_position(self, position: Callable[[], Decimal]) -> None:
+        """Where the venue reads the instrument's position (signed, in order amounts) when an
+        order fills: a simulated venue enforces reduce-only with it, a real exchange itself."""
 
 
 def market_from_settings(settings: Settings) -> Market:

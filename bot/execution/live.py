@@ -188,6 +188,13 @@ class LiveVenue:
         self._free = free
         self.balance_generation += 1
 
+    def abandon(self) -> list[Order]:
+        """None: the exchange's orders outlive the process (the daemon settles them at shutdown)."""
+        return []
+
+    def bind_position(self, position) -> None:  # type: ignore[no-untyped-def]
+        """Nothing to enforce here: the exchange checks reduce-only against its own position."""
+
     def recheck_balance(self) -> None:
         """Read the balance again in the background (the risk manager doubts the one it has)."""
         if self._recheck is None or self._recheck.done():

@@ -20,12 +20,19 @@ by the part of a trade that exceeds the queue ahead, fully when a trade prints t
 or the opposite best price crosses it. Cancels also take the latency, and the order can still
 fill meanwhile.
 
+A reduce-only order is checked against the position when it executes, not only when it was sent:
+the position may have changed during the latency (a liquidation, a resting quote's fill). It
+fills at most what reduces the position to zero and, with nothing left to reduce, expires
+unfilled, as Binance futures treat a reduce-only order that would open or flip a position
+(https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/New-Order).
+
 Limits of the model, stated so nobody over-trusts a backtest: our own fills do not remove
 liquidity from the recorded book (no market impact), and hidden liquidity is not modelled.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -91,6 +98,11 @@ class PaperVenue:
         self._resting: dict[str, _Resting] = {}
         self._seen = SentIds()
         self._fill_seq = 0
+        self._position: Callable[[], Decimal] | None = None
+
+    def bind_position(self, position: Callable[[], Decimal]) -> None:
+        """The engine's signed position in order amounts, read when a reduce-only order executes."""
+        self._position = position
 
     @property
     def has_pending(self) -> bool:
@@ -135,6 +147,16 @@ class PaperVenue:
                 return r.order
         return None
 
+    def abandon(self) -> list[Order]:
+        """The run stops: every order still in flight or resting is cancelled (nothing simulates
+        it once the market data stops), with the reason on the order."""
+        gone = [order for _, order in self._pending] + [r.order for r in self._resting.values()]
+        self._pending, self._cancels, self._resting = [], [], {}
+        for order in gone:
+            order.status = OrderStatus.CANCELED
+            order.reject_reason = "the paper run stopped before the simulated exchange executed it"
+        return gone
+
     def submit(self, order: Order, now: int) -> None:
         """Accept an order; it reaches the book at ``now + latency``."""
         if order.client_order_id in self._seen:
@@ -175,7 +197,19 @@ class PaperVenue:
     # ------------------------------------------------------------------ market orders
     def _execute(self, order: Order, book: OrderBook, now: int) -> list[Fill]:
         fills = []
-        for price, amount in walk_book(book, order.side, order.amount - order.filled, self.market):
+        amount = order.amount - order.filled
+        if order.reduce_only and self._position is not None:
+            position = self._position()
+            reducible = max(-position if order.side is Side.BUY else position, Decimal(0))  # a buy reduces a short
+            if amount > reducible:
+                amount = reducible
+                # the rest expires (the engine reports why), as Binance trims a reduce-only order to the position
+                order.reject_reason = (f"reduce-only with nothing to reduce (position {position} when it executed)" if reducible == 0
+                                       else f"reduce-only capped at the position {position} when it executed")
+            if amount <= 0:
+                order.status = OrderStatus.EXPIRED
+                return fills
+        for price, amount in walk_book(book, order.side, amount, self.market):
             fills.append(self._fill(order, now, price, amount, self.taker_rate, "taker"))
         order.status = OrderStatus.FILLED if order.filled >= order.amount else OrderStatus.EXPIRED
         return fills
