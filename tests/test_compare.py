@@ -277,3 +277,18 @@ def test_a_live_run_records_too_but_is_not_compared(tmp_path, emulator):
     replay_config = write_config(tmp_path, emulator, mode="paper", duration=600, name="replay.toml")  # a backtest needs no keys
     out = bot("backtest", "--config", str(replay_config), "--data", *files, "--db", str(tmp_path / "bt.db"), "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
+
+
+def test_a_paper_run_stopped_with_an_order_in_flight_replays_identically(tmp_path, emulator):
+    """Stopped while its order waits out the simulated latency: the run stores that order
+    cancelled at the stop, and so must the replay at the recording's end."""
+    config = write_config(tmp_path, emulator, mode="paper", duration=600)
+    config.write_text(config.read_text().replace("[run]\n", f"[run]\nrecord_dir = \"{tmp_path / 'rec'}\"\n")
+                      + "\n[execution]\nlatency_ms = 3600000\n")
+    db = tmp_path / "bot.db"
+    run_until(tmp_path, config, lambda: count(db, "select count(*) from orders") >= 1, "an order in flight")
+    (run_id,), = query(db, "select run_id from runs")
+    assert {s for (s,) in query(db, "select status from orders")} == {"canceled"}
+    code, result = compare(db, run_id, cwd=tmp_path)
+    assert code == 0 and result["identical"], result
+    assert result["orders"]["paper"] == result["orders"]["replay"] >= 1

@@ -178,6 +178,8 @@ def replay(spec: RunToReplay, events: Iterator[tuple[int, MarketEvent]], db_path
                 n += 1
         except RecordingError as exc:
             raise ReplayError(str(exc)) from None
+        for lane_engine in engine.lanes:
+            lane_engine.abandon_orders()  # as the daemon does at its stop: orders in flight end with the run
         engine.checkpoint()
         store.finish_run(spec.run_id, status="completed", stats=engine.run_stats())
     finally:
