@@ -100,12 +100,15 @@ def run_research(
     fit_horizon_s: float | None = None,
     data_format: str | None = None,
     show_progress: bool = False,
+    configure_logging: bool = False,
 ) -> dict:
     """Run the whole pipeline; write ``out/report.json`` and the PNGs; return the report dict.
 
     Raises :class:`ResearchInputError` for input problems (the CLI turns it into exit code 1).
     ``show_progress``: a progress bar with an ETA on stderr while the recording is read, when
     stderr is a terminal (elsewhere ``log`` gets a line every few seconds, as before).
+    ``configure_logging`` (the command): log as the config's ``[run]`` says, as every command does
+    (the readers' warnings and any error's traceback go to the log file, never to stdout).
     """
     from bot.config.settings import ConfigError, load_settings
     from bot.data.binance import ReaderStats
@@ -135,6 +138,10 @@ def run_research(
         settings = load_settings(config)
     except ConfigError as exc:
         raise ResearchInputError(str(exc)) from None
+    if configure_logging:
+        from bot.log import configure
+
+        configure(settings.run.log_dir, settings.run.log_level, settings.run.console_log_level)
     tick = float(settings.instruments[0].tick_size) if tick_size is None else float(tick_size)
     if not math.isfinite(tick) or tick <= 0:
         raise ResearchInputError(f"--tick-size must be positive, got {tick_size}")
@@ -360,6 +367,7 @@ def cmd_research(args: argparse.Namespace) -> int:
             horizons_s=horizons, levels=args.levels, train_frac=args.train_frac, tick_size=args.tick_size,
             flow_window_s=args.flow_window, buckets=args.buckets, log=say, fit_horizon_s=args.fit,
             data_format=getattr(args, "format", None), show_progress=not getattr(args, "quiet", False),
+            configure_logging=True,
         )
     except ResearchInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
