@@ -166,12 +166,6 @@ class SignalSection(_Section):
     persist_ms: float = Field(0.0, ge=0, description="noise filter: the score counts at the weakest level it held, on one side, for this long (0: off)")
     model: SignalModel | None = Field(None, description="a fitted linear score ([signal.model], from `bot research --fit`) instead of the weights")
 
-    @property
-    def extended(self) -> bool:
-        """Whether the score uses more than book imbalance, L1 OFI and microprice as weighted today."""
-        return bool(self.weight_trade_imbalance or self.weight_vwap_deviation or self.weight_depth_depletion or self.weight_mlofi
-                    or self.weight_liquidation_flow or self.weight_basis or self.zscore_window_s or self.persist_ms or self.model is not None)
-
 
 class MeanReversionSection(_Section):
     """``strategy.mode = "mean_reversion"``: fade a move the features say is exhausted.

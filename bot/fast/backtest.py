@@ -80,6 +80,7 @@ from bot.fast import flow_kernel as FK
 from bot.fast import kernel as K
 from bot.fast.book import CHUNK, STATUS_CODE, BookView, FastBook, SignalView
 from bot.fast.columnar import EventArrays, event_at, iter_events
+from bot.fast.sizing import SCORE_FLOW_TERMS
 from bot.signals.features import score_weights
 from bot.store.store import Store
 
@@ -262,11 +263,8 @@ class FastReplay:
         return {"scan_s": self.scan_s, "engine_s": self.engine_s, "absorb_s": self.absorb_s}
 
 
-KERNEL_FEATURES = frozenset({
-    "book_imbalance", "ofi", "microprice_offset", "mid", "spread", "score",
-    "trade_imbalance", "vwap", "vwap_deviation", "vwap_deviation_z", "depth_depletion_bid", "depth_depletion_ask", "depth_depletion",
-})
-"""The SignalState fields the kernel computes (bit for bit, :mod:`bot.fast.kernel`, :mod:`bot.fast.flow_kernel`)."""
+KERNEL_FEATURES = frozenset(K.OUT_ROWS)
+"""The SignalState fields the kernel computes (bit for bit, :mod:`bot.fast.kernel`, :mod:`bot.fast.flow_kernel`): its output rows."""
 FLOW_FEATURES = frozenset(FK.FLOW_ROWS)
 
 
@@ -282,7 +280,7 @@ def _score_refusal(cfg: SignalSection) -> str | None:
     """The score's parts the kernel does not compute: weights on mlofi, liquidations or the
     basis (their features are not in the kernel), the z-score filter, persistence, a fitted model.
     Weights on trade_imbalance, vwap_deviation and depth_depletion are (``add_flow_score``)."""
-    other = [name for name, w in (("mlofi", cfg.weight_mlofi), ("liquidation_flow", cfg.weight_liquidation_flow), ("basis", cfg.weight_basis)) if w]
+    other = [name for name, _ in score_weights(cfg)[3] if name not in SCORE_FLOW_TERMS]
     if other:
         return f"the score weighs features the compiled scan does not compute ({', '.join(other)})"
     if cfg.zscore_window_s or cfg.persist_ms or cfg.model is not None:

@@ -13,7 +13,9 @@ from bot.fast import kernel as K
 from bot.fast.columnar import EventArrays
 from bot.signals.features import score_weights
 
-_FLOW_BITS = {"trade_imbalance": FK.X_TRADE_IMBALANCE, "vwap_deviation": FK.X_VWAP_DEVIATION, "depth_depletion": FK.X_DEPTH_DEPLETION}
+SCORE_FLOW_TERMS = {"trade_imbalance": FK.X_TRADE_IMBALANCE, "vwap_deviation": FK.X_VWAP_DEVIATION, "depth_depletion": FK.X_DEPTH_DEPLETION}
+"""The score terms beyond the book's that the kernel adds (its ``PI_EXTRA`` bit each, weights from ``PF_W_FLOW`` in this order);
+a score weighing any other feature replays readable (:func:`bot.fast.backtest.fast_path_refusal`)."""
 
 
 def signal_params(cfg: SignalSection) -> tuple[np.ndarray, np.ndarray, int]:
@@ -31,9 +33,9 @@ def signal_params(cfg: SignalSection) -> tuple[np.ndarray, np.ndarray, int]:
     pf[K.PF_TAU_NS] = cfg.depth_mean_s * 1e9  # DepthDepletion.tau_ns
     bits = 0
     for name, weight in extra:
-        if name in _FLOW_BITS:
-            bits |= _FLOW_BITS[name]
-            pf[K.PF_W_FLOW + list(_FLOW_BITS).index(name)] = weight
+        if name in SCORE_FLOW_TERMS:
+            bits |= SCORE_FLOW_TERMS[name]
+            pf[K.PF_W_FLOW + list(SCORE_FLOW_TERMS).index(name)] = weight
     return w, pf, bits
 
 
