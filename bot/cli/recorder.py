@@ -40,6 +40,7 @@ from bot.data.own_format import Header, RecordingWriter
 from bot.engine.startup import startup_error
 from bot.exchange.client import ExchangeClient
 from bot.exchange.derivatives import mark_price_event
+from bot.exchange.errors import backoff_s
 from bot.exchange.feed import LiveFeed
 from bot.log import get_logger, mask_secrets
 
@@ -222,10 +223,6 @@ class Recorder:
                     ch.feed.websocket_broken(detail[:160])
 
     # ------------------------------------------------------------------ perpetual streams
-    def _backoff(self, failures: int) -> float:
-        cfg = self.settings.exchange
-        return min(cfg.retry_base_delay_s * 2 ** failures, cfg.retry_max_delay_s)
-
     async def _marks(self, ch: Channel) -> None:
         """Mark price and funding from ``<s>@markPrice@1s``; while it fails, read premiumIndex once per retry."""
         deliver, ex, symbol = self._deliver_to(ch), ch.client.ccxt, ch.market.symbol
@@ -249,7 +246,7 @@ class Recorder:
                         self.log.info("mark price message refused", symbol=symbol, detail=str(exc)[:160])
                     continue
             await self._poll_mark(ch, deliver)
-            await asyncio.sleep(self._backoff(failures) if failures else self.settings.exchange.mark_poll_interval_s)
+            await asyncio.sleep(backoff_s(self.settings.exchange, failures) if failures else self.settings.exchange.mark_poll_interval_s)
 
     async def _poll_mark(self, ch: Channel, deliver: Callable[[MarketEvent], None]) -> None:
         client, symbol = ch.client, ch.market.symbol
@@ -281,7 +278,7 @@ class Recorder:
                     return
                 failures += 1
                 self.log.info("liquidation stream failed, retrying", symbol=symbol, error=type(exc).__name__, failures=failures)
-                await asyncio.sleep(self._backoff(failures))
+                await asyncio.sleep(backoff_s(self.settings.exchange, failures))
                 continue
             now = time.time_ns()
             fresh, last = _new_since(getattr(ex, "liquidations", None), last, symbol, items)

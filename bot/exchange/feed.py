@@ -41,6 +41,7 @@ import ccxt
 
 from bot.core.events import BookInvalidated, BookSnapshot, MarketEvent, Trade
 from bot.exchange.client import ExchangeClient
+from bot.exchange.errors import backoff_s
 from bot.exchange.validate import ExchangeResponseError, check_book
 from bot.log import get_logger, mask_secrets
 
@@ -177,7 +178,7 @@ class LiveFeed:
                     if failures >= self.cfg.ws_failures_before_rest:
                         self.mode = "rest"
                         self.log.warning("falling back to REST polling", failures=failures)
-                    await asyncio.sleep(min(self.cfg.retry_base_delay_s * 2**failures, self.cfg.retry_max_delay_s))
+                    await asyncio.sleep(backoff_s(self.cfg, failures))
             else:
                 await self._poll_books()
                 if self.cfg.use_websocket:
@@ -245,7 +246,7 @@ class LiveFeed:
             except Exception as exc:  # noqa: BLE001 - trades are informational: log and retry
                 failures += 1
                 self.log.info("trade stream failed, retrying", error=type(exc).__name__, failures=failures)
-                await asyncio.sleep(min(self.cfg.retry_base_delay_s * 2**failures, self.cfg.retry_max_delay_s))
+                await asyncio.sleep(backoff_s(self.cfg, failures))
                 continue
             now = receive_ns()
             for t in trades:
