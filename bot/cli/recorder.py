@@ -39,10 +39,9 @@ from bot.data.derivatives import Reject, liquidation, mark_price
 from bot.data.own_format import Header, RecordingWriter
 from bot.engine.startup import startup_error
 from bot.exchange.client import ExchangeClient
-from bot.exchange.derivatives import mark_price_event
 from bot.exchange.errors import backoff_s
-from bot.exchange.feed import LiveFeed
-from bot.log import get_logger, mask_secrets
+from bot.exchange.feed import LiveFeed, callback_error, read_mark_price
+from bot.log import get_logger
 
 FLUSH_INTERVAL_S = 1.0  # a file cut off by a crash is readable up to at most this long ago
 WATCH_INTERVAL_S = 0.25  # staleness checks, flushes and the duration, this often
@@ -211,16 +210,9 @@ class Recorder:
                 self.stop(self.error)
 
     def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        """An error in an event-loop callback (ccxt's websocket reader on a frame it cannot
-        decode) leaves the stream silent: log one line, and make the feeds subscribe afresh."""
-        exc = context.get("exception")
-        what = f"{type(exc).__name__}: {exc}" if exc is not None else context.get("message", "")
-        detail = mask_secrets(" ".join(str(what).split()))[:300]
-        self.log.warning("error in an event-loop callback", detail=detail)
-        if "handle" in context and isinstance(exc, (ValueError, TypeError, KeyError, AttributeError)):
-            for ch in self.channels:
-                if ch.feed is not None:
-                    ch.feed.websocket_broken(detail[:160])
+        """An error in an event-loop callback leaves a stream silent: as in the daemon
+        (:func:`bot.exchange.feed.callback_error`), one log line and the feeds subscribe afresh."""
+        callback_error(self.log, context, [ch.feed for ch in self.channels])
 
     # ------------------------------------------------------------------ perpetual streams
     async def _marks(self, ch: Channel) -> None:
@@ -245,21 +237,10 @@ class Recorder:
                         ch.rejected += 1
                         self.log.info("mark price message refused", symbol=symbol, detail=str(exc)[:160])
                     continue
-            await self._poll_mark(ch, deliver)
+            event = await read_mark_price(ch.client, symbol, self.log, "info")
+            if event is not None:
+                deliver(event)
             await asyncio.sleep(backoff_s(self.settings.exchange, failures) if failures else self.settings.exchange.mark_poll_interval_s)
-
-    async def _poll_mark(self, ch: Channel, deliver: Callable[[MarketEvent], None]) -> None:
-        client, symbol = ch.client, ch.market.symbol
-        try:
-            info = await client.call("fetch_funding_rate", lambda: client.ccxt.fetch_funding_rate(symbol), attempts=1)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - read again next time
-            self.log.info("mark price read failed", symbol=symbol, error=type(exc).__name__, detail=mask_secrets(str(exc))[:160])
-            return
-        event = mark_price_event(info, time.time_ns())
-        if event is not None:
-            deliver(event)
 
     async def _liquidations(self, ch: Channel) -> None:
         """Forced orders from ``<s>@forceOrder`` (ccxt ``watch_liquidations``)."""
