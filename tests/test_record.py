@@ -375,3 +375,24 @@ def test_the_command_line_parser_does_not_load_the_recorder():
     code = "import sys, bot.cli.main as m; m.build_parser(); print(sorted(n for n in ('ccxt', 'bot.cli.recorder') if n in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_a_file_that_cannot_be_written_ends_the_recorder_naming_it(tmp_path):
+    """The writer thread (bot.engine.recording) fails the write; the recorder's watch turns that
+    into its one error line, naming where it could not write and why."""
+    from bot.cli.recorder import Recorder
+    from bot.config.settings import Settings
+    from bot.core.market import Market
+    from bot.engine.recording import RecordingThread
+
+    out = tmp_path / "out"
+    out.write_text("")  # a file where the recording's directory should be
+    rec = Recorder(Settings(), out)
+    rec.recording = RecordingThread(out, "bot record")
+    market = Market(symbol="BTC/USDT", tick_size=0.01, lot_size=0.001, min_qty=0, min_notional=0, exchange_symbol="BTCUSDT")
+    rec.recording.add("binance", market, out)
+    rec.recording.write(0, BookSnapshot(time.time_ns(), 0, ((100.0, 1.0),), ((100.1, 1.0),), 1))
+    assert rec.recording.sync(), "the writer thread did not take the event"
+    rec._check_recording()
+    rec.recording.close()
+    assert rec.error is not None and rec.error.startswith(f"{out}: cannot write the recording (") and rec.stop_reason == rec.error, rec.error
