@@ -78,7 +78,7 @@ class Recorder:
     """Records until :meth:`stop` (or ``duration_s``); :meth:`run` raises :class:`RecordError`."""
 
     def __init__(self, settings: Settings, out_dir: str | Path, duration_s: float | None = None,
-                 status: Callable[["Recorder", bool], None] | None = None, status_interval_s: float = 1.0):
+                 status: Callable[["Recorder"], None] | None = None, status_interval_s: float = 1.0):
         self.settings = settings
         self.out_dir = Path(out_dir)
         self.duration_s = duration_s
@@ -182,7 +182,7 @@ class Recorder:
             self._check_recording()
             if self.status is not None and mono >= next_status:
                 next_status = mono + self.status_interval_s
-                self.status(self, False)
+                self.status(self)
             if self.duration_s is not None and mono - self.started_mono >= self.duration_s:
                 self.stop(f"--duration {self.duration_s:g}s elapsed")
 
@@ -290,8 +290,6 @@ class Recorder:
         if self.recording is not None:
             await asyncio.to_thread(self.recording.close)  # writes what is queued: seconds behind a slow disk
             self._check_recording()
-        if self.status is not None and self.channels:
-            self.status(self, True)
         if client is not None:
             try:
                 await asyncio.wait_for(client.close(), timeout=5.0)
