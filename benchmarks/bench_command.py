@@ -22,20 +22,16 @@ time measured around the process here (adds interpreter start and exit). Best an
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import BTC_FILES, ROOT, fmt_rate, print_machine, real_data_present, write_json  # noqa: E402
+from common import BTC_FILES, ROOT, fmt_rate, print_machine, real_data_present, run_bot, write_json  # noqa: E402
 
 TARGETS = {"first_run": 300_000, "second_run": 1_000_000, "maker": 500_000, "sweep": 10.0}
 """Issue 13: events/s end to end for the backtests, trials/s for the sweep."""
@@ -43,14 +39,8 @@ TARGETS = {"first_run": 300_000, "second_run": 1_000_000, "maker": 500_000, "swe
 
 def run_command(args: list[str], cache: Path, env_extra: dict[str, str] | None = None) -> tuple[float, dict[str, Any]]:
     """``python -m bot <args>`` in a new process with ``$BOT_FAST_CACHE=cache``: (wall s, its JSON)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT__")}
-    env.update(BOT_FAST_CACHE=str(cache), **(env_extra or {}))
-    t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "bot", *args], cwd=ROOT, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    if out.returncode != 0:
-        raise SystemExit(f"bot {args[0]} failed ({out.returncode}): {out.stderr.strip()[-400:]}")
-    return wall, json.loads(out.stdout)
+    run = run_bot(args, cache=cache, env_extra=env_extra)
+    return run.wall_s, run.json()
 
 
 def backtest(cache: Path, db: Path, env_extra: dict[str, str] | None = None) -> tuple[float, dict[str, Any]]:

@@ -26,13 +26,12 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import BTC_FILES, ROOT, print_machine, real_data_present, write_json
+from common import BTC_FILES, ROOT, print_machine, real_data_present, run_bot, run_measured, write_json
 
 SIZES = {"1M": 1_000_000, "5M": 5_000_000, "20M": 20_000_000, "50M": 50_000_000}
 TARGET_MIB = 1024
@@ -49,16 +48,6 @@ def parse_size(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive event count, got {text!r}")
     return value
-
-
-def run_measured(cmd: list[str]) -> tuple[int, str, str, float, float]:
-    """(returncode, stdout, stderr, wall s, peak RSS MiB) of a child process, from ``os.wait4``."""
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, out, err, time.perf_counter() - t, usage.ru_maxrss / 1024
 
 
 def child(args: argparse.Namespace) -> int:
@@ -110,11 +99,12 @@ def du_mib(path: Path) -> float:
 
 
 def replay_row(label: str, cmd: list[str], n: int, extra: str = "") -> dict:
-    rc, out, err, wall, peak = run_measured(cmd)
-    if rc != 0:
-        print(f"   {label}: the replay failed (exit {rc}): {err.strip().splitlines()[-1] if err.strip() else out.strip()}")
-        return {"label": label, "events": n, "error": err.strip()[-400:]}
-    fig = json.loads(out.strip().splitlines()[-1])
+    run = run_measured(cmd)
+    wall, peak = run.wall_s, run.peak_rss_mib
+    if run.returncode != 0:
+        print(f"   {label}: the replay failed (exit {run.returncode}): {run.last_error_line()}")
+        return {"label": label, "events": n, "error": run.stderr.strip()[-400:]}
+    fig = json.loads(run.stdout.strip().splitlines()[-1])
     row = {"label": label, "events": fig["events"], "replay_s": round(fig["replay_s"], 2), "process_s": round(wall, 2),
            "events_per_s": round(fig["events"] / fig["replay_s"]), "peak_rss_mib": round(peak, 1),
            "bytes_per_event": round(peak * 2**20 / fig["events"], 1), "orders": fig["orders"], "load": round(os.getloadavg()[0], 2)}
@@ -128,13 +118,13 @@ def command_rows(work: Path) -> list[dict]:
     rows = []
     cache = work / "cli-cache"
     for label in ("bot backtest, cold cache", "bot backtest, warm cache"):
-        cmd = [sys.executable, "-m", "bot", "backtest", "--config", "config/backtest.toml", "--data", *map(str, BTC_FILES),
-               "--db", str(work / "cli.db"), "--cache", str(cache), "--json", "--no-progress"]
-        rc, out, err, wall, peak = run_measured(cmd)
-        if rc not in (0, 1):
-            print(f"   {label}: failed (exit {rc}): {err.strip().splitlines()[-1] if err.strip() else ''}")
+        run = run_bot(["backtest", "--config", "config/backtest.toml", "--data", *map(str, BTC_FILES),
+                       "--db", str(work / "cli.db"), "--cache", str(cache), "--json", "--no-progress"], check=False)
+        wall, peak = run.wall_s, run.peak_rss_mib
+        if run.returncode not in (0, 1):
+            print(f"   {label}: failed (exit {run.returncode}): {run.stderr.strip().splitlines()[-1] if run.stderr.strip() else ''}")
             continue
-        summary = json.loads(out)
+        summary = run.json()
         n = summary["events"]
         rows.append({"label": label, "events": n, "process_s": round(wall, 2), "events_per_s": round(n / wall), "peak_rss_mib": round(peak, 1),
                      "load": round(os.getloadavg()[0], 2)})

@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from common import fmt_rate, print_machine, write_json  # noqa: E402
+from common import fmt_rate, print_machine, run_bot, write_json  # noqa: E402
 
 PEER = "hftbacktest==2.4.4"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "hftbacktest-binance" / "usdm" / "btcusdt_20240808.gz"
@@ -79,14 +79,8 @@ def peer_params(config: Path) -> dict[str, Any]:
 
 
 def run_ours(config: Path, data: Path, cache: Path, db: Path) -> dict[str, Any]:
-    env = dict(os.environ, BOT_FAST_CACHE=str(cache))
-    cmd = [sys.executable, "-m", "bot", "backtest", "--config", str(config), "--data", str(data), "--db", str(db), "--json"]
-    t = time.perf_counter()
-    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    if out.returncode != 0:
-        raise SystemExit(f"bench_peers: bot backtest failed (exit {out.returncode}): {out.stderr.strip().splitlines()[-1:]}")
-    s = json.loads(out.stdout)
+    run = run_bot(["backtest", "--config", str(config), "--data", str(data), "--db", str(db), "--json"], cache=cache)
+    wall, s = run.wall_s, run.json()
     c = s["stats"]["command"]
     return {"wall_s": round(wall, 3), "events": s["events"], "replay_s": c["replay_s"], "command": c,
             "command_wall_s": s["wall_time_s"], "events_per_s_json": s["events_per_s"],

@@ -14,14 +14,11 @@ each row: the machine may be shared, so compare rows of one run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from common import ROOT, print_machine, write_json
+from common import ROOT, print_machine, run_bot, write_json
 
 USDM = ROOT.parent / "shared" / "data" / "hftbacktest-binance" / "usdm"
 RECORDINGS = [
@@ -33,13 +30,9 @@ SETTINGS = [("fast", {}), ("readable", {}), ("fast", {"BOT__MARKET__MARGIN_MODE"
 
 
 def backtest(config: str, files: list[str], engine: str, env_extra: dict[str, str], tmp: Path, n: int) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT__")} | env_extra
-    cmd = [sys.executable, "-m", "bot", "backtest", "--config", str(ROOT / "config" / config), "--data", *[str(USDM / f) for f in files],
-           "--db", str(tmp / f"run-{n}.db"), "--engine", engine, "--json", "--no-progress", "--cache", str(tmp / "cache")]
-    proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=1800)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.strip().splitlines()[-1:]}")
-    return json.loads(proc.stdout)
+    args = ["backtest", "--config", str(ROOT / "config" / config), "--data", *[str(USDM / f) for f in files],
+            "--db", str(tmp / f"run-{n}.db"), "--engine", engine, "--json", "--no-progress", "--cache", str(tmp / "cache")]
+    return run_bot(args, env_extra=env_extra, cwd=tmp, timeout_s=1800).json()
 
 
 def main(argv: list[str] | None = None) -> dict:

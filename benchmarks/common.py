@@ -12,8 +12,12 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -163,3 +167,62 @@ def quiet_logging(log_dir: Path, level: str = "info") -> None:
     from bot.log import configure
 
     configure(log_dir, level, "error")
+
+
+@dataclass
+class Measured:
+    """One child process, as :func:`run_measured` saw it."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    wall_s: float
+    peak_rss_mib: float
+
+    def last_error_line(self) -> str:
+        """The last line the process wrote to stderr (else stdout): what a failure says."""
+        text = self.stderr.strip() or self.stdout.strip()
+        return text.splitlines()[-1] if text else ""
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+def run_measured(cmd: list[str], *, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout_s: float | None = None) -> Measured:
+    """Run ``cmd`` to its end: exit code, output, wall time and its own peak RSS (``os.wait4``,
+    which only the process's own reap reports). The output goes to temporary files, not pipes, so
+    a chatty process can never block on a full pipe while nobody reads; past ``timeout_s`` it is
+    killed (exit -9)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=cwd, env=env)
+        timer = threading.Timer(timeout_s, proc.kill) if timeout_s else None
+        if timer is not None:
+            timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            if timer is not None:
+                timer.cancel()
+        wall = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+        out.seek(0)
+        err.seek(0)
+        return Measured(proc.returncode, out.read(), err.read(), wall, usage.ru_maxrss / 1024)
+
+
+def run_bot(args: list[str], *, cache: Path | None = None, env_extra: dict[str, str] | None = None, cwd: Path = ROOT,
+            timeout_s: float | None = None, check: bool = True) -> Measured:
+    """``python -m bot ARGS`` as a user runs it, in a new process (the one runner of the
+    benchmarks' ``bot backtest`` / ``bot tune`` commands). The calling shell's ``BOT__``
+    overrides are dropped, so a figure measures the config it names, then ``env_extra`` is
+    added; ``cache``: ``$BOT_FAST_CACHE``. ``check``: a non-zero exit ends the benchmark with the
+    command's last error line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT__")}
+    if cache is not None:
+        env["BOT_FAST_CACHE"] = str(cache)
+    env.update(env_extra or {})
+    run = run_measured([sys.executable, "-m", "bot", *args], cwd=cwd, env=env, timeout_s=timeout_s)
+    if check and run.returncode != 0:
+        raise SystemExit(f"bot {args[0] if args else ''} failed (exit {run.returncode}): {run.last_error_line()[-400:]}")
+    return run

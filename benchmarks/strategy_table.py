@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, run_bot
+
 DATA = ROOT.parent / "shared" / "data" / "hftbacktest-binance"
 
 RECORDINGS = [
@@ -42,8 +40,7 @@ MAKER_PULLS = {"BOT__STRATEGY__PULL_FLOW": "0.3", "BOT__STRATEGY__PULL_DEPLETION
 
 
 def run(label: str, config: str, files: list[str], mode: str, maker_fee: float | None, extra: dict[str, str] | None = None) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT__")}
-    env.update(extra or {})
+    env = dict(extra or {})
     env["BOT__STRATEGY__MODE"] = mode
     env["BOT__STORE__SYNCHRONOUS"] = "off"
     env["BOT__RUN__CONSOLE_LOG_LEVEL"] = "error"
@@ -51,15 +48,13 @@ def run(label: str, config: str, files: list[str], mode: str, maker_fee: float |
         env["BOT__EXECUTION__MAKER_FEE_BPS"] = str(maker_fee)
     db = Path(os.environ.get("TMPDIR", "/tmp")) / f"strategy-table-{os.getpid()}-{abs(hash((label, mode, maker_fee, str(extra))))}.db"
     db.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "bot", "backtest", "--config", str(ROOT / "config" / config),
-           "--data", *(str(DATA / f) for f in files), "--db", str(db), "--json"]
-    t = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
-    wall = time.perf_counter() - t
+    out = run_bot(["backtest", "--config", str(ROOT / "config" / config), "--data", *(str(DATA / f) for f in files), "--db", str(db), "--json"],
+                  env_extra=env, check=False)
+    wall = out.wall_s
     db.unlink(missing_ok=True)
     if out.returncode != 0:
-        return {"label": label, "mode": mode, "maker_fee": maker_fee, "variant": bool(extra), "error": (out.stderr.strip().splitlines() or ["?"])[-1]}
-    s = json.loads(out.stdout)
+        return {"label": label, "mode": mode, "maker_fee": maker_fee, "variant": bool(extra), "error": out.last_error_line() or "?"}
+    s = out.json()
     stats = s.get("stats") or {}
     hurdle = stats.get("cost_hurdle") or {}
     marks = stats.get("markouts") or {}

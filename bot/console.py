@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-__all__ = ["Bar", "StatusLine", "clock", "is_terminal", "progress", "status_line"]
+__all__ = ["Bar", "StatusLine", "clock", "human_size", "is_terminal", "progress", "status_line"]
 
 
 def is_terminal(stream: TextIO | None = None) -> bool:
@@ -57,7 +57,8 @@ def _console(stream: TextIO) -> Any:
     return Console(file=stream, force_terminal=True, highlight=False, soft_wrap=False)
 
 
-def _size(value: float) -> str:
+def human_size(value: float) -> str:
+    """A byte count as every command shows one: ``812 B``, ``1.5 kB``, ``23.4 MB`` (1000-based, SI)."""
     for unit in ("B", "kB", "MB", "GB"):
         if abs(value) < 1000 or unit == "GB":
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
@@ -119,7 +120,7 @@ class Bar:
 
     def line(self) -> str:
         """The plain-text form: ``description 42% 1.2 MB/3.0 MB  elapsed 0:00:10  ETA 0:00:14``."""
-        fmt = _size if self.unit == "bytes" else (lambda v: f"{v:,.0f}")
+        fmt = human_size if self.unit == "bytes" else (lambda v: f"{v:,.0f}")
         elapsed = clock(time.monotonic() - self.started)
         note = f" {self.note}" if self.note else ""
         if not self.total:

@@ -341,10 +341,13 @@ def test_forced_orders_that_woke_nobody_are_taken_from_ccxts_cache():
     assert _new_since(None, None, "X", [c]) == ([c], c)  # no cache: the answer itself
 
 
-def test_status_line_redraws_in_place_on_a_terminal_and_is_plain_otherwise(tmp_path, capsys):
-    from bot.cli.record import _status_printer, status_text
+def test_status_line_is_the_consoles_on_a_terminal_and_plain_otherwise(tmp_path, capsys):
+    import io
+
+    from bot.cli.record import _plain_status, status_text
     from bot.cli.recorder import Channel, Recorder
     from bot.config.settings import Settings
+    from bot.console import human_size, status_line
     from bot.core.market import Market
     from bot.data.own_format import Header, RecordingWriter
 
@@ -358,14 +361,14 @@ def test_status_line_redraws_in_place_on_a_terminal_and_is_plain_otherwise(tmp_p
     rec.channels[0].last_event_ns = now - 1_500_000_000
     line = status_text(rec, now)
     assert "BTCUSDT: 2 events, 1 gaps, " in line and writer.files[0].name in line and "last 1.5s ago" in line
-    _status_printer(True)(rec, False)
-    _status_printer(True)(rec, True)
+    assert f", {human_size(writer.bytes_written)}, " in line  # bot.console's sizes (1000-based), as every command shows them
+    # on a terminal bot.console's status line draws that text (its refresh thread renders it)
+    drawn = status_line(status_text, force=True, stream=io.StringIO())
+    drawn.set(rec)
+    assert drawn.text().startswith("recording ") and "BTCUSDT: 2 events, 1 gaps, " in drawn.text()
+    _plain_status(rec)  # off a terminal: a plain line per interval, no control characters
     err = capsys.readouterr().err
-    assert err.startswith("\r\x1b[2K") and err.count("\r\x1b[2K") == 2 and err.endswith("\n") and err.count("\n") == 1
-    _status_printer(False)(rec, False)
-    _status_printer(False)(rec, True)  # the summary follows on stdout: no last status line
-    err = capsys.readouterr().err
-    assert "\r" not in err and err.count("\n") == 1
+    assert err.startswith("recording ") and "\r" not in err and "\x1b" not in err and err.count("\n") == 1
     writer.close()
 
 
@@ -375,3 +378,36 @@ def test_the_command_line_parser_does_not_load_the_recorder():
     code = "import sys, bot.cli.main as m; m.build_parser(); print(sorted(n for n in ('ccxt', 'bot.cli.recorder') if n in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_a_file_that_cannot_be_written_ends_the_recorder_naming_it(tmp_path):
+    """The writer thread (bot.engine.recording) fails the write; the recorder's watch turns that
+    into its one error line, naming where it could not write and why."""
+    from bot.cli.recorder import Recorder
+    from bot.config.settings import Settings
+    from bot.core.market import Market
+    from bot.engine.recording import RecordingThread
+
+    out = tmp_path / "out"
+    out.write_text("")  # a file where the recording's directory should be
+    rec = Recorder(Settings(), out)
+    rec.recording = RecordingThread(out, "bot record")
+    market = Market(symbol="BTC/USDT", tick_size=0.01, lot_size=0.001, min_qty=0, min_notional=0, exchange_symbol="BTCUSDT")
+    rec.recording.add("binance", market, out)
+    rec.recording.write(0, BookSnapshot(time.time_ns(), 0, ((100.0, 1.0),), ((100.1, 1.0),), 1))
+    assert rec.recording.sync(), "the writer thread did not take the event"
+    rec._check_recording()
+    rec.recording.close()
+    assert rec.error is not None and rec.error.startswith(f"{out}: cannot write the recording (") and rec.stop_reason == rec.error, rec.error
+
+
+def test_on_a_terminal_the_consoles_status_line_is_drawn(tmp_path, emulator):
+    from test_console import Terminal
+
+    config = write_config(tmp_path, emulator.url)
+    term = Terminal([sys.executable, "-m", "bot", "record", "--config", str(config), "--out", str(tmp_path / "out"), "--duration", "4"],
+                    tmp_path, daemon_env(), tmp_path / "stdout.txt")
+    assert term.wait(120) == 0, term.text()[-2000:]
+    drawn = term.text()
+    assert "recording " in drawn and "BTCUSDT: " in drawn and " events, " in drawn, drawn[-2000:]
+    assert (tmp_path / "stdout.txt").read_text().startswith("recorded ")  # the summary on stdout, never the status line

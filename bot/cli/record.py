@@ -3,7 +3,7 @@
 What is recorded and how is :mod:`bot.cli.recorder`; the files are the bot's own format
 (:mod:`bot.data.own_format`, read back by ``bot inspect``, ``bot backtest --data`` ...). A status
 line goes to stderr: one line redrawn every second on a terminal, a plain line every
-``--status-interval`` seconds (default 60) otherwise. SIGINT or SIGTERM stops the recording:
+``--status-interval`` seconds (default 60) otherwise (:mod:`bot.console`, as every command). SIGINT or SIGTERM stops the recording:
 every file is closed and one summary line goes to stdout; exit 0. A bad config, an output
 directory that cannot be written or an exchange that cannot be reached at the start is one
 ``error:`` line and exit 1; websocket drops and other retryable failures never end the recorder.
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.config.settings import ConfigError, load_settings
+from bot.console import human_size, is_terminal, status_line
 
 if TYPE_CHECKING:  # the recorder imports ccxt: only ``bot record`` itself loads it, not every command's parser
     from bot.cli.recorder import Recorder
@@ -31,14 +32,6 @@ def _fail(message: str) -> int:
     return 1
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return f"{n} B"
-
-
 def status_text(rec: "Recorder", now_ns: int | None = None) -> str:
     """One line: per instrument its events, gaps, bytes, current file and the age of its last event."""
     now = now_ns or time.time_ns()
@@ -47,28 +40,15 @@ def status_text(rec: "Recorder", now_ns: int | None = None) -> str:
         w = ch.writer
         age = f"{(now - ch.last_event_ns) / 1e9:.1f}s ago" if ch.last_event_ns else "none yet"
         current = w.current.name if w.current is not None else (w.files[-1].name + " (closed)" if w.files else "-")
-        parts.append(f"{ch.name}: {w.events} events, {w.gaps} gaps, {_size(w.bytes_written)}, {current}, last {age}")
+        parts.append(f"{ch.name}: {w.events} events, {w.gaps} gaps, {human_size(w.bytes_written)}, {current}, last {age}")
     up = time.monotonic() - rec.started_mono if rec.started_mono else 0.0
     return f"recording {up:.0f}s | " + " | ".join(parts)
 
 
-def _status_printer(tty: bool):  # type: ignore[no-untyped-def]
-    """The console status line (stderr): redrawn in place on a terminal, a plain line otherwise.
-    A local stand-in for the shared console module."""
-
-    def show(rec: "Recorder", final: bool) -> None:
-        if final:
-            if tty:
-                sys.stderr.write("\r\x1b[2K" + status_text(rec) + "\n")
-                sys.stderr.flush()
-            return
-        if tty:
-            sys.stderr.write("\r\x1b[2K" + status_text(rec))
-        else:
-            sys.stderr.write(status_text(rec) + "\n")
-        sys.stderr.flush()
-
-    return show
+def _plain_status(rec: "Recorder") -> None:
+    """Off a terminal, one plain status line every ``--status-interval`` (:mod:`bot.console` draws
+    its status line only on a terminal)."""
+    print(status_text(rec), file=sys.stderr, flush=True)
 
 
 def _check_out_dir(out: Path) -> str | None:
@@ -123,11 +103,16 @@ def cmd_record(args: argparse.Namespace) -> int:
         configure(settings.run.log_dir, settings.run.log_level, settings.run.console_log_level)
     except OSError as exc:
         return _fail(f"run.log_dir {settings.run.log_dir!r}: cannot write the log there ({exc.strerror or exc})")
-    tty = sys.stderr.isatty()
+    tty = is_terminal(sys.stderr)
     interval = args.status_interval or (1.0 if tty else 60.0)
-    rec = Recorder(settings, out, duration_s=args.duration, status=None if args.quiet else _status_printer(tty), status_interval_s=interval)
+    show = not args.quiet
+    rec = Recorder(settings, out, duration_s=args.duration, status=_plain_status if show and not tty else None, status_interval_s=interval)
+    # on a terminal: the house status line, rendered in its refresh thread from the recorder's counts
+    line = status_line(status_text, enabled=show and tty, refresh_per_second=1.0 / interval)
+    line.set(rec)
     try:
-        asyncio.run(_run(rec))
+        with line:
+            asyncio.run(_run(rec))
     except RecordError as exc:
         if rec.files:
             print(summary_line(rec), file=sys.stderr)

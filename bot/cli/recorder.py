@@ -1,7 +1,9 @@
 """The recorder behind ``bot record``: the live market of every configured instrument, into files.
 
 Each instrument (``[market]``, or each of ``[[markets]]``) gets one
-:class:`~bot.data.own_format.RecordingWriter` under the output directory, fed by the same
+:class:`~bot.data.own_format.RecordingWriter` in the output directory, written on the writer
+thread of the daemon's own recordings (:class:`bot.engine.recording.RecordingThread`: gzip
+compression never delays the event loop that receives the next event), fed by the same
 market-data path the daemon trades on:
 
 * the order book and public trades from :class:`~bot.exchange.feed.LiveFeed` (ccxt.pro
@@ -14,13 +16,14 @@ market-data path the daemon trades on:
   (``watch_liquidations``, Binance ``<s>@forceOrder``), parsed by the same functions as the
   ``forceOrder`` / ``markPriceUpdate`` lines of a Binance recording (:mod:`bot.data.derivatives`).
 
-Every event is stamped with the local receive time when it arrives and written at once: nothing
-is queued or kept, so memory does not grow with the recording. A watchdog invalidates (and so
-marks) a book that had no update for ``risk.max_book_age_s``, and errors in ccxt's websocket
-read callbacks make the feeds subscribe afresh, as in the daemon. Nothing retryable ends the
-recorder; only :meth:`Recorder.stop` (the CLI's SIGINT/SIGTERM), the duration, or a file that
-cannot be written does. Then the feeds stop and every writer is closed (end marker, gzip
-trailer), before the exchange connections are.
+Every event is stamped with the local receive time when it arrives and handed to the writer
+thread at once: nothing is kept beyond that queue (bounded, ``MAX_BACKLOG``), so memory does not
+grow with the recording. A watchdog invalidates (and so marks) a book that had no update for
+``risk.max_book_age_s``, and errors in ccxt's websocket read callbacks make the feeds subscribe
+afresh, as in the daemon. Nothing retryable ends the recorder; only :meth:`Recorder.stop` (the
+CLI's SIGINT/SIGTERM), the duration, or a file that cannot be written does. Then the feeds stop
+and every writer is closed (what is queued written, end marker, gzip trailer), before the
+exchange connections are.
 """
 
 from __future__ import annotations
@@ -36,14 +39,14 @@ from bot.config.settings import Settings
 from bot.core.events import BookInvalidated, BookSnapshot, MarketEvent
 from bot.core.market import Market
 from bot.data.derivatives import Reject, liquidation, mark_price
-from bot.data.own_format import Header, RecordingWriter
+from bot.data.own_format import RecordingWriter
+from bot.engine.recording import FLUSH_INTERVAL_S, RecordingThread, venue_symbol
 from bot.engine.startup import startup_error
 from bot.exchange.client import ExchangeClient
-from bot.exchange.derivatives import mark_price_event
-from bot.exchange.feed import LiveFeed
-from bot.log import get_logger, mask_secrets
+from bot.exchange.errors import backoff_s
+from bot.exchange.feed import LiveFeed, callback_error, read_mark_price
+from bot.log import get_logger
 
-FLUSH_INTERVAL_S = 1.0  # a file cut off by a crash is readable up to at most this long ago
 WATCH_INTERVAL_S = 0.25  # staleness checks, flushes and the duration, this often
 
 
@@ -57,7 +60,8 @@ class Channel:
 
     client: ExchangeClient
     market: Market
-    writer: RecordingWriter
+    writer: RecordingWriter  # written on the recording's thread; read here only for the status line
+    lane: int = 0  # its index in the recording
     feed: LiveFeed | None = None
     last_event_ns: int = 0  # receive time of the last event written
     last_book_mono: float = 0.0  # when the last book update arrived (monotonic)
@@ -67,26 +71,26 @@ class Channel:
 
     @property
     def name(self) -> str:
-        return self.market.exchange_symbol or self.market.symbol
+        return venue_symbol(self.market)
 
 
 class Recorder:
     """Records until :meth:`stop` (or ``duration_s``); :meth:`run` raises :class:`RecordError`."""
 
     def __init__(self, settings: Settings, out_dir: str | Path, duration_s: float | None = None,
-                 status: Callable[["Recorder", bool], None] | None = None, status_interval_s: float = 1.0):
+                 status: Callable[["Recorder"], None] | None = None, status_interval_s: float = 1.0):
         self.settings = settings
         self.out_dir = Path(out_dir)
         self.duration_s = duration_s
         self.status = status
         self.status_interval_s = status_interval_s
         self.channels: list[Channel] = []
+        self.recording: RecordingThread | None = None  # made once the markets are known
         self.started_mono = 0.0
         self.log = get_logger("bot.record")
         self._stop = asyncio.Event()
         self.stop_reason = ""
         self.error: str | None = None
-        self._closed = False  # the writers are closed: a late event must not open a new file
 
     def stop(self, reason: str) -> None:
         if not self._stop.is_set():
@@ -142,10 +146,11 @@ class Recorder:
             markets = [await c.load_market() for c in clients]
         except Exception as exc:  # noqa: BLE001 - every start-up failure is one line with its cause
             raise RecordError(str(startup_error(exc, settings, "load_markets"))) from None
-        for c, market in zip(clients, markets):
-            header = Header(exchange=c.instrument.exchange, symbol=market.symbol, venue_symbol=market.exchange_symbol or market.symbol,
-                            market_type=market.kind, source="bot record")
-            self.channels.append(Channel(c, market, RecordingWriter(self.out_dir, header, FLUSH_INTERVAL_S)))
+        self.recording = RecordingThread(self.out_dir, "bot record")
+        for lane, (c, market) in enumerate(zip(clients, markets)):
+            # every instrument's files side by side in --out DIR (the README's names), not a directory each
+            writer = self.recording.add(c.instrument.exchange, market, self.out_dir)
+            self.channels.append(Channel(c, market, writer, lane))
 
     async def _record(self) -> None:
         self.started_mono = time.monotonic()
@@ -172,25 +177,23 @@ class Recorder:
                     ch.feed.invalidate(f"stale book: no update for {mono - ch.last_book_mono:.1f}s")
             if mono >= next_flush:
                 next_flush = mono + FLUSH_INTERVAL_S
-                self._each_writer(lambda w: w.flush())
+                assert self.recording is not None
+                self.recording.flush()
+            self._check_recording()
             if self.status is not None and mono >= next_status:
                 next_status = mono + self.status_interval_s
-                self.status(self, False)
+                self.status(self)
             if self.duration_s is not None and mono - self.started_mono >= self.duration_s:
                 self.stop(f"--duration {self.duration_s:g}s elapsed")
 
     def _deliver_to(self, ch: Channel) -> Callable[[MarketEvent], None]:
-        writer = ch.writer
+        recording, lane = self.recording, ch.lane
+        assert recording is not None
 
         def deliver(event: MarketEvent) -> None:
-            if self._closed or self.error is not None:
+            if recording.closed or recording.failed is not None:
                 return  # closed, or a file could not be written: nothing more goes to it
-            try:
-                writer.write(event)
-            except OSError as exc:
-                self.error = f"{writer.current or self.out_dir}: cannot write the recording ({exc.strerror or exc})"
-                self.stop(self.error)
-                return
+            recording.write(lane, event)  # queued: the writer thread compresses and writes it
             ch.last_event_ns = event.ts_local
             if isinstance(event, BookSnapshot):
                 ch.last_book_mono = time.monotonic()
@@ -200,32 +203,22 @@ class Recorder:
 
         return deliver
 
-    def _each_writer(self, fn: Callable[[RecordingWriter], None]) -> None:
-        for ch in self.channels:
-            try:
-                fn(ch.writer)
-            except OSError as exc:
-                if self.error is None:
-                    self.error = f"{ch.writer.current or self.out_dir}: cannot write the recording ({exc.strerror or exc})"
-                self.stop(self.error)
+    def _check_recording(self) -> None:
+        """A failed recording (a file that cannot be written) ends the recorder, naming the file."""
+        recording = self.recording
+        if recording is None or recording.failed is None or self.error is not None:
+            return
+        exc = recording.failure
+        why = (getattr(exc, "strerror", None) or exc) if exc is not None else recording.failed
+        self.error = f"{recording.failed_at or self.out_dir}: cannot write the recording ({why})"
+        self.stop(self.error)
 
     def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        """An error in an event-loop callback (ccxt's websocket reader on a frame it cannot
-        decode) leaves the stream silent: log one line, and make the feeds subscribe afresh."""
-        exc = context.get("exception")
-        what = f"{type(exc).__name__}: {exc}" if exc is not None else context.get("message", "")
-        detail = mask_secrets(" ".join(str(what).split()))[:300]
-        self.log.warning("error in an event-loop callback", detail=detail)
-        if "handle" in context and isinstance(exc, (ValueError, TypeError, KeyError, AttributeError)):
-            for ch in self.channels:
-                if ch.feed is not None:
-                    ch.feed.websocket_broken(detail[:160])
+        """An error in an event-loop callback leaves a stream silent: as in the daemon
+        (:func:`bot.exchange.feed.callback_error`), one log line and the feeds subscribe afresh."""
+        callback_error(self.log, context, [ch.feed for ch in self.channels])
 
     # ------------------------------------------------------------------ perpetual streams
-    def _backoff(self, failures: int) -> float:
-        cfg = self.settings.exchange
-        return min(cfg.retry_base_delay_s * 2 ** failures, cfg.retry_max_delay_s)
-
     async def _marks(self, ch: Channel) -> None:
         """Mark price and funding from ``<s>@markPrice@1s``; while it fails, read premiumIndex once per retry."""
         deliver, ex, symbol = self._deliver_to(ch), ch.client.ccxt, ch.market.symbol
@@ -248,21 +241,10 @@ class Recorder:
                         ch.rejected += 1
                         self.log.info("mark price message refused", symbol=symbol, detail=str(exc)[:160])
                     continue
-            await self._poll_mark(ch, deliver)
-            await asyncio.sleep(self._backoff(failures) if failures else self.settings.exchange.mark_poll_interval_s)
-
-    async def _poll_mark(self, ch: Channel, deliver: Callable[[MarketEvent], None]) -> None:
-        client, symbol = ch.client, ch.market.symbol
-        try:
-            info = await client.call("fetch_funding_rate", lambda: client.ccxt.fetch_funding_rate(symbol), attempts=1)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - read again next time
-            self.log.info("mark price read failed", symbol=symbol, error=type(exc).__name__, detail=mask_secrets(str(exc))[:160])
-            return
-        event = mark_price_event(info, time.time_ns())
-        if event is not None:
-            deliver(event)
+            event = await read_mark_price(ch.client, symbol, self.log, "info")
+            if event is not None:
+                deliver(event)
+            await asyncio.sleep(backoff_s(self.settings.exchange, failures) if failures else self.settings.exchange.mark_poll_interval_s)
 
     async def _liquidations(self, ch: Channel) -> None:
         """Forced orders from ``<s>@forceOrder`` (ccxt ``watch_liquidations``)."""
@@ -281,7 +263,7 @@ class Recorder:
                     return
                 failures += 1
                 self.log.info("liquidation stream failed, retrying", symbol=symbol, error=type(exc).__name__, failures=failures)
-                await asyncio.sleep(self._backoff(failures))
+                await asyncio.sleep(backoff_s(self.settings.exchange, failures))
                 continue
             now = time.time_ns()
             fresh, last = _new_since(getattr(ex, "liquidations", None), last, symbol, items)
@@ -305,10 +287,9 @@ class Recorder:
             await asyncio.wait_for(asyncio.gather(*feeds, *tasks, return_exceptions=True), timeout=10.0)
         except TimeoutError:
             self.log.warning("a feed did not stop within 10 s; closing the files anyway")
-        self._closed = True
-        self._each_writer(lambda w: w.close())
-        if self.status is not None and self.channels:
-            self.status(self, True)
+        if self.recording is not None:
+            await asyncio.to_thread(self.recording.close)  # writes what is queued: seconds behind a slow disk
+            self._check_recording()
         if client is not None:
             try:
                 await asyncio.wait_for(client.close(), timeout=5.0)

@@ -158,7 +158,8 @@ class RecordingWriter:
 
     @property
     def current(self) -> Path | None:
-        return self.files[-1] if self._fh is not None else None
+        # also read from other threads (a recording's status line while its writer thread opens a file)
+        return self.files[-1] if self._fh is not None and self.files else None
 
     def _open(self, ts_ns: int) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)

@@ -57,8 +57,8 @@ from bot.engine.startup import (
     HEARTBEAT_INTERVAL_S, DaemonError, InstanceLock, check_account, check_live_allowed, close_dead_runs, reconcile, startup_error,
 )
 from bot.exchange.client import ExchangeClient
-from bot.exchange.derivatives import mark_price_event, setup_market
-from bot.exchange.feed import LiveFeed, receive_ns
+from bot.exchange.derivatives import setup_market
+from bot.exchange.feed import LiveFeed, callback_error, read_mark_price
 from bot.execution.live import LiveVenue
 from bot.execution.paper import PaperVenue
 from bot.log import bind_run, get_logger, mask_secrets
@@ -152,18 +152,9 @@ class Daemon(DaemonStop, ObserverHooks):
         return 0
 
     def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        """Errors raised in event-loop callbacks (a library's, e.g. ccxt's websocket reader on a
-        malformed frame): one log line, no traceback on the console; the feed's own watchdog
-        notices the stream went quiet and rebuilds it."""
-        exc = context.get("exception")
-        what = f"{type(exc).__name__}: {exc}" if exc is not None else context.get("message", "")
-        detail = mask_secrets(" ".join(str(what).split()))[:300]
-        self.log.warning("error in an event-loop callback", detail=detail, where=str(context.get("message", ""))[:120])
-        # a frame the websocket reader could not decode (JSON, text) raised in its read callback
-        if "handle" in context and isinstance(exc, (ValueError, TypeError, KeyError, AttributeError)):
-            for lane in self.lanes:  # the instruments share the websocket connections
-                if lane.feed is not None:
-                    lane.feed.websocket_broken(detail[:160])
+        """Errors raised in event-loop callbacks: one log line, and the feeds resubscribe when it was
+        a websocket frame the reader could not decode (:func:`bot.exchange.feed.callback_error`)."""
+        callback_error(self.log, context, [lane.feed for lane in self.lanes])
 
     async def _start(self, store: Store, client: ExchangeClient) -> tuple[list[Lane], float, dict[str, Any] | None]:
         """Everything exchange-facing before the run row exists: every instrument's market, the
@@ -347,17 +338,10 @@ class Daemon(DaemonStop, ObserverHooks):
         a paper account pays funding at the exchange's funding times and rates."""
         deliver = self._deliver_to(lane, self.lanes.index(lane))
         interval = self.settings.exchange.mark_poll_interval_s
-        client, symbol = lane.client, lane.symbol
         while not self.stop_requested.is_set():
-            try:
-                info = await client.call("fetch_funding_rate", lambda: client.ccxt.fetch_funding_rate(symbol), attempts=1)
-                event = mark_price_event(info, receive_ns())
-                if event is not None:
-                    deliver(event)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - read again next time
-                self.log.warning("mark price read failed", symbol=symbol, error=type(exc).__name__, detail=mask_secrets(str(exc))[:200])
+            event = await read_mark_price(lane.client, lane.symbol, self.log)
+            if event is not None:
+                deliver(event)
             await asyncio.sleep(interval)
 
     async def _poll_positions(self, lane: Lane) -> None:

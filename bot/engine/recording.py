@@ -1,10 +1,11 @@
-"""``run.record_dir``: the daemon records what its engines traded on.
+"""Recordings written on a writer thread: ``run.record_dir`` (the daemon) and ``bot record``.
 
 Every market event an instrument's engine receives is written, exactly as delivered and in
 delivery order, by one :class:`~bot.data.own_format.RecordingWriter` per instrument under
 ``<record_dir>/<run id>/`` (the bot's own recording format, hourly files). The run row names the
 directory (``runs.replay_json``), so ``bot compare --run ID`` finds it, and ``bot backtest
---data`` replays it.
+--data`` replays it. ``bot record`` (:mod:`bot.cli.recorder`) writes through the same
+:class:`RecordingThread`, its files side by side in ``--out DIR``.
 
 The decision path only hands the event over: after the engine has handled it, ``write`` puts
 it on a queue (well under a microsecond) and a writer thread encodes, compresses and writes it.
@@ -16,7 +17,8 @@ thread costs the loop little. One queue for every instrument keeps the delivery 
 A recording that fails (a full disk, a removed directory, a writer so far behind that its queue
 passes ``MAX_BACKLOG`` events) is logged once and stops, with the reason kept for the run's
 stats (``recording.failed``); trading goes on. A cut-off recording still reads up to its last
-flush, and ``bot compare`` names the failure as a divergence source.
+flush, and ``bot compare`` names the failure as a divergence source. ``bot record`` instead
+ends on a failure, naming the file (``failed_at``, ``failure``).
 """
 
 from __future__ import annotations
@@ -43,16 +45,27 @@ def recording_dir(record_dir: str | Path, run_id: str) -> Path:
     return Path(record_dir) / run_id
 
 
-class RunRecorder:
-    """The recording of one daemon run: ``add`` one writer per instrument (in lane order), then
-    ``write(lane, event)`` for every delivered event; ``close`` on stop (it waits until the
+def venue_symbol(market: Market) -> str:
+    """The exchange's own name of an instrument (``BTCUSDT``): a recording's ``venue_symbol`` and
+    the stem of its file names (``<VENUE_SYMBOL>_<YYYYMMDDTHHMMSS>.jsonl.gz``), one rule for the
+    daemon's recordings and ``bot record``'s."""
+    return market.exchange_symbol or market.symbol.partition(":")[0].replace("/", "")
+
+
+class RecordingThread:
+    """A recording of one or more instruments: ``add`` one writer per instrument (in lane order),
+    then ``write(lane, event)`` for every delivered event; ``close`` on stop (it waits until the
     writer thread has written everything queued)."""
 
-    def __init__(self, record_dir: str | Path, run_id: str, source: str):
-        self.dir = recording_dir(record_dir, run_id)
+    failure_note = ""  # the end of the log line naming a failure
+
+    def __init__(self, dir: str | Path, source: str):
+        self.dir = Path(dir)
         self.source = source
         self.writers: list[RecordingWriter] = []
         self.failed: str | None = None
+        self.failure: BaseException | None = None  # the error behind ``failed`` (None: the backlog or the stop)
+        self.failed_at: Path | None = None  # the file (or directory) being written when it failed
         self.closed = False
         self.log = get_logger("bot.recording")
         self.queued = 0  # counted by the caller's thread ...
@@ -61,11 +74,14 @@ class RunRecorder:
         self._thread = threading.Thread(target=self._drain, name="recording", daemon=True)
         self._thread.start()
 
-    def add(self, exchange: str, market: Market) -> None:
-        venue_symbol = market.exchange_symbol or market.symbol.partition(":")[0].replace("/", "")
-        header = Header(exchange, market.symbol, venue_symbol, market.kind, self.source)
-        # one directory per instrument: each holds one continuous recording for `bot backtest --data`
-        self.writers.append(RecordingWriter(self.dir / _safe(venue_symbol), header, FLUSH_INTERVAL_S))
+    def add(self, exchange: str, market: Market, out_dir: str | Path | None = None) -> RecordingWriter:
+        """The writer of the next lane, writing under ``out_dir`` (default: a directory of its own
+        under the recording's, each holding one continuous recording for ``bot backtest --data``)."""
+        symbol = venue_symbol(market)
+        header = Header(exchange, market.symbol, symbol, market.kind, self.source)
+        writer = RecordingWriter(self.dir / _safe(symbol) if out_dir is None else Path(out_dir), header, FLUSH_INTERVAL_S)
+        self.writers.append(writer)
+        return writer
 
     def write(self, lane: int, event: MarketEvent) -> None:
         """Queue one delivered event (never raises, never blocks)."""
@@ -118,16 +134,18 @@ class RunRecorder:
                 item.set()
                 continue
             if self.failed is None:
+                writer: RecordingWriter | None = None
                 try:
                     if item is _FLUSH:
                         for writer in self.writers:
                             writer.flush()
                     else:
                         lane, event = item
-                        self.writers[lane].write(event)
+                        writer = self.writers[lane]
+                        writer.write(event)
                         self.done += 1
                 except Exception as exc:  # noqa: BLE001 - a recording failure must never stop trading
-                    self._fail(exc)
+                    self._fail(exc, writer)
             if self.failed is not None and not shut:
                 shut = True  # what was written up to the last flush stays readable; the rest is dropped
                 self._close_writers(quiet=True)
@@ -138,13 +156,17 @@ class RunRecorder:
                 writer.close()
             except Exception as exc:  # noqa: BLE001 - the disk that failed a write may fail this too
                 if not quiet:
-                    self._fail(exc)
+                    self._fail(exc, writer)
 
-    def _fail(self, exc: BaseException | str) -> None:
+    def _fail(self, exc: BaseException | str, writer: RecordingWriter | None = None) -> None:
         if self.failed is not None:
             return
-        self.failed = (exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}")[:300]
-        self.log.error("recording failed: recording stopped, trading goes on", dir=str(self.dir), error=self.failed)
+        if not isinstance(exc, str):
+            self.failure = exc
+        if writer is not None:
+            self.failed_at = writer.current or writer.out_dir
+        self.failed = (exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}")[:300]  # last: readers look at it first
+        self.log.error("recording failed: recording stopped" + self.failure_note, dir=str(self.dir), error=self.failed)
 
     def files(self) -> list[list[str]]:
         """Every instrument's files, oldest first (lane order)."""
@@ -159,6 +181,16 @@ class RunRecorder:
             "bytes": sum(w.bytes_written for w in self.writers),
             "failed": self.failed,
         }
+
+
+class RunRecorder(RecordingThread):
+    """The recording of one daemon run (``run.record_dir``): under ``<record_dir>/<run id>/``, one
+    directory per instrument; a failure stops the recording, never the trading."""
+
+    failure_note = ", trading goes on"
+
+    def __init__(self, record_dir: str | Path, run_id: str, source: str):
+        super().__init__(recording_dir(record_dir, run_id), source)
 
 
 def _safe(name: str) -> str:

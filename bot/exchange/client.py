@@ -34,7 +34,7 @@ from asyncio_throttle import Throttler
 from bot.config.settings import Settings
 from bot.core.market import Market, to_decimal
 from bot.core.orders import Fill, Order, Side
-from bot.exchange.errors import is_duplicate_order, is_rate_limit, is_retryable, outcome_unknown
+from bot.exchange.errors import backoff_s, is_duplicate_order, is_rate_limit, is_retryable, outcome_unknown
 from bot.exchange.urls import override_api_urls
 from bot.exchange.validate import ExchangeResponseError, check_balances, check_book, number
 from bot.log import get_logger, register_secret
@@ -191,7 +191,6 @@ class ExchangeClient:
     async def call(self, what: str, fn: Callable[[], Awaitable[T]], attempts: int | None = None) -> T:
         """Run ``fn`` with exponential backoff (full jitter) on retryable errors only."""
         attempts = attempts or self.cfg.retry_attempts
-        delay = self.cfg.retry_base_delay_s
         for attempt in range(1, attempts + 1):
             self.calls += 1
             try:
@@ -202,14 +201,14 @@ class ExchangeClient:
                 if not is_retryable(exc) or attempt == attempts:
                     raise
                 self.retries += 1
-                wait = self._backoff(exc, delay)
+                wait = self._backoff(exc, backoff_s(self.cfg, attempt - 1))
                 self.log.warning("exchange call failed, retrying", call=what, attempt=attempt, error=type(exc).__name__, detail=str(exc)[:200], wait_s=round(wait, 3))
                 await asyncio.sleep(wait)
-                delay = min(delay * 2, self.cfg.retry_max_delay_s)
         raise AssertionError("unreachable")
 
     def _backoff(self, exc: BaseException, delay: float) -> float:
-        """Seconds to wait before the next try: full jitter, or what the exchange asked for.
+        """Seconds to wait before the next try: full jitter up to ``delay`` (:func:`backoff_s`), or
+        what the exchange asked for.
 
         A rate limit answer carries ``Retry-After``; a Binance IP ban (HTTP 418) names the time it
         ends. Retrying earlier only extends a ban, so those waits are honoured in full.
@@ -351,7 +350,6 @@ class ExchangeClient:
         if order.reduce_only and market.is_derivative:
             params["reduceOnly"] = True  # an exit can only shrink the position, never open the other way
         ccxt_type = "market" if order.order_type == "market" else "limit"
-        delay = self.cfg.retry_base_delay_s
         for attempt in range(1, self.cfg.retry_attempts + 1):
             self.calls += 1
             try:
@@ -380,10 +378,9 @@ class ExchangeClient:
                 if attempt == self.cfg.retry_attempts:
                     raise ExchangeFailure(f"create_order {order.client_order_id} failed after {attempt} attempts: {exc}") from exc
                 self.retries += 1
-                wait = self._backoff(exc, delay)
+                wait = self._backoff(exc, backoff_s(self.cfg, attempt - 1))
                 self.log.warning("order create failed, retrying under the same client id", client_order_id=order.client_order_id, attempt=attempt, error=type(exc).__name__, wait_s=round(wait, 3))
                 await asyncio.sleep(wait)
-                delay = min(delay * 2, self.cfg.retry_max_delay_s)
             except BaseException:
                 order.sent_ns = time.time_ns()  # cancelled mid-request: it may still have been sent
                 raise

@@ -11,7 +11,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import ccxt
+
+if TYPE_CHECKING:
+    from bot.config.settings import ExchangeSection
+
+BACKOFF_MAX_DOUBLINGS = 64  # far past any retry_max_delay_s; keeps 2**n a float a long outage cannot overflow
+
+
+def backoff_s(cfg: "ExchangeSection", failures: int) -> float:
+    """The exponential backoff after ``failures`` failures in a row: ``retry_base_delay_s``
+    doubled each time, at most ``retry_max_delay_s``. The one rule for every retry: the feed's and
+    the recorder's stream reconnects wait exactly this, a REST call's retry a jittered share of it
+    (:meth:`bot.exchange.client.ExchangeClient.call`)."""
+    return min(cfg.retry_base_delay_s * 2.0 ** min(failures, BACKOFF_MAX_DOUBLINGS), cfg.retry_max_delay_s)
 
 RETRYABLE: tuple[type[BaseException], ...] = (ccxt.OperationFailed,)
 """Every ccxt network-level error (rate limits, 5xx, timeouts, nonce) and Binance's "internal

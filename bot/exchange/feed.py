@@ -32,15 +32,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import math
 
 import ccxt
 
-from bot.core.events import BookInvalidated, BookSnapshot, MarketEvent, Trade
+from bot.core.events import BookInvalidated, BookSnapshot, MarkPrice, MarketEvent, Trade
 from bot.exchange.client import ExchangeClient
+from bot.exchange.derivatives import mark_price_event
+from bot.exchange.errors import backoff_s
 from bot.exchange.validate import ExchangeResponseError, check_book
 from bot.log import get_logger, mask_secrets
 
@@ -65,6 +67,38 @@ def receive_ns() -> int:
         now = _last_receive_ns + 1
     _last_receive_ns = now
     return now
+
+
+def callback_error(log: Any, context: dict[str, Any], feeds: Iterable["LiveFeed | None"]) -> None:
+    """The event-loop exception handler's work, for the daemon and ``bot record`` alike.
+
+    An error raised in an event-loop callback (a library's: ccxt's websocket reader on a frame it
+    cannot decode raises in its read callback) ends that reader while the connection stays open,
+    so the stream goes silent: log one line (no traceback on the console), and when it was such a
+    decode error make every feed subscribe afresh (the instruments share the connections)."""
+    exc = context.get("exception")
+    what = f"{type(exc).__name__}: {exc}" if exc is not None else context.get("message", "")
+    detail = mask_secrets(" ".join(str(what).split()))[:300]
+    log.warning("error in an event-loop callback", detail=detail, where=str(context.get("message", ""))[:120])
+    if "handle" in context and isinstance(exc, (ValueError, TypeError, KeyError, AttributeError)):
+        for feed in feeds:
+            if feed is not None:
+                feed.websocket_broken(detail[:160])
+
+
+async def read_mark_price(client: ExchangeClient, symbol: str, log: Any, level: str = "warning") -> MarkPrice | None:
+    """One REST read of the mark price and funding (``fetch_funding_rate``: Binance premiumIndex)
+    as a :class:`MarkPrice` stamped on receipt, for the daemon's mark poll and ``bot record``'s
+    fallback while its stream fails. One attempt: the caller reads again at its next poll, so a
+    failure is one log line at ``level`` and None, as is an answer without a usable mark."""
+    try:
+        info = await client.call("fetch_funding_rate", lambda: client.ccxt.fetch_funding_rate(symbol), attempts=1)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - read again next time
+        getattr(log, level)("mark price read failed", symbol=symbol, error=type(exc).__name__, detail=mask_secrets(str(exc))[:200])
+        return None
+    return mark_price_event(info, receive_ns())
 
 
 def snapshot_from_ccxt(book: dict[str, Any], levels: int, now_ns: int) -> BookSnapshot:
@@ -177,7 +211,7 @@ class LiveFeed:
                     if failures >= self.cfg.ws_failures_before_rest:
                         self.mode = "rest"
                         self.log.warning("falling back to REST polling", failures=failures)
-                    await asyncio.sleep(min(self.cfg.retry_base_delay_s * 2**failures, self.cfg.retry_max_delay_s))
+                    await asyncio.sleep(backoff_s(self.cfg, failures))
             else:
                 await self._poll_books()
                 if self.cfg.use_websocket:
@@ -245,7 +279,7 @@ class LiveFeed:
             except Exception as exc:  # noqa: BLE001 - trades are informational: log and retry
                 failures += 1
                 self.log.info("trade stream failed, retrying", error=type(exc).__name__, failures=failures)
-                await asyncio.sleep(min(self.cfg.retry_base_delay_s * 2**failures, self.cfg.retry_max_delay_s))
+                await asyncio.sleep(backoff_s(self.cfg, failures))
                 continue
             now = receive_ns()
             for t in trades:

@@ -15,6 +15,7 @@ The caps are sizes like the per-instrument ones (the smallest binds); the buffer
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from bot.config.settings import RiskSection
@@ -76,6 +77,22 @@ class AccountRules:
         if liq is None or (qty > 0 and mark > liq) or (qty < 0 and mark < liq):
             return None
         return liq
+
+    def liquidation_band(self, portfolio: Portfolio) -> tuple[float, float]:
+        """``(below, above)``: ``liquidation_hit`` can find a liquidation only at a mark at or below
+        ``below`` (a long) or at or above ``above`` (a short); the risk wake publishes it
+        (:mod:`bot.risk.wake`). Kept beside ``liquidation_hit`` so the two share one rule: same
+        guards, and for isolated margin the same float, since there neither equity nor the
+        unrealized PnL enters the estimate. A cross wallet moves with the mark: every mark."""
+        if portfolio.is_flat or not self.market.is_derivative:
+            return -math.inf, math.inf
+        if self.market.margin_mode != "isolated":
+            return math.inf, math.inf
+        qty = float(portfolio.qty)
+        liq = self.liquidation_estimate(qty, float(portfolio.avg_price), 0.0, 0.0)
+        if liq is None:
+            return -math.inf, math.inf
+        return (liq, math.inf) if qty > 0 else (-math.inf, liq)
 
     def liquidation_problem(self, contracts: float, price: float, equity: float) -> str | None:
         """Why an entry of ``contracts`` at ``price`` is too close to liquidation (None: it is not)."""

@@ -10,10 +10,11 @@ which only raises the floor). A property test holds ``on_mark`` to it.
 
 Beside it, where :meth:`~bot.risk.manager.RiskManager.liquidation_hit` (the modelled liquidation
 of a perpetual, backtest and paper) could find the mark through the liquidation price: at or
-below ``liquidation_below`` (a long) or at or above ``liquidation_above`` (a short). Isolated
-margin: the price is the same float ``liquidation_hit`` computes (it depends only on the position
-and its entry); cross margin: the wallet behind the position moves with the mark, so the wake
-says every mark while a position is open.
+below ``liquidation_below`` (a long) or at or above ``liquidation_above`` (a short). The band is
+:meth:`bot.risk.account_rules.AccountRules.liquidation_band`, beside ``liquidation_hit`` itself.
+Isolated margin: the price is the same float ``liquidation_hit`` computes (it depends only on
+the position and its entry); cross margin: the wallet behind the position moves with the mark,
+so the wake says every mark while a position is open.
 """
 
 from __future__ import annotations
@@ -63,20 +64,6 @@ def risk_wake(risk: Any, portfolio: Any, day_ns: int) -> RiskWake:
     # the same float expressions as on_mark's, so a replay comparing against them agrees bit for bit
     fraction = (1.0 - cfg.max_drawdown) if halt is None else 0.0
     floor = risk.day_start_equity * (1.0 - cfg.daily_loss_limit) if halt is None else -INF
-    liq_lo, liq_hi = _liquidation_band(risk, portfolio)
+    liq_lo, liq_hi = risk.account_rules.liquidation_band(portfolio)
     return RiskWake(fraction, floor, lo, hi, (risk.day + 1) * day_ns, watching or busy, liq_lo, liq_hi)
 
-
-def _liquidation_band(risk: Any, portfolio: Any) -> tuple[float, float]:
-    """``(liquidation_below, liquidation_above)`` of the wake (see the module docstring)."""
-    market = risk.market
-    if portfolio.is_flat or not market.is_derivative:
-        return -INF, INF
-    if market.margin_mode != "isolated":
-        return INF, INF  # the cross wallet is equity less unrealized PnL, a float that moves with the mark
-    qty = float(portfolio.qty)
-    # liquidation_hit's own call: for isolated margin neither equity nor unrealized PnL enters it
-    liq = risk.account_rules.liquidation_estimate(qty, float(portfolio.avg_price), 0.0, 0.0)
-    if liq is None:
-        return -INF, INF
-    return (liq, INF) if qty > 0 else (-INF, liq)
