@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import platform
 import resource
 import statistics
@@ -188,6 +189,13 @@ class Measured:
         return json.loads(self.stdout)
 
 
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:  # it ended (and was reaped) just before
+        pass
+
+
 def run_measured(cmd: list[str], *, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout_s: float | None = None) -> Measured:
     """Run ``cmd`` to its end: exit code, output, wall time and its own peak RSS (``os.wait4``,
     which only the process's own reap reports). The output goes to temporary files, not pipes, so
@@ -196,7 +204,9 @@ def run_measured(cmd: list[str], *, cwd: Path = ROOT, env: dict[str, str] | None
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=cwd, env=env)
-        timer = threading.Timer(timeout_s, proc.kill) if timeout_s else None
+        # os.kill, not proc.kill: Popen.kill polls (reaps) the child first, and then os.wait4 below
+        # would find no child and the peak RSS would be lost
+        timer = threading.Timer(timeout_s, _kill, (proc.pid,)) if timeout_s else None
         if timer is not None:
             timer.start()
         try:

@@ -34,9 +34,10 @@ def test_a_command_parser_builds_only_its_own_command(command):
 def test_the_full_parser_still_lists_every_command():
     from bot.cli.main import COMMANDS, build_parser
 
-    out = build_parser([]).format_help()
-    for name in COMMANDS:
-        assert name in out
+    for argv in ([], ["--help"], ["--help", "backtest"], ["backtst"]):
+        out = build_parser(argv).format_help()
+        for name in COMMANDS:
+            assert name in out, (argv, name)
 
 
 def test_logging_does_not_import_rich_and_rich_still_works_after():

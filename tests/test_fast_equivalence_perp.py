@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bot.config.settings import load_settings
-from bot.core.events import MarkPrice
+from bot.core.events import BookInvalidated, MarkPrice
 from bot.fast.backtest import arrays_refusal, fast_path_refusal
 from bot.fast.columnar import encode_events
 from conftest import shared_data_dir
@@ -87,6 +87,20 @@ def test_a_liquidation_through_a_gap_matches(tmp_path, monkeypatch, margin_mode)
     [(last_qty,)] = rows(db, "SELECT qty FROM positions ORDER BY rowid DESC LIMIT 1")
     assert Decimal(last_qty) == 0
     assert rows(db, f"SELECT COUNT(*) FROM fills WHERE ts > {t0 + 3_200_000_000}") == [(0,)]
+    # and its expiry is no refusal by the venue: no cooldown, no stuck-exit count, no thin-book event
+    assert rows(db, "SELECT kind, detail FROM risk_events WHERE kind IN ('venue_reject', 'partial_fill', 'stuck_exit')") == []
+    assert rows(db, "SELECT status FROM orders ORDER BY ts") == [("filled",), ("expired",)]
+
+
+def test_an_order_still_in_flight_when_the_data_ends_is_stored_cancelled(tmp_path, monkeypatch):
+    """The entry waits out an hour of latency and the recording ends on an invalidated book: the
+    order cannot execute, so both engines store it cancelled (never ``new`` forever)."""
+    monkeypatch.chdir(tmp_path)
+    t0 = 1_700_000_000 * SEC
+    events = [*book_events(t0, 2.0, 50_000.0, 50_000.0, 0.1, "bid"), BookInvalidated(t0 + 2 * SEC, 0, "gap")]
+    scripted_run(tmp_path, "inflight", events, market=LINEAR, execution={"latency_ms": 3_600_000.0})
+    assert rows(tmp_path / "inflight-fast.db", "SELECT status FROM orders") == [("canceled",)]
+    assert rows(tmp_path / "inflight-fast.db", "SELECT COUNT(*) FROM fills") == [(0,)]
 
 
 def test_inverse_perpetual_matches(tmp_path, monkeypatch):

@@ -270,3 +270,17 @@ def test_a_reduce_only_fill_never_opens_grows_or_flips_the_position(position, am
     [(_, fills)] = v.on_book(book, 0)
     after = held + sum(f.amount for f in fills) * (1 if buy else -1)
     assert abs(after) <= abs(held) and (after == 0 or (after > 0) == (held > 0))
+
+
+def test_a_reduce_only_exit_counts_a_quote_fill_of_the_same_event():
+    """The engine books one on_book call's fills after it returns: an exit due in the same event
+    as a quote's fill must see the position that fill made."""
+    position = [Decimal(0)]
+    v, book = venue(latency_ms=0), book_at()
+    v.bind_position(lambda: position[0])
+    v.submit(quote("q1", Side.BUY, "99.99", "0.5"), 0)
+    v.on_book(book, 0)  # the bid rests; still flat
+    v.submit(exit_order("x1", Side.SELL, "0.5"), 1)
+    (bid, bid_fills), (exit_, exit_fills) = v.on_book(book, 1, Trade(1, 0, 99.98, 0.01, "sell"))  # printed through our bid
+    assert sum(f.amount for f in bid_fills) == Decimal("0.5") and bid.status is OrderStatus.FILLED
+    assert sum(f.amount for f in exit_fills) == Decimal("0.5") and exit_.status is OrderStatus.FILLED

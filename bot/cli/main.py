@@ -254,7 +254,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bot", description="Order-book-imbalance trading bot.")
     sub = parser.add_subparsers(dest="command", required=True)
     words = sys.argv[1:] if argv is None else argv
-    first = next((w for w in words if not w.startswith("-")), None)
+    # the top level has only -h: a leading option (``bot --help backtest``) asks for the full list
+    first = words[0] if words and not words[0].startswith("-") else None
     for name, register in COMMANDS.items():
         if first not in COMMANDS or name == first:
             register(sub)

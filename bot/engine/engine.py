@@ -265,6 +265,7 @@ class Engine(Quoting, DerivativeBooking):
             for order, fills in self.venue.on_book(self.book, due):
                 self._on_execution(order, fills, due)
             self.now = max(now, due)
+        self.abandon_orders()  # what could not execute (the data ended on an unsound book) ends with the run
         if checkpoint:
             self.checkpoint()
 
@@ -330,6 +331,12 @@ class Engine(Quoting, DerivativeBooking):
         # refused: re-sending it on the next update would storm the exchange the same way
         unfilled_exit = order.reduce_only and order.order_type == "market" and not fills and order.filled == 0 and order.status in (
             OrderStatus.EXPIRED, OrderStatus.CANCELED)
+        if unfilled_exit and self.portfolio.is_flat:
+            # nothing was refused: the position was closed before the exit executed (a liquidation,
+            # a quote's fill), and the venue expired it with nothing left to reduce
+            self.log.info("exit not needed any more: the position was closed first", client_order_id=order.client_order_id,
+                          reason=order.reject_reason or "ended without a fill")
+            return
         if order.status is OrderStatus.REJECTED or unfilled_exit:
             self.stats.venue_rejects += 1
             delay, halt = risk.on_venue_reject(order.side, order.reduce_only, now)
@@ -391,7 +398,8 @@ class Engine(Quoting, DerivativeBooking):
                 avg_price=str(portfolio.avg_price),
                 position=str(portfolio.qty),
             )
-        if order.status is OrderStatus.EXPIRED and order.filled < order.amount and order.order_type == "market":
+        moot_exit = order.reduce_only and order.filled == 0 and portfolio.is_flat  # nothing left to reduce: see _venue_feedback
+        if order.status is OrderStatus.EXPIRED and order.filled < order.amount and order.order_type == "market" and not moot_exit:
             # the rest of a market order expires in a thin book, unless the venue said why (a reduce-only cap)
             why = f": {order.reject_reason}" if order.reject_reason else ""
             self.store.record_risk_event(self.run_id, now, "partial_fill", "venue" if why else "book_depth",

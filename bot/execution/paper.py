@@ -148,13 +148,13 @@ class PaperVenue:
         return None
 
     def abandon(self) -> list[Order]:
-        """The run stops: every order still in flight or resting is cancelled (nothing simulates
-        it once the market data stops), with the reason on the order."""
+        """The run stops (a paper daemon's stop, a backtest's end): every order still in flight or
+        resting is cancelled (nothing simulates it once the market data stops), with the reason on the order."""
         gone = [order for _, order in self._pending] + [r.order for r in self._resting.values()]
         self._pending, self._cancels, self._resting = [], [], {}
         for order in gone:
             order.status = OrderStatus.CANCELED
-            order.reject_reason = "the paper run stopped before the simulated exchange executed it"
+            order.reject_reason = "the run stopped before the simulated exchange executed it"
         return gone
 
     def submit(self, order: Order, now: int) -> None:
@@ -188,18 +188,20 @@ class PaperVenue:
                 if due > now:
                     still.append((due, order))
                 elif order.order_type == "market":
-                    done.append((order, self._execute(order, book, now)))
+                    done.append((order, self._execute(order, book, now, done)))
                 else:
                     self._activate(order, book, done)
             self._pending = still
         return done
 
     # ------------------------------------------------------------------ market orders
-    def _execute(self, order: Order, book: OrderBook, now: int) -> list[Fill]:
+    def _execute(self, order: Order, book: OrderBook, now: int, done: list[tuple[Order, list[Fill]]]) -> list[Fill]:
         fills = []
         amount = order.amount - order.filled
         if order.reduce_only and self._position is not None:
-            position = self._position()
+            # the engine books this call's fills after it returns: count the ones already made here
+            # (a resting quote's, an earlier order's) into the position the exit may reduce
+            position = self._position() + sum((f.amount if f.side is Side.BUY else -f.amount) for _, fs in done for f in fs)
             reducible = max(-position if order.side is Side.BUY else position, Decimal(0))  # a buy reduces a short
             if amount > reducible:
                 amount = reducible
