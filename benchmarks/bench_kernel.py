@@ -9,8 +9,12 @@ Measured, each after a warm-up run (numba compiled and its cache loaded before t
 * ``readable``: ``OrderBook.apply`` + ``SignalEngine.update`` (and ``observe`` for trades) as ``Engine.on_event`` calls them,
   over a pre-built list of events (real data, and a prefix of the synthetic stream);
 * ``kernel``: :func:`bot.fast.kernel.run_signals`, the same per-event ``SignalState`` fields
-  written to output arrays (chunks of 65,536 events, buffers reused), the trade-flow and depth
-  features included (``FastBook(flow=True)``);
+  written to output arrays (chunks of 65,536 events, buffers reused): book imbalance, OFI,
+  microprice, mid, spread and the score, as a replay whose strategy and score read no flow
+  feature computes them (``FastBook(flow=False)``: the default config, momentum, taker); the
+  figure benchmark 1's ≥ 5 M/s target is about;
+* ``kernel, with flow features``: the same with the trade-flow and depth features too
+  (``flow=True``: ``mean_reversion``, the maker's pulls, a score weighing them);
 * ``kernel (summary only)``: :func:`bot.fast.kernel.run_count` without per-event output and
   without the flow features (``flow=False``), as a replay whose strategy and score read none of
   them runs it (momentum, taker);
@@ -40,8 +44,8 @@ from bot.fast.columnar import iter_events, load_binance
 from bot.fast.synth import synthetic_arrays
 
 
-def run_kernel_chunked(arrays, cfg, flags, vals) -> FastBook:
-    fb = FastBook(arrays, cfg)
+def run_kernel_chunked(arrays, cfg, flags, vals, flow: bool = False) -> FastBook:
+    fb = FastBook(arrays, cfg, flow=flow)
     n = len(arrays)
     while fb.pos < n:
         stop = min(n, fb.pos + CHUNK)
@@ -100,6 +104,9 @@ def measure(name: str, arrays, cfg, repeat: int, readable_events: int, threshold
     }
     times, _ = timed(lambda: run_kernel_chunked(arrays, cfg, flags, vals), repeat)
     out["kernel"] = rate_stats(n, times)
+    run_kernel_chunked(warm, cfg, flags, vals, flow=True)
+    times, _ = timed(lambda: run_kernel_chunked(arrays, cfg, flags, vals, flow=True), repeat)
+    out["kernel_flow"] = rate_stats(n, times)
     run_kernel_count(warm, cfg, threshold, flow=False)
     times, res = timed(lambda: run_kernel_count(arrays, cfg, threshold, flow=False), repeat)
     out["kernel_summary_only"] = rate_stats(n, times)
@@ -145,7 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     for s in result["streams"]:
         print(f"   -- {s['stream']}: {s['events']:,} events ({s['counts']}), {s['distinct_prices']:,} distinct prices, arrays {s['event_arrays_mb']} MiB")
-        for key, label in (("kernel", "kernel, per-event SignalState out"), ("kernel_summary_only", "kernel, summary only"),
+        for key, label in (("kernel", "kernel, per-event SignalState out"), ("kernel_flow", "kernel, per-event, with flow features"),
+                           ("kernel_summary_only", "kernel, summary only"),
                            ("kernel_summary_flow", "kernel, summary, with flow features"), ("readable", "readable OrderBook+SignalEngine")):
             if key in s:
                 r = s[key]
