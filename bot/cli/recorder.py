@@ -44,7 +44,7 @@ from bot.engine.recording import FLUSH_INTERVAL_S, RecordingThread, venue_symbol
 from bot.engine.startup import startup_error
 from bot.exchange.client import ExchangeClient
 from bot.exchange.errors import backoff_s
-from bot.exchange.feed import LiveFeed, callback_error, read_mark_price
+from bot.exchange.feed import LiveFeed, callback_error, read_mark_price, receive_ns
 from bot.log import get_logger
 
 WATCH_INTERVAL_S = 0.25  # staleness checks, flushes and the duration, this often
@@ -236,7 +236,7 @@ class Recorder:
                 else:
                     info = ticker.get("info") if isinstance(ticker, dict) else None
                     try:
-                        deliver(mark_price(info if isinstance(info, dict) else {}, time.time_ns()))
+                        deliver(mark_price(info if isinstance(info, dict) else {}, receive_ns()))
                     except Reject as exc:
                         ch.rejected += 1
                         self.log.info("mark price message refused", symbol=symbol, detail=str(exc)[:160])
@@ -265,7 +265,7 @@ class Recorder:
                 self.log.info("liquidation stream failed, retrying", symbol=symbol, error=type(exc).__name__, failures=failures)
                 await asyncio.sleep(backoff_s(self.settings.exchange, failures))
                 continue
-            now = time.time_ns()
+            now = receive_ns()  # the feed's stamps: strictly increasing, so the recording replays in delivery order
             fresh, last = _new_since(getattr(ex, "liquidations", None), last, symbol, items)
             for item in fresh:
                 info = item.get("info") if isinstance(item, dict) else None
