@@ -324,6 +324,12 @@ class Engine(Quoting, DerivativeBooking):
         self._record_position(now)
         self.log.warning("position remainder set aside as dust", dust=str(pf.dust), detail=detail)
 
+    def _moot_exit(self, order: Order) -> bool:
+        """A reduce-only order that ended without a fill while no position is left: nothing was
+        refused and the book was not thin, the position was closed before it executed (a
+        liquidation, a quote's fill) and the venue expired it with nothing to reduce."""
+        return order.reduce_only and order.filled == 0 and self.portfolio.is_flat
+
     def _venue_feedback(self, order: Order, fills: list[Fill], now: int) -> None:
         """The risk manager's reaction to what the venue did with an order."""
         risk = self.risk
@@ -331,9 +337,7 @@ class Engine(Quoting, DerivativeBooking):
         # refused: re-sending it on the next update would storm the exchange the same way
         unfilled_exit = order.reduce_only and order.order_type == "market" and not fills and order.filled == 0 and order.status in (
             OrderStatus.EXPIRED, OrderStatus.CANCELED)
-        if unfilled_exit and self.portfolio.is_flat:
-            # nothing was refused: the position was closed before the exit executed (a liquidation,
-            # a quote's fill), and the venue expired it with nothing left to reduce
+        if unfilled_exit and self._moot_exit(order):
             self.log.info("exit not needed any more: the position was closed first", client_order_id=order.client_order_id,
                           reason=order.reject_reason or "ended without a fill")
             return
@@ -398,8 +402,7 @@ class Engine(Quoting, DerivativeBooking):
                 avg_price=str(portfolio.avg_price),
                 position=str(portfolio.qty),
             )
-        moot_exit = order.reduce_only and order.filled == 0 and portfolio.is_flat  # nothing left to reduce: see _venue_feedback
-        if order.status is OrderStatus.EXPIRED and order.filled < order.amount and order.order_type == "market" and not moot_exit:
+        if order.status is OrderStatus.EXPIRED and order.filled < order.amount and order.order_type == "market" and not self._moot_exit(order):
             # the rest of a market order expires in a thin book, unless the venue said why (a reduce-only cap)
             why = f": {order.reject_reason}" if order.reject_reason else ""
             self.store.record_risk_event(self.run_id, now, "partial_fill", "venue" if why else "book_depth",
