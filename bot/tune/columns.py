@@ -25,10 +25,10 @@ import numpy as np
 from bot.book.book import BookStatus
 from bot.core.events import BestBidAsk, BookInvalidated, BookSnapshot, MarketEvent
 from bot.fast.columnar import BBO, INVALIDATED, SNAPSHOT, EventArrays, encode_events, event_at
-from bot.tune.folds import ALL_LEVELS
+from bot.tune.folds import ALL_LEVELS, WindowedSource
 
 
-class ArraySource:
+class ArraySource(WindowedSource):
     """Windows of one columnar event stream with their warm-up preludes (see the module docstring)."""
 
     def __init__(self, arrays: EventArrays):
@@ -39,22 +39,11 @@ class ArraySource:
         self._preludes: dict[int, tuple[MarketEvent, ...]] = {}
         self._windows: dict[tuple[int, int], tuple[EventArrays, int]] = {}
 
-    @property
-    def first_ts(self) -> int:
-        return int(self.ts[0])
-
-    @property
-    def last_ts(self) -> int:
-        return int(self.ts[-1])
-
     def bounds(self, start_ns: int, end_ns: int) -> tuple[int, int]:
-        """Index range of ``[start_ns, end_ns)`` (left insertion points, as ``bisect_left``)."""
+        """The same index range as :meth:`WindowedSource.bounds`, by ``np.searchsorted`` (left side)
+        on the timestamp column (bisect on a numpy array would box every element it reads)."""
         i0, i1 = np.searchsorted(self.ts, [start_ns, end_ns], side="left")
         return int(i0), int(i1)
-
-    def count(self, start_ns: int, end_ns: int) -> int:
-        i0, i1 = self.bounds(start_ns, end_ns)
-        return max(i1 - i0, 0)
 
     def warm(self, windows: Iterable[tuple[int, int]]) -> None:
         """Build the windows' arrays now (the main process, before a pool forks its workers)."""

@@ -162,7 +162,31 @@ def segment_events(events: Iterable[MarketEvent], start_ns: int, end_ns: int) ->
         yield event
 
 
-class SegmentSource:
+class WindowedSource:
+    """What every source of a sweep's data shares: receive timestamps ``ts`` in stream order and
+    the index range of a window ``[start_ns, end_ns)`` (left insertion points, as ``bisect_left``).
+    :class:`SegmentSource` (Python events) and :class:`bot.tune.columns.ArraySource` (columnar
+    arrays) differ only in how they hold the events and build a window's warm-up prelude."""
+
+    ts: Sequence[int]
+
+    @property
+    def first_ts(self) -> int:
+        return int(self.ts[0])
+
+    @property
+    def last_ts(self) -> int:
+        return int(self.ts[-1])
+
+    def bounds(self, start_ns: int, end_ns: int) -> tuple[int, int]:
+        return bisect_left(self.ts, start_ns), bisect_left(self.ts, end_ns)
+
+    def count(self, start_ns: int, end_ns: int) -> int:
+        i0, i1 = self.bounds(start_ns, end_ns)
+        return max(i1 - i0, 0)
+
+
+class SegmentSource(WindowedSource):
     """Fast :func:`segment_events` over an in-memory event list (bisect + cached warm-ups).
 
     The warm-up for a given ``start_ns`` is computed once per process and reused by every trial
@@ -173,21 +197,6 @@ class SegmentSource:
         self.events = events
         self.ts = [e.ts_local for e in events]
         self._preludes: dict[int, tuple[MarketEvent, ...]] = {}
-
-    @property
-    def first_ts(self) -> int:
-        return self.ts[0]
-
-    @property
-    def last_ts(self) -> int:
-        return self.ts[-1]
-
-    def bounds(self, start_ns: int, end_ns: int) -> tuple[int, int]:
-        return bisect_left(self.ts, start_ns), bisect_left(self.ts, end_ns)
-
-    def count(self, start_ns: int, end_ns: int) -> int:
-        i0, i1 = self.bounds(start_ns, end_ns)
-        return max(i1 - i0, 0)
 
     def prelude(self, start_ns: int) -> tuple[MarketEvent, ...]:
         if start_ns not in self._preludes:
