@@ -228,8 +228,12 @@ def encode_chunks(events: Iterable[MarketEvent], skipped: dict[str, int], chunk:
 
 
 def rank_prices(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(distinct units ascending, int32 rank of each element)."""
-    table, lvl = np.unique(units, return_inverse=True)
+    """(distinct units ascending, int32 rank of each element): ``np.unique(.., return_inverse=True)``
+    by :func:`bot.fast.ranks.ranks` (hashing, so only the distinct prices are sorted); ValueError
+    when the ranks would not fit int32. The encoders and the compiled parser all rank through it."""
+    from bot.fast.ranks import ranks  # numba: imported when an encoding happens, not with this module
+
+    table, lvl = ranks(units)
     if table.size >= 2**31:
         raise ValueError("too many distinct prices")
     return table.astype(np.int64), lvl.astype(np.int32).reshape(-1)

@@ -42,13 +42,12 @@ from typing import Any, NamedTuple
 import numpy as np
 from numba import njit
 
-from bot.fast.columnar import BBO, DELTA, SNAPSHOT, TRADE, EventArrays, price_units
+from bot.fast.columnar import BBO, DELTA, SNAPSHOT, TRADE, EventArrays, price_units, rank_prices
 from bot.fast.parse_json import (
     BOOK_TICKER, F_A, F_B, F_U, F_a, F_asks, F_b, F_bids, F_lid, F_m, F_p, F_pu, F_q, F_t, F_u, N_FIELDS,
     read_int, read_object, skip_string, word_at,
 )
 from bot.fast.inflate import Unreadable, blocks_ahead
-from bot.fast.ranks import ranks
 
 MAX_BUFFERED_DIFFS = 20_000  # bot.data.binance.MAX_BUFFERED_DIFFS: past it the reader drops silently; we fall back
 
@@ -490,18 +489,15 @@ def _parse(files: Sequence[Path], futures: bool, sym: np.ndarray, on_block: Call
     if n_lev and float((g_mant * _POW10[shift]).max()) >= 2.0**52:
         return None  # integer units would not stay exact
     units = g_mant * (10 ** shift)
-    table_units, lvl = ranks(units)
-    table_floats = table_units / _POW10[top]
-    try:
-        final_units, decimals = price_units(table_floats)
+    try:  # too many distinct prices for int32 ranks, or no decimals that hold them exactly: the reader
+        table_units, lvl = rank_prices(units)
+        final_units, decimals = price_units(table_units / _POW10[top])
     except ValueError:
-        return None
-    if table_units.size >= 2**31:
         return None
     counted = np.bincount(kinds, minlength=4)
     arrays = EventArrays(
         kinds.astype(np.int8), out_ts.copy(), seq[out_line].copy(), off, nbid.astype(np.int32),
-        lvl.astype(np.int32).reshape(-1), g_size, final_units.astype(np.int64), decimals,
+        lvl, g_size, final_units.astype(np.int64), decimals,
     )
     stats = {
         "lines": n_lines,
