@@ -306,14 +306,28 @@ def _plain_tracebacks() -> None:
 _plain_tracebacks()
 
 
+class LogDirError(Exception):
+    """The log directory cannot be created or written (``bot.cli.main`` turns it into one line)."""
+
+    def __init__(self, log_dir: Path, reason: str):
+        super().__init__(f"cannot write the log in {str(log_dir)!r} ({reason}): set run.log_dir in the config "
+                         f"(or BOT__RUN__LOG_DIR) to a directory the bot may write")
+        self.log_dir = log_dir
+
+
 def configure(log_dir: str | Path = "logs", level: str = "info", console_level: str = "warning") -> Path:
-    """Set up logging once per process (calling it again replaces the sink); returns the JSON log path."""
+    """Set up logging once per process (calling it again replaces the sink); returns the JSON log path.
+    :class:`LogDirError` when the directory or its log file cannot be made (logging stays as it was)."""
     global _sink
     file_level, con_level = _level_number(level), _level_number(console_level)
     log_dir = Path(log_dir)
-    log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / "bot.log"
-    old, _sink = _sink, _Sink(path, file_level, con_level)
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        sink = _Sink(path, file_level, con_level)
+    except OSError as exc:
+        raise LogDirError(log_dir, exc.strerror or str(exc)) from None
+    old, _sink = _sink, sink
     if old is not None:
         old.close()
     lowest = min(file_level, con_level)

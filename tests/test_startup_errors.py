@@ -167,3 +167,13 @@ def test_a_started_run_that_must_stop_is_marked_failed_with_the_reason(tmp_path)
     assert "reconciling order" in json.loads(rows[0][2])["stop_reason"] and line.endswith(json.loads(rows[0][2])["stop_reason"][-40:])
     assert query(tmp_path / "bot.db", "select status from runs where run_id = 'deadrun'") == [("crashed",)]
     assert query(tmp_path / "bot.db", "select count(*) from fills") == [(0,)], "nothing of the garbage was booked"
+
+
+@pytest.mark.parametrize("argv", [["backtest", "--config", str(DEMO), "--sim"], ["run", "--config", str(DEMO)]])
+def test_an_unwritable_log_directory_is_one_line(tmp_path, argv):
+    """Every command configures its log from run.log_dir: one line naming it when it cannot be written."""
+    env = {**daemon_env(), "BOT__RUN__LOG_DIR": "/proc/no-such-log-dir"}
+    out = bot(*argv, "--db", str(tmp_path / "bot.db"), cwd=tmp_path, env=env)
+    assert out.returncode == 1 and "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
+    [line] = [x for x in out.stderr.splitlines() if x.strip()]
+    assert line.startswith("error: cannot write the log in '/proc/no-such-log-dir'") and "run.log_dir" in line, line

@@ -113,10 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     problem = config_problem(settings)
     if problem:
         return _fail(f"invalid configuration {args.config or '(defaults)'}: {problem}")
-    try:
-        configure(settings.run.log_dir, settings.run.log_level, settings.run.console_log_level)
-    except OSError as exc:
-        return _fail(f"run.log_dir {settings.run.log_dir!r}: cannot write the log there ({exc.strerror or exc})")
+    configure(settings.run.log_dir, settings.run.log_level, settings.run.console_log_level)  # LogDirError: main says it
     from bot.cli.run_console import RunConsole, print_summary
     from bot.engine.observer import Observers
 
@@ -276,7 +273,10 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the interpreter's final flush cannot fail again
         return 0
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
-        from bot.log import get_logger, mask_secrets
+        from bot.log import LogDirError, get_logger, mask_secrets
+
+        if isinstance(exc, LogDirError):  # no log file to put a traceback in: the one line says what to fix
+            return _fail(str(exc))
 
         get_logger("bot.cli").error("command failed", command=args.command, exc_info=True)
         detail = mask_secrets(" ".join(str(exc).split()))[:400]
