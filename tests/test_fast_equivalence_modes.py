@@ -36,6 +36,10 @@ MODES = {
 }
 # the maker pulling the side aggressive flow hits (over 1 s) and a side whose depth drained
 MAKER_PULLS = {"strategy": {"mode": "maker", "pull_flow": 0.3, "pull_depletion": 0.2}, "signal": {"trade_window_s": 1.0}}
+# the maker's other wake branches: the score gate, two ticks of requote room, a wait after each
+# fill, the microprice pull, no score skew, and the proportional queue (every change of its level)
+MAKER_GATED = {"strategy": {"mode": "maker", "quote_min_score": 0.2, "requote_ticks": 2, "fill_cooldown_s": 2.0, "pull_microprice": 0.5,
+                            "signal_skew_ticks": 0.0, "quote_offset_ticks": 0}, "execution": {"queue_model": "proportional"}}
 
 
 def _load(files):
@@ -66,7 +70,8 @@ def test_every_mode_matches_on_ethusdt(eth, tmp_path, mode):
 
 @needs_data
 @pytest.mark.data
-@pytest.mark.parametrize("name, overrides", [("maker", MODES["maker"]), ("maker-pulls", MAKER_PULLS), ("mean_reversion", MODES["mean_reversion"])])
+@pytest.mark.parametrize("name, overrides", [("maker", MODES["maker"]), ("maker-pulls", MAKER_PULLS), ("maker-gated", MAKER_GATED),
+                                             ("mean_reversion", MODES["mean_reversion"])])
 def test_maker_and_mean_reversion_match_on_btcusdt(btc, tmp_path, name, overrides):
     events, arrays = btc
     settings = load_settings(ROOT / "config" / "backtest.toml", **overrides)
@@ -75,6 +80,8 @@ def test_maker_and_mean_reversion_match_on_btcusdt(btc, tmp_path, name, override
     assert fast["orders"] > 0, f"{name} placed no order: the comparison would be empty"
     if name.startswith("maker"):
         assert fast["fills"] > 10
+        if name == "maker":  # its wake: bands around its resting quotes, the venue's queue and markout times
+            assert fast["stats"]["fast"]["engine_share"] < 0.3
     else:  # its wake is a band of vwap_deviation_z: the engine sees a few events in a hundred
         assert fast["stats"]["fast"]["engine_share"] < 0.2
 

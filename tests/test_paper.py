@@ -284,3 +284,48 @@ def test_a_reduce_only_exit_counts_a_quote_fill_of_the_same_event():
     (bid, bid_fills), (exit_, exit_fills) = v.on_book(book, 1, Trade(1, 0, 99.98, 0.01, "sell"))  # printed through our bid
     assert sum(f.amount for f in bid_fills) == Decimal("0.5") and bid.status is OrderStatus.FILLED
     assert sum(f.amount for f in exit_fills) == Decimal("0.5") and exit_.status is OrderStatus.FILLED
+
+
+def _wake_excludes(v: PaperVenue, book: OrderBook, event) -> bool:
+    """The event is one ``PaperVenue.resting_wake`` says cannot change a resting order (the book sound)."""
+    for buy, price, below, above in v.resting_wake():
+        if (buy and book.best_ask <= price) or (not buy and book.best_bid >= price):
+            return False
+        if isinstance(event, Trade) and (event.side == "sell") == buy:
+            if (event.price <= price) if buy else (event.price >= price):
+                return False
+            continue
+        if not below <= book.size_at("bid" if buy else "ask", price) <= above:
+            return False
+    return True
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    model=st.sampled_from(["back", "proportional"]),
+    # mostly what moves the queue: sells at our bid and our level's size; sometimes the rest
+    steps=st.lists(st.tuples(st.sampled_from(["hit", "hit", "level", "level", "trade", "other"]), st.sampled_from([99.97, 99.98, 99.99]),
+                             st.integers(0, 300), st.booleans()), min_size=1, max_size=40),
+)
+def test_a_venue_fed_only_what_its_resting_wake_admits_fills_the_same(model, steps):
+    """The accelerated replay skips every event the venue's resting wake excludes: a venue that
+    sees only the admitted events makes the same fills, at the same events, as one that sees all."""
+    book = book_at()
+    full, fast = (PaperVenue(ExecutionSection(latency_ms=0, queue_model=model), MARKET) for _ in range(2))
+    for v in (full, fast):
+        v.submit(quote("q1", Side.BUY, "99.98", "3"), 0)
+        v.on_book(book, 0)
+    seq = 2
+    for t, (what, price, n, sell) in enumerate(steps, start=1):
+        if what == "hit":
+            event = Trade(t, 0, 99.98, n / 100, "sell")
+        elif what == "trade":
+            event = Trade(t, 0, price, n / 100, "sell" if sell else "buy")
+        else:  # our level (or another bid level) moves to a new size: a cancel, others joining, a deletion
+            event = BookDelta(t, 0, ((99.98 if what == "level" else price, n / 100),), (), seq, seq)
+            seq += 1
+            book.apply(event)
+        admitted = not book.is_sound or not _wake_excludes(fast, book, event)
+        got_full = [(o.client_order_id, [(f.price, f.amount) for f in fs]) for o, fs in full.on_book(book, t, event)]
+        got_fast = [(o.client_order_id, [(f.price, f.amount) for f in fs]) for o, fs in fast.on_book(book, t, event)] if admitted else []
+        assert got_fast == got_full, f"step {t}: {event}"

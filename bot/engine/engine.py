@@ -96,7 +96,7 @@ class Engine(Quoting, DerivativeBooking):
         self.portfolio = account.portfolios[lane]
         venue.bind_position(lambda: self.portfolio.qty)  # a simulated venue enforces reduce-only with it
         cap_value = settings.risk.max_position_notional
-        self.context = Context(market, self.book, Position(self.portfolio), lambda mid: market.amount_for_value(cap_value, mid))
+        self.context = Context(market, self.book, Position(self.portfolio), lambda mid: market.amount_for_value(cap_value, mid), self._resting_quote)
         self.risk = RiskManager(
             settings.risk,
             market,
@@ -136,6 +136,11 @@ class Engine(Quoting, DerivativeBooking):
         self.schedule.next_ts = value
 
     # ------------------------------------------------------------------ event loop
+    def _resting_quote(self, side: str) -> float | None:
+        """The price of our post-only order resting on ``side`` at the venue (the strategy's view of its quotes)."""
+        order = self.venue.resting(Side(side))
+        return None if order is None or order.price is None else float(order.price)
+
     def on_event(self, event: MarketEvent) -> None:
         now = event.ts_local
         self.now = now

@@ -36,6 +36,12 @@ class Markouts:
     def waiting(self) -> bool:
         return bool(self.pending[0]) or bool(self.pending[-1])
 
+    def next_due(self) -> int | None:
+        """The earliest time at which :meth:`on_mid` resolves a horizon (None: nothing waits):
+        a mid before it changes nothing here."""
+        due = [queue[0][0] for queue in self.pending if queue]
+        return min(due) if due else None
+
     def on_fill(self, ts: int, buy: bool, price: float, value: float, mid: float) -> None:
         if not mid > 0 or not value > 0:
             return

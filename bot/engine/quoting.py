@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.core.orders import Reject, Side
-from bot.strategies import Quotes
+from bot.strategies import Quotes, quote_stands
 
 
 class Quoting:
@@ -44,7 +44,7 @@ class Quoting:
             target = quotes.buy if side is Side.BUY else quotes.sell
             resting = self.venue.resting(side)
             if resting is not None:
-                if target is None or abs(float(resting.price) - target) >= quotes.requote_distance:
+                if not quote_stands(float(resting.price), target, quotes.requote_distance):
                     self.venue.cancel(resting.client_order_id, now)
                 continue
             if target is None:

@@ -32,6 +32,7 @@ liquidity from the recorded book (no market impact), and hidden liquidity is not
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -118,6 +119,20 @@ class PaperVenue:
     def has_resting(self) -> bool:
         """Post-only orders in the book: every market event may fill them."""
         return bool(self._resting)
+
+    def resting_wake(self) -> list[tuple[bool, float, float, float]]:
+        """What could change each resting order at a market event, as ``(buy, price, level_below,
+        level_above)``: the other side's best price at or through ``price``, a trade by the side
+        that hits it at or through ``price``, or any other event with the size at ``price`` on its
+        side outside ``[level_below, level_above]``. Inside that band ``_requeue`` leaves it as it
+        is: the ``back`` model takes a cancel from the queue ahead only once the level is smaller
+        than it, and ``proportional`` reads every change of the level. A hitting trade short of
+        the price leaves it alone too. An accelerated replay skips the other events."""
+        out = []
+        for r in self._resting.values():
+            below, above = (r.level, r.level) if self.proportional_queue else (r.queue_ahead, math.inf)
+            out.append((r.order.side is Side.BUY, r.price, below, above))
+        return out
 
     def next_due(self) -> int | None:
         """The earliest time at which ``on_book`` has pending work to do (an order or a cancel

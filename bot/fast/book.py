@@ -25,7 +25,8 @@ _STATUS = {K.SOUND: BookStatus.SOUND, K.RESYNC: BookStatus.RESYNC, K.CROSSED: Bo
 STATUS_CODE = {status: code for code, status in _STATUS.items()}
 STATUS_CODE[BookStatus.INVALID] = K.RESYNC  # never reached by the kernel: readers refuse bad prices
 CHUNK = 1 << 16
-_SLOTS = {"book_imbalance": K.F_OBI, "ofi": K.F_OFI, "microprice_offset": K.F_MICRO, "mid": K.F_MID, "spread": K.F_SPREAD, "score": K.F_SCORE}
+_SLOTS = {"book_imbalance": K.F_OBI, "ofi": K.F_OFI, "microprice_offset": K.F_MICRO, "mid": K.F_MID, "spread": K.F_SPREAD, "score": K.F_SCORE,
+          "best_bid": K.F_PB, "best_ask": K.F_PA}  # the book's best prices, as _update_signals keeps them
 
 
 class FastBook:

@@ -582,10 +582,16 @@ S_EQUITY_INTERVAL = 11
 S_NSAMPLES = 12  # out: equity samples written
 S_SPREAD_N = 13  # in/out: engine.spread_n
 S_ENGINE_STATUS = 14  # engine.status_seen, as a kernel status code
-S_MIDS_WANTED = 15  # the engine's markouts wait for later mids: it must see every changed book
+S_MIDS_DUE = 15  # Markouts.next_due: the engine hands the first mid at or after it to the markouts (NEVER: none)
 S_FUNDING_NEXT = 16  # FundingClock.next_ts: the engine looks at funding at the first event at or after it (NEVER: spot)
 S_WAKE_FEATURE = 17  # F slot of Wake.feature (-1: none)
-S_ISIZE = 18
+S_NBANDS = 18  # how many of Wake.bands (at most MAX_BANDS)
+S_BAND_SLOT = 19  # ... the F slot of each band's field (MAX_BANDS slots)
+MAX_BANDS = 10
+S_NREST = S_BAND_SLOT + MAX_BANDS  # the paper venue's resting orders the scan watches (at most MAX_RESTING)
+S_REST = S_NREST + 1  # per resting order: 1 for a buy, and the rank of its price (-1: a price the stream never shows)
+MAX_RESTING = 2
+S_ISIZE = S_REST + 2 * MAX_RESTING
 # float parameters
 SF_CASH = 0  # float(portfolio.equity_cash)
 SF_QTY = 1  # float(portfolio.equity_qty)
@@ -603,7 +609,10 @@ SF_LIQ_BELOW = 12  # RiskWake.liquidation_below: a mid at or below it may liquid
 SF_LIQ_ABOVE = 13  # RiskWake.liquidation_above
 SF_WAKE_FEATURE_ABOVE = 14  # Wake.feature_above
 SF_WAKE_FEATURE_BELOW = 15  # Wake.feature_below
-SF_FSIZE = 16
+SF_BAND_BELOW = 16  # each band's lower bound (MAX_BANDS slots), then its upper bound
+SF_BAND_ABOVE = SF_BAND_BELOW + MAX_BANDS
+SF_REST = SF_BAND_ABOVE + MAX_BANDS  # per resting order: its price, and the band its level's size holds in (inclusive)
+SF_FSIZE = SF_REST + 3 * MAX_RESTING
 
 NEVER = np.iinfo(np.int64).max
 
@@ -646,8 +655,8 @@ def _must_stop(I, F, t, sound, changed, si, sf):
         mid = F[F_MID]  # RiskManager.liquidation_hit, as the wake publishes it (checked even with work in flight)
         if mid <= sf[SF_LIQ_BELOW] or mid >= sf[SF_LIQ_ABOVE]:
             return True
-    if si[S_MIDS_WANTED] != 0:
-        return True  # Markouts.on_mid (maker fills waiting for their 1 s / 10 s mid)
+    if t >= si[S_MIDS_DUE]:
+        return True  # Markouts.on_mid takes this mid for a maker fill's 1 s / 10 s markout
     if si[S_PENDING] != 0:
         return False  # no decision while work is in flight (only the equity sample)
     if si[S_EVERY] != 0:
@@ -677,7 +686,41 @@ def _must_stop(I, F, t, sound, changed, si, sf):
     slot = si[S_WAKE_FEATURE]
     if slot >= 0:
         x = F[slot]
-        return x >= sf[SF_WAKE_FEATURE_ABOVE] or x <= sf[SF_WAKE_FEATURE_BELOW]
+        if x >= sf[SF_WAKE_FEATURE_ABOVE] or x <= sf[SF_WAKE_FEATURE_BELOW]:
+            return True
+    for b in range(si[S_NBANDS]):  # Wake.bands: the answer holds while each value stays strictly inside (NaN: outside)
+        x = F[si[S_BAND_SLOT + b]]
+        if not (x > sf[SF_BAND_BELOW + b] and x < sf[SF_BAND_ABOVE + b]):
+            return True
+    return False
+
+
+@jit_inline
+def _resting_moved(i, kind, off, nbid, lvl, bsz, asz, ptab, I, si, sf):
+    """Could ``PaperVenue._match_resting`` change a resting order at event i (the book sound)?
+    As the venue publishes it (``PaperVenue.resting_wake``): the other side's best price at or
+    through the order's, a trade by the side that hits it at or through its price, or (any other
+    event) the size at its price outside the band that leaves its queue as it is."""
+    trade = kind[i] == TRADE
+    for q in range(si[S_NREST]):
+        buy = si[S_REST + 2 * q] != 0
+        rank = si[S_REST + 2 * q + 1]
+        price = sf[SF_REST + 3 * q]
+        if buy:
+            if ptab[I[I_BA]] <= price:
+                return True
+        elif ptab[I[I_BB]] >= price:
+            return True
+        if trade and (nbid[i] == 0) == buy:  # a sell aggressor hits bids, a buy aggressor asks
+            tp = ptab[lvl[off[i]]]
+            if (tp <= price) if buy else (tp >= price):
+                return True
+            continue  # a hitting trade short of our price: the venue leaves the order alone
+        level = 0.0
+        if rank >= 0:
+            level = bsz[rank] if buy else asz[rank]
+        if not (level >= sf[SF_REST + 3 * q + 1] and level <= sf[SF_REST + 3 * q + 2]):
+            return True
     return False
 
 
@@ -700,7 +743,7 @@ def run_scan(kind, ts, seq, off, nbid, lvl, sz, i0, i1, bsz, bbits, asz, abits, 
         changed = _step(kind, ts, seq, off, nbid, lvl, sz, i, bsz, bbits, asz, abits, ptab, I, F, rts, re, wts, wv, part, w, pf, pi)
         t = ts[i]
         sound = _is_sound(I)
-        if _must_stop(I, F, t, sound, changed, si, sf):
+        if _must_stop(I, F, t, sound, changed, si, sf) or (sound and si[S_NREST] > 0 and _resting_moved(i, kind, off, nbid, lvl, bsz, asz, ptab, I, si, sf)):
             si[S_NSAMPLES] = ns
             sf[SF_MID_BEFORE] = before
             return i

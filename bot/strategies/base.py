@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from decimal import Decimal
+from collections.abc import Callable
 from typing import Any
 
 from bot.core.market import Market
@@ -41,6 +42,15 @@ class Quotes:
     requote_distance: float  # price units: a resting quote whose target moved this far or more is re-placed
 
 
+def quote_stands(resting: float | None, target: float | None, requote_distance: float) -> bool:
+    """Whether the engine leaves a side's quote as it is: nothing resting and no target, or a
+    resting quote at ``resting`` within ``requote_distance`` of the target (else it is
+    placed, moved or cancelled: :meth:`bot.engine.quoting.Quoting._quote`)."""
+    if resting is None or target is None:
+        return resting is None and target is None
+    return abs(resting - target) < requote_distance
+
+
 @dataclass(frozen=True, slots=True)
 class Wake:
     """When the strategy could act next; a state outside all of these gets None from it.
@@ -48,8 +58,15 @@ class Wake:
     It acts only at or after ``not_before`` (ns), and then only when the score is at or above
     ``score_above`` or at or below ``score_below``, or the :class:`SignalState` field ``feature``
     (if named) is at or above ``feature_above`` or at or below ``feature_below``, or once
-    ``deadline`` (ns) is reached; with ``every_event`` it may act on any update (quoting
-    strategies re-price on every book change).
+    ``deadline`` (ns) is reached; with ``every_event`` it may act on any update.
+
+    ``bands`` are hold conditions, each ``(field, below, above)``: the strategy's answer (a quoting
+    strategy's quotes, as the engine would act on them) stays the same while every named value
+    stays strictly inside its band, and it may act on the first state where one leaves it (NaN
+    counts as outside). ``field`` is a :class:`SignalState` field or the book's ``best_bid`` /
+    ``best_ask``. A quoting strategy publishes them around its resting quotes
+    (:meth:`Context.resting_quote`) so that an accelerated replay skips the updates that could
+    not move a quote.
     """
 
     score_above: float = INF
@@ -60,6 +77,7 @@ class Wake:
     feature: str = ""
     feature_above: float = INF
     feature_below: float = -INF
+    bands: tuple[tuple[str, float, float], ...] = ()
 
     def admits(self, score: float, now: int, feature_value: float = math.nan) -> bool:
         """Could the strategy act on a state with this score (and this value of ``feature``) at this time?"""
@@ -70,6 +88,10 @@ class Wake:
         if now < self.not_before:
             return False
         return score >= self.score_above or score <= self.score_below or feature_value >= self.feature_above or feature_value <= self.feature_below
+
+    def holds(self, value: Callable[[str], float]) -> bool:
+        """Whether every band holds for the state whose named values ``value`` gives (True without bands)."""
+        return all(below < value(name) < above for name, below, above in self.bands)
 
 
 class Position:
@@ -102,22 +124,32 @@ class Context:
     """What a strategy receives, refreshed by the engine before every call (one object, no allocation per event).
 
     ``book`` is read-only by contract (best_bid/best_ask/sizes, ``bids(n)``/``asks(n)``);
-    ``position_cap`` is the risk manager's per-instrument cap in the instrument's amount at the mid.
+    ``position_cap`` is the risk manager's per-instrument cap in the instrument's amount at the mid
+    (``cap_at`` at any price: the cap's value over the price, or times it for an inverse contract,
+    so it is monotone in the price); ``resting_quote`` the price of our quote resting on a side.
     """
 
-    __slots__ = ("market", "book", "state", "position", "now", "_cap")
+    __slots__ = ("market", "book", "state", "position", "now", "_cap", "_resting")
 
-    def __init__(self, market: Market, book: Any, position: Position, cap: Any):
+    def __init__(self, market: Market, book: Any, position: Position, cap: Any, resting: Callable[[str], float | None] | None = None):
         self.market = market
         self.book = book
         self.state = SignalState()
         self.position = position
         self.now = 0
         self._cap = cap
+        self._resting = resting
 
     def position_cap(self) -> float:
-        mid = self.state.mid
+        return self.cap_at(self.state.mid)
+
+    def cap_at(self, mid: float) -> float:
+        """The position cap (amount) if the mid were ``mid`` (0.0 for a mid that is not > 0)."""
         return float(self._cap(mid)) if mid > 0 else 0.0
+
+    def resting_quote(self, side: str) -> float | None:
+        """The price of our post-only order resting on ``side`` (``"buy"``/``"sell"``), or None."""
+        return None if self._resting is None else self._resting(side)
 
 
 class Strategy:
