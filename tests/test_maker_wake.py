@@ -33,11 +33,12 @@ def maker(**overrides):  # type: ignore[no-untyped-def]
     return build(load_settings(None, strategy={"mode": "maker", "cooldown_s": 1.0, **overrides}), MARKET)
 
 
-def context(qty: float, resting: dict[str, float | None]) -> Context:
+def context(qty: float, resting: dict[str, float | None], waits: dict[str, int] | None = None) -> Context:
     pf = Portfolio.start(Decimal(10_000))
     if qty:
         pf.apply(Fill(0, "x-1", Side.BUY if qty > 0 else Side.SELL, Decimal(100), Decimal(repr(abs(qty))), Decimal(0)))
-    return Context(MARKET, None, Position(pf), lambda mid: MARKET.amount_for_value(CAP_VALUE, mid), resting.get)
+    waits = waits or {}
+    return Context(MARKET, None, Position(pf), lambda mid: MARKET.amount_for_value(CAP_VALUE, mid), resting.get, lambda side: waits.get(side, 0))
 
 
 def set_state(ctx: Context, now: int, bid: float, ask: float, **values: float) -> None:
@@ -71,7 +72,8 @@ def test_inside_its_bands_the_maker_leaves_its_quotes_as_they_are(data):
     values = {name: draw(st.floats(-1, 1)) for name in ("score", "trade_imbalance", "depth_depletion_bid", "depth_depletion_ask", "microprice_offset")}
     values["ofi"] = draw(st.floats(-40, 40))
     resting: dict[str, float | None] = {}
-    ctx = context(qty, resting)
+    waits = {side: now + draw(st.integers(-SEC, 2 * SEC)) for side in ("buy", "sell") if draw(st.booleans())}  # the venue refused one
+    ctx = context(qty, resting, waits)
     set_state(ctx, now, bid, ask, **values)
     first = strategy.on_state(ctx)  # the engine's last call: the maker has seen this position
     for side, target in (("buy", first.buy), ("sell", first.sell)):  # resting where the engine left it, or elsewhere
@@ -98,7 +100,8 @@ def test_inside_its_bands_the_maker_leaves_its_quotes_as_they_are(data):
     set_state(ctx, later, new_bid, new_ask, **state)
     answer = strategy.on_state(ctx)
     for side, target in (("buy", answer.buy), ("sell", answer.sell)):
-        assert quote_stands(resting[side], target, answer.requote_distance), (
+        waiting = resting[side] is None and later < waits.get(side, 0)  # check_quote answers venue_cooldown: nothing happens
+        assert waiting or quote_stands(resting[side], target, answer.requote_distance), (
             f"{side}: resting {resting[side]} target {target} at {state} bid {new_bid} ask {new_ask} inside {wake}")
 
 

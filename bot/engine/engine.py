@@ -96,7 +96,8 @@ class Engine(Quoting, DerivativeBooking):
         self.portfolio = account.portfolios[lane]
         venue.bind_position(lambda: self.portfolio.qty)  # a simulated venue enforces reduce-only with it
         cap_value = settings.risk.max_position_notional
-        self.context = Context(market, self.book, Position(self.portfolio), lambda mid: market.amount_for_value(cap_value, mid), self._resting_quote)
+        self.context = Context(market, self.book, Position(self.portfolio), lambda mid: market.amount_for_value(cap_value, mid),
+                               self._resting_quote, lambda side: self.risk.venue_wait(Side(side)))
         self.risk = RiskManager(
             settings.risk,
             market,
@@ -279,7 +280,6 @@ class Engine(Quoting, DerivativeBooking):
         return self.ids.take()
 
     def _decide(self, intent: Intent, equity: float, now: int) -> None:
-        self.stats.decisions += 1
         venue = self.venue
         available = venue.available(self.market.base) if intent.kind is IntentKind.EXIT and not self.market.is_derivative else None
         result = self.risk.check(intent, self.portfolio, equity, self.book, now, self._next_client_order_id(), available, venue.balance_generation)
@@ -290,6 +290,8 @@ class Engine(Quoting, DerivativeBooking):
             if result.rule == "balance_recheck":
                 venue.recheck_balance()  # not yet either: the balance is read again before anything is concluded
                 return
+        self.stats.decisions += 1  # a "not yet" above is none: the count does not depend on how many updates a wait spans
+        if isinstance(result, Reject):
             if result.rule == "dust":
                 self._set_aside_dust(now, result.detail)
                 return

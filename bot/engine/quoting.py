@@ -52,11 +52,12 @@ class Quoting:
             result = self.risk.check_quote(
                 side, target, quotes.notional, allow_short, self.portfolio, equity, book, now, self._next_client_order_id(),
             )
-            self.stats.decisions += 1
             if isinstance(result, Reject):
                 self.ids.give_back()
                 if result.rule == "venue_cooldown":
-                    continue
+                    continue  # nothing was decided: not yet (as in Engine._decide)
+            self.stats.decisions += 1
+            if isinstance(result, Reject):
                 self.stats.rejects += 1
                 self.strategy.on_reject(side.value, now)
                 self.store.record_risk_event(self.run_id, now, "reject", result.rule, f"quote {side.value}: {result.detail}", self.symbol)

@@ -204,6 +204,11 @@ class RiskManager:
     def cooling(self, side: Side, now: int) -> bool:
         return now < self._blocked_until[side]
 
+    def venue_wait(self, side: Side) -> int:
+        """Until when (ns) orders on ``side`` wait after the venue refused one (0: none); before
+        then ``check`` and ``check_quote`` answer ``venue_cooldown`` once their earlier rules pass."""
+        return self._blocked_until[side]
+
     def check_position(self, portfolio: Portfolio, mid: float) -> Halt | None:
         """Halt (without flattening) when the position is beyond what the bot's own caps allow."""
         if portfolio.is_flat or not mid > 0:

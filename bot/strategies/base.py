@@ -126,12 +126,14 @@ class Context:
     ``book`` is read-only by contract (best_bid/best_ask/sizes, ``bids(n)``/``asks(n)``);
     ``position_cap`` is the risk manager's per-instrument cap in the instrument's amount at the mid
     (``cap_at`` at any price: the cap's value over the price, or times it for an inverse contract,
-    so it is monotone in the price); ``resting_quote`` the price of our quote resting on a side.
+    so it is monotone in the price); ``resting_quote`` the price of our quote resting on a side,
+    ``quote_wait`` until when the engine places no quote on a side (the venue refused one).
     """
 
-    __slots__ = ("market", "book", "state", "position", "now", "_cap", "_resting")
+    __slots__ = ("market", "book", "state", "position", "now", "_cap", "_resting", "_wait")
 
-    def __init__(self, market: Market, book: Any, position: Position, cap: Any, resting: Callable[[str], float | None] | None = None):
+    def __init__(self, market: Market, book: Any, position: Position, cap: Any, resting: Callable[[str], float | None] | None = None,
+                 wait: Callable[[str], int] | None = None):
         self.market = market
         self.book = book
         self.state = SignalState()
@@ -139,6 +141,7 @@ class Context:
         self.now = 0
         self._cap = cap
         self._resting = resting
+        self._wait = wait
 
     def position_cap(self) -> float:
         return self.cap_at(self.state.mid)
@@ -150,6 +153,12 @@ class Context:
     def resting_quote(self, side: str) -> float | None:
         """The price of our post-only order resting on ``side`` (``"buy"``/``"sell"``), or None."""
         return None if self._resting is None else self._resting(side)
+
+    def quote_wait(self, side: str) -> int:
+        """Until when (ns) the engine places no new quote on ``side``: the risk manager's cooldown
+        after the venue refused an order there (0: none). Before then a target for that side
+        with nothing resting changes nothing."""
+        return 0 if self._wait is None else self._wait(side)
 
 
 class Strategy:

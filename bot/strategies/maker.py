@@ -139,7 +139,9 @@ class MakerStrategy(Strategy):
         The box is checked, not assumed: every side condition is monotone in its one input, so it
         keeps its value over a band if it has it at both ends; the target prices are monotone in
         all inputs together, so their range over the box is spanned by its two extreme corners.
-        Every event otherwise: a side about to be placed, moved or cancelled, the mid-move pull
+        A side with nothing resting while the venue's cooldown runs (:meth:`Context.quote_wait`)
+        waits for its end whatever its target. Every event otherwise: a side about to be placed,
+        moved or cancelled, the mid-move pull
         (its window holds the mid of every call), a fill the cooldown has not seen yet."""
         cfg, state = self.cfg, ctx.state
         if cfg.pull_move_bps > 0 or not state.valid:
@@ -155,12 +157,15 @@ class MakerStrategy(Strategy):
         inventory = max(-1.0, min(1.0, position / cap))
         prices = self._prices(x, inventory)
         resting = (ctx.resting_quote("buy"), ctx.resting_quote("sell"))
-        quoted = []
-        for ok, price, rest in zip(sides, prices, resting):
-            if not quote_stands(rest, price if ok else None, self._requote_distance):
+        quoted: list[float | None] = []
+        deadline = [t for t in self._blocked_until.values() if t > now]
+        for side, ok, price, rest in zip(("buy", "sell"), sides, prices, resting):
+            wait = ctx.quote_wait(side)
+            if rest is None and now < wait:  # the venue refused one: the engine places nothing here before then
+                deadline.append(wait)
+            elif not quote_stands(rest, price if ok else None, self._requote_distance):
                 return EVERY  # the engine places, moves or cancels this side at the next update
             quoted.append(rest)
-        deadline = [t for t in self._blocked_until.values() if t > now]
         for factor in _BOX_FACTORS:
             bands = self._box(x, factor, inventory, quoted)
             if self._box_holds(bands, x, position, ctx, now, sides, quoted):
@@ -179,7 +184,8 @@ class MakerStrategy(Strategy):
         bands = [("score", *_between(x.score, thresholds["score"]))]  # first: the price box narrows it below
         bands += [(name, *_between(getattr(x, _FIELD[name]), thresholds[name])) for name in self._inputs_read if name not in ("mid", "score")]
         if quoted[0] is None and quoted[1] is None:  # only the inventory conditions read the mid: a wide band, checked at its ends
-            bands.append(("mid", x.mid * 0.95, x.mid * 1.05))
+            width = 0.25 * factor ** 2  # 5 %, then 0.56 % and 0.06 % (a position near the cap flips them)
+            bands.append(("mid", x.mid * (1.0 - width), x.mid * (1.0 + width)))
             return bands
         # the best prices stay (they move on the tick grid), so the mid does too; the score gets
         # the fair price's room before a quoted side's target crosses a whole tick, each way
@@ -197,8 +203,8 @@ class MakerStrategy(Strategy):
         if cfg.signal_skew_ticks > 0:
             bands[0] = (name, max(lo, x.score - 2 * factor * min(downs) / cfg.signal_skew_ticks),
                         min(hi, x.score + 2 * factor * min(ups) / cfg.signal_skew_ticks))
-        hair, half = 1e-6 * tick, 0.45 * tick
-        bands += [("mid", x.mid - hair, x.mid + hair), ("best_bid", x.best_bid - half, x.best_bid + half), ("best_ask", x.best_ask - half, x.best_ask + half)]
+        bands += [(name, math.nextafter(v, -INF), math.nextafter(v, INF))  # "unchanged": the book's prices move a whole tick at a time
+                  for name, v in (("mid", x.mid), ("best_bid", x.best_bid), ("best_ask", x.best_ask))]
         return bands
 
     def _box_holds(self, bands, x: _Inputs, position: float, ctx: Context, now: int, sides, quoted) -> bool:  # type: ignore[no-untyped-def]
@@ -222,6 +228,8 @@ class MakerStrategy(Strategy):
                     return False
         if quoted[0] is None and quoted[1] is None:
             return True
+        # the corners: the band's innermost floats (it is open), each input at its low end, then its high one
+        box = {name: (math.nextafter(lo, INF), math.nextafter(hi, -INF)) for name, (lo, hi) in box.items()}
         mid_lo, mid_hi = box["mid"]
         inv = [max(-1.0, min(1.0, position / ctx.cap_at(m))) for m in (mid_lo, mid_hi)]
         score_lo, score_hi = box["score"] if self.cfg.signal_skew_ticks > 0 else (x.score, x.score)  # no skew: the prices do not read it
