@@ -303,9 +303,9 @@ def _wake_excludes(v: PaperVenue, book: OrderBook, event) -> bool:
 @settings(max_examples=400, deadline=None)
 @given(
     model=st.sampled_from(["back", "proportional"]),
-    # mostly what moves the queue: sells at our bid and our level's size; sometimes the rest
-    steps=st.lists(st.tuples(st.sampled_from(["hit", "hit", "level", "level", "trade", "other"]), st.sampled_from([99.97, 99.98, 99.99]),
-                             st.integers(0, 300), st.booleans()), min_size=1, max_size=40),
+    # mostly what moves the queues: trades at our bid (99.98) and ask (100.01), their levels' sizes; sometimes the rest
+    steps=st.lists(st.tuples(st.sampled_from(["hit", "hit", "lift", "level", "level", "ask_level", "trade", "other"]),
+                             st.sampled_from([99.97, 99.98, 99.99, 100.0, 100.01, 100.02]), st.integers(0, 300), st.booleans()), min_size=1, max_size=40),
 )
 def test_a_venue_fed_only_what_its_resting_wake_admits_fills_the_same(model, steps):
     """The accelerated replay skips every event the venue's resting wake excludes: a venue that
@@ -314,18 +314,25 @@ def test_a_venue_fed_only_what_its_resting_wake_admits_fills_the_same(model, ste
     full, fast = (PaperVenue(ExecutionSection(latency_ms=0, queue_model=model), MARKET) for _ in range(2))
     for v in (full, fast):
         v.submit(quote("q1", Side.BUY, "99.98", "3"), 0)
+        v.submit(quote("q2", Side.SELL, "100.01", "3"), 0)
         v.on_book(book, 0)
     seq = 2
     for t, (what, price, n, sell) in enumerate(steps, start=1):
         if what == "hit":
             event = Trade(t, 0, 99.98, n / 100, "sell")
+        elif what == "lift":
+            event = Trade(t, 0, 100.01, n / 100, "buy")
         elif what == "trade":
             event = Trade(t, 0, price, n / 100, "sell" if sell else "buy")
-        else:  # our level (or another bid level) moves to a new size: a cancel, others joining, a deletion
-            event = BookDelta(t, 0, ((99.98 if what == "level" else price, n / 100),), (), seq, seq)
+        elif what == "ask_level":  # our ask's level, or another ask (one below our ask trades through it)
+            event = BookDelta(t, 0, (), ((100.01 if sell else max(price, 100.0), n / 100),), seq, seq)
+        else:  # our bid's level (or another bid level) moves to a new size: a cancel, others joining, a deletion
+            event = BookDelta(t, 0, ((99.98 if what == "level" else min(price, 99.99), n / 100),), (), seq, seq)
+        if isinstance(event, BookDelta):
             seq += 1
             book.apply(event)
         admitted = not book.is_sound or not _wake_excludes(fast, book, event)
         got_full = [(o.client_order_id, [(f.price, f.amount) for f in fs]) for o, fs in full.on_book(book, t, event)]
         got_fast = [(o.client_order_id, [(f.price, f.amount) for f in fs]) for o, fs in fast.on_book(book, t, event)] if admitted else []
         assert got_fast == got_full, f"step {t}: {event}"
+        assert fast.resting_wake() == full.resting_wake(), f"step {t}: {event}: the queue states parted"

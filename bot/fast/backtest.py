@@ -85,6 +85,7 @@ import numpy as np
 from bot.config.settings import Settings, SignalSection
 from bot.engine.engine import Engine
 from bot.engine.runner import run_backtest, run_engine_backtest
+from bot.core.orders import Side
 from bot.execution.paper import PaperVenue
 from bot.fast import flow_kernel as FK
 from bot.fast import kernel as K
@@ -176,7 +177,12 @@ class FastReplay:
         si[K.S_PENDING] = pending
         si[K.S_FLAT] = flat
         si[K.S_SIGN] = 0 if flat else (1 if pf.qty > 0 else -1)
-        si[K.S_EVERY] = wake.every_event or rw.every_event
+        halt = risk.halt
+        # a halt the engine has not reported yet (raised by a fill on an update that changed no
+        # book), or one with quotes still resting: the engine acts on the next mark (_halt_changed,
+        # _cancel_quotes)
+        halted = halt is not risk.limits.halt_seen or (halt is not None and (venue.resting(Side.BUY) is not None or venue.resting(Side.SELL) is not None))
+        si[K.S_EVERY] = wake.every_event or rw.every_event or halted
         mids_due = e.markouts.next_due()
         si[K.S_MIDS_DUE] = K.NEVER if mids_due is None else mids_due
         si[K.S_DAY_END] = rw.day_end

@@ -12,9 +12,10 @@ registry (:mod:`bot.strategies.registry`) and handles the two kinds of answer:
   target any more, is cancelled; each new quote goes through :meth:`bot.risk.manager.RiskManager.check_quote`.
 
 :meth:`Strategy.wake` publishes the conditions under which the strategy could act next (score
-bands, a time it waits for, a deadline, or "every event" for quoting strategies). Whatever the
-strategy returns for a state that meets none of them must be None: an accelerated replay may skip
-such states (a property test holds every built-in strategy to it).
+bands, a time it waits for, a deadline, hold bands of named values, or "every event"). Whatever the
+strategy returns for a state that meets none of them must be None, or for a quoting strategy
+quotes the engine would leave as they are (:func:`quote_stands`): an accelerated replay may skip
+such states (property tests hold every built-in strategy to it).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def quote_stands(resting: float | None, target: float | None, requote_distance: 
     placed, moved or cancelled: :meth:`bot.engine.quoting.Quoting._quote`)."""
     if resting is None or target is None:
         return resting is None and target is None
-    return abs(resting - target) < requote_distance
+    return not abs(resting - target) >= requote_distance  # (a NaN distance stands, as it always did)
 
 
 @dataclass(frozen=True, slots=True)

@@ -217,9 +217,9 @@ class MakerStrategy(Strategy):
                 continue  # no inventory whatever the cap
             lo, hi = box[name]
             current = self._check(name, ctx.cap_at(x.mid) if name == "mid" else getattr(x, _FIELD[name]), position)
+            # an open end is checked at the largest float (nextafter(inf) is DBL_MAX): tanh saturates
+            # before it, so a threshold computed in floats cannot hide a flip beyond it
             for end in (math.nextafter(lo, INF), math.nextafter(hi, -INF)):
-                if math.isinf(end):
-                    continue
                 if name == "mid":
                     end = ctx.cap_at(end)
                     if not end > 0:
