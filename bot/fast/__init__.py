@@ -9,6 +9,7 @@ readable engine only on the events where it could decide something. Needs ``numb
 * :mod:`bot.fast.book` -- ``FastBook`` (kernel state), ``BookView``/``SignalView`` (the kernel's
   book and signals through the ``OrderBook``/``SignalEngine`` API);
 * :mod:`bot.fast.backtest` -- ``run_backtest_fast``: same stored results as ``run_backtest``;
+  :mod:`bot.fast.coverage` what it replays, and why the rest goes to the readable engine;
 * :mod:`bot.fast.synth` -- a seeded synthetic L2 stream for benchmarks and tests.
 
 Example::

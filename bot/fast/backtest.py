@@ -82,17 +82,15 @@ from typing import Any
 
 import numpy as np
 
-from bot.config.settings import Settings, SignalSection
+from bot.config.settings import Settings
 from bot.engine.engine import Engine
 from bot.engine.runner import run_backtest, run_engine_backtest
 from bot.core.orders import Side
 from bot.execution.paper import PaperVenue
-from bot.fast import flow_kernel as FK
 from bot.fast import kernel as K
 from bot.fast.book import CHUNK, STATUS_CODE, BookView, FastBook, SignalView
 from bot.fast.columnar import EventArrays, event_at, iter_events
-from bot.fast.sizing import SCORE_FLOW_TERMS
-from bot.signals.features import score_weights
+from bot.fast.coverage import KERNEL_FEATURES, arrays_refusal, fast_path_refusal, reads_flow, replays_market
 from bot.store.store import Store
 from bot.strategies import Wake
 
@@ -309,69 +307,6 @@ class FastReplay:
         return {"scan_s": self.scan_s, "engine_s": self.engine_s, "absorb_s": self.absorb_s}
 
 
-KERNEL_FEATURES = frozenset(K.OUT_ROWS)
-"""The SignalState fields the kernel computes (bit for bit, :mod:`bot.fast.kernel`, :mod:`bot.fast.flow_kernel`): its output rows."""
-FLOW_FEATURES = frozenset(FK.FLOW_ROWS)
-
-
-def reads_flow(cfg: SignalSection, strategy: object) -> bool:
-    """Whether a replay needs the kernel's flow features: the score weighs one of them or the
-    strategy reads one (``reads_features``). Else the kernel leaves them out (a third of its
-    per-event time on the BTCUSDT recording, most of it the exact re-sums of the 60 s windows)."""
-    weighed = {name for name, _ in score_weights(cfg)[3]}
-    return bool((weighed | set(getattr(strategy, "reads_features", ()))) & FLOW_FEATURES)
-
-
-def _score_refusal(cfg: SignalSection) -> str | None:
-    """The score's parts the kernel does not compute: weights on mlofi, liquidations or the
-    basis (their features are not in the kernel), the z-score filter, persistence, a fitted model.
-    Weights on trade_imbalance, vwap_deviation and depth_depletion are (``add_flow_score``)."""
-    other = [name for name, _ in score_weights(cfg)[3] if name not in SCORE_FLOW_TERMS]
-    if other:
-        return f"the score weighs features the compiled scan does not compute ({', '.join(other)})"
-    if cfg.zscore_window_s or cfg.persist_ms or cfg.model is not None:
-        return "the score uses a filter or a fitted model the compiled scan does not compute (signal.zscore_window_s, signal.persist_ms, [signal.model])"
-    return None
-
-
-def fast_path_refusal(settings: Settings) -> str | None:
-    """Why the compiled scan cannot replay this config, or None when it can. It replays one
-    instrument, spot or perpetual (linear or inverse: it values the position with
-    ``Portfolio.equity``'s float expression and stops at funding times and where the modelled
-    liquidation could hit), and computes the features in :data:`KERNEL_FEATURES`, so several
-    instruments, a score using any other feature, a noise filter or a fitted model, and a
-    strategy that reads other features replay on the readable engine. See also :func:`arrays_refusal`."""
-    if len(settings.instruments) != 1:
-        return "several instruments ([[markets]]) replay on the readable engine"
-    reason = _score_refusal(settings.signal)
-    if reason is not None:
-        return reason
-    from bot.core.market import market_from_section
-    from bot.strategies import build
-
-    reads = set(getattr(build(settings, market_from_section(settings.instruments[0])), "reads_features", ()))
-    if not reads <= KERNEL_FEATURES:
-        return f"strategy.mode {settings.strategy.mode!r} reads features the compiled scan does not compute ({', '.join(sorted(reads - KERNEL_FEATURES))})"
-    return None
-
-
-def replays_market(settings: Settings) -> bool:
-    """Whether the compiled scan covers the config (see :func:`fast_path_refusal`)."""
-    return fast_path_refusal(settings) is None
-
-
-def arrays_refusal(arrays: EventArrays) -> str | None:
-    """Why the compiled scan cannot replay these events, or None. The columnar encoding leaves
-    out a perpetual's mark-price and liquidation messages (``meta["skipped"]``), which the
-    readable engine sees (mark-price funding, the events' own clock for due orders): a recording
-    that has them is replayed readable, from its files."""
-    skipped = {k: v for k, v in (arrays.meta.get("skipped") or {}).items() if v}
-    if skipped:
-        what = ", ".join(f"{v} {k.replace('_', '-')}" for k, v in sorted(skipped.items()))
-        return f"the recording has perpetual messages the compiled scan does not replay ({what})"
-    return None
-
-
 def run_backtest_fast(
     settings: Settings,
     arrays: EventArrays,
@@ -435,3 +370,6 @@ def run_backtest_fast(
             timings.update(replays[0].timings())
     summary["fast_path"] = True
     return summary
+
+
+__all__ = ["KERNEL_FEATURES", "FastReplay", "arrays_refusal", "fast_path_refusal", "replays_market", "run_backtest_fast"]

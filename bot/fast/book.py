@@ -36,7 +36,7 @@ class FastBook:
         """``price_band`` as for :class:`~bot.book.book.OrderBook` (None: no band). ``flow``: compute
         the trade-flow and depth features (:mod:`bot.fast.flow_kernel`); without them their
         SignalState fields keep their defaults, the kernel skips trades and the rings' pre-passes
-        (for a replay that reads none of them: :func:`bot.fast.backtest.reads_flow`)."""
+        (for a replay that reads none of them: :func:`bot.fast.coverage.reads_flow`)."""
         self.arrays = arrays
         self.cfg = cfg
         self.scale = arrays.scale
