@@ -19,7 +19,9 @@ from bot.strategies import Context, Position, build, quote_stands
 SEC = 1_000_000_000
 TICK = 0.01
 MARKET = Market("BTC/USDT", Decimal("0.01"), Decimal("0.00001"))
-CAP_VALUE = 1_000.0
+# an inverse contract: its cap in contracts grows with the price (value x price / size), a spot one's shrinks
+INVERSE = Market("BTC/USD:BTC", Decimal("0.01"), Decimal("1"), kind="inverse", contract_size=Decimal("100"), settle="BTC")
+CAP_VALUE = {MARKET: 1_000.0, INVERSE: 10.0}
 FIELDS = {"trade_imbalance": "trade_imbalance", "depth_depletion_bid": "depth_depletion_bid", "depth_depletion_ask": "depth_depletion_ask",
           "microprice_offset": "microprice_offset", "ofi": "ofi", "score": "score", "mid": "mid"}
 
@@ -33,12 +35,12 @@ def maker(**overrides):  # type: ignore[no-untyped-def]
     return build(load_settings(None, strategy={"mode": "maker", "cooldown_s": 1.0, **overrides}), MARKET)
 
 
-def context(qty: float, resting: dict[str, float | None], waits: dict[str, int] | None = None) -> Context:
+def context(qty: float, resting: dict[str, float | None], waits: dict[str, int] | None = None, market: Market = MARKET) -> Context:
     pf = Portfolio.start(Decimal(10_000))
     if qty:
         pf.apply(Fill(0, "x-1", Side.BUY if qty > 0 else Side.SELL, Decimal(100), Decimal(repr(abs(qty))), Decimal(0)))
     waits = waits or {}
-    return Context(MARKET, None, Position(pf), lambda mid: MARKET.amount_for_value(CAP_VALUE, mid), resting.get, lambda side: waits.get(side, 0))
+    return Context(market, None, Position(pf), lambda mid: market.amount_for_value(CAP_VALUE[market], mid), resting.get, lambda side: waits.get(side, 0))
 
 
 def set_state(ctx: Context, now: int, bid: float, ask: float, **values: float) -> None:
@@ -62,7 +64,8 @@ def test_inside_its_bands_the_maker_leaves_its_quotes_as_they_are(data):
         pull_flow=draw(st.sampled_from([0.0, 0.3])), pull_depletion=draw(st.sampled_from([0.0, 0.2])),
         pull_microprice=draw(st.sampled_from([0.0, 0.4])), allow_short=draw(st.booleans()), pull_ofi=draw(st.sampled_from([0.5, 1.0])),
     )
-    cap = MARKET.amount_for_value(CAP_VALUE, 100.0)
+    market = draw(st.sampled_from([MARKET, INVERSE]))
+    cap = market.amount_for_value(CAP_VALUE[market], 100.0)
     qty = round(draw(st.sampled_from([0.0, 0.3, -0.3, 1.0, -1.0, 2.0])) * cap, 5)
     now = 100 * SEC
     if draw(st.booleans()):
@@ -73,7 +76,7 @@ def test_inside_its_bands_the_maker_leaves_its_quotes_as_they_are(data):
     values["ofi"] = draw(st.floats(-40, 40))
     resting: dict[str, float | None] = {}
     waits = {side: now + draw(st.integers(-SEC, 2 * SEC)) for side in ("buy", "sell") if draw(st.booleans())}  # the venue refused one
-    ctx = context(qty, resting, waits)
+    ctx = context(qty, resting, waits, market)
     set_state(ctx, now, bid, ask, **values)
     first = strategy.on_state(ctx)  # the engine's last call: the maker has seen this position
     for side, target in (("buy", first.buy), ("sell", first.sell)):  # resting where the engine left it, or elsewhere
@@ -95,8 +98,9 @@ def test_inside_its_bands_the_maker_leaves_its_quotes_as_they_are(data):
     a_lo, a_hi = bands.get("best_ask", (-math.inf, math.inf))
     new_bid = inside(draw, max(b_lo, bid - 5 * TICK), min(b_hi, bid + 5 * TICK))
     new_ask = inside(draw, max(a_lo, ask - 5 * TICK), min(a_hi, ask + 5 * TICK))
-    if "mid" not in bands or bands["mid"][1] - bands["mid"][0] > TICK:  # a wide band (no quote rests): any mid the best prices give
+    if "mid" not in bands:
         state["mid"] = (new_bid + new_ask) * 0.5
+    # else anywhere in its band: wide (up to 5 %) while nothing rests, where only the inventory reads it
     set_state(ctx, later, new_bid, new_ask, **state)
     answer = strategy.on_state(ctx)
     for side, target in (("buy", answer.buy), ("sell", answer.sell)):
