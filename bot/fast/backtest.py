@@ -68,8 +68,9 @@ equity points, risk events and run counters row for row.
 
 A strategy that wakes on every mark makes the scan stop at every changed book: it replays
 through the fast path, but at the readable engine's speed. The maker does so only while a side is
-about to be placed, moved or cancelled (about 16 % of the events of the BTCUSDT recording are
-handled by the engine, most of them the place / latency / cancel cycle of its requotes).
+about to be placed, moved or cancelled, where the venue's queue model could move, and at its
+markout horizons (9.4 % of the events of the BTCUSDT recording are handled by the engine, most
+of them the cancel / latency / place cycle of its requotes and the trades at its quotes' prices).
 """
 
 from __future__ import annotations

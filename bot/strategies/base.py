@@ -90,10 +90,6 @@ class Wake:
             return False
         return score >= self.score_above or score <= self.score_below or feature_value >= self.feature_above or feature_value <= self.feature_below
 
-    def holds(self, value: Callable[[str], float]) -> bool:
-        """Whether every band holds for the state whose named values ``value`` gives (True without bands)."""
-        return all(below < value(name) < above for name, below, above in self.bands)
-
 
 class Position:
     """The strategy's read-only view of its instrument's position (the portfolio stays the account's)."""

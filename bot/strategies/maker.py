@@ -29,15 +29,16 @@ NO_QUOTES = {"buy": None, "sell": None}
 
 @dataclass(frozen=True, slots=True)
 class _Inputs:
-    """What the quotes are a function of, besides the position, the cap and the clock."""
+    """What the quotes are a function of, besides the position, the cap and the clock (named as
+    the bands that bound them: a SignalState field or the book's best price)."""
 
     mid: float
     score: float
     ofi: float
     trade_imbalance: float
-    depletion_bid: float
-    depletion_ask: float
-    microprice: float
+    depth_depletion_bid: float
+    depth_depletion_ask: float
+    microprice_offset: float
     best_bid: float
     best_ask: float
 
@@ -87,7 +88,7 @@ class MakerStrategy(Strategy):
         want_bid, want_ask = self._sides(x, position, cap, now)
         if self.cfg.pull_move_bps > 0 and self._moving(state.mid, now):
             want_bid = want_ask = False
-        bid, ask = self._prices(x, max(-1.0, min(1.0, position / cap)))
+        bid, ask = self._prices(x, _inventory(position, cap))
         return {"buy": bid if want_bid else None, "sell": ask if want_ask else None}
 
     def _sides(self, x: _Inputs, position: float, cap: float, now: int) -> tuple[bool, bool]:
@@ -95,7 +96,7 @@ class MakerStrategy(Strategy):
         want_bid = now >= self._blocked_until["buy"]
         want_ask = now >= self._blocked_until["sell"]
         for name in self._inputs_read:
-            bid_ok, ask_ok = self._check(name, cap if name == "mid" else getattr(x, _FIELD[name]), position)
+            bid_ok, ask_ok = self._check(name, cap if name == "mid" else getattr(x, name), position)
             want_bid, want_ask = want_bid and bid_ok, want_ask and ask_ok
         return want_bid, want_ask
 
@@ -108,7 +109,7 @@ class MakerStrategy(Strategy):
             flow = math.tanh(value / self.ofi_scale)
             return flow > -cfg.pull_ofi, flow < cfg.pull_ofi
         if name == "mid":  # the inventory against the cap at that mid
-            inventory = max(-1.0, min(1.0, position / value))
+            inventory = _inventory(position, value)
             return inventory < 1.0, (inventory > -1.0 if cfg.allow_short else position > 0)
         if name == "score":  # a side that opens or adds needs the score's support; one that reduces inventory does not
             gate = cfg.quote_min_score
@@ -122,10 +123,14 @@ class MakerStrategy(Strategy):
         # microprice_offset: the touch queue says which way the next tick goes: stand aside from the side it points at
         return value > -cfg.pull_microprice, value < cfg.pull_microprice
 
+    def _fair(self, x: _Inputs, inventory: float) -> float:
+        cfg = self.cfg
+        return x.mid + (x.score * cfg.signal_skew_ticks - inventory * cfg.inventory_skew_ticks) * self.tick
+
     def _prices(self, x: _Inputs, inventory: float) -> tuple[float, float]:
         """(bid, ask) targets: non-decreasing in the mid, the score and the best prices, non-increasing in the inventory."""
         cfg, tick = self.cfg, self.tick
-        fair = x.mid + (x.score * cfg.signal_skew_ticks - inventory * cfg.inventory_skew_ticks) * tick
+        fair = self._fair(x, inventory)
         bid = math.floor((fair - cfg.quote_offset_ticks * tick) / tick + 1e-9) * tick
         ask = math.ceil((fair + cfg.quote_offset_ticks * tick) / tick - 1e-9) * tick
         return min(bid, x.best_ask - tick), max(ask, x.best_bid + tick)
@@ -154,7 +159,7 @@ class MakerStrategy(Strategy):
             return EVERY
         x = _inputs(state, ctx.book.best_bid, ctx.book.best_ask)
         sides = self._sides(x, position, cap, now)
-        inventory = max(-1.0, min(1.0, position / cap))
+        inventory = _inventory(position, cap)
         prices = self._prices(x, inventory)
         resting = (ctx.resting_quote("buy"), ctx.resting_quote("sell"))
         quoted: list[float | None] = []
@@ -168,7 +173,7 @@ class MakerStrategy(Strategy):
             quoted.append(rest)
         for factor in _BOX_FACTORS:
             bands = self._box(x, factor, inventory, quoted)
-            if self._box_holds(bands, x, position, ctx, now, sides, quoted):
+            if self._box_holds(bands, x, position, cap, ctx, quoted):
                 return Wake(deadline=min(deadline) if deadline else None, bands=tuple(b for b in bands if b[1] > -INF or b[2] < INF))
         return EVERY
 
@@ -182,14 +187,14 @@ class MakerStrategy(Strategy):
                       "depth_depletion_bid": (cfg.pull_depletion,), "depth_depletion_ask": (cfg.pull_depletion,),
                       "microprice_offset": (cfg.pull_microprice, -cfg.pull_microprice)}
         bands = [("score", *_between(x.score, thresholds["score"]))]  # first: the price box narrows it below
-        bands += [(name, *_between(getattr(x, _FIELD[name]), thresholds[name])) for name in self._inputs_read if name not in ("mid", "score")]
+        bands += [(name, *_between(getattr(x, name), thresholds[name])) for name in self._inputs_read if name not in ("mid", "score")]
         if quoted[0] is None and quoted[1] is None:  # only the inventory conditions read the mid: a wide band, checked at its ends
             width = 0.25 * factor ** 2  # 5 %, then 0.56 % and 0.06 % (a position near the cap flips them)
             bands.append(("mid", x.mid * (1.0 - width), x.mid * (1.0 + width)))
             return bands
         # the best prices stay (they move on the tick grid), so the mid does too; the score gets
         # the fair price's room before a quoted side's target crosses a whole tick, each way
-        fair = x.mid + (x.score * cfg.signal_skew_ticks - inventory * cfg.inventory_skew_ticks) * tick
+        fair = self._fair(x, inventory)
         u = (fair - cfg.quote_offset_ticks * tick) / tick + 1e-9  # the bid's floor() argument
         v = (fair + cfg.quote_offset_ticks * tick) / tick - 1e-9  # the ask's ceil() argument
         ups, downs = [], []
@@ -207,8 +212,8 @@ class MakerStrategy(Strategy):
                   for name, v in (("mid", x.mid), ("best_bid", x.best_bid), ("best_ask", x.best_ask))]
         return bands
 
-    def _box_holds(self, bands, x: _Inputs, position: float, ctx: Context, now: int, sides, quoted) -> bool:  # type: ignore[no-untyped-def]
-        """Whether every state inside ``bands`` leaves the quotes as they are (see :meth:`wake`)."""
+    def _box_holds(self, bands, x: _Inputs, position: float, cap: float, ctx: Context, quoted) -> bool:  # type: ignore[no-untyped-def]
+        """Whether every state inside ``bands`` leaves the quotes as they are (see :meth:`wake`); ``cap``: the cap at ``x.mid``."""
         box = {name: (lo, hi) for name, lo, hi in bands}
         if any(not lo < hi for lo, hi in box.values()):
             return False
@@ -216,7 +221,7 @@ class MakerStrategy(Strategy):
             if name == "mid" and position == 0:
                 continue  # no inventory whatever the cap
             lo, hi = box[name]
-            current = self._check(name, ctx.cap_at(x.mid) if name == "mid" else getattr(x, _FIELD[name]), position)
+            current = self._check(name, cap if name == "mid" else getattr(x, name), position)
             # an open end is checked at the largest float (nextafter(inf) is DBL_MAX): tanh saturates
             # before it, so a threshold computed in floats cannot hide a flip beyond it
             for end in (math.nextafter(lo, INF), math.nextafter(hi, -INF)):
@@ -231,10 +236,10 @@ class MakerStrategy(Strategy):
         # the corners: the band's innermost floats (it is open), each input at its low end, then its high one
         box = {name: (math.nextafter(lo, INF), math.nextafter(hi, -INF)) for name, (lo, hi) in box.items()}
         mid_lo, mid_hi = box["mid"]
-        inv = [max(-1.0, min(1.0, position / ctx.cap_at(m))) for m in (mid_lo, mid_hi)]
+        inv = [_inventory(position, ctx.cap_at(m)) for m in (mid_lo, mid_hi)]
         score_lo, score_hi = box["score"] if self.cfg.signal_skew_ticks > 0 else (x.score, x.score)  # no skew: the prices do not read it
-        low = _Inputs(mid_lo, score_lo, x.ofi, x.trade_imbalance, x.depletion_bid, x.depletion_ask, x.microprice, box["best_bid"][0], box["best_ask"][0])
-        high = _Inputs(mid_hi, score_hi, x.ofi, x.trade_imbalance, x.depletion_bid, x.depletion_ask, x.microprice, box["best_bid"][1], box["best_ask"][1])
+        low = _Inputs(mid_lo, score_lo, x.ofi, x.trade_imbalance, x.depth_depletion_bid, x.depth_depletion_ask, x.microprice_offset, box["best_bid"][0], box["best_ask"][0])
+        high = _Inputs(mid_hi, score_hi, x.ofi, x.trade_imbalance, x.depth_depletion_bid, x.depth_depletion_ask, x.microprice_offset, box["best_bid"][1], box["best_ask"][1])
         for corner, inventory in ((low, max(inv)), (high, min(inv))):  # the targets' extremes over the box
             for price, rest in zip(self._prices(corner, inventory), quoted):
                 if rest is not None and not quote_stands(rest, price, self._requote_distance):
@@ -264,9 +269,9 @@ class MakerStrategy(Strategy):
         self._blocked_until[side] = now + self._cooldown_ns
 
 
-_FIELD = {"ofi": "ofi", "score": "score", "trade_imbalance": "trade_imbalance", "depth_depletion_bid": "depletion_bid",
-          "depth_depletion_ask": "depletion_ask", "microprice_offset": "microprice", "mid": "mid", "best_bid": "best_bid", "best_ask": "best_ask"}
-"""Band name (a SignalState field, or the book's best price) -> the input it bounds."""
+def _inventory(position: float, cap: float) -> float:
+    """The position against the cap, clamped to [-1, 1]."""
+    return max(-1.0, min(1.0, position / cap))
 
 
 def _inputs(state, best_bid: float, best_ask: float) -> _Inputs:  # type: ignore[no-untyped-def]
